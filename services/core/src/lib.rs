@@ -8,7 +8,8 @@
 //! - [`card`]: insurer numbers (保険者番号) with their check digit, and
 //!   insurance card symbols/numbers (記号・番号);
 //! - [`masters`]: the code masters (diseases with ICD-10, drugs, procedures,
-//!   prefectures, care service types) shipped in `catalog/masters/`.
+//!   prefectures, care service types) shipped in `catalog/masters/`;
+//! - [`person`]: person attributes as extracts code them (sex).
 //!
 //! Nothing here does I/O; every function is pure and cheap to call per record.
 
@@ -16,3 +17,4 @@ pub mod card;
 pub mod date;
 pub mod kana;
 pub mod masters;
+pub mod person;

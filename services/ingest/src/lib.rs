@@ -1,1 +1,3 @@
-//! placeholder
+//! Ingest: identified extracts in, one pseudonymized, linked release out.
+
+pub mod extract;

@@ -1,0 +1,1 @@
+//! Parsers of the identified extract formats (see docs/extract-formats.md).

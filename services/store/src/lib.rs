@@ -1,1 +1,379 @@
-//! placeholder
+//! The data store: dataset releases as atomic sets of objects.
+//!
+//! A release is a set of objects under `releases/<id>/` in an object store
+//! (a local directory by default), and it **exists only once its
+//! `manifest.json` is written**, which is always the last write. Readers look
+//! for the newest release that has a manifest, so an ingest that dies midway
+//! (even by SIGKILL) leaves the previous release as the visible one; its
+//! half-written objects are swept by the next ingest.
+//!
+//! The manifest lists every object with its size and SHA-256, the row counts
+//! and coverage of every table, and the fingerprint of the key that made it,
+//! so a release can be verified without trusting the directory listing.
+
+mod manifest;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tracing::{info, warn};
+
+pub use manifest::{FileEntry, Manifest, ReleaseContent, TableEntry};
+
+const RELEASES: &str = "releases";
+const MANIFEST: &str = "manifest.json";
+
+/// What went wrong with the data store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open data directory {path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    #[error("release {release} has an unreadable manifest: {source}")]
+    Manifest {
+        release: String,
+        source: serde_json::Error,
+    },
+    #[error("object {path} does not match its manifest entry ({problem})")]
+    Integrity { path: String, problem: &'static str },
+    #[error("object path {0:?} is not a plain relative path")]
+    BadPath(String),
+}
+
+/// A data store holding dataset releases.
+#[derive(Debug, Clone)]
+pub struct DataStore {
+    objects: Arc<dyn ObjectStore>,
+}
+
+impl DataStore {
+    /// Opens (creating if needed) a data store in a local directory.
+    pub fn open_local(dir: &Path) -> Result<DataStore, StoreError> {
+        let open_error = |source| StoreError::Open {
+            path: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(open_error)?;
+        let objects = LocalFileSystem::new_with_prefix(dir).map_err(|e| StoreError::Open {
+            path: dir.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        Ok(DataStore {
+            objects: Arc::new(objects),
+        })
+    }
+
+    /// A data store over any object store (e.g. in-memory for tests, S3).
+    pub fn with_object_store(objects: Arc<dyn ObjectStore>) -> DataStore {
+        DataStore { objects }
+    }
+
+    /// The underlying object store, for readers that scan release files.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.objects)
+    }
+
+    /// Release ids present in the store (published or not), oldest first.
+    async fn release_ids(&self) -> Result<Vec<String>, StoreError> {
+        let listing = self
+            .objects
+            .list_with_delimiter(Some(&ObjectPath::from(RELEASES)))
+            .await?;
+        let mut ids: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|prefix| prefix.filename().map(str::to_owned))
+            .filter(|name| parse_release_seq(name).is_some())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Ids of the published releases (those with a manifest), oldest first.
+    pub async fn published_releases(&self) -> Result<Vec<String>, StoreError> {
+        let mut published = Vec::new();
+        for id in self.release_ids().await? {
+            if self.has_manifest(&id).await? {
+                published.push(id);
+            }
+        }
+        Ok(published)
+    }
+
+    async fn has_manifest(&self, release: &str) -> Result<bool, StoreError> {
+        match self.objects.head(&manifest_path(release)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The newest published release, if any.
+    pub async fn latest(&self) -> Result<Option<Manifest>, StoreError> {
+        for id in self.release_ids().await?.iter().rev() {
+            if self.has_manifest(id).await? {
+                return self.manifest(id).await.map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The manifest of one release.
+    pub async fn manifest(&self, release: &str) -> Result<Manifest, StoreError> {
+        let bytes = self
+            .objects
+            .get(&manifest_path(release))
+            .await?
+            .bytes()
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Manifest {
+            release: release.to_owned(),
+            source,
+        })
+    }
+
+    /// Reads one object of a release and checks it against its manifest entry.
+    pub async fn read_verified(
+        &self,
+        release: &str,
+        entry: &FileEntry,
+    ) -> Result<Bytes, StoreError> {
+        let path = release_path(release, &entry.path)?;
+        let bytes = self.objects.get(&path).await?.bytes().await?;
+        let integrity = |problem| StoreError::Integrity {
+            path: entry.path.clone(),
+            problem,
+        };
+        if bytes.len() as u64 != entry.bytes {
+            return Err(integrity("size differs"));
+        }
+        if sha256_hex(&bytes) != entry.sha256 {
+            return Err(integrity("SHA-256 differs"));
+        }
+        Ok(bytes)
+    }
+
+    /// Starts a new release after the newest one, sweeping the objects of
+    /// releases that never got a manifest (an interrupted ingest).
+    pub async fn begin_release(&self) -> Result<ReleaseWriter, StoreError> {
+        let ids = self.release_ids().await?;
+        for id in &ids {
+            if !self.has_manifest(id).await? {
+                warn!(release = %id, "removing an unpublished release left by an interrupted ingest");
+                self.delete_prefix(&release_root(id)).await?;
+            }
+        }
+        let next = ids
+            .iter()
+            .filter_map(|id| parse_release_seq(id))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let id = format!("r{next:06}");
+        info!(release = %id, "staging release");
+        Ok(ReleaseWriter {
+            store: self.clone(),
+            id,
+            files: Vec::new(),
+        })
+    }
+
+    async fn delete_prefix(&self, prefix: &ObjectPath) -> Result<(), StoreError> {
+        let paths: Vec<ObjectPath> = self
+            .objects
+            .list(Some(prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        for path in paths {
+            self.objects.delete(&path).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Stages the objects of one release; nothing is visible until [`ReleaseWriter::publish`].
+#[derive(Debug)]
+pub struct ReleaseWriter {
+    store: DataStore,
+    id: String,
+    files: Vec<FileEntry>,
+}
+
+impl ReleaseWriter {
+    /// The id the release will have once published.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Writes one object of the release (path relative to the release root).
+    pub async fn put(
+        &mut self,
+        relative: &str,
+        bytes: Bytes,
+        rows: Option<u64>,
+    ) -> Result<FileEntry, StoreError> {
+        let path = release_path(&self.id, relative)?;
+        let entry = FileEntry {
+            path: relative.to_owned(),
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+            rows,
+        };
+        self.store
+            .objects
+            .put(&path, PutPayload::from(bytes))
+            .await?;
+        self.files.push(entry.clone());
+        Ok(entry)
+    }
+
+    /// Makes the release visible by writing its manifest, the last write.
+    pub async fn publish(self, content: ReleaseContent) -> Result<Manifest, StoreError> {
+        let manifest = Manifest::new(self.id.clone(), content, self.files);
+        let body = serde_json::to_vec_pretty(&manifest).map_err(|source| StoreError::Manifest {
+            release: self.id.clone(),
+            source,
+        })?;
+        self.store
+            .objects
+            .put(&manifest_path(&self.id), PutPayload::from(body))
+            .await?;
+        info!(release = %self.id, "release published");
+        Ok(manifest)
+    }
+
+    /// Removes everything staged so far; the release never becomes visible.
+    pub async fn abandon(self) -> Result<(), StoreError> {
+        warn!(release = %self.id, "abandoning release");
+        self.store.delete_prefix(&release_root(&self.id)).await
+    }
+}
+
+fn parse_release_seq(name: &str) -> Option<u32> {
+    name.strip_prefix('r')
+        .filter(|digits| digits.len() == 6)?
+        .parse()
+        .ok()
+}
+
+fn release_root(release: &str) -> ObjectPath {
+    ObjectPath::from(RELEASES).join(release)
+}
+
+fn manifest_path(release: &str) -> ObjectPath {
+    release_root(release).join(MANIFEST)
+}
+
+/// `releases/<id>/<relative>`, refusing anything but plain relative segments.
+fn release_path(release: &str, relative: &str) -> Result<ObjectPath, StoreError> {
+    let plain = |segment: &str| !segment.is_empty() && segment != "." && segment != "..";
+    if relative == MANIFEST || !relative.split('/').all(plain) {
+        return Err(StoreError::BadPath(relative.to_owned()));
+    }
+    Ok(relative
+        .split('/')
+        .fold(release_root(release), |path, segment| path.join(segment)))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content() -> ReleaseContent {
+        ReleaseContent {
+            key_fingerprint: "00ff".into(),
+            ..ReleaseContent::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_release_is_invisible_until_its_manifest_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DataStore::open_local(dir.path()).unwrap();
+        assert!(store.latest().await.unwrap().is_none());
+
+        let mut first = store.begin_release().await.unwrap();
+        first
+            .put("tables/a.parquet", Bytes::from_static(b"one"), Some(1))
+            .await
+            .unwrap();
+        assert!(store.latest().await.unwrap().is_none());
+        let published = first.publish(content()).await.unwrap();
+        assert_eq!(
+            store.latest().await.unwrap().unwrap().release_id,
+            published.release_id
+        );
+
+        let mut second = store.begin_release().await.unwrap();
+        second
+            .put("tables/a.parquet", Bytes::from_static(b"two"), Some(1))
+            .await
+            .unwrap();
+        drop(second); // dies before publishing
+        let latest = store.latest().await.unwrap().unwrap();
+        assert_eq!(latest.release_id, "r000001");
+        let bytes = store
+            .read_verified(&latest.release_id, &latest.files[0])
+            .await
+            .unwrap();
+        assert_eq!(&bytes[..], b"one");
+
+        // The next ingest sweeps the unpublished release; ids are never reused.
+        let third = store.begin_release().await.unwrap();
+        assert_eq!(third.id(), "r000003");
+        assert!(
+            !dir.path()
+                .join("releases/r000002")
+                .join("tables/a.parquet")
+                .exists()
+        );
+        assert_eq!(
+            store.published_releases().await.unwrap(),
+            vec!["r000001".to_string()]
+        );
+    }
+
+    #[tokio::test]
+    async fn tampered_objects_fail_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DataStore::open_local(dir.path()).unwrap();
+        let mut release = store.begin_release().await.unwrap();
+        release
+            .put("x.bin", Bytes::from_static(b"abc"), None)
+            .await
+            .unwrap();
+        let manifest = release.publish(content()).await.unwrap();
+        std::fs::write(dir.path().join("releases/r000001/x.bin"), b"abd").unwrap();
+        let err = store
+            .read_verified(&manifest.release_id, &manifest.files[0])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Integrity { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn path_escapes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DataStore::open_local(dir.path()).unwrap();
+        let mut release = store.begin_release().await.unwrap();
+        for bad in ["../x", "a//b", "manifest.json", ""] {
+            let err = release.put(bad, Bytes::new(), None).await.unwrap_err();
+            assert!(matches!(err, StoreError::BadPath(_)), "{bad}: {err}");
+        }
+    }
+}

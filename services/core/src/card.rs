@@ -130,7 +130,9 @@ impl InsurerKind {
             None => InsurerKind::NationalHealthInsurance,
             Some("01" | "02") => InsurerKind::KyokaiKenpo,
             Some("03" | "04" | "06") => InsurerKind::HealthInsuranceSociety,
-            Some("07" | "31" | "32" | "33" | "34" | "63" | "72" | "73" | "74" | "75") => InsurerKind::MutualAid,
+            Some("07" | "31" | "32" | "33" | "34" | "63" | "72" | "73" | "74" | "75") => {
+                InsurerKind::MutualAid
+            }
             Some("39") => InsurerKind::LateElderly,
             Some(_) => InsurerKind::Other,
         }
@@ -184,7 +186,10 @@ mod tests {
     fn check_digit_matches_the_published_example() {
         assert_eq!(check_digit("0113001"), 2);
         assert!(InsurerNumber::parse("01130012").is_ok());
-        assert_eq!(InsurerNumber::parse("01130013"), Err(CardError::InsurerCheckDigit));
+        assert_eq!(
+            InsurerNumber::parse("01130013"),
+            Err(CardError::InsurerCheckDigit)
+        );
     }
 
     #[test]
@@ -196,7 +201,10 @@ mod tests {
         assert!(space_padded.starts_with("  "));
         assert_eq!(InsurerNumber::parse(&space_padded).unwrap(), six);
         assert_eq!(InsurerNumber::parse(&format!("00{six}")).unwrap(), six);
-        assert_eq!(InsurerNumber::parse(&to_fullwidth_ascii(six.as_str())).unwrap(), six);
+        assert_eq!(
+            InsurerNumber::parse(&to_fullwidth_ascii(six.as_str())).unwrap(),
+            six
+        );
         assert!(six.is_municipal());
         assert_eq!(six.prefecture_code(), 13);
         assert_eq!(InsurerKind::of(&six), InsurerKind::NationalHealthInsurance);
@@ -204,10 +212,19 @@ mod tests {
 
     #[test]
     fn malformed_insurer_numbers_are_refused() {
-        assert_eq!(InsurerNumber::parse("1234567"), Err(CardError::InsurerLength));
-        assert_eq!(InsurerNumber::parse("0113001X"), Err(CardError::InsurerNotDigits));
+        assert_eq!(
+            InsurerNumber::parse("1234567"),
+            Err(CardError::InsurerLength)
+        );
+        assert_eq!(
+            InsurerNumber::parse("0113001X"),
+            Err(CardError::InsurerNotDigits)
+        );
         let no_such_prefecture = format!("0199001{}", check_digit("0199001"));
-        assert_eq!(InsurerNumber::parse(&no_such_prefecture), Err(CardError::InsurerPrefecture));
+        assert_eq!(
+            InsurerNumber::parse(&no_such_prefecture),
+            Err(CardError::InsurerPrefecture)
+        );
     }
 
     #[test]

@@ -157,7 +157,12 @@ impl CivilDate {
     pub fn to_wareki(self) -> String {
         let era = Era::of(self).unwrap_or(Era::Meiji);
         let era_year = self.year - era.first_day().year + 1;
-        format!("{}{era_year:02}{:02}{:02}", era.code(), self.month, self.day)
+        format!(
+            "{}{era_year:02}{:02}{:02}",
+            era.code(),
+            self.month,
+            self.day
+        )
     }
 
     /// Renders as Gregorian `YYYYMMDD`.
@@ -166,17 +171,25 @@ impl CivilDate {
     }
 
     pub fn year_month(self) -> YearMonth {
-        YearMonth { year: self.year, month: self.month }
+        YearMonth {
+            year: self.year,
+            month: self.month,
+        }
     }
 
     /// Days since 1970-01-01 (Arrow `Date32`).
     pub fn days_since_epoch(self) -> i32 {
         // Howard Hinnant's days_from_civil.
-        let year = if self.month <= 2 { self.year - 1 } else { self.year };
+        let year = if self.month <= 2 {
+            self.year - 1
+        } else {
+            self.year
+        };
         let era = year.div_euclid(400);
         let year_of_era = year - era * 400;
         let month = self.month as i32;
-        let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + self.day as i32 - 1;
+        let day_of_year =
+            (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + self.day as i32 - 1;
         let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
         era * 146_097 + day_of_era - 719_468
     }
@@ -246,7 +259,8 @@ impl YearMonth {
     /// Renders as era `GYYMM`, using the era in force on the month's last day
     /// (2019-05 is 令和 01 05; 2019-04 is 平成 31 04).
     pub fn to_wareki(self) -> String {
-        let last = CivilDate::new_unchecked(self.year, self.month, days_in_month(self.year, self.month));
+        let last =
+            CivilDate::new_unchecked(self.year, self.month, days_in_month(self.year, self.month));
         let era = Era::of(last).unwrap_or(Era::Meiji);
         let era_year = self.year - era.first_day().year + 1;
         format!("{}{era_year:02}{:02}", era.code(), self.month)
@@ -263,7 +277,10 @@ impl YearMonth {
     }
 
     pub fn from_index(index: i32) -> YearMonth {
-        YearMonth { year: index.div_euclid(12), month: index.rem_euclid(12) as u32 + 1 }
+        YearMonth {
+            year: index.div_euclid(12),
+            month: index.rem_euclid(12) as u32 + 1,
+        }
     }
 
     pub fn first_day(self) -> CivilDate {
@@ -294,24 +311,66 @@ mod tests {
 
     #[test]
     fn era_dates_convert_to_gregorian() {
-        assert_eq!(CivilDate::parse_wareki("3450612").unwrap(), CivilDate::new(1970, 6, 12).unwrap());
-        assert_eq!(CivilDate::parse_wareki("4010108").unwrap(), CivilDate::new(1989, 1, 8).unwrap());
-        assert_eq!(CivilDate::parse_wareki("3640107").unwrap(), CivilDate::new(1989, 1, 7).unwrap());
-        assert_eq!(CivilDate::parse_wareki("5010501").unwrap(), CivilDate::new(2019, 5, 1).unwrap());
-        assert_eq!(CivilDate::parse_wareki("4310430").unwrap(), CivilDate::new(2019, 4, 30).unwrap());
-        assert_eq!(CivilDate::parse_wareki("2150101").unwrap(), CivilDate::new(1926, 1, 1).unwrap());
-        assert_eq!(CivilDate::parse_wareki("1450101").unwrap(), CivilDate::new(1912, 1, 1).unwrap());
+        assert_eq!(
+            CivilDate::parse_wareki("3450612").unwrap(),
+            CivilDate::new(1970, 6, 12).unwrap()
+        );
+        assert_eq!(
+            CivilDate::parse_wareki("4010108").unwrap(),
+            CivilDate::new(1989, 1, 8).unwrap()
+        );
+        assert_eq!(
+            CivilDate::parse_wareki("3640107").unwrap(),
+            CivilDate::new(1989, 1, 7).unwrap()
+        );
+        assert_eq!(
+            CivilDate::parse_wareki("5010501").unwrap(),
+            CivilDate::new(2019, 5, 1).unwrap()
+        );
+        assert_eq!(
+            CivilDate::parse_wareki("4310430").unwrap(),
+            CivilDate::new(2019, 4, 30).unwrap()
+        );
+        assert_eq!(
+            CivilDate::parse_wareki("2150101").unwrap(),
+            CivilDate::new(1926, 1, 1).unwrap()
+        );
+        assert_eq!(
+            CivilDate::parse_wareki("1450101").unwrap(),
+            CivilDate::new(1912, 1, 1).unwrap()
+        );
     }
 
     #[test]
     fn era_dates_outside_their_era_are_refused() {
-        assert_eq!(CivilDate::parse_wareki("4310501"), Err(DateError::OutsideEra));
-        assert_eq!(CivilDate::parse_wareki("3640108"), Err(DateError::OutsideEra));
-        assert_eq!(CivilDate::parse_wareki("5010430"), Err(DateError::OutsideEra));
-        assert_eq!(CivilDate::parse_wareki("6010101"), Err(DateError::UnknownEra));
-        assert_eq!(CivilDate::parse_wareki("4010230"), Err(DateError::InvalidDate));
-        assert_eq!(CivilDate::parse_wareki("40101"), Err(DateError::Length { expected: 7 }));
-        assert_eq!(CivilDate::parse_wareki("4O10101"), Err(DateError::NotDigits));
+        assert_eq!(
+            CivilDate::parse_wareki("4310501"),
+            Err(DateError::OutsideEra)
+        );
+        assert_eq!(
+            CivilDate::parse_wareki("3640108"),
+            Err(DateError::OutsideEra)
+        );
+        assert_eq!(
+            CivilDate::parse_wareki("5010430"),
+            Err(DateError::OutsideEra)
+        );
+        assert_eq!(
+            CivilDate::parse_wareki("6010101"),
+            Err(DateError::UnknownEra)
+        );
+        assert_eq!(
+            CivilDate::parse_wareki("4010230"),
+            Err(DateError::InvalidDate)
+        );
+        assert_eq!(
+            CivilDate::parse_wareki("40101"),
+            Err(DateError::Length { expected: 7 })
+        );
+        assert_eq!(
+            CivilDate::parse_wareki("4O10101"),
+            Err(DateError::NotDigits)
+        );
     }
 
     #[test]
@@ -324,19 +383,31 @@ mod tests {
 
     #[test]
     fn era_months_round_trip() {
-        assert_eq!(YearMonth::parse_wareki("50504").unwrap(), YearMonth::new(2023, 4).unwrap());
+        assert_eq!(
+            YearMonth::parse_wareki("50504").unwrap(),
+            YearMonth::new(2023, 4).unwrap()
+        );
         assert_eq!(YearMonth::new(2019, 4).unwrap().to_wareki(), "43104");
         assert_eq!(YearMonth::new(2019, 5).unwrap().to_wareki(), "50105");
         assert_eq!(YearMonth::parse_wareki("43105"), Err(DateError::OutsideEra));
-        assert_eq!(YearMonth::parse_wareki("50113"), Err(DateError::InvalidDate));
+        assert_eq!(
+            YearMonth::parse_wareki("50113"),
+            Err(DateError::InvalidDate)
+        );
     }
 
     #[test]
     fn epoch_days_round_trip() {
         for days in [-30_000, -1, 0, 1, 10_957, 19_000, 20_000] {
-            assert_eq!(CivilDate::from_days_since_epoch(days).days_since_epoch(), days);
+            assert_eq!(
+                CivilDate::from_days_since_epoch(days).days_since_epoch(),
+                days
+            );
         }
-        assert_eq!(CivilDate::new(2000, 1, 1).unwrap().days_since_epoch(), 10_957);
+        assert_eq!(
+            CivilDate::new(2000, 1, 1).unwrap().days_since_epoch(),
+            10_957
+        );
     }
 
     #[test]

@@ -10,10 +10,10 @@
 
 /// Half-width katakana U+FF66..=U+FF9D mapped to full-width, in code order.
 const HALFWIDTH_TO_FULLWIDTH: [char; 56] = [
-    'ヲ', 'ァ', 'ィ', 'ゥ', 'ェ', 'ォ', 'ャ', 'ュ', 'ョ', 'ッ', 'ー', 'ア', 'イ', 'ウ', 'エ', 'オ', 'カ',
-    'キ', 'ク', 'ケ', 'コ', 'サ', 'シ', 'ス', 'セ', 'ソ', 'タ', 'チ', 'ツ', 'テ', 'ト', 'ナ', 'ニ', 'ヌ',
-    'ネ', 'ノ', 'ハ', 'ヒ', 'フ', 'ヘ', 'ホ', 'マ', 'ミ', 'ム', 'メ', 'モ', 'ヤ', 'ユ', 'ヨ', 'ラ', 'リ',
-    'ル', 'レ', 'ロ', 'ワ', 'ン',
+    'ヲ', 'ァ', 'ィ', 'ゥ', 'ェ', 'ォ', 'ャ', 'ュ', 'ョ', 'ッ', 'ー', 'ア', 'イ', 'ウ', 'エ', 'オ',
+    'カ', 'キ', 'ク', 'ケ', 'コ', 'サ', 'シ', 'ス', 'セ', 'ソ', 'タ', 'チ', 'ツ', 'テ', 'ト', 'ナ',
+    'ニ', 'ヌ', 'ネ', 'ノ', 'ハ', 'ヒ', 'フ', 'ヘ', 'ホ', 'マ', 'ミ', 'ム', 'メ', 'モ', 'ヤ', 'ユ',
+    'ヨ', 'ラ', 'リ', 'ル', 'レ', 'ロ', 'ワ', 'ン',
 ];
 
 const HALFWIDTH_VOICED: char = '\u{FF9E}';
@@ -28,14 +28,17 @@ fn is_voicing_mark(c: char) -> bool {
 }
 
 fn is_semi_voicing_mark(c: char) -> bool {
-    matches!(c, HALFWIDTH_SEMI_VOICED | COMBINING_SEMI_VOICED | SPACING_SEMI_VOICED)
+    matches!(
+        c,
+        HALFWIDTH_SEMI_VOICED | COMBINING_SEMI_VOICED | SPACING_SEMI_VOICED
+    )
 }
 
 /// ガ from カ, ヴ from ウ; `None` when the kana takes no voicing mark.
 fn voiced(base: char) -> Option<char> {
     let code = base as u32;
-    let takes_mark = matches!(code, 0x30AB..=0x30C8 if (code < 0x30C3 && code % 2 == 1) || (code > 0x30C3 && code % 2 == 0))
-        || matches!(code, 0x30CF..=0x30DB if (code - 0x30CF) % 3 == 0);
+    let takes_mark = matches!(code, 0x30AB..=0x30C8 if (code < 0x30C3 && !code.is_multiple_of(2)) || (code > 0x30C3 && code.is_multiple_of(2)))
+        || matches!(code, 0x30CF..=0x30DB if (code - 0x30CF).is_multiple_of(3));
     match base {
         'ウ' => Some('ヴ'),
         _ if takes_mark => char::from_u32(code + 1),
@@ -47,7 +50,7 @@ fn voiced(base: char) -> Option<char> {
 fn semi_voiced(base: char) -> Option<char> {
     let code = base as u32;
     match code {
-        0x30CF..=0x30DB if (code - 0x30CF) % 3 == 0 => char::from_u32(code + 2),
+        0x30CF..=0x30DB if (code - 0x30CF).is_multiple_of(3) => char::from_u32(code + 2),
         _ => None,
     }
 }
@@ -72,7 +75,11 @@ pub fn normalize_name(name: &str) -> String {
     for c in name.chars() {
         if is_voicing_mark(c) || is_semi_voicing_mark(c) {
             let composed = out.pop().and_then(|base| {
-                let result = if is_voicing_mark(c) { voiced(base) } else { semi_voiced(base) };
+                let result = if is_voicing_mark(c) {
+                    voiced(base)
+                } else {
+                    semi_voiced(base)
+                };
                 result.or_else(|| {
                     out.push(base);
                     None
@@ -120,7 +127,10 @@ fn push_halfwidth(out: &mut String, c: char) {
     let code = c as u32;
     let unvoiced = char::from_u32(code.wrapping_sub(1)).filter(|&b| voiced(b) == Some(c));
     let unsemi = char::from_u32(code.wrapping_sub(2)).filter(|&b| semi_voiced(b) == Some(c));
-    match (unvoiced.and_then(halfwidth_of), unsemi.and_then(halfwidth_of)) {
+    match (
+        unvoiced.and_then(halfwidth_of),
+        unsemi.and_then(halfwidth_of),
+    ) {
         (Some(base), _) => out.extend([base, HALFWIDTH_VOICED]),
         (None, Some(base)) => out.extend([base, HALFWIDTH_SEMI_VOICED]),
         (None, None) => out.push(c),
@@ -165,9 +175,19 @@ mod tests {
 
     #[test]
     fn halfwidth_rendering_round_trips() {
-        for name in ["ヤマダ　タロウ", "ワタナベ　ジュンペイ", "ヴィック", "パク　ミンジ", "ヲ"] {
+        for name in [
+            "ヤマダ　タロウ",
+            "ワタナベ　ジュンペイ",
+            "ヴィック",
+            "パク　ミンジ",
+            "ヲ",
+        ] {
             let half = to_halfwidth(name);
-            assert!(half.chars().all(|c| c.is_ascii() || ('\u{FF61}'..='\u{FF9F}').contains(&c)), "{half}");
+            assert!(
+                half.chars()
+                    .all(|c| c.is_ascii() || ('\u{FF61}'..='\u{FF9F}').contains(&c)),
+                "{half}"
+            );
             assert_eq!(normalize_name(&half), normalize_name(name));
         }
         assert_eq!(to_halfwidth("ガッコウ"), "ｶﾞｯｺｳ");

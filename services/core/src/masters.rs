@@ -82,11 +82,16 @@ const CARE_SERVICES_CSV: &str = include_str!("../../../catalog/masters/care_serv
 
 /// Data rows of a master file, split on commas (masters hold no quoted commas).
 fn rows(csv: &str) -> impl Iterator<Item = Vec<&str>> {
-    csv.lines().skip(1).filter(|line| !line.is_empty()).map(|line| line.split(',').collect())
+    csv.lines()
+        .skip(1)
+        .filter(|line| !line.is_empty())
+        .map(|line| line.split(',').collect())
 }
 
 fn number<T: std::str::FromStr>(field: &str) -> T {
-    field.parse().unwrap_or_else(|_| panic!("master field {field:?} is not a number"))
+    field
+        .parse()
+        .unwrap_or_else(|_| panic!("master field {field:?} is not a number"))
 }
 
 impl Masters {
@@ -142,8 +147,19 @@ impl Masters {
                 setting: f[4].into(),
             })
             .collect();
-        let disease_index = diseases.iter().enumerate().map(|(i, d)| (d.code.clone(), i)).collect();
-        Masters { diseases, drugs, procedures, prefectures, care_services, disease_index }
+        let disease_index = diseases
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.code.clone(), i))
+            .collect();
+        Masters {
+            diseases,
+            drugs,
+            procedures,
+            prefectures,
+            care_services,
+            disease_index,
+        }
     }
 
     /// The master row of a 7-digit disease code.
@@ -160,9 +176,21 @@ mod tests {
     fn masters_parse_and_have_the_expected_shapes() {
         let m = Masters::get();
         assert_eq!(m.prefectures.len(), 47);
-        assert!(m.diseases.iter().all(|d| d.code.len() == 7 && d.code.bytes().all(|b| b.is_ascii_digit())));
-        assert!(m.drugs.iter().all(|d| d.code.len() == 9 && d.code.starts_with('6')));
-        assert!(m.procedures.iter().all(|p| p.code.len() == 9 && p.code.starts_with('1')));
+        assert!(
+            m.diseases
+                .iter()
+                .all(|d| d.code.len() == 7 && d.code.bytes().all(|b| b.is_ascii_digit()))
+        );
+        assert!(
+            m.drugs
+                .iter()
+                .all(|d| d.code.len() == 9 && d.code.starts_with('6'))
+        );
+        assert!(
+            m.procedures
+                .iter()
+                .all(|p| p.code.len() == 9 && p.code.starts_with('1'))
+        );
         assert!(m.care_services.iter().all(|s| s.service_type.len() == 2));
         assert_eq!(m.disease("4019004").unwrap().icd10, "I10");
     }

@@ -1,1 +1,21 @@
-//! placeholder
+//! Linkage: keyed pseudonyms, record linkage into persons, person ids, and
+//! their evaluation.
+//!
+//! - [`keys`]: the steward's secret → per-purpose HMAC-SHA-256 keys (HKDF);
+//!   ID1-style card keys, ID2/ID4-style kana-name keys, facility patient
+//!   keys, facility pseudonyms, with a memoizing [`Pseudonymizer`];
+//! - [`link`]: a guarded union of all keys into clusters (persons), and the
+//!   ID1-only / ID2-only baselines;
+//! - [`person_id`]: dense, keyed-order `person_id`s;
+//! - [`eval`]: pairwise precision, recall and F1 against ground truth.
+//!
+//! This crate sees only normalized strings and hashes; it never stores them.
+
+pub mod eval;
+pub mod keys;
+pub mod link;
+pub mod person_id;
+
+pub use keys::{KeyError, KeyHash, LinkageKeys, Pseudonymizer, Purpose};
+pub use link::{KeyKind, LinkRecord, Linkage, LinkageReport, Strategy, link};
+pub use person_id::assign_person_ids;

@@ -146,7 +146,7 @@ pub struct Linkage {
     pub cluster_of_record: Vec<u32>,
     pub report: LinkageReport,
     /// Keys left out of the closure.
-    ambiguous: hashbrown::HashSet<(KeyKind, KeyHash)>,
+    ambiguous: hashbrown::HashSet<TypedKey>,
 }
 
 impl Linkage {
@@ -168,7 +168,7 @@ pub fn link(records: &[LinkRecord], strategy: Strategy) -> Linkage {
         ..LinkageReport::default()
     };
     let mut sets = DisjointSets::new(records.len());
-    let mut first_record: HashMap<(KeyKind, KeyHash), u32> = HashMap::new();
+    let mut first_record: HashMap<TypedKey, u32> = HashMap::new();
     for (index, record) in records.iter().enumerate() {
         let mut usable = false;
         for (kind, hash) in record.keys().filter(|(kind, _)| strategy.uses(*kind)) {
@@ -212,6 +212,9 @@ pub fn link(records: &[LinkRecord], strategy: Strategy) -> Linkage {
     }
 }
 
+/// A key with its kind.
+type TypedKey = (KeyKind, KeyHash);
+
 /// How a key and a partner key co-occur: records and month range.
 #[derive(Debug, Clone, Copy)]
 struct CoOccurrence {
@@ -221,10 +224,10 @@ struct CoOccurrence {
 }
 
 /// Keys on which two identities are seen over overlapping periods.
-fn ambiguous_keys(records: &[LinkRecord]) -> hashbrown::HashSet<(KeyKind, KeyHash)> {
+fn ambiguous_keys(records: &[LinkRecord]) -> hashbrown::HashSet<TypedKey> {
     // (key, partner) → co-occurrence; a key is checked against the partner
     // kinds that identify one person at a time.
-    let mut pairs: HashMap<((KeyKind, KeyHash), (KeyKind, KeyHash)), CoOccurrence> = HashMap::new();
+    let mut pairs: HashMap<(TypedKey, TypedKey), CoOccurrence> = HashMap::new();
     for record in records {
         for (kind, hash) in record.keys() {
             for partner_kind in partner_kinds(kind) {
@@ -243,7 +246,7 @@ fn ambiguous_keys(records: &[LinkRecord]) -> hashbrown::HashSet<(KeyKind, KeyHas
             }
         }
     }
-    let mut partners_of: HashMap<(KeyKind, KeyHash), Vec<(KeyKind, CoOccurrence)>> = HashMap::new();
+    let mut partners_of: HashMap<TypedKey, Vec<(KeyKind, CoOccurrence)>> = HashMap::new();
     for ((key, (partner_kind, _)), seen) in pairs {
         if seen.records >= MIN_SUPPORT {
             partners_of

@@ -1,3 +1,28 @@
 //! Ingest: identified extracts in, one pseudonymized, linked release out.
+//!
+//! This crate owns the path from the source systems' files to a published
+//! release:
+//! - [`extract`]: parsers of the UKE receipt, DPC and care files
+//!   (`docs/extract-formats.md`), with errors naming file, line and field;
+//! - `identity`: normalization of identifiers and their keyed linkage hashes
+//!   (the only consumer of direct identifiers);
+//! - `tables`: the catalog's tables built from parsed records, with direct
+//!   identifiers dropped and quasi-identifiers generalized by catalog rule;
+//! - [`ingest`]: the pipeline that links, builds, encodes zstd Parquet and
+//!   publishes one atomic release through `enclave-store`;
+//! - [`evaluate`]: linkage quality of a release against synthetic truth.
 
+pub mod evaluate;
 pub mod extract;
+
+mod error;
+mod identity;
+mod linkage_artifact;
+mod pipeline;
+mod progress;
+mod summary;
+mod tables;
+
+pub use error::IngestError;
+pub use pipeline::{CATALOG_PATH, LINKAGE_REPORT_PATH, ingest, table_stats};
+pub use summary::{IngestSummary, PhaseTimes};

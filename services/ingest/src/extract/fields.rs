@@ -1,0 +1,287 @@
+//! Reading lines and fields of CP932 extract files.
+//!
+//! Lines end in CRLF (a bare LF is accepted); fields are split on a
+//! separator byte. Neither `,`, TAB, CR nor LF occurs inside a CP932
+//! multi-byte character, so splitting works on raw bytes and only text fields
+//! are decoded. Every accessor names the record and field in its error and
+//! never the value.
+
+use std::fmt;
+
+use enclave_core::card::InsurerNumber;
+use enclave_core::date::{CivilDate, YearMonth};
+use enclave_core::person::Sex;
+
+/// Why an extract was refused: file, line, record, field and problem, never the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ExtractError {
+    /// Path relative to the extract root.
+    pub file: String,
+    /// 1-based line number, 0 for problems of the whole file.
+    pub line: usize,
+    /// The record or row kind (`RE`, `K`, `NINTEI`, …).
+    pub record: String,
+    /// The field's name and 1-based number, empty for record-level problems.
+    pub field: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ExtractError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, " line {}", self.line)?;
+        }
+        if !self.record.is_empty() {
+            write!(f, ", record {}", self.record)?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ", field {}", self.field)?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}
+
+impl ExtractError {
+    /// A problem of a whole file.
+    pub(crate) fn file(file: &str, problem: impl Into<String>) -> ExtractError {
+        ExtractError {
+            file: file.to_owned(),
+            line: 0,
+            record: String::new(),
+            field: String::new(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The lines of a file with their 1-based numbers, without line endings;
+/// a final empty line (after the last CRLF) is dropped.
+pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    body.split(|&b| b == b'\n')
+        .enumerate()
+        .filter(move |_| !bytes.is_empty())
+        .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
+}
+
+/// The fields of one line of one record kind.
+#[derive(Debug)]
+pub(crate) struct Fields<'a> {
+    file: &'a str,
+    line: usize,
+    record: &'static str,
+    parts: Vec<&'a [u8]>,
+}
+
+impl<'a> Fields<'a> {
+    /// Splits `line` on `separator`, requiring at least `min_fields` fields.
+    pub(crate) fn split(
+        file: &'a str,
+        line: usize,
+        record: &'static str,
+        bytes: &'a [u8],
+        separator: u8,
+        min_fields: usize,
+    ) -> Result<Fields<'a>, ExtractError> {
+        let parts: Vec<&[u8]> = bytes.split(|&b| b == separator).collect();
+        let fields = Fields {
+            file,
+            line,
+            record,
+            parts,
+        };
+        if fields.parts.len() < min_fields {
+            return Err(fields.record_error(format!(
+                "expected {min_fields} fields, found {}",
+                fields.parts.len()
+            )));
+        }
+        Ok(fields)
+    }
+
+    /// An error about the record as a whole.
+    pub(crate) fn record_error(&self, problem: impl Into<String>) -> ExtractError {
+        ExtractError {
+            file: self.file.to_owned(),
+            line: self.line,
+            record: self.record.to_owned(),
+            field: String::new(),
+            problem: problem.into(),
+        }
+    }
+
+    /// An error about field `number` (1-based).
+    pub(crate) fn error(
+        &self,
+        number: usize,
+        name: &str,
+        problem: impl fmt::Display,
+    ) -> ExtractError {
+        ExtractError {
+            file: self.file.to_owned(),
+            line: self.line,
+            record: self.record.to_owned(),
+            field: format!("{name} ({number})"),
+            problem: problem.to_string(),
+        }
+    }
+
+    pub(crate) fn line(&self) -> usize {
+        self.line
+    }
+
+    fn raw(&self, number: usize) -> &'a [u8] {
+        self.parts.get(number - 1).copied().unwrap_or_default()
+    }
+
+    /// An ASCII field, trimmed of spaces.
+    pub(crate) fn ascii(&self, number: usize, name: &str) -> Result<&'a str, ExtractError> {
+        let raw = self.raw(number);
+        if !raw.is_ascii() {
+            return Err(self.error(number, name, "expected ASCII characters"));
+        }
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| self.error(number, name, "expected ASCII characters"))?;
+        Ok(text.trim_matches(' '))
+    }
+
+    /// A required ASCII field.
+    pub(crate) fn required(&self, number: usize, name: &str) -> Result<&'a str, ExtractError> {
+        let text = self.ascii(number, name)?;
+        if text.is_empty() {
+            return Err(self.error(number, name, "is empty"));
+        }
+        Ok(text)
+    }
+
+    /// Exactly `len` ASCII digits.
+    pub(crate) fn digits(
+        &self,
+        number: usize,
+        name: &str,
+        len: usize,
+    ) -> Result<&'a str, ExtractError> {
+        let text = self.ascii(number, name)?;
+        if text.len() != len || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.error(number, name, format!("expected {len} digits")));
+        }
+        Ok(text)
+    }
+
+    /// Digits of any length up to `max_len`, or empty.
+    pub(crate) fn optional_digits(
+        &self,
+        number: usize,
+        name: &str,
+        max_len: usize,
+    ) -> Result<&'a str, ExtractError> {
+        let text = self.ascii(number, name)?;
+        if text.len() > max_len || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.error(number, name, format!("expected at most {max_len} digits")));
+        }
+        Ok(text)
+    }
+
+    /// A CP932 text field decoded to UTF-8 (may be empty).
+    pub(crate) fn text(&self, number: usize, name: &str) -> Result<String, ExtractError> {
+        let raw = self.raw(number);
+        if raw.is_ascii() {
+            return Ok(String::from_utf8_lossy(raw).into_owned());
+        }
+        let (text, had_errors) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(raw);
+        if had_errors {
+            return Err(self.error(number, name, "not valid CP932"));
+        }
+        Ok(text.into_owned())
+    }
+
+    /// A non-negative integer.
+    pub(crate) fn integer(&self, number: usize, name: &str) -> Result<i64, ExtractError> {
+        let text = self.required(number, name)?;
+        parse_integer(text).ok_or_else(|| self.error(number, name, "expected a whole number"))
+    }
+
+    /// A non-negative integer, 0 when empty.
+    pub(crate) fn integer_or_zero(&self, number: usize, name: &str) -> Result<i64, ExtractError> {
+        match self.ascii(number, name)? {
+            "" => Ok(0),
+            text => parse_integer(text)
+                .ok_or_else(|| self.error(number, name, "expected a whole number")),
+        }
+    }
+
+    /// A decimal number, `None` when empty.
+    pub(crate) fn decimal(&self, number: usize, name: &str) -> Result<Option<f64>, ExtractError> {
+        match self.ascii(number, name)? {
+            "" => Ok(None),
+            text => text
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map(Some)
+                .ok_or_else(|| self.error(number, name, "expected a decimal number")),
+        }
+    }
+
+    /// `1`/`0` as a flag.
+    pub(crate) fn flag(&self, number: usize, name: &str) -> Result<bool, ExtractError> {
+        match self.ascii(number, name)? {
+            "1" => Ok(true),
+            "0" | "" => Ok(false),
+            _ => Err(self.error(number, name, "expected 0 or 1")),
+        }
+    }
+
+    pub(crate) fn sex(&self, number: usize, name: &str) -> Result<Sex, ExtractError> {
+        Sex::from_code(self.ascii(number, name)?)
+            .ok_or_else(|| self.error(number, name, "expected 1 or 2"))
+    }
+
+    /// Era date `GYYMMDD`.
+    pub(crate) fn wareki_date(&self, number: usize, name: &str) -> Result<CivilDate, ExtractError> {
+        CivilDate::parse_wareki(self.ascii(number, name)?).map_err(|e| self.error(number, name, e))
+    }
+
+    /// Era date `GYYMMDD`, `None` when empty.
+    pub(crate) fn optional_wareki_date(
+        &self,
+        number: usize,
+        name: &str,
+    ) -> Result<Option<CivilDate>, ExtractError> {
+        match self.ascii(number, name)? {
+            "" => Ok(None),
+            text => CivilDate::parse_wareki(text)
+                .map(Some)
+                .map_err(|e| self.error(number, name, e)),
+        }
+    }
+
+    /// Era month `GYYMM`.
+    pub(crate) fn wareki_month(
+        &self,
+        number: usize,
+        name: &str,
+    ) -> Result<YearMonth, ExtractError> {
+        YearMonth::parse_wareki(self.ascii(number, name)?).map_err(|e| self.error(number, name, e))
+    }
+
+    /// Gregorian date `YYYYMMDD`.
+    pub(crate) fn date(&self, number: usize, name: &str) -> Result<CivilDate, ExtractError> {
+        CivilDate::parse_yyyymmdd(self.ascii(number, name)?)
+            .map_err(|e| self.error(number, name, e))
+    }
+
+    /// An insurer number as written (padded, full-width digits), validated.
+    pub(crate) fn insurer(&self, number: usize, name: &str) -> Result<InsurerNumber, ExtractError> {
+        let text = self.text(number, name)?;
+        InsurerNumber::parse(&text).map_err(|e| self.error(number, name, e))
+    }
+}
+
+fn parse_integer(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.bytes().fold(0i64, |n, b| n * 10 + i64::from(b - b'0')))
+}

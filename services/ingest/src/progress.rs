@@ -1,0 +1,31 @@
+//! Progress bars on a terminal; silent when stderr is not one.
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// A byte-counting progress bar for one phase of the ingest.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    pub(crate) fn bytes(phase: &'static str, total: u64) -> Progress {
+        let bar = ProgressBar::new(total);
+        let style = ProgressStyle::with_template(
+            "{prefix:>16} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_prefix(phase);
+        Progress { bar }
+    }
+
+    pub(crate) fn advance(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,185 @@
+//! What an ingest did, for the terminal and the manifest.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use enclave_core::masters::Masters;
+use enclave_linkage::LinkageReport;
+use enclave_store::TableEntry;
+use serde::Serialize;
+
+use crate::extract::Extracts;
+use crate::identity::IdentityRecords;
+use crate::linkage_artifact::SOURCES;
+
+/// Seconds spent in each phase.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PhaseTimes {
+    pub parse_seconds: f64,
+    pub link_seconds: f64,
+    pub tables_seconds: f64,
+    pub total_seconds: f64,
+}
+
+/// The end-of-ingest summary (also stored in the manifest).
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestSummary {
+    pub release_id: String,
+    pub files: u64,
+    pub bytes: u64,
+    /// Identity-bearing records per source (receipts, admissions, claims, certifications).
+    pub records: BTreeMap<String, u64>,
+    /// Rows per published table.
+    pub table_rows: BTreeMap<String, u64>,
+    pub persons: u64,
+    /// Persons with at least one record in each source.
+    pub persons_per_source: BTreeMap<String, u64>,
+    /// Persons whose records span more than one source.
+    pub persons_in_several_sources: u64,
+    /// Unions made through each kind of linkage key.
+    pub links: BTreeMap<String, u64>,
+    /// Keys not used for linking because two people share them.
+    pub ambiguous_keys: BTreeMap<String, u64>,
+    /// Records refused. A malformed record stops the whole release, so a
+    /// published release always reports 0.
+    pub rejected_records: u64,
+    /// Diagnoses whose disease code is not in the master (published with a NULL icd10).
+    pub unmapped_disease_codes: u64,
+    pub phases: PhaseTimes,
+}
+
+impl IngestSummary {
+    pub(crate) fn new(
+        extracts: &Extracts,
+        identities: &IdentityRecords,
+        person_ids: &[i64],
+        tables: &BTreeMap<String, TableEntry>,
+        report: &LinkageReport,
+        phases: PhaseTimes,
+    ) -> IngestSummary {
+        let mut sources_of_person: HashMap<i64, u8> = HashMap::new();
+        for (index, &person) in person_ids.iter().enumerate() {
+            *sources_of_person.entry(person).or_default() |= source_bit(identities.source[index]);
+        }
+        let mut persons_per_source = BTreeMap::new();
+        for (name, bit) in [("ndb", 1u8), ("dpc", 2), ("care", 4)] {
+            let count = sources_of_person
+                .values()
+                .filter(|mask| *mask & bit != 0)
+                .count();
+            persons_per_source.insert(name.to_owned(), count as u64);
+        }
+        IngestSummary {
+            release_id: String::new(),
+            files: extracts.files as u64,
+            bytes: extracts.bytes,
+            records: SOURCES
+                .iter()
+                .zip(identities.source_counts)
+                .map(|(name, count)| (name.to_string(), count as u64))
+                .collect(),
+            table_rows: tables
+                .iter()
+                .map(|(name, entry)| (name.clone(), entry.rows))
+                .collect(),
+            persons: sources_of_person.len() as u64,
+            persons_per_source,
+            persons_in_several_sources: sources_of_person
+                .values()
+                .filter(|m| m.count_ones() > 1)
+                .count() as u64,
+            links: report.unions_by_kind.clone(),
+            ambiguous_keys: report.ambiguous_keys_by_kind.clone(),
+            rejected_records: 0,
+            unmapped_disease_codes: unmapped_disease_codes(extracts),
+            phases,
+        }
+    }
+
+    /// Source records per second of the whole preparation (parse → Parquet).
+    pub fn records_per_second(&self) -> f64 {
+        let records: u64 = self.records.values().sum();
+        let seconds =
+            self.phases.parse_seconds + self.phases.link_seconds + self.phases.tables_seconds;
+        records as f64 / seconds.max(f64::EPSILON)
+    }
+}
+
+/// NDB (receipts), DPC, care (claims and certifications) as bits.
+fn source_bit(source: usize) -> u8 {
+    match source {
+        0 => 1,
+        1 => 2,
+        _ => 4,
+    }
+}
+
+fn unmapped_disease_codes(extracts: &Extracts) -> u64 {
+    let masters = Masters::get();
+    extracts
+        .ndb
+        .iter()
+        .flat_map(|file| &file.receipts)
+        .flat_map(|receipt| &receipt.diagnoses)
+        .filter(|diagnosis| masters.disease(&diagnosis.disease_code).is_none())
+        .count() as u64
+}
+
+impl fmt::Display for IngestSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "release {} published", self.release_id)?;
+        writeln!(
+            f,
+            "  read      {} files, {:.1} MB",
+            self.files,
+            self.bytes as f64 / 1e6
+        )?;
+        for (source, count) in &self.records {
+            writeln!(f, "  records   {source:<20} {count:>10}")?;
+        }
+        for (table, rows) in &self.table_rows {
+            writeln!(f, "  table     {table:<20} {rows:>10} rows")?;
+        }
+        writeln!(
+            f,
+            "  persons   {} ({} in more than one source)",
+            self.persons, self.persons_in_several_sources
+        )?;
+        for (source, count) in &self.persons_per_source {
+            writeln!(f, "            with {source:<15} {count:>10}")?;
+        }
+        let links: Vec<String> = self
+            .links
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        writeln!(f, "  links     {}", links.join(", "))?;
+        let ambiguous: Vec<String> = self
+            .ambiguous_keys
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        writeln!(
+            f,
+            "  guarded   {} (shared keys not used for linking)",
+            ambiguous.join(", ")
+        )?;
+        writeln!(f, "  rejected  {} records", self.rejected_records)?;
+        if self.unmapped_disease_codes > 0 {
+            writeln!(
+                f,
+                "  unmapped  {} disease codes not in the master (icd10 NULL)",
+                self.unmapped_disease_codes
+            )?;
+        }
+        write!(
+            f,
+            "  time      parse {:.2}s, link {:.2}s, tables {:.2}s, total {:.2}s ({:.0} records/s)",
+            self.phases.parse_seconds,
+            self.phases.link_seconds,
+            self.phases.tables_seconds,
+            self.phases.total_seconds,
+            self.records_per_second()
+        )
+    }
+}

@@ -1,1 +1,109 @@
-fn main() {}
+//! The `enclave` command: one binary that composes the service crates.
+//!
+//! - `synth`: a synthetic population and its identified extracts (enclave-synth)
+//! - `ingest`: extracts → pseudonymized, linked Parquet release (enclave-ingest)
+//! - `linkage-eval`: linkage quality of a release against ground truth
+//! - `catalog`: the published catalog of the newest release (enclave-catalog)
+//! - `demo`: all of the above on embedded defaults in a work directory
+
+mod commands;
+mod key;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// enclave: secondary use of Japan's public health and care data.
+#[derive(Debug, Parser)]
+#[command(name = "enclave", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a synthetic population and its identified source extracts.
+    Synth {
+        /// Number of persons.
+        #[arg(long, default_value_t = 20_000)]
+        persons: u64,
+        /// Random seed; the same seed gives byte-identical extracts.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output directory (must be empty or absent).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Pseudonymize, link and publish extracts as a new dataset release.
+    Ingest {
+        /// Directory of identified extracts (ndb/, dpc/, care/).
+        #[arg(long)]
+        extracts: PathBuf,
+        /// Data directory receiving the release.
+        #[arg(long)]
+        data: PathBuf,
+        /// File holding the steward's secret key (at least 32 bytes).
+        #[arg(long, conflicts_with = "key_env")]
+        key_file: Option<PathBuf>,
+        /// Environment variable holding the secret key instead of a file.
+        #[arg(long, default_value = key::DEFAULT_KEY_ENV)]
+        key_env: String,
+    },
+    /// Score the newest release's linkage against the generator's truth.
+    LinkageEval {
+        /// The `truth/` directory written by `enclave synth`.
+        #[arg(long)]
+        truth: PathBuf,
+        /// Data directory holding the release.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Print the published catalog of the newest release.
+    Catalog {
+        /// Data directory holding the release.
+        #[arg(long)]
+        data: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Synthetic data → ingest → catalog in a work directory.
+    Demo {
+        /// Number of synthetic persons.
+        #[arg(long, default_value_t = 20_000)]
+        persons: u64,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Work directory (extracts, steward key and data go under it).
+        #[arg(long, default_value = "enclave-demo")]
+        workdir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

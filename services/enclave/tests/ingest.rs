@@ -1,0 +1,477 @@
+//! End-to-end: `enclave synth` → `enclave ingest` → release, catalog and
+//! linkage evaluation, through the real binary.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type};
+use common::{KEY_A, KEY_B, enclave, enclave_ok, files_under, ingest, latest_release, synth};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let bytes = bytes::Bytes::from(std::fs::read(path).expect("read parquet"));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    reader.map(|batch| batch.expect("batch")).collect()
+}
+
+/// `(source, record_seq) → person_id` from a release's linkage records.
+fn person_ids(data: &Path) -> HashMap<(String, i64), i64> {
+    let mut ids = HashMap::new();
+    for batch in read_parquet(&latest_release(data).join("linkage/records.parquet")) {
+        let source = batch
+            .column_by_name("source")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let seq = batch
+            .column_by_name("record_seq")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone();
+        let person = batch
+            .column_by_name("person_id")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone();
+        for row in 0..batch.num_rows() {
+            ids.insert(
+                (source.value(row).to_owned(), seq.value(row)),
+                person.value(row),
+            );
+        }
+    }
+    ids
+}
+
+#[test]
+fn release_publishes_every_catalog_table_with_rounded_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 1500, 7);
+    let data = dir.path().join("data");
+    let summary = ingest(&extracts, &data, KEY_A);
+    assert!(summary.contains("persons"), "{summary}");
+
+    let catalog: serde_json::Value = serde_json::from_str(&enclave_ok(
+        &["catalog", "--data", data.to_str().unwrap(), "--json"],
+        None,
+    ))
+    .unwrap();
+    let mut tables = Vec::new();
+    for schema in catalog["schemas"].as_array().unwrap() {
+        for table in schema["tables"].as_array().unwrap() {
+            let name = format!(
+                "{}.{}",
+                schema["name"].as_str().unwrap(),
+                table["name"].as_str().unwrap()
+            );
+            let display = table["rows_display"].as_str().unwrap().to_owned();
+            let shown_ok = display == "0"
+                || display == "<10"
+                || table["rows_rounded"].as_u64().unwrap() % 10 == 0;
+            assert!(shown_ok, "{name}: {display}");
+            let columns = table["columns"].as_array().unwrap();
+            assert!(
+                columns.iter().any(|c| c["name"] == "person_id"),
+                "{name} lacks person_id"
+            );
+            assert!(
+                columns
+                    .iter()
+                    .all(|c| c["description_ja"].is_string() && c["description_en"].is_string())
+            );
+            tables.push(name);
+        }
+    }
+    for required in [
+        "ndb.receipts",
+        "ndb.diagnoses",
+        "ndb.procedures",
+        "ndb.drugs",
+        "dpc.admissions",
+        "dpc.details",
+        "care.claims",
+        "care.certifications",
+    ] {
+        assert!(
+            tables.iter().any(|t| t == required),
+            "catalog lacks {required}"
+        );
+        let dir = latest_release(&data).join("tables").join(required);
+        let rows: usize = files_under(&dir)
+            .iter()
+            .flat_map(|f| read_parquet(f))
+            .map(|b| b.num_rows())
+            .sum();
+        assert!(rows > 0, "{required} has no rows");
+    }
+}
+
+#[test]
+fn the_same_key_gives_the_same_person_ids_and_another_key_unrelated_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 1200, 11);
+    let (a1, a2, b) = (
+        dir.path().join("a1"),
+        dir.path().join("a2"),
+        dir.path().join("b"),
+    );
+    ingest(&extracts, &a1, KEY_A);
+    ingest(&extracts, &a2, KEY_A);
+    ingest(&extracts, &b, KEY_B);
+    let (ids_a1, ids_a2, ids_b) = (person_ids(&a1), person_ids(&a2), person_ids(&b));
+    assert!(ids_a1.len() > 1000);
+    assert_eq!(ids_a1, ids_a2, "same key, same data: identical person_ids");
+
+    // Another key: the same people (linkage does not depend on the key) ...
+    let mut a_to_b = HashMap::new();
+    for (record, id_a) in &ids_a1 {
+        let id_b = ids_b[record];
+        assert_eq!(
+            *a_to_b.entry(*id_a).or_insert(id_b),
+            id_b,
+            "a person split differently under key B"
+        );
+    }
+    // ... under unrelated ids: few fixed points, no rank correlation.
+    let persons = a_to_b.len() as f64;
+    let same = a_to_b.iter().filter(|(a, b)| a == b).count() as f64;
+    assert!(
+        same / persons < 0.02,
+        "{same} of {persons} ids unchanged under another key"
+    );
+    let mean = (persons + 1.0) / 2.0;
+    let covariance: f64 = a_to_b
+        .iter()
+        .map(|(a, b)| (*a as f64 - mean) * (*b as f64 - mean))
+        .sum();
+    let variance: f64 = a_to_b.keys().map(|a| (*a as f64 - mean).powi(2)).sum();
+    let correlation = covariance / variance;
+    assert!(
+        correlation.abs() < 0.1,
+        "ids correlate across keys: {correlation}"
+    );
+}
+
+#[test]
+fn union_linkage_beats_both_single_key_baselines() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 3000, 5);
+    let data = dir.path().join("data");
+    ingest(&extracts, &data, KEY_A);
+    let truth = extracts.join("truth");
+    let report: serde_json::Value = serde_json::from_str(&enclave_ok(
+        &[
+            "linkage-eval",
+            "--truth",
+            truth.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        None,
+    ))
+    .unwrap();
+    let f1 = |name: &str| report[name]["f1"].as_f64().unwrap();
+    assert!(f1("union") > f1("id1_only"), "{report:#}");
+    assert!(f1("union") > f1("id2_only"), "{report:#}");
+    assert!(f1("union") > 0.99, "{report:#}");
+}
+
+#[test]
+fn ingest_refuses_a_missing_or_short_key_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 200, 3);
+    let data = dir.path().join("data");
+    let args = [
+        "ingest",
+        "--extracts",
+        extracts.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    let missing = enclave(&args, None);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("ENCLAVE_PSEUDONYM_KEY"));
+    let short = enclave(&args, Some("too-short-a-key"));
+    assert!(!short.status.success());
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("32 bytes"),
+        "{short:?}"
+    );
+    assert!(!data.join("releases").exists() || files_under(&data).is_empty());
+}
+
+/// Replaces the first birth date field of an RE record with an impossible era date.
+fn corrupt_first_receipt(extracts: &Path) -> String {
+    let file = files_under(&extracts.join("ndb"))
+        .into_iter()
+        .find(|f| f.extension().is_some_and(|e| e == "UKE"))
+        .unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let mut lines: Vec<Vec<u8>> = bytes.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    let line = lines.iter().position(|l| l.starts_with(b"RE,")).unwrap();
+    let mut fields: Vec<Vec<u8>> = lines[line]
+        .split(|b| *b == b',')
+        .map(<[u8]>::to_vec)
+        .collect();
+    fields[6] = b"4311301".to_vec(); // 平成31年13月01日
+    lines[line] = fields.join(&b',');
+    std::fs::write(&file, lines.join(&b'\n')).unwrap();
+    format!("line {}", line + 1)
+}
+
+#[test]
+fn a_corrupt_extract_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 300, 9);
+    let data = dir.path().join("data");
+    ingest(&extracts, &data, KEY_A);
+    let before = latest_release(&data);
+
+    let where_ = corrupt_first_receipt(&extracts);
+    let output = enclave(
+        &[
+            "ingest",
+            "--extracts",
+            extracts.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        Some(KEY_A),
+    );
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains(".UKE") && message.contains(&where_) && message.contains("生年月日"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("4311301"),
+        "the error echoes the bad value: {message}"
+    );
+    assert_eq!(
+        latest_release(&data),
+        before,
+        "a new release became visible"
+    );
+    let published = std::fs::read_dir(data.join("releases")).unwrap().count();
+    assert_eq!(published, 1, "the failed ingest left objects behind");
+}
+
+#[test]
+fn a_killed_ingest_leaves_the_previous_release_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 3000, 13);
+    let data = dir.path().join("data");
+    ingest(&extracts, &data, KEY_A);
+    let before = latest_release(&data);
+    let manifest_before = std::fs::read(before.join("manifest.json")).unwrap();
+
+    let staged = data.join("releases/r000002");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
+        .args([
+            "ingest",
+            "--extracts",
+            extracts.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ])
+        .env("ENCLAVE_PSEUDONYM_KEY", KEY_A)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !staged.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(staged.exists(), "the ingest never started writing");
+    assert!(
+        !staged.join("manifest.json").exists(),
+        "killed too late: the release was already published"
+    );
+
+    assert_eq!(latest_release(&data), before);
+    assert_eq!(
+        std::fs::read(before.join("manifest.json")).unwrap(),
+        manifest_before
+    );
+    let catalog = enclave_ok(
+        &["catalog", "--data", data.to_str().unwrap(), "--json"],
+        None,
+    );
+    assert!(catalog.contains("r000001"), "{catalog}");
+    for file in files_under(&before.join("tables")) {
+        assert!(!read_parquet(&file).is_empty());
+    }
+    // The next ingest sweeps the half-written release and publishes a complete one.
+    ingest(&extracts, &data, KEY_A);
+    assert!(!staged.exists());
+    assert_eq!(latest_release(&data).file_name().unwrap(), "r000003");
+}
+
+/// Every direct identifier of the extracts, in the spellings a leak could take.
+struct Identifiers {
+    /// Searched as substrings of every byte of every file.
+    anywhere: Vec<Vec<u8>>,
+    /// Digit strings searched as whole tokens (not inside a longer alphanumeric run).
+    digit_tokens: Vec<Vec<u8>>,
+}
+
+fn collect_identifiers(extracts: &Path) -> Identifiers {
+    use enclave_core::kana;
+    let parsed = enclave_ingest::extract::read_extracts(extracts, &|_| {}).expect("extracts parse");
+    let mut anywhere = Vec::new();
+    let mut digit_tokens = Vec::new();
+    let mut add_name = |kanji: Option<&str>, kana_name: &str| {
+        if let Some(kanji) = kanji {
+            anywhere.push(kanji.as_bytes().to_vec());
+            anywhere.push(kanji.replace('\u{3000}', "").into_bytes());
+        }
+        let normalized = kana::normalize_name(kana_name);
+        anywhere.push(kana_name.as_bytes().to_vec());
+        anywhere.push(kana::to_halfwidth(&normalized).into_bytes());
+        anywhere.push(normalized.into_bytes());
+    };
+    let mut births = Vec::new();
+    let mut cards = Vec::new();
+    for file in &parsed.ndb {
+        for receipt in &file.receipts {
+            add_name(Some(&receipt.kanji_name), &receipt.kana_name);
+            births.push(receipt.birth);
+            let insurance = &receipt.insurance;
+            cards.push((
+                insurance.insurer.to_string(),
+                insurance.symbol.clone(),
+                insurance.number.clone(),
+            ));
+        }
+    }
+    for month in &parsed.dpc {
+        for admission in &month.admissions {
+            add_name(None, &admission.identity.kana_name);
+            births.push(admission.identity.birth);
+            let identity = &admission.identity;
+            cards.push((
+                identity.insurer.to_string(),
+                identity.symbol.clone(),
+                identity.number.clone(),
+            ));
+            digit_tokens.push(admission.postcode.as_bytes().to_vec());
+        }
+    }
+    for file in &parsed.care_claims {
+        for claim in &file.claims {
+            add_name(None, &claim.kana_name);
+            births.push(claim.birth);
+            cards.push((
+                claim.insurer.to_string(),
+                String::new(),
+                claim.care_number.clone(),
+            ));
+        }
+    }
+    for file in &parsed.care_certifications {
+        for row in &file.rows {
+            add_name(None, &row.kana_name);
+            births.push(row.birth);
+            digit_tokens.push(row.postcode.as_bytes().to_vec());
+        }
+    }
+    for birth in births {
+        digit_tokens.push(birth.to_yyyymmdd().into_bytes());
+        digit_tokens.push(birth.to_wareki().into_bytes());
+        anywhere.push(birth.to_string().into_bytes());
+    }
+    for (insurer, symbol, number) in cards {
+        digit_tokens.push(format!("{insurer:0>8}").into_bytes());
+        anywhere.push(format!("{insurer:>8}").into_bytes());
+        if insurer.len() == 8 {
+            digit_tokens.push(insurer.into_bytes());
+        }
+        for text in [symbol, number] {
+            let normalized = enclave_core::card::normalize_card_text(&text);
+            if normalized.len() >= 6 {
+                digit_tokens.push(normalized.clone().into_bytes());
+                anywhere.push(enclave_core::card::to_fullwidth_ascii(&normalized).into_bytes());
+            }
+        }
+    }
+    for list in [&mut anywhere, &mut digit_tokens] {
+        list.retain(|pattern| pattern.len() >= 6);
+        list.sort();
+        list.dedup();
+    }
+    Identifiers {
+        anywhere,
+        digit_tokens,
+    }
+}
+
+/// Bytes of a file as a leak would appear in it: raw bytes, plus for Parquet
+/// every decoded string value (compression hides substrings from a raw scan).
+fn searchable_texts(path: &Path) -> Vec<Vec<u8>> {
+    let mut texts = vec![std::fs::read(path).unwrap()];
+    if path.extension().is_some_and(|e| e == "parquet") {
+        for batch in read_parquet(path) {
+            for column in batch.columns() {
+                if column.data_type() == &DataType::Utf8 {
+                    let strings = column.as_string::<i32>();
+                    let joined: Vec<u8> = (0..strings.len())
+                        .filter(|&i| strings.is_valid(i))
+                        .flat_map(|i| [strings.value(i).as_bytes(), b"\n"].concat())
+                        .collect();
+                    texts.push(joined);
+                }
+            }
+        }
+    }
+    texts
+}
+
+fn token_match_at(text: &[u8], start: usize, end: usize) -> bool {
+    let boundary = |b: Option<&u8>| b.is_none_or(|b| !b.is_ascii_alphanumeric());
+    boundary(start.checked_sub(1).and_then(|i| text.get(i))) && boundary(text.get(end))
+}
+
+#[test]
+fn no_direct_identifier_reaches_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 800, 21);
+    let data = dir.path().join("data");
+    ingest(&extracts, &data, KEY_A);
+    let identifiers = collect_identifiers(&extracts);
+    assert!(identifiers.anywhere.len() > 1000 && identifiers.digit_tokens.len() > 1000);
+
+    let anywhere = aho_corasick::AhoCorasick::new(&identifiers.anywhere).unwrap();
+    let tokens = aho_corasick::AhoCorasick::new(&identifiers.digit_tokens).unwrap();
+    let files = files_under(&data);
+    assert!(files.len() > 20);
+    for file in files {
+        for text in searchable_texts(&file) {
+            if let Some(found) = anywhere.find(&text) {
+                panic!(
+                    "{} holds an identifier at byte {}",
+                    file.display(),
+                    found.start()
+                );
+            }
+            for found in tokens.find_overlapping_iter(&text) {
+                assert!(
+                    !token_match_at(&text, found.start(), found.end()),
+                    "{} holds an identifier number at byte {}",
+                    file.display(),
+                    found.start()
+                );
+            }
+        }
+    }
+}

@@ -15,6 +15,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// enclave: secondary use of Japan's public health and care data.
 #[derive(Debug, Parser)]
 #[command(name = "enclave", version, about)]

@@ -16,24 +16,47 @@ use enclave_linkage::{LinkageKeys, Purpose};
 use enclave_store::DataStore;
 use enclave_synth::{SynthConfig, generate};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SECRET: &[u8] = b"benchmark secret, at least thirty-two bytes long";
 /// Persons giving a little over 1M receipts with the default generator.
 const DEFAULT_PERSONS: u64 = 140_000;
 
 fn main() {
-    let persons = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(DEFAULT_PERSONS);
+    let persons = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(DEFAULT_PERSONS);
     let work = tempfile::tempdir().expect("temp dir");
     let extracts = work.path().join("extracts");
     let synth_started = Instant::now();
     let synth = generate(&SynthConfig::new(persons, 1, &extracts)).expect("synth");
-    println!("synth: {persons} persons, {} receipts in {:.1}s (all cores)", synth.ndb_receipts, synth_started.elapsed().as_secs_f64());
+    println!(
+        "synth: {persons} persons, {} receipts in {:.1}s (all cores)",
+        synth.ndb_receipts,
+        synth_started.elapsed().as_secs_f64()
+    );
 
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .expect("runtime");
     let store = DataStore::with_object_store(Arc::new(object_store::memory::InMemory::new()));
     let started = Instant::now();
     let summary = pool
-        .install(|| runtime.block_on(enclave_ingest::ingest(&store, &extracts, SECRET, Catalog::embedded())))
+        .install(|| {
+            runtime.block_on(enclave_ingest::ingest(
+                &store,
+                &extracts,
+                SECRET,
+                Catalog::embedded(),
+            ))
+        })
         .expect("ingest");
     let seconds = started.elapsed().as_secs_f64();
     let receipts = summary.records["ndb"] as f64;
@@ -47,13 +70,22 @@ fn main() {
         summary.phases.parse_seconds,
         summary.phases.link_seconds,
         summary.phases.tables_seconds,
-        seconds - summary.phases.parse_seconds - summary.phases.link_seconds - summary.phases.tables_seconds
+        seconds
+            - summary.phases.parse_seconds
+            - summary.phases.link_seconds
+            - summary.phases.tables_seconds
     );
     let ingest_rate = receipts / seconds;
-    println!("  {:.0} receipts/s/core, {:.1} MB/s/core", ingest_rate, summary.bytes as f64 / 1e6 / seconds);
+    println!(
+        "  {:.0} receipts/s/core, {:.1} MB/s/core",
+        ingest_rate,
+        summary.bytes as f64 / 1e6 / seconds
+    );
 
     let ceiling = hmac_ceiling(&extracts);
-    println!("HMAC-only ceiling (1 core): {ceiling:.0} receipts/s/core (2 keyed hashes per receipt, no memo)");
+    println!(
+        "HMAC-only ceiling (1 core): {ceiling:.0} receipts/s/core (2 keyed hashes per receipt, no memo)"
+    );
     println!("ratio: ceiling / ingest = {:.2}", ceiling / ingest_rate);
 }
 
@@ -75,7 +107,12 @@ fn hmac_ceiling(extracts: &std::path::Path) -> f64 {
                 receipt.sex.code(),
             ]
             .join("\u{1f}");
-            let name = [normalize_name(&receipt.kana_name).as_str(), &birth, receipt.sex.code()].join("\u{1f}");
+            let name = [
+                normalize_name(&receipt.kana_name).as_str(),
+                &birth,
+                receipt.sex.code(),
+            ]
+            .join("\u{1f}");
             [card.into_bytes(), name.into_bytes()]
         })
         .collect();

@@ -11,6 +11,7 @@ use enclave_core::date::{CivilDate, YearMonth};
 use enclave_core::kana::normalize_name;
 use enclave_core::person::Sex;
 use enclave_linkage::{LinkRecord, LinkageKeys, Pseudonymizer};
+use hashbrown::HashMap;
 use rayon::prelude::*;
 
 use crate::extract::Extracts;
@@ -94,16 +95,79 @@ fn key_all<'a, F: Sync + 'a>(
     files
         .par_iter()
         .map_init(
-            || keys.pseudonymizer(),
-            |pseudonymizer, file| {
+            || KeyCache::new(keys),
+            |cache, file| {
                 identities(file)
                     .iter()
-                    .map(|identity| link_record(pseudonymizer, identity))
+                    .map(|identity| cache.link_record(identity))
                     .collect::<Vec<_>>()
             },
         )
         .flatten_iter()
         .collect()
+}
+
+/// Linkage keys by the raw identifying fields as written: a person's
+/// receipts repeat them, so most records skip normalization and hashing.
+struct KeyCache<'k> {
+    pseudonymizer: Pseudonymizer<'k>,
+    keys_of: HashMap<Vec<u8>, LinkRecord>,
+    scratch: Vec<u8>,
+}
+
+impl<'k> KeyCache<'k> {
+    fn new(keys: &'k LinkageKeys) -> KeyCache<'k> {
+        KeyCache {
+            pseudonymizer: keys.pseudonymizer(),
+            keys_of: HashMap::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn link_record(&mut self, identity: &Identity<'_>) -> LinkRecord {
+        raw_key(&mut self.scratch, identity);
+        let month = identity.month.index();
+        if let Some(record) = self.keys_of.get(&self.scratch) {
+            return LinkRecord { month, ..*record };
+        }
+        let record = link_record(&mut self.pseudonymizer, identity);
+        self.keys_of.insert(self.scratch.clone(), record);
+        record
+    }
+}
+
+/// The raw identifying fields, unambiguously concatenated.
+fn raw_key(out: &mut Vec<u8>, identity: &Identity<'_>) {
+    out.clear();
+    let mut field = |bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    };
+    field(identity.kana_name.as_bytes());
+    field(&identity.birth.days_since_epoch().to_le_bytes());
+    field(identity.sex.code().as_bytes());
+    match &identity.card {
+        Some(Card::Health {
+            insurer,
+            symbol,
+            number,
+        }) => {
+            field(b"h");
+            field(insurer.as_str().as_bytes());
+            field(symbol.as_bytes());
+            field(number.as_bytes());
+        }
+        Some(Card::Care { insurer, number }) => {
+            field(b"c");
+            field(insurer.as_str().as_bytes());
+            field(number.as_bytes());
+        }
+        None => field(b"-"),
+    }
+    if let Some((facility, patient)) = &identity.facility_patient {
+        field(facility.as_bytes());
+        field(patient.as_bytes());
+    }
 }
 
 fn link_record(pseudonymizer: &mut Pseudonymizer<'_>, identity: &Identity<'_>) -> LinkRecord {

@@ -1,6 +1,6 @@
 //! Keyed pseudonyms: HMAC-SHA-256 under per-purpose keys derived by HKDF.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::fmt;
 
 use ring::{hkdf, hmac};

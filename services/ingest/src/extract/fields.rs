@@ -65,17 +65,22 @@ pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
         .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
 }
 
+/// Most fields any record has (SI and IY: 13 fields plus 31 day fields).
+const MAX_FIELDS: usize = 48;
+
 /// The fields of one line of one record kind.
 #[derive(Debug)]
 pub(crate) struct Fields<'a> {
     file: &'a str,
     line: usize,
     record: &'static str,
-    parts: Vec<&'a [u8]>,
+    parts: [&'a [u8]; MAX_FIELDS],
+    count: usize,
 }
 
 impl<'a> Fields<'a> {
     /// Splits `line` on `separator`, requiring at least `min_fields` fields.
+    /// Splitting stops after `MAX_FIELDS`; no reader needs a later field.
     pub(crate) fn split(
         file: &'a str,
         line: usize,
@@ -84,18 +89,21 @@ impl<'a> Fields<'a> {
         separator: u8,
         min_fields: usize,
     ) -> Result<Fields<'a>, ExtractError> {
-        let parts: Vec<&[u8]> = bytes.split(|&b| b == separator).collect();
+        let mut parts: [&[u8]; MAX_FIELDS] = [&[]; MAX_FIELDS];
+        let mut count = 0;
+        for part in bytes.splitn(MAX_FIELDS, |&b| b == separator) {
+            parts[count] = part;
+            count += 1;
+        }
         let fields = Fields {
             file,
             line,
             record,
             parts,
+            count,
         };
-        if fields.parts.len() < min_fields {
-            return Err(fields.record_error(format!(
-                "expected {min_fields} fields, found {}",
-                fields.parts.len()
-            )));
+        if count < min_fields {
+            return Err(fields.record_error(format!("expected {min_fields} fields, found {count}")));
         }
         Ok(fields)
     }
@@ -132,7 +140,10 @@ impl<'a> Fields<'a> {
     }
 
     fn raw(&self, number: usize) -> &'a [u8] {
-        self.parts.get(number - 1).copied().unwrap_or_default()
+        self.parts[..self.count]
+            .get(number.wrapping_sub(1))
+            .copied()
+            .unwrap_or_default()
     }
 
     /// An ASCII field, trimmed of spaces.

@@ -148,8 +148,8 @@ pub fn parse_uke(path: &str, bytes: &[u8]) -> Result<UkeFile, ExtractError> {
                 .record_error("records after GO"));
         }
         if let Some(re) = awaiting_ho.take() {
-            let f = Fields::split(path, line, "HO", bytes, SEPARATOR, 0)?;
             if !bytes.starts_with(b"HO,") {
+                let f = Fields::split(path, line, "HO", bytes, SEPARATOR, 0)?;
                 return Err(f.record_error("receipt has no HO record right after its RE record"));
             }
             let insurance = parse_ho(&Fields::split(path, line, "HO", bytes, SEPARATOR, 16)?)?;
@@ -296,7 +296,7 @@ fn check_go(f: &Fields<'_>, receipts: usize) -> Result<(), ExtractError> {
     Ok(())
 }
 
-/// The records inside a receipt.
+/// The records inside a receipt, with the fields each must have.
 fn parse_detail(
     path: &str,
     line: usize,
@@ -304,59 +304,34 @@ fn parse_detail(
     kind: UkeKind,
     receipt: Option<&mut Receipt>,
 ) -> Result<(), ExtractError> {
-    let record: &'static str = match bytes.get(..2).unwrap_or_default() {
-        b"HO" => "HO",
-        b"KO" => "KO",
-        b"BU" => "BU",
-        b"SY" => "SY",
-        b"SI" => "SI",
-        b"IY" => "IY",
-        b"IR" => {
-            return Err(Fields::split(path, line, "IR", bytes, SEPARATOR, 0)?
-                .record_error("a second IR record"));
-        }
-        _ => {
-            return Err(
-                Fields::split(path, line, "?", bytes, SEPARATOR, 0)?.record_error("unknown record")
-            );
-        }
+    let (record, min_fields): (&'static str, usize) = match bytes.get(..2).unwrap_or_default() {
+        b"HO" => ("HO", 0),
+        b"KO" => ("KO", 12),
+        b"BU" => ("BU", 5),
+        b"SY" => ("SY", 8),
+        b"SI" => ("SI", 7),
+        b"IY" => ("IY", 7),
+        b"IR" => ("IR", 0),
+        _ => ("?", 0),
     };
-    let f = Fields::split(path, line, record, bytes, SEPARATOR, 0)?;
+    let f = Fields::split(path, line, record, bytes, SEPARATOR, min_fields)?;
     let Some(receipt) = receipt else {
-        return Err(f.record_error("record outside a receipt"));
+        return Err(f.record_error(match record {
+            "?" => "unknown record",
+            "IR" => "a second IR record",
+            _ => "record outside a receipt",
+        }));
     };
     match record {
-        "HO" => Err(f.record_error("a second HO record in one receipt")),
-        "KO" => parse_ko(
-            &Fields::split(path, line, record, bytes, SEPARATOR, 12)?,
-            receipt,
-        ),
-        "BU" if kind == UkeKind::Dpc => parse_bu(
-            &Fields::split(path, line, record, bytes, SEPARATOR, 5)?,
-            receipt,
-        ),
+        "KO" => parse_ko(&f, receipt),
+        "BU" if kind == UkeKind::Dpc => parse_bu(&f, receipt),
         "BU" => Err(f.record_error("BU record outside a DPC file")),
-        "SY" => {
-            let line = parse_sy(&Fields::split(path, line, record, bytes, SEPARATOR, 8)?)?;
-            receipt.diagnoses.push(line);
-            Ok(())
-        }
-        "SI" => {
-            let line = parse_service(
-                &Fields::split(path, line, record, bytes, SEPARATOR, 7)?,
-                "診療行為コード",
-            )?;
-            receipt.procedures.push(line);
-            Ok(())
-        }
-        _ => {
-            let line = parse_service(
-                &Fields::split(path, line, record, bytes, SEPARATOR, 7)?,
-                "医薬品コード",
-            )?;
-            receipt.drugs.push(line);
-            Ok(())
-        }
+        "SY" => parse_sy(&f).map(|line| receipt.diagnoses.push(line)),
+        "SI" => parse_service(&f, "診療行為コード").map(|line| receipt.procedures.push(line)),
+        "IY" => parse_service(&f, "医薬品コード").map(|line| receipt.drugs.push(line)),
+        "HO" => Err(f.record_error("a second HO record in one receipt")),
+        "IR" => Err(f.record_error("a second IR record")),
+        _ => Err(f.record_error("unknown record")),
     }
 }
 

@@ -6,7 +6,7 @@
 //! [`assemble`] then orders them exactly as the catalog defines the table,
 //! refusing a missing, extra or mistyped column.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayBuilder, ArrayRef, Int64Builder, RecordBatch, StringBuilder};

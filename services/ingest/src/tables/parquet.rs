@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch, StringArray};
+use std::collections::{BTreeSet, HashMap};
+
+use arrow::array::{Array, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
 use arrow::error::ArrowError;
 use parquet::arrow::ArrowWriter;
@@ -29,6 +31,29 @@ pub(crate) fn partition_sorted(
     partition_by: Option<&str>,
     sort_by: &[String],
 ) -> Result<Vec<Partition>, ArrowError> {
+    let order = match (partition_by, sort_by) {
+        (Some(partition), [person]) => partition_then_int64_order(batch, partition, person)?,
+        _ => None,
+    };
+    let sorted = match order {
+        Some(indices) => take_record_batch(batch, &indices)?,
+        None => lexsorted(batch, partition_by, sort_by)?,
+    };
+    let Some(partition_by) = partition_by else {
+        return Ok(vec![Partition {
+            value: None,
+            batch: sorted,
+        }]);
+    };
+    split_runs(&sorted, partition_by)
+}
+
+/// The general sort: Arrow's lexicographic sort over every key column.
+fn lexsorted(
+    batch: &RecordBatch,
+    partition_by: Option<&str>,
+    sort_by: &[String],
+) -> Result<RecordBatch, ArrowError> {
     let names = partition_by
         .into_iter()
         .chain(sort_by.iter().map(String::as_str));
@@ -41,18 +66,47 @@ pub(crate) fn partition_sorted(
             })
         })
         .collect::<Result<Vec<_>, ArrowError>>()?;
-    let sorted = if sort_columns.is_empty() {
-        batch.clone()
-    } else {
-        take_record_batch(batch, &lexsort_to_indices(&sort_columns, None)?)?
+    if sort_columns.is_empty() {
+        return Ok(batch.clone());
+    }
+    take_record_batch(batch, &lexsort_to_indices(&sort_columns, None)?)
+}
+
+/// The common case, a utf8 partition column (few distinct values) then an
+/// int64 column, sorted as integers: much faster than a lexicographic sort.
+/// `None` when the columns have other types or nulls.
+fn partition_then_int64_order(
+    batch: &RecordBatch,
+    partition: &str,
+    sort: &str,
+) -> Result<Option<UInt32Array>, ArrowError> {
+    let schema = batch.schema();
+    let (Some(values), Some(keys)) = (
+        batch
+            .column(schema.index_of(partition)?)
+            .as_any()
+            .downcast_ref::<StringArray>(),
+        batch
+            .column(schema.index_of(sort)?)
+            .as_any()
+            .downcast_ref::<Int64Array>(),
+    ) else {
+        return Ok(None);
     };
-    let Some(partition_by) = partition_by else {
-        return Ok(vec![Partition {
-            value: None,
-            batch: sorted,
-        }]);
-    };
-    split_runs(&sorted, partition_by)
+    if values.null_count() > 0 || keys.null_count() > 0 {
+        return Ok(None);
+    }
+    let distinct: BTreeSet<&str> = values.iter().flatten().collect();
+    let rank: HashMap<&str, u32> = distinct
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (*v, i as u32))
+        .collect();
+    let partition_rank: Vec<u32> = values.iter().flatten().map(|v| rank[v]).collect();
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    order
+        .sort_unstable_by_key(|&row| (partition_rank[row as usize], keys.value(row as usize), row));
+    Ok(Some(UInt32Array::from(order)))
 }
 
 /// Splits a batch sorted on `column` into its runs of equal values.

@@ -181,6 +181,38 @@ fn union_linkage_beats_both_single_key_baselines() {
     assert!(f1("union") > f1("id1_only"), "{report:#}");
     assert!(f1("union") > f1("id2_only"), "{report:#}");
     assert!(f1("union") > 0.99, "{report:#}");
+    twins_on_one_card_keep_apart(&extracts, &data);
+}
+
+/// Every same-sex twin pair of the population ends with two disjoint sets of person_ids.
+fn twins_on_one_card_keep_apart(extracts: &Path, data: &Path) {
+    let persons = std::fs::read_to_string(extracts.join("truth/persons.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = persons
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let twins: Vec<(u64, u64)> = rows
+        .windows(2)
+        .filter(|w| w[0][4].contains("twin") && w[1][4].contains("twin") && w[0][2] == w[1][2])
+        .map(|w| (w[0][0].parse().unwrap(), w[1][0].parse().unwrap()))
+        .collect();
+    assert!(!twins.is_empty(), "the population has no twins");
+    let truth = std::fs::read_to_string(extracts.join("truth/ndb.csv")).unwrap();
+    let ids = person_ids(data);
+    let ids_of = |person: u64| -> std::collections::HashSet<i64> {
+        truth
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(','))
+            .filter(|(_, p)| p.parse::<u64>().unwrap() == person)
+            .map(|(seq, _)| ids[&("ndb".to_owned(), seq.parse::<i64>().unwrap())])
+            .collect()
+    };
+    for (a, b) in twins {
+        let (ids_a, ids_b) = (ids_of(a), ids_of(b));
+        assert!(ids_a.is_disjoint(&ids_b), "twins {a} and {b} were merged");
+    }
 }
 
 #[test]

@@ -405,19 +405,20 @@ fn collect_identifiers(extracts: &Path) -> Identifiers {
     }
     for file in &parsed.care_claims {
         for claim in &file.claims {
-            add_name(None, &claim.kana_name);
-            births.push(claim.birth);
+            let identity = &claim.identity;
+            add_name(None, &identity.kana_name);
+            births.push(identity.birth);
             cards.push((
-                claim.insurer.to_string(),
+                identity.insurer.to_string(),
                 String::new(),
-                claim.care_number.clone(),
+                identity.care_number.clone(),
             ));
         }
     }
     for file in &parsed.care_certifications {
         for row in &file.rows {
-            add_name(None, &row.kana_name);
-            births.push(row.birth);
+            add_name(None, &row.identity.kana_name);
+            births.push(row.identity.birth);
             digit_tokens.push(row.postcode.as_bytes().to_vec());
         }
     }

@@ -254,36 +254,30 @@ fn dpc_identities(month: &crate::extract::DpcFacilityMonth) -> Vec<Identity<'_>>
         .collect()
 }
 
+fn care_identity(identity: &crate::extract::CareIdentity, month: YearMonth) -> Identity<'_> {
+    Identity {
+        kana_name: &identity.kana_name,
+        birth: identity.birth,
+        sex: identity.sex,
+        month,
+        card: Some(Card::Care {
+            insurer: &identity.insurer,
+            number: &identity.care_number,
+        }),
+        facility_patient: None,
+    }
+}
+
 fn care_claim_identities(file: &crate::extract::CareClaimFile) -> Vec<Identity<'_>> {
     file.claims
         .iter()
-        .map(|claim| Identity {
-            kana_name: &claim.kana_name,
-            birth: claim.birth,
-            sex: claim.sex,
-            month: claim.service_month,
-            card: Some(Card::Care {
-                insurer: &claim.insurer,
-                number: &claim.care_number,
-            }),
-            facility_patient: None,
-        })
+        .map(|claim| care_identity(&claim.identity, claim.service_month))
         .collect()
 }
 
 fn certification_identities(file: &crate::extract::CertificationFile) -> Vec<Identity<'_>> {
     file.rows
         .iter()
-        .map(|row| Identity {
-            kana_name: &row.kana_name,
-            birth: row.birth,
-            sex: row.sex,
-            month: row.certified.year_month(),
-            card: Some(Card::Care {
-                insurer: &row.insurer,
-                number: &row.care_number,
-            }),
-            facility_patient: None,
-        })
+        .map(|row| care_identity(&row.identity, row.certified.year_month()))
         .collect()
 }

@@ -19,17 +19,24 @@ pub struct CareClaimFile {
     pub claims: Vec<CareClaim>,
 }
 
+/// Who a care record is about: insurer, insured number, kana name, birth, sex
+/// (consecutive fields in both KYUFU H1 and NINTEI rows).
+#[derive(Debug, Clone)]
+pub struct CareIdentity {
+    pub insurer: InsurerNumber,
+    /// 被保険者番号 as written (full- or half-width).
+    pub care_number: String,
+    pub kana_name: String,
+    pub birth: CivilDate,
+    pub sex: Sex,
+}
+
 /// One claim (H1 and its D1/T1 records).
 #[derive(Debug, Clone)]
 pub struct CareClaim {
     /// Line of the H1 record.
     pub line: usize,
-    pub insurer: InsurerNumber,
-    /// 被保険者番号 as written (full- or half-width).
-    pub care_number: String,
-    pub kana_name: String,
-    pub sex: Sex,
-    pub birth: CivilDate,
+    pub identity: CareIdentity,
     pub care_level: String,
     pub certified_from: CivilDate,
     pub certified_to: CivilDate,
@@ -64,11 +71,7 @@ pub struct CertificationFile {
 #[derive(Debug, Clone)]
 pub struct Certification {
     pub line: usize,
-    pub insurer: InsurerNumber,
-    pub care_number: String,
-    pub kana_name: String,
-    pub sex: Sex,
-    pub birth: CivilDate,
+    pub identity: CareIdentity,
     pub postcode: String,
     pub applied: CivilDate,
     pub certified: CivilDate,
@@ -146,11 +149,7 @@ fn parse_h1(f: &Fields<'_>) -> Result<CareClaim, ExtractError> {
     }
     Ok(CareClaim {
         line: f.line(),
-        insurer: municipal_insurer(f, 2)?,
-        care_number: care_number(f, 3)?,
-        kana_name: f.text(4, "カナ氏名")?,
-        birth: f.wareki_date(5, "生年月日")?,
-        sex: f.sex(6, "性別")?,
+        identity: care_identity(f, 2)?,
         care_level: care_level.to_owned(),
         certified_from: f.wareki_date(8, "認定有効期間開始")?,
         certified_to: f.wareki_date(9, "認定有効期間終了")?,
@@ -211,11 +210,7 @@ fn parse_certification(f: &Fields<'_>) -> Result<Certification, ExtractError> {
     }
     Ok(Certification {
         line: f.line(),
-        insurer: municipal_insurer(f, 1)?,
-        care_number: care_number(f, 2)?,
-        kana_name: f.text(3, "カナ氏名")?,
-        birth: f.wareki_date(4, "生年月日")?,
-        sex: f.sex(5, "性別")?,
+        identity: care_identity(f, 1)?,
         postcode: f.digits(6, "郵便番号", 7)?.to_owned(),
         applied: f.wareki_date(7, "申請年月日")?,
         certified: f.wareki_date(8, "認定年月日")?,
@@ -223,6 +218,17 @@ fn parse_certification(f: &Fields<'_>) -> Result<Certification, ExtractError> {
         valid_from: f.wareki_date(10, "有効期間開始")?,
         valid_to: f.optional_wareki_date(11, "有効期間終了")?,
         application_type: application_type.to_owned(),
+    })
+}
+
+/// The five identity fields starting at field `first`.
+fn care_identity(f: &Fields<'_>, first: usize) -> Result<CareIdentity, ExtractError> {
+    Ok(CareIdentity {
+        insurer: municipal_insurer(f, first)?,
+        care_number: care_number(f, first + 1)?,
+        kana_name: f.text(first + 2, "カナ氏名")?,
+        birth: f.wareki_date(first + 3, "生年月日")?,
+        sex: f.sex(first + 4, "性別")?,
     })
 }
 

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 pub use care::{
-    CareClaim, CareClaimFile, CareServiceLine, Certification, CertificationFile, parse_care_claims,
-    parse_certifications,
+    CareClaim, CareClaimFile, CareIdentity, CareServiceLine, Certification, CertificationFile,
+    parse_care_claims, parse_certifications,
 };
 pub use dpc::{DpcAdmission, DpcFacilityMonth, DpcFiles, DpcIdentity, EfLine, parse_dpc};
 pub use fields::ExtractError;

@@ -53,9 +53,9 @@ fn build_claims(
     for (index, claim) in claims.iter().enumerate() {
         let row = RowContext {
             person_id: person_ids[index],
-            sex: claim.sex,
-            age: claim.birth.age_on(claim.service_month.first_day()),
-            prefecture_code: claim.insurer.prefecture_code(),
+            sex: claim.identity.sex,
+            age: claim.identity.birth.age_on(claim.service_month.first_day()),
+            prefecture_code: claim.identity.insurer.prefecture_code(),
             service_month: claim.service_month,
             facility_id: Some(
                 context.facility_id(&facility_key(FacilityKind::Care, &claim.provider)),
@@ -190,9 +190,9 @@ fn build_certifications(
     for (index, certification) in rows.iter().enumerate() {
         common.push(&RowContext {
             person_id: person_ids[index],
-            sex: certification.sex,
-            age: certification.birth.age_on(certification.certified),
-            prefecture_code: certification.insurer.prefecture_code(),
+            sex: certification.identity.sex,
+            age: certification.identity.birth.age_on(certification.certified),
+            prefecture_code: certification.identity.insurer.prefecture_code(),
             service_month: certification.certified.year_month(),
             facility_id: None,
         });

@@ -16,6 +16,9 @@ use crate::activity::{Activity, CertificationEvent, ReceiptEvent, ReceiptKind};
 use crate::names::{FAMILY, TYPO_KANA};
 use crate::population::{Card, Facilities, Facility, Person, Style};
 
+/// Share of receipts with a public expense programme (KO record), here 難病 (法別 54).
+const PUBLIC_EXPENSE_RATE: f64 = 0.04;
+
 /// Share of records whose kana name carries a one-character typo.
 const TYPO_RATE: f64 = 0.005;
 
@@ -213,7 +216,14 @@ impl ShardWriter<'_> {
         let details = self.details(kind, event, age);
         let points: i64 = details.iter().map(|d| d.points * i64::from(d.times)).sum();
         let admitted = event.stay.map(|(a, _)| a.to_wareki()).unwrap_or_default();
-        let receipt_type = receipt_type(kind, &card.insurer, age, event.stay.is_some());
+        let public_expense = self.rng.random_bool(PUBLIC_EXPENSE_RATE);
+        let receipt_type = receipt_type(
+            kind,
+            &card.insurer,
+            age,
+            event.stay.is_some(),
+            public_expense,
+        );
         let _ = write!(
             text,
             "RE,{number},{receipt_type},{},{kanji},{},{},{},{admitted},,,,,{},,,,,,,{kana}\r\n",
@@ -234,6 +244,12 @@ impl ShardWriter<'_> {
             card_text(&card.number, style),
             branch(self.rng, &card)
         );
+        if public_expense {
+            let payer = InsurerNumber::from_body(&format!("54{:02}001", self.prefecture))
+                .unwrap_or_else(|_| unreachable!("prefecture codes are 01-47"));
+            let recipient = self.rng.random_range(1_000_000..9_999_999);
+            let _ = write!(text, "KO,{payer},{recipient},,{days},{points},0,,,,,\r\n");
+        }
         if let (ReceiptKind::Dpc, Some((admitted, discharged))) = (kind, event.stay) {
             let _ = write!(
                 text,
@@ -665,9 +681,15 @@ struct Detail {
     day: u32,
 }
 
-/// レセプト種別: 医科/調剤, 医保/後期, 単独, then inpatient (odd) or outpatient (even)
+/// レセプト種別: 医科/調剤, 医保/後期, 単独/公費併用, then inpatient (odd) or outpatient (even)
 /// by who the patient is (本人, 未就学, 家族, 高齢).
-fn receipt_type(kind: ReceiptKind, insurer: &InsurerNumber, age: i32, inpatient: bool) -> String {
+fn receipt_type(
+    kind: ReceiptKind,
+    insurer: &InsurerNumber,
+    age: i32,
+    inpatient: bool,
+    public_expense: bool,
+) -> String {
     let system = if kind == ReceiptKind::Pharmacy {
         '4'
     } else {
@@ -682,7 +704,8 @@ fn receipt_type(kind: ReceiptKind, insurer: &InsurerNumber, age: i32, inpatient:
         _ => 1,
     };
     let last = if inpatient { pair } else { (pair + 1) % 10 };
-    format!("{system}{scheme}1{last}")
+    let combined = if public_expense { '2' } else { '1' };
+    format!("{system}{scheme}{combined}{last}")
 }
 
 /// The HO insurer field: 8 digits, or a 6-digit number padded as the facility does.

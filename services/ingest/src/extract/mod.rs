@@ -131,7 +131,20 @@ pub fn total_bytes(root: &Path) -> Result<u64, ExtractError> {
 }
 
 fn read(relative: &str, path: &Path) -> Result<Vec<u8>, ExtractError> {
-    std::fs::read(path).map_err(|e| ExtractError::file(relative, format!("cannot read file: {e}")))
+    let mut bytes = Vec::new();
+    read_into(relative, path, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// Reads a file into a reused buffer: fresh buffers per file would cost a
+/// page fault per page read.
+fn read_into(relative: &str, path: &Path, buffer: &mut Vec<u8>) -> Result<(), ExtractError> {
+    use std::io::Read as _;
+    buffer.clear();
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_to_end(buffer))
+        .map(|_| ())
+        .map_err(|e| ExtractError::file(relative, format!("cannot read file: {e}")))
 }
 
 /// One facility-month of DPC files, by the path of its K file.
@@ -208,10 +221,10 @@ fn parse_all<T: Send>(
 ) -> Result<Vec<(T, u64)>, ExtractError> {
     files
         .par_iter()
-        .map(|(relative, path)| {
-            let bytes = read(relative, path)?;
-            progress(bytes.len() as u64);
-            Ok((parse(relative, &bytes)?, bytes.len() as u64))
+        .map_init(Vec::new, |buffer, (relative, path)| {
+            read_into(relative, path, buffer)?;
+            progress(buffer.len() as u64);
+            Ok((parse(relative, buffer)?, buffer.len() as u64))
         })
         .collect()
 }

@@ -296,16 +296,9 @@ fn a_corrupt_extract_publishes_nothing() {
     assert_eq!(published, 1, "the failed ingest left objects behind");
 }
 
-#[test]
-fn a_killed_ingest_leaves_the_previous_release_readable() {
-    let dir = tempfile::tempdir().unwrap();
-    let extracts = synth(dir.path(), 3000, 13);
-    let data = dir.path().join("data");
-    ingest(&extracts, &data, KEY_A);
-    let before = latest_release(&data);
-    let manifest_before = std::fs::read(before.join("manifest.json")).unwrap();
-
-    let staged = data.join("releases/r000002");
+/// Starts an ingest and SIGKILLs it as soon as it starts writing release
+/// `staged`; returns whether it died before publishing.
+fn kill_while_writing(extracts: &Path, data: &Path, staged: &Path) -> bool {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
         .args([
             "ingest",
@@ -326,31 +319,61 @@ fn a_killed_ingest_leaves_the_previous_release_readable() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(staged.exists(), "the ingest never started writing");
-    assert!(
-        !staged.join("manifest.json").exists(),
-        "killed too late: the release was already published"
-    );
+    !staged.join("manifest.json").exists()
+}
 
-    assert_eq!(latest_release(&data), before);
+#[test]
+fn a_killed_ingest_leaves_the_previous_release_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 3000, 13);
+    let data = dir.path().join("data");
+    ingest(&extracts, &data, KEY_A);
+
+    // A kill may land after the manifest on a fast machine; then that release
+    // is simply the previous one for the next attempt.
+    let mut attempt = 2;
+    let (before, staged) = loop {
+        let before = latest_release(&data);
+        let staged = data.join(format!("releases/r{attempt:06}"));
+        if kill_while_writing(&extracts, &data, &staged) {
+            break (before, staged);
+        }
+        assert!(
+            attempt < 6,
+            "no kill landed while the release was being written"
+        );
+        attempt += 1;
+    };
+    let manifest_before = std::fs::read(before.join("manifest.json")).unwrap();
     assert_eq!(
-        std::fs::read(before.join("manifest.json")).unwrap(),
-        manifest_before
+        latest_release(&data),
+        before,
+        "a killed ingest published a release"
     );
+    let before_id = before.file_name().unwrap().to_str().unwrap().to_owned();
     let catalog = enclave_ok(
         &["catalog", "--data", data.to_str().unwrap(), "--json"],
         None,
     );
-    assert!(catalog.contains("r000001"), "{catalog}");
+    assert!(catalog.contains(&before_id), "{catalog}");
     for file in files_under(&before.join("tables")) {
         assert!(!read_parquet(&file).is_empty());
     }
+    assert_eq!(
+        std::fs::read(before.join("manifest.json")).unwrap(),
+        manifest_before
+    );
+
     // The next ingest sweeps the half-written release and publishes a complete one.
     ingest(&extracts, &data, KEY_A);
     assert!(
         !staged.exists() || files_under(&staged).is_empty(),
         "the half-written release was not swept"
     );
-    assert_eq!(latest_release(&data).file_name().unwrap(), "r000003");
+    assert_eq!(
+        latest_release(&data).file_name().unwrap().to_str().unwrap(),
+        format!("r{:06}", attempt + 1)
+    );
 }
 
 /// Every direct identifier of the extracts, in the spellings a leak could take.

@@ -25,7 +25,7 @@ pub(crate) enum CommandError {
     Evaluate(#[from] enclave_ingest::evaluate::EvaluateError),
     #[error("the data directory {0} has no published release; run `enclave ingest` first")]
     NoRelease(String),
-    #[error("the release's catalog is unreadable: {0}")]
+    #[error("catalog: {0}")]
     Catalog(String),
     #[error("cannot prepare {path}: {source}")]
     WorkDir {
@@ -44,9 +44,15 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
             data,
             key_file,
             key_env,
+            catalog,
         } => {
             let secret = key::load_secret(key_file.as_deref(), &key_env)?;
-            println!("{}", ingest(&extracts, &data, &secret).await?);
+            let loaded = catalog
+                .map(Catalog::load_dir)
+                .transpose()
+                .map_err(|e| CommandError::Catalog(e.to_string()))?;
+            let catalog = loaded.as_ref().unwrap_or_else(|| Catalog::embedded());
+            println!("{}", ingest(&extracts, &data, &secret, catalog).await?);
         }
         Command::LinkageEval { truth, data } => {
             let report =
@@ -57,7 +63,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
                 serde_json::to_string_pretty(&report).unwrap_or_default()
             );
         }
-        Command::Catalog { data, json } => {
+        Command::Catalog { data, json, lang } => {
             let catalog = published_catalog(&data).await?;
             if json {
                 println!(
@@ -65,7 +71,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
                     serde_json::to_string_pretty(&catalog).unwrap_or_default()
                 );
             } else {
-                print!("{}", catalog.render_text(Lang::Ja));
+                print!("{}", catalog.render_text(lang));
             }
         }
         Command::Demo {
@@ -87,9 +93,10 @@ async fn ingest(
     extracts: &Path,
     data: &Path,
     secret: &[u8],
+    catalog: &Catalog,
 ) -> Result<IngestSummary, CommandError> {
     let store = DataStore::open_local(data)?;
-    Ok(enclave_ingest::ingest(&store, extracts, secret, Catalog::embedded()).await?)
+    Ok(enclave_ingest::ingest(&store, extracts, secret, catalog).await?)
 }
 
 /// The catalog of the newest release, as it was when that release was made.
@@ -152,7 +159,10 @@ async fn demo(persons: u64, seed: u64, workdir: &Path) -> Result<(), CommandErro
 
     println!("3. ingest → {}", paths.data.display());
     let secret = key::load_secret(Some(&paths.key), key::DEFAULT_KEY_ENV)?;
-    println!("{}\n", ingest(&paths.extracts, &paths.data, &secret).await?);
+    println!(
+        "{}\n",
+        ingest(&paths.extracts, &paths.data, &secret, Catalog::embedded()).await?
+    );
 
     println!("4. the published catalog\n");
     print!(

@@ -54,6 +54,9 @@ enum Command {
         /// Environment variable holding the secret key instead of a file.
         #[arg(long, default_value = key::DEFAULT_KEY_ENV)]
         key_env: String,
+        /// Directory of catalog definitions (`*.toml`) to use instead of the built-in ones.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
     },
     /// Score the newest release's linkage against the generator's truth.
     LinkageEval {
@@ -72,6 +75,9 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Language of the text listing: `ja` or `en`.
+        #[arg(long, default_value = "ja")]
+        lang: enclave_catalog::Lang,
     },
     /// Synthetic data → ingest → catalog in a work directory.
     Demo {

@@ -366,10 +366,7 @@ fn a_killed_ingest_leaves_the_previous_release_readable() {
 
     // The next ingest sweeps the half-written release and publishes a complete one.
     ingest(&extracts, &data, KEY_A);
-    assert!(
-        !staged.exists() || files_under(&staged).is_empty(),
-        "the half-written release was not swept"
-    );
+    assert!(!staged.exists(), "the half-written release was not swept");
     assert_eq!(
         latest_release(&data).file_name().unwrap().to_str().unwrap(),
         format!("r{:06}", attempt + 1)

@@ -13,7 +13,7 @@
 
 mod manifest;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -53,6 +53,9 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct DataStore {
     objects: Arc<dyn ObjectStore>,
+    /// The directory of a local store: a write killed midway leaves a
+    /// staging file there that the object listing does not show.
+    local_root: Option<PathBuf>,
 }
 
 impl DataStore {
@@ -69,12 +72,16 @@ impl DataStore {
         })?;
         Ok(DataStore {
             objects: Arc::new(objects),
+            local_root: Some(dir.to_path_buf()),
         })
     }
 
     /// A data store over any object store (e.g. in-memory for tests, S3).
     pub fn with_object_store(objects: Arc<dyn ObjectStore>) -> DataStore {
-        DataStore { objects }
+        DataStore {
+            objects,
+            local_root: None,
+        }
     }
 
     /// The underlying object store, for readers that scan release files.
@@ -170,6 +177,7 @@ impl DataStore {
             if !self.has_manifest(id).await? {
                 warn!(release = %id, "removing an unpublished release left by an interrupted ingest");
                 self.delete_prefix(&release_root(id)).await?;
+                self.remove_local_leftovers(id)?;
             }
         }
         let next = ids
@@ -185,6 +193,21 @@ impl DataStore {
             id,
             files: Vec::new(),
         })
+    }
+
+    /// Removes what a killed local write leaves behind (staging files, directories).
+    fn remove_local_leftovers(&self, release: &str) -> Result<(), StoreError> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let dir = root.join(RELEASES).join(release);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Open {
+                path: dir.display().to_string(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
     }
 
     async fn delete_prefix(&self, prefix: &ObjectPath) -> Result<(), StoreError> {

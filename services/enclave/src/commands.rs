@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use enclave_catalog::{Catalog, Lang, PublishedCatalog};
 use enclave_ingest::{CATALOG_PATH, IngestSummary, table_stats};
+use enclave_linkage::LinkageKeys;
 use enclave_store::DataStore;
 use enclave_synth::{SynthConfig, SynthSummary};
 
@@ -16,6 +17,8 @@ pub(crate) enum CommandError {
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
+    Secret(#[from] enclave_linkage::KeyError),
+    #[error(transparent)]
     Synth(#[from] enclave_synth::SynthError),
     #[error(transparent)]
     Ingest(#[from] enclave_ingest::IngestError),
@@ -25,6 +28,8 @@ pub(crate) enum CommandError {
     Evaluate(#[from] enclave_ingest::evaluate::EvaluateError),
     #[error("the data directory {0} has no published release; run `enclave ingest` first")]
     NoRelease(String),
+    #[error("extract directory {0} not found")]
+    NoExtracts(String),
     #[error("catalog: {0}")]
     Catalog(String),
     #[error("cannot prepare {path}: {source}")]
@@ -56,8 +61,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
         }
         Command::LinkageEval { truth, data } => {
             let report =
-                enclave_ingest::evaluate::evaluate_latest(&DataStore::open_local(&data)?, &truth)
-                    .await?;
+                enclave_ingest::evaluate::evaluate_latest(&existing_store(&data)?, &truth).await?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&report).unwrap_or_default()
@@ -95,13 +99,25 @@ async fn ingest(
     secret: &[u8],
     catalog: &Catalog,
 ) -> Result<IngestSummary, CommandError> {
+    let keys = LinkageKeys::derive(secret)?;
+    if !extracts.is_dir() {
+        return Err(CommandError::NoExtracts(extracts.display().to_string()));
+    }
     let store = DataStore::open_local(data)?;
-    Ok(enclave_ingest::ingest(&store, extracts, secret, catalog).await?)
+    Ok(enclave_ingest::ingest(&store, extracts, &keys, catalog).await?)
+}
+
+/// A data directory that must already exist (readers never create one).
+fn existing_store(data: &Path) -> Result<DataStore, CommandError> {
+    if !data.is_dir() {
+        return Err(CommandError::NoRelease(data.display().to_string()));
+    }
+    Ok(DataStore::open_local(data)?)
 }
 
 /// The catalog of the newest release, as it was when that release was made.
 async fn published_catalog(data: &Path) -> Result<PublishedCatalog, CommandError> {
-    let store = DataStore::open_local(data)?;
+    let store = existing_store(data)?;
     let manifest = store
         .latest()
         .await?

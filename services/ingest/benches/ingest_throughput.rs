@@ -47,13 +47,14 @@ fn main() {
         .build()
         .expect("runtime");
     let store = DataStore::with_object_store(Arc::new(object_store::memory::InMemory::new()));
+    let keys = LinkageKeys::derive(SECRET).expect("keys");
     let started = Instant::now();
     let summary = pool
         .install(|| {
             runtime.block_on(enclave_ingest::ingest(
                 &store,
                 &extracts,
-                SECRET,
+                &keys,
                 Catalog::embedded(),
             ))
         })

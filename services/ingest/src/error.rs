@@ -6,8 +6,6 @@ pub enum IngestError {
     #[error(transparent)]
     Extract(#[from] crate::extract::ExtractError),
     #[error(transparent)]
-    Key(#[from] enclave_linkage::KeyError),
-    #[error(transparent)]
     Store(#[from] enclave_store::StoreError),
     #[error("catalog: {0}")]
     Catalog(String),

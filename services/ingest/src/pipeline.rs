@@ -49,16 +49,15 @@ struct PreparedRelease {
 }
 
 /// Ingests the extracts under `extracts` into a new release of `store`,
-/// pseudonymized under `secret`, shaped by `catalog`.
+/// pseudonymized under `keys`, shaped by `catalog`.
 pub async fn ingest(
     store: &DataStore,
     extracts: &Path,
-    secret: &[u8],
+    keys: &LinkageKeys,
     catalog: &Catalog,
 ) -> Result<IngestSummary, IngestError> {
     let started = Instant::now();
-    let keys = LinkageKeys::derive(secret)?;
-    let prepared = tokio::task::block_in_place(|| prepare(extracts, &keys, catalog))?;
+    let prepared = tokio::task::block_in_place(|| prepare(extracts, keys, catalog))?;
     let mut writer = store.begin_release().await?;
     match write(&mut writer, &prepared).await {
         Ok(()) => {}

@@ -38,6 +38,10 @@ fn main() {
         synth_started.elapsed().as_secs_f64()
     );
 
+    // Let the generated files reach the disk first, so write-back does not
+    // compete with the measured run.
+    let _ = std::process::Command::new("sync").status();
+
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()

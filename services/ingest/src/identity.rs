@@ -6,6 +6,8 @@
 //! already turned Gregorian by the parsers) and consumed by a keyed hash.
 //! Nothing here is written anywhere.
 
+use std::rc::Rc;
+
 use enclave_core::card::{InsurerNumber, normalize_card_text};
 use enclave_core::date::{CivilDate, YearMonth};
 use enclave_core::kana::normalize_name;
@@ -26,7 +28,7 @@ struct Identity<'a> {
     month: YearMonth,
     card: Option<Card<'a>>,
     /// A facility's own patient number (receipt カルテ番号, DPC データ識別番号).
-    facility_patient: Option<(String, &'a str)>,
+    facility_patient: Option<(Rc<str>, &'a str)>,
 }
 
 /// An insurance card: health (保険者番号 + 記号 + 番号) or care (保険者番号 + 被保険者番号).
@@ -211,7 +213,7 @@ fn link_record(pseudonymizer: &mut Pseudonymizer<'_>, identity: &Identity<'_>) -
 }
 
 fn ndb_identities(file: &crate::extract::UkeFile) -> Vec<Identity<'_>> {
-    let facility = facility_key(FacilityKind::Medical, &file.facility_code);
+    let facility: Rc<str> = facility_key(FacilityKind::Medical, &file.facility_code).into();
     file.receipts
         .iter()
         .map(|receipt| Identity {
@@ -224,7 +226,7 @@ fn ndb_identities(file: &crate::extract::UkeFile) -> Vec<Identity<'_>> {
                 symbol: &receipt.insurance.symbol,
                 number: &receipt.insurance.number,
             }),
-            facility_patient: Some((facility.clone(), receipt.chart_number.as_str())),
+            facility_patient: Some((Rc::clone(&facility), receipt.chart_number.as_str())),
         })
         .collect()
 }
@@ -246,7 +248,7 @@ fn dpc_identities(month: &crate::extract::DpcFacilityMonth) -> Vec<Identity<'_>>
                     number: &identity.number,
                 }),
                 facility_patient: Some((
-                    facility_key(FacilityKind::Medical, &admission.facility_code),
+                    facility_key(FacilityKind::Medical, &admission.facility_code).into(),
                     admission.data_id.as_str(),
                 )),
             }

@@ -17,22 +17,27 @@ pub(crate) fn build(
     person_ids: &[i64],
     context: &PublishContext<'_>,
 ) -> Result<Vec<(String, RecordBatch)>, IngestError> {
-    let receipts: Vec<(&UkeFile, &Receipt)> = files
+    // One facility per file: pseudonymize it once, not per receipt.
+    let receipts: Vec<(&UkeFile, i64, &Receipt)> = files
         .iter()
-        .flat_map(|file| file.receipts.iter().map(move |receipt| (file, receipt)))
+        .flat_map(|file| {
+            let facility =
+                context.facility_id(&facility_key(FacilityKind::Medical, &file.facility_code));
+            file.receipts
+                .iter()
+                .map(move |receipt| (file, facility, receipt))
+        })
         .collect();
-    let receipt_ids = record_ids(person_ids, |i| receipts[i].1.service_month.index());
+    let receipt_ids = record_ids(person_ids, |i| receipts[i].2.service_month.index());
     let mut tables = NdbBuilders::new(context)?;
-    for (index, (file, receipt)) in receipts.iter().enumerate() {
+    for (index, (file, facility_id, receipt)) in receipts.iter().enumerate() {
         let row = RowContext {
             person_id: person_ids[index],
             sex: receipt.sex,
             age: receipt.birth.age_on(receipt.service_month.first_day()),
             prefecture_code: file.prefecture_code,
             service_month: receipt.service_month,
-            facility_id: Some(
-                context.facility_id(&facility_key(FacilityKind::Medical, &file.facility_code)),
-            ),
+            facility_id: Some(*facility_id),
         };
         tables.push(receipt_ids[index], &row, file.kind, receipt);
     }

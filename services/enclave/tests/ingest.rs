@@ -386,7 +386,9 @@ struct Identifiers {
 
 fn collect_identifiers(extracts: &Path) -> Identifiers {
     use enclave_core::kana;
-    let parsed = enclave_ingest::extract::read_extracts(extracts, &|_| {}).expect("extracts parse");
+    let parsed =
+        enclave_ingest::extract::read_extracts(extracts, &enclave_ingest::extract::NoProgress)
+            .expect("extracts parse");
     let mut anywhere = Vec::new();
     let mut digit_tokens = Vec::new();
     let mut add_name = |kanji: Option<&str>, kana_name: &str| {

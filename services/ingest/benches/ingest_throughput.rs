@@ -96,7 +96,7 @@ fn main() {
 
 /// Receipts per second when all that is done is the two HMACs of each receipt.
 fn hmac_ceiling(extracts: &std::path::Path) -> f64 {
-    let parsed = read_extracts(extracts, &|_| {}).expect("parse");
+    let parsed = read_extracts(extracts, &enclave_ingest::extract::NoProgress).expect("parse");
     let inputs: Vec<[Vec<u8>; 2]> = parsed
         .ndb
         .iter()

@@ -169,8 +169,8 @@ fn prepare(
 }
 
 fn read_with_progress(root: &Path) -> Result<Extracts, IngestError> {
-    let progress = Progress::bytes("reading extracts", crate::extract::total_bytes(root)?);
-    let extracts = read_extracts(root, &|bytes| progress.advance(bytes))?;
+    let progress = Progress::bytes("reading extracts", 0);
+    let extracts = read_extracts(root, &progress)?;
     progress.finish();
     Ok(extracts)
 }

@@ -29,3 +29,13 @@ impl Progress {
         self.bar.finish_and_clear();
     }
 }
+
+impl crate::extract::ReadProgress for Progress {
+    fn total(&self, bytes: u64) {
+        self.bar.set_length(bytes);
+    }
+
+    fn advance(&self, bytes: u64) {
+        Progress::advance(self, bytes);
+    }
+}

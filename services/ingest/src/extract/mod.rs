@@ -85,9 +85,11 @@ fn classify(relative: &str) -> Option<FileKind> {
     }
 }
 
-/// Every file under `root` except the truth directory, as (relative path, path), sorted.
-fn walk(root: &Path) -> Result<Vec<(String, PathBuf)>, ExtractError> {
+/// Every file under `root` except the truth directory, as (relative path,
+/// path), sorted, with the total of their sizes.
+fn walk(root: &Path) -> Result<(Vec<(String, PathBuf)>, u64), ExtractError> {
     let mut files = Vec::new();
+    let mut total = 0;
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
         let read_error = |e: std::io::Error| {
@@ -97,19 +99,21 @@ fn walk(root: &Path) -> Result<Vec<(String, PathBuf)>, ExtractError> {
             )
         };
         for entry in std::fs::read_dir(&dir).map_err(read_error)? {
-            let path = entry.map_err(read_error)?.path();
+            let entry = entry.map_err(read_error)?;
+            let path = entry.path();
             let relative = relative_path(root, &path);
-            if path.is_dir() {
+            if entry.file_type().map_err(read_error)?.is_dir() {
                 if relative != TRUTH_DIR {
                     pending.push(path);
                 }
             } else {
+                total += entry.metadata().map_err(read_error)?.len();
                 files.push((relative, path));
             }
         }
     }
     files.sort();
-    Ok(files)
+    Ok((files, total))
 }
 
 fn relative_path(root: &Path, path: &Path) -> String {
@@ -119,15 +123,6 @@ fn relative_path(root: &Path, path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// Total bytes of the extract files under `root` (for progress reporting).
-pub fn total_bytes(root: &Path) -> Result<u64, ExtractError> {
-    Ok(walk(root)?
-        .iter()
-        .filter_map(|(_, path)| path.metadata().ok())
-        .map(|m| m.len())
-        .sum())
 }
 
 fn read(relative: &str, path: &Path) -> Result<Vec<u8>, ExtractError> {
@@ -155,11 +150,25 @@ struct DpcGroup {
     ef: Option<(String, PathBuf)>,
 }
 
-/// Parses every extract under `root`; `progress` is told the bytes of each file read.
-pub fn read_extracts(
-    root: &Path,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Extracts, ExtractError> {
+/// Hears how far [`read_extracts`] has got.
+pub trait ReadProgress: Sync {
+    /// The bytes of all files, once they are listed.
+    fn total(&self, bytes: u64);
+    /// The bytes of one more file read.
+    fn advance(&self, bytes: u64);
+}
+
+/// Progress nobody follows.
+#[derive(Debug, Clone, Copy)]
+pub struct NoProgress;
+
+impl ReadProgress for NoProgress {
+    fn total(&self, _bytes: u64) {}
+    fn advance(&self, _bytes: u64) {}
+}
+
+/// Parses every extract under `root`, telling `progress` the bytes read.
+pub fn read_extracts(root: &Path, progress: &dyn ReadProgress) -> Result<Extracts, ExtractError> {
     if !root.is_dir() {
         return Err(ExtractError::file(
             &root.display().to_string(),
@@ -168,7 +177,8 @@ pub fn read_extracts(
     }
     let mut by_kind: BTreeMap<String, Vec<(String, PathBuf)>> = BTreeMap::new();
     let mut dpc_groups: BTreeMap<String, DpcGroup> = BTreeMap::new();
-    let files = walk(root)?;
+    let (files, total_bytes) = walk(root)?;
+    progress.total(total_bytes);
     let total_files = files.len();
     for (relative, path) in files {
         let kind = classify(&relative).ok_or_else(|| {
@@ -216,14 +226,14 @@ pub fn read_extracts(
 /// Reads and parses `files` in parallel, keeping their order; each with its size.
 fn parse_all<T: Send>(
     files: Vec<(String, PathBuf)>,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &dyn ReadProgress,
     parse: fn(&str, &[u8]) -> Result<T, ExtractError>,
 ) -> Result<Vec<(T, u64)>, ExtractError> {
     files
         .par_iter()
         .map_init(Vec::new, |buffer, (relative, path)| {
             read_into(relative, path, buffer)?;
-            progress(buffer.len() as u64);
+            progress.advance(buffer.len() as u64);
             Ok((parse(relative, buffer)?, buffer.len() as u64))
         })
         .collect()
@@ -249,7 +259,7 @@ fn add_dpc_file(
 
 fn parse_dpc_groups(
     groups: BTreeMap<String, DpcGroup>,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &dyn ReadProgress,
 ) -> Result<Vec<(DpcFacilityMonth, u64)>, ExtractError> {
     let groups: Vec<DpcGroup> = groups.into_values().collect();
     groups
@@ -278,7 +288,7 @@ fn parse_dpc_groups(
             let bytes = (k.len()
                 + ff1.as_ref().map_or(0, |f| f.1.len())
                 + ef.as_ref().map_or(0, |f| f.1.len())) as u64;
-            progress(bytes);
+            progress.advance(bytes);
             let files = DpcFiles {
                 k: (k_relative.as_str(), &k),
                 ff1: ff1.as_ref().map(|(r, b)| (*r, b.as_slice())),

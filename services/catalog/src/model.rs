@@ -61,6 +61,14 @@ pub struct ColumnDef {
     /// How the published value is derived from the identified one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generalization: Option<Generalization>,
+    /// The column names a facility (hospital, pharmacy, care provider):
+    /// released groups keyed by it must cover at least 3 facilities.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub identifies_facility: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// The physical type of a column.

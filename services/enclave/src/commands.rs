@@ -1,14 +1,17 @@
 //! What each subcommand does.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use enclave_catalog::{Catalog, Lang, PublishedCatalog};
 use enclave_ingest::{CATALOG_PATH, IngestSummary, table_stats};
 use enclave_linkage::LinkageKeys;
+use enclave_state::{Grant, Project, ProjectStatus, Role, Rounding, StateStore};
 use enclave_store::DataStore;
 use enclave_synth::{SynthConfig, SynthSummary};
 
 use crate::Command;
+use crate::admin;
 use crate::key::{self, KeyError};
 
 /// Why a command failed; every message is fit for the terminal.
@@ -32,6 +35,14 @@ pub(crate) enum CommandError {
     NoExtracts(String),
     #[error("catalog: {0}")]
     Catalog(String),
+    #[error(transparent)]
+    OptOut(#[from] enclave_ingest::optout::OptOutError),
+    #[error(transparent)]
+    State(#[from] enclave_state::StateError),
+    #[error(transparent)]
+    Query(#[from] enclave_query::QueryError),
+    #[error(transparent)]
+    Serve(#[from] enclave_flight::ServeError),
     #[error("cannot prepare {path}: {source}")]
     WorkDir {
         path: String,
@@ -82,7 +93,16 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
             persons,
             seed,
             workdir,
-        } => demo(persons, seed, &workdir).await?,
+            listen,
+        } => demo(persons, seed, &workdir, listen).await?,
+        Command::Serve {
+            data,
+            state,
+            options,
+        } => admin::serve(&data, &state, options).await?,
+        Command::User { command } => admin::user(command)?,
+        Command::Project { command } => admin::project(command).await?,
+        Command::Optout { command } => admin::opt_out(command)?,
     }
     Ok(())
 }
@@ -146,20 +166,47 @@ struct DemoPaths {
     extracts: PathBuf,
     key: PathBuf,
     data: PathBuf,
+    state: PathBuf,
 }
 
-async fn demo(persons: u64, seed: u64, workdir: &Path) -> Result<(), CommandError> {
+/// The demo's accounts: (name, role, password, what they show).
+pub(crate) const DEMO_USERS: [(&str, Role, &str, &str); 4] = [
+    (
+        "researcher",
+        Role::Researcher,
+        "researcher-demo",
+        "member of the approved project `demo` (all tables)",
+    ),
+    (
+        "outsider",
+        Role::Researcher,
+        "outsider-demo",
+        "a researcher with no project: every query is refused",
+    ),
+    (
+        "reviewer",
+        Role::Reviewer,
+        "reviewer-demo",
+        "review committee member",
+    ),
+    ("operator", Role::Operator, "operator-demo", "operator"),
+];
+
+async fn demo(
+    persons: u64,
+    seed: u64,
+    workdir: &Path,
+    listen: SocketAddr,
+) -> Result<(), CommandError> {
     let paths = DemoPaths {
         extracts: workdir.join("extracts"),
         key: workdir.join("steward").join("pseudonym.key"),
         data: workdir.join("data"),
+        state: workdir.join("state"),
     };
     println!("enclave demo in {}\n", workdir.display());
-    if paths.extracts.exists() {
-        std::fs::remove_dir_all(&paths.extracts).map_err(|source| CommandError::WorkDir {
-            path: paths.extracts.display().to_string(),
-            source,
-        })?;
+    for fresh in [&paths.extracts, &paths.state] {
+        remove_dir(fresh)?;
     }
     println!(
         "1. synthetic population → identified extracts in {}",
@@ -185,10 +232,75 @@ async fn demo(persons: u64, seed: u64, workdir: &Path) -> Result<(), CommandErro
         "{}",
         published_catalog(&paths.data).await?.render_text(Lang::Ja)
     );
+
     println!(
-        "\nNext: enclave linkage-eval --truth {} --data {}",
-        paths.extracts.join("truth").display(),
-        paths.data.display()
+        "\n5. demo users and the approved project `demo` in {}",
+        paths.state.display()
     );
+    seed_demo_state(&paths).await?;
+    for (name, role, password, about) in DEMO_USERS {
+        println!("   {name:<11} password {password:<16} {role:<10} {about}");
+    }
+    println!("\n6. Flight SQL: connect with ADBC, e.g. examples/adbc_quickstart.py\n");
+    let options = admin::ServeOptions {
+        listen,
+        tls_cert: None,
+        tls_key: None,
+        max_concurrent_per_user: 4,
+        query_memory_mb: 2048,
+        query_timeout_secs: 300,
+        total_memory_mb: 8192,
+    };
+    admin::serve(&paths.data, &paths.state, options).await
+}
+
+fn remove_dir(path: &Path) -> Result<(), CommandError> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).map_err(|source| CommandError::WorkDir {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Users and one approved project over every table and the release's months.
+async fn seed_demo_state(paths: &DemoPaths) -> Result<(), CommandError> {
+    let state = StateStore::open(&paths.state)?;
+    for (name, role, password, _) in DEMO_USERS {
+        state.add_user(name, role, password)?;
+    }
+    let store = existing_store(&paths.data)?;
+    let manifest = store
+        .latest()
+        .await?
+        .ok_or_else(|| CommandError::NoRelease(paths.data.display().to_string()))?;
+    let months = manifest.content.tables.values();
+    let first = months.clone().filter_map(|t| t.first_month.clone()).min();
+    let last = months.filter_map(|t| t.last_month.clone()).max();
+    let (Some(first), Some(last)) = (first, last) else {
+        return Err(CommandError::NoRelease(paths.data.display().to_string()));
+    };
+    let until = enclave_core::date::CivilDate::from_days_since_epoch(
+        enclave_state::today().days_since_epoch() + 365,
+    );
+    state.add_project(&Project {
+        id: "demo".into(),
+        title: "Demo: care needs after hospital admission".into(),
+        members: vec!["researcher".into()],
+        grants: Catalog::embedded()
+            .table_names()
+            .map(|table| Grant {
+                table,
+                columns: None,
+            })
+            .collect(),
+        period: format!("{first}..{last}").parse()?,
+        valid_until: until.to_string(),
+        k: enclave_state::DEFAULT_K,
+        rounding: Rounding::To10,
+        workspace_quota_bytes: 1 << 30,
+        status: ProjectStatus::Active,
+    })?;
     Ok(())
 }

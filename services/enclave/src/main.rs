@@ -4,8 +4,11 @@
 //! - `ingest`: extracts → pseudonymized, linked Parquet release (enclave-ingest)
 //! - `linkage-eval`: linkage quality of a release against ground truth
 //! - `catalog`: the published catalog of the newest release (enclave-catalog)
-//! - `demo`: all of the above on embedded defaults in a work directory
+//! - `serve`: the Arrow Flight SQL server (enclave-flight over enclave-query)
+//! - `user`, `project`: users and approved projects (enclave-state)
+//! - `demo`: all of the above on embedded defaults in a work directory, then serve
 
+mod admin;
 mod commands;
 mod key;
 
@@ -90,6 +93,35 @@ enum Command {
         /// Work directory (extracts, steward key and data go under it).
         #[arg(long, default_value = "enclave-demo")]
         workdir: PathBuf,
+        /// Address the demo server listens on.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+    },
+    /// Serve Arrow Flight SQL over the newest release.
+    Serve {
+        /// Data directory holding the releases.
+        #[arg(long)]
+        data: PathBuf,
+        /// State directory (users, projects, opt-outs).
+        #[arg(long)]
+        state: PathBuf,
+        #[command(flatten)]
+        options: admin::ServeOptions,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: admin::UserCommand,
+    },
+    /// Record opt-out requests (steward).
+    Optout {
+        #[command(subcommand)]
+        command: admin::OptOutCommand,
+    },
+    /// Manage projects (grants, periods, disclosure parameters).
+    Project {
+        #[command(subcommand)]
+        command: admin::ProjectCommand,
     },
 }
 

@@ -10,10 +10,12 @@
 //!   identifiers dropped and quasi-identifiers generalized by catalog rule;
 //! - [`ingest`]: the pipeline that links, builds, encodes zstd Parquet and
 //!   publishes one atomic release through `enclave-store`;
-//! - [`evaluate`]: linkage quality of a release against synthetic truth.
+//! - [`evaluate`]: linkage quality of a release against synthetic truth;
+//! - [`optout`]: the release's opt-out index and the parsing of requests.
 
 pub mod evaluate;
 pub mod extract;
+pub mod optout;
 
 mod error;
 mod identity;

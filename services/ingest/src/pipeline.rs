@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
 
+use crate::optout::{self, OPT_OUT_INDEX_PATH};
 use arrow::array::RecordBatch;
 use bytes::Bytes;
 use enclave_catalog::{Catalog, TableStats};
@@ -148,6 +149,17 @@ fn prepare(
         LINKAGE_RECORDS_PATH,
         artifact.to_parquet()?,
         Some(person_ids.len() as u64),
+    ));
+    objects.push(staged(
+        OPT_OUT_INDEX_PATH,
+        optout::index_parquet(
+            identities
+                .records
+                .iter()
+                .map(|record| record.name)
+                .zip(person_ids.iter().copied()),
+        )?,
+        None,
     ));
     objects.push(staged(LINKAGE_REPORT_PATH, to_json(&linkage_report)?, None));
     objects.push(staged(CATALOG_PATH, to_json(catalog)?, None));

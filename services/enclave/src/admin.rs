@@ -1,0 +1,271 @@
+//! Users and projects in the state store (until the review workflow issues
+//! grants), and the Flight SQL server.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Subcommand;
+use enclave_query::{Limits, QueryEngine};
+use enclave_state::{Grant, Period, Project, ProjectStatus, Role, Rounding, StateStore};
+use enclave_store::DataStore;
+
+use crate::commands::CommandError;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        /// State directory.
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// researcher, reviewer or operator.
+        #[arg(long)]
+        role: Role,
+        /// Read the password from standard input (required: passwords are
+        /// never taken from the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProjectCommand {
+    /// Add an approved project.
+    Add {
+        /// State directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Project id (a-z, 0-9, '-', '_').
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        title: String,
+        /// A member's user name (repeat for each member).
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
+        /// A granted table, `schema.table` or `schema.table:col,col` (repeat).
+        #[arg(long = "grant", required = true)]
+        grants: Vec<Grant>,
+        /// Service months the project may see, `YYYY-MM..YYYY-MM`.
+        #[arg(long)]
+        period: Period,
+        /// Last day queries are allowed, `YYYY-MM-DD`.
+        #[arg(long)]
+        until: String,
+        /// Minimum persons per released group (at least 10).
+        #[arg(long, default_value_t = enclave_state::DEFAULT_K)]
+        k: u32,
+        /// Rounding of released counts: none, 5 or 10.
+        #[arg(long, default_value = "10")]
+        rounding: Rounding,
+        /// Workspace quota in MiB.
+        #[arg(long, default_value_t = 1024)]
+        quota_mb: u64,
+    },
+    /// Close a project: queries are refused and its workspace is deleted.
+    Close {
+        #[arg(long)]
+        state: PathBuf,
+        /// Data directory holding the workspace.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        id: String,
+    },
+    /// List projects.
+    List {
+        #[arg(long)]
+        state: PathBuf,
+    },
+}
+
+pub(crate) fn user(command: UserCommand) -> Result<(), CommandError> {
+    let UserCommand::Add {
+        state,
+        name,
+        role,
+        password_stdin: _,
+    } = command;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .map_err(|source| CommandError::WorkDir {
+            path: "standard input".into(),
+            source,
+        })?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    StateStore::open(&state)?.add_user(&name, role, password)?;
+    println!("user {name} ({role}) added");
+    Ok(())
+}
+
+pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError> {
+    match command {
+        ProjectCommand::Add {
+            state,
+            id,
+            title,
+            members,
+            grants,
+            period,
+            until,
+            k,
+            rounding,
+            quota_mb,
+        } => {
+            let project = Project {
+                id,
+                title,
+                members,
+                grants,
+                period,
+                valid_until: until,
+                k,
+                rounding,
+                workspace_quota_bytes: quota_mb << 20,
+                status: ProjectStatus::Active,
+            };
+            StateStore::open(&state)?.add_project(&project)?;
+            println!("project {} added", project.id);
+        }
+        ProjectCommand::Close { state, data, id } => {
+            StateStore::open(&state)?.close_project(&id)?;
+            let store = DataStore::open_local(&data)?;
+            let deleted = QueryEngine::delete_workspace(&store, &id).await?;
+            println!("project {id} closed; {deleted} workspace tables deleted");
+        }
+        ProjectCommand::List { state } => {
+            for project in StateStore::open(&state)?.projects()? {
+                println!(
+                    "{}\t{:?}\t{}\tuntil {}\tk={}\tmembers={}",
+                    project.id,
+                    project.status,
+                    project.period,
+                    project.valid_until,
+                    project.k,
+                    project.members.join(",")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OptOutCommand {
+    /// Record opt-out requests; they apply to every query from now on.
+    ///
+    /// The file is UTF-8 CSV with the header `kana_name,birth_date,sex`
+    /// (birth date `YYYY-MM-DD`, sex `1` male / `2` female). Only keyed
+    /// lookup values computed under the steward's key are stored.
+    Add {
+        /// State directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// The request file.
+        #[arg(long)]
+        file: PathBuf,
+        /// File holding the steward's secret key (the ingest key).
+        #[arg(long, conflicts_with = "key_env")]
+        key_file: Option<PathBuf>,
+        /// Environment variable holding the secret key instead of a file.
+        #[arg(long, default_value = crate::key::DEFAULT_KEY_ENV)]
+        key_env: String,
+    },
+}
+
+pub(crate) fn opt_out(command: OptOutCommand) -> Result<(), CommandError> {
+    let OptOutCommand::Add {
+        state,
+        file,
+        key_file,
+        key_env,
+    } = command;
+    let secret = crate::key::load_secret(key_file.as_deref(), &key_env)?;
+    let keys = enclave_linkage::LinkageKeys::derive(&secret)?;
+    let lookups = enclave_ingest::optout::request_lookups(&file, &keys)?;
+    let recorded_on = enclave_state::today().to_string();
+    let entries: Vec<enclave_state::OptOutEntry> = lookups
+        .into_iter()
+        .map(|lookup| enclave_state::OptOutEntry {
+            lookup,
+            recorded_on: recorded_on.clone(),
+        })
+        .collect();
+    let added = StateStore::open(&state)?.add_opt_outs(&entries)?;
+    println!(
+        "{} requests read, {added} new opt-outs recorded",
+        entries.len()
+    );
+    Ok(())
+}
+
+/// Options of `enclave serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeOptions {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// PEM certificate for TLS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Queries one user may run at once.
+    #[arg(long, default_value_t = 4)]
+    pub max_concurrent_per_user: usize,
+    /// Memory one query may use, in MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub query_memory_mb: usize,
+    /// Memory all queries may use together, in MiB.
+    #[arg(long, default_value_t = 8192)]
+    pub total_memory_mb: usize,
+    /// Time limit of one query, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub query_timeout_secs: u64,
+}
+
+pub(crate) async fn serve(
+    data: &Path,
+    state: &Path,
+    options: ServeOptions,
+) -> Result<(), CommandError> {
+    let store = DataStore::open_local(data)?;
+    let state = Arc::new(StateStore::open(state)?);
+    let limits = Limits {
+        query_memory_bytes: options.query_memory_mb << 20,
+        total_memory_bytes: options.total_memory_mb << 20,
+        query_timeout: Duration::from_secs(options.query_timeout_secs),
+        concurrent_queries_per_user: options.max_concurrent_per_user.max(1),
+        ..Limits::default()
+    };
+    let engine = QueryEngine::open(store, state, limits).await?;
+    let release = engine.release_id().to_string();
+    let config = enclave_flight::ServerConfig {
+        listen: options.listen,
+        tls: options.tls_cert.zip(options.tls_key),
+    };
+    let scheme = if config.tls.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
+    enclave_flight::serve(
+        config,
+        engine,
+        |address| {
+            println!("serving Flight SQL on {scheme}://{address} (release {release}); Ctrl-C stops")
+        },
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,617 @@
+//! The Flight SQL service: logins, metadata, statements and prepared
+//! statements, every call authenticated and resolved to a project session.
+
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use arrow::datatypes::Schema;
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow::record_batch::RecordBatch;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, SqlSupportedTransaction,
+    TicketStatementQuery,
+};
+use arrow_flight::utils::batches_to_flight_data;
+use arrow_flight::{
+    FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
+};
+use datafusion::common::ScalarValue;
+use enclave_query::disclosure::Released;
+use enclave_query::{Outcome, ProjectSession, QueryEngine, QueryError, Rule};
+use futures::{Stream, TryStreamExt, stream};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{Signer, basic_credentials, bearer_token, unix_now};
+use crate::prepared::PreparedStatements;
+
+/// The call header that picks a project.
+pub const PROJECT_HEADER: &str = "x-enclave-project";
+/// Schema metadata key and app-metadata field telling suppressed groups.
+pub const SUPPRESSED_KEY: &str = "enclave.suppressed_groups";
+
+const TOKEN_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+const TICKET_LIFETIME: Duration = Duration::from_secs(3600);
+
+type DataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
+
+static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
+    let mut builder = SqlInfoDataBuilder::new();
+    builder.append(SqlInfo::FlightSqlServerName, "enclave");
+    builder.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    builder.append(SqlInfo::FlightSqlServerArrowVersion, "59");
+    builder.append(SqlInfo::FlightSqlServerReadOnly, false);
+    builder.append(SqlInfo::FlightSqlServerSql, true);
+    builder.append(SqlInfo::FlightSqlServerSubstrait, false);
+    builder.append(
+        SqlInfo::FlightSqlServerTransaction,
+        SqlSupportedTransaction::None as i32,
+    );
+    builder.append(SqlInfo::FlightSqlServerCancel, false);
+    builder.append(SqlInfo::FlightSqlServerStatementTimeout, 0i32);
+    builder.append(SqlInfo::SqlDdlCatalog, false);
+    builder.append(SqlInfo::SqlDdlSchema, false);
+    builder.append(SqlInfo::SqlDdlTable, true);
+    builder.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    builder.append(SqlInfo::SqlQuotedIdentifierCase, 3i32);
+    builder.append(SqlInfo::SqlIdentifierCase, 2i32);
+    builder.append(SqlInfo::SqlAllTablesAreSelectable, true);
+    builder.append(SqlInfo::SqlTransactionsSupported, false);
+    builder.append(SqlInfo::SqlMaxColumnNameLength, 255i64);
+    builder.append(SqlInfo::SqlMaxTableNameLength, 63i64);
+    builder.build().expect("static SqlInfo is valid")
+});
+
+/// What a statement ticket carries (signed, so it cannot be forged or used
+/// by another user).
+#[derive(Debug, Serialize, Deserialize)]
+struct StatementTicket {
+    user: String,
+    project: String,
+    sql: String,
+    expires: u64,
+}
+
+#[derive(Debug)]
+pub struct EnclaveFlightSql {
+    engine: QueryEngine,
+    signer: Signer,
+    prepared: PreparedStatements,
+}
+
+impl EnclaveFlightSql {
+    pub fn new(engine: QueryEngine) -> EnclaveFlightSql {
+        EnclaveFlightSql {
+            engine,
+            signer: Signer::new(),
+            prepared: PreparedStatements::default(),
+        }
+    }
+
+    /// The authenticated user of a call.
+    fn caller<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        let unauthenticated = || {
+            Status::unauthenticated("log in first: the bearer token is missing, invalid or expired")
+        };
+        let token = bearer_token(request.metadata()).ok_or_else(unauthenticated)?;
+        let user = self.signer.check_token(token).ok_or_else(unauthenticated)?;
+        match self.engine.state().user(&user) {
+            Ok(Some(account)) if !account.disabled => Ok(user),
+            Ok(_) => Err(unauthenticated()),
+            Err(error) => Err(status(QueryError::internal(error))),
+        }
+    }
+
+    fn session<T>(&self, request: &Request<T>) -> Result<ProjectSession, Status> {
+        let user = self.caller(request)?;
+        let project = request
+            .metadata()
+            .get(PROJECT_HEADER)
+            .and_then(|value| value.to_str().ok());
+        self.engine.session(&user, project).map_err(status)
+    }
+
+    fn statement_ticket(&self, session: &ProjectSession, sql: &str) -> Result<Ticket, Status> {
+        let ticket = StatementTicket {
+            user: session.user().to_string(),
+            project: session.project().id.clone(),
+            sql: sql.to_string(),
+            expires: unix_now() + TICKET_LIFETIME.as_secs(),
+        };
+        let payload = serde_json::to_vec(&ticket).map_err(|e| status(QueryError::internal(e)))?;
+        let handle = self.signer.sign(&payload);
+        let command = TicketStatementQuery {
+            statement_handle: handle.into_bytes().into(),
+        };
+        Ok(Ticket::new(command.as_any().encode_to_vec()))
+    }
+}
+
+/// Maps query errors to gRPC status codes; the message is the user message.
+pub(crate) fn status(error: QueryError) -> Status {
+    let message = error.user_message();
+    match &error {
+        QueryError::Refused { rule, .. } => match rule {
+            Rule::NoProject | Rule::ProjectExpired | Rule::ProjectClosed => {
+                Status::permission_denied(message)
+            }
+            Rule::TooManyQueries | Rule::WorkspaceQuota => Status::resource_exhausted(message),
+            _ => Status::invalid_argument(message),
+        },
+        QueryError::Invalid(_) => Status::invalid_argument(message),
+        QueryError::ResourcesExhausted(_) => Status::resource_exhausted(message),
+        QueryError::Timeout(_) => Status::deadline_exceeded(message),
+        QueryError::Internal(_) => Status::internal(message),
+    }
+}
+
+fn flight_info(
+    schema: &Schema,
+    ticket: Ticket,
+    descriptor: FlightDescriptor,
+) -> Result<FlightInfo, Status> {
+    Ok(FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| status(QueryError::internal(e)))?
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+        .with_descriptor(descriptor))
+}
+
+/// A released result as Flight data: the suppressed-group count in the
+/// schema metadata and in the app metadata of the first messages.
+fn released_stream(released: Released) -> Result<DataStream, Status> {
+    let note = serde_json::json!({
+        "suppressed_groups": released.suppressed_groups,
+        "released_groups": released.released_groups,
+    })
+    .to_string();
+    let schema = Arc::new(
+        released.schema.as_ref().clone().with_metadata(
+            [(
+                SUPPRESSED_KEY.to_string(),
+                released.suppressed_groups.to_string(),
+            )]
+            .into(),
+        ),
+    );
+    let mut batches: Vec<RecordBatch> = released
+        .batches
+        .into_iter()
+        .map(|batch| batch.with_schema(Arc::clone(&schema)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| status(QueryError::internal(e)))?;
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(Arc::clone(&schema)));
+    }
+    let mut messages =
+        batches_to_flight_data(&schema, batches).map_err(|e| status(QueryError::internal(e)))?;
+    for message in messages.iter_mut().take(2) {
+        message.app_metadata = note.clone().into_bytes().into();
+    }
+    Ok(Box::pin(stream::iter(messages.into_iter().map(Ok))))
+}
+
+fn outcome_stream(outcome: Outcome) -> Result<DataStream, Status> {
+    match outcome {
+        Outcome::Rows(released) => released_stream(released),
+        Outcome::Updated(_) => {
+            let schema = Arc::new(Schema::empty());
+            let stream = FlightDataEncoderBuilder::new()
+                .with_schema(schema)
+                .build(stream::empty())
+                .map_err(Status::from);
+            Ok(Box::pin(stream))
+        }
+    }
+}
+
+fn batch_stream(batch: Result<RecordBatch, FlightError>) -> Result<DataStream, Status> {
+    let batch = batch.map_err(|e| status(QueryError::internal(e)))?;
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(batch.schema())
+        .build(stream::once(async { Ok::<_, FlightError>(batch) }))
+        .map_err(Status::from);
+    Ok(Box::pin(stream))
+}
+
+fn metadata_info(
+    command: &impl ProstMessageExt,
+    schema: &Schema,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let ticket = Ticket::new(command.as_any().encode_to_vec());
+    Ok(Response::new(flight_info(schema, ticket, descriptor)?))
+}
+
+fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
+    let message: IpcMessage = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|e: arrow::error::ArrowError| status(QueryError::internal(e)))?;
+    Ok(message.0)
+}
+
+/// The first row of a parameter batch as positional values.
+async fn parameter_row(stream: PeekableFlightDataStream) -> Result<Vec<ScalarValue>, Status> {
+    let batches: Vec<RecordBatch> =
+        arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
+            stream.map_err(FlightError::from),
+        )
+        .try_collect()
+        .await
+        .map_err(|_| {
+            Status::invalid_argument("parameters must be sent as one Arrow record batch")
+        })?;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let batch = batches.into_iter().find(|b| b.num_rows() > 0);
+    match (rows, batch) {
+        (1, Some(batch)) => batch
+            .columns()
+            .iter()
+            .map(|column| ScalarValue::try_from_array(column, 0))
+            .collect::<Result<_, _>>()
+            .map_err(|_| Status::invalid_argument("unsupported parameter type")),
+        _ => Err(Status::invalid_argument(
+            "bind exactly one row of parameters",
+        )),
+    }
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for EnclaveFlightSql {
+    type FlightService = EnclaveFlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let (user, password) = basic_credentials(request.metadata())?;
+        let account = self
+            .engine
+            .state()
+            .authenticate(&user, &password)
+            .map_err(|e| status(QueryError::internal(e)))?;
+        if account.is_none() {
+            tracing::warn!(user, "login failed");
+            return Err(Status::unauthenticated("invalid user name or password"));
+        }
+        tracing::info!(user, "login");
+        let token = self.signer.issue_token(&user, TOKEN_LIFETIME);
+        let response = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into_bytes().into(),
+        };
+        let mut response: Response<Pin<Box<dyn Stream<Item = _> + Send>>> =
+            Response::new(Box::pin(stream::iter(vec![Ok(response)])));
+        let header = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|e| status(QueryError::internal(e)))?;
+        response.metadata_mut().insert("authorization", header);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let session = self.session(&request)?;
+        let schema = session.prepare(&query.query).await.map_err(status)?;
+        let ticket = self.statement_ticket(&session, &query.query)?;
+        Ok(Response::new(flight_info(
+            &schema,
+            ticket,
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let user = self.caller(&request)?;
+        let invalid = || Status::unauthenticated("the ticket is invalid, expired or not yours");
+        let handle = std::str::from_utf8(&ticket.statement_handle).map_err(|_| invalid())?;
+        let payload = self.signer.verify(handle).ok_or_else(invalid)?;
+        let ticket: StatementTicket = serde_json::from_slice(&payload).map_err(|_| invalid())?;
+        if ticket.user != user || ticket.expires < unix_now() {
+            return Err(invalid());
+        }
+        let session = self
+            .engine
+            .session(&user, Some(&ticket.project))
+            .map_err(status)?;
+        let outcome = session.execute(&ticket.sql, None).await.map_err(status)?;
+        Ok(Response::new(outcome_stream(outcome)?))
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let session = self.session(&request)?;
+        let schema = session.prepare(&query.query).await.map_err(status)?;
+        let handle = self
+            .prepared
+            .create(session.user(), &session.project().id, &query.query);
+        let dataset_schema = if schema.fields().is_empty() {
+            bytes::Bytes::new()
+        } else {
+            schema_bytes(&schema)?
+        };
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into(),
+            dataset_schema,
+            parameter_schema: bytes::Bytes::new(),
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<(), Status> {
+        let user = self.caller(&request)?;
+        self.prepared.close(&query.prepared_statement_handle, &user);
+        Ok(())
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let user = self.caller(&request)?;
+        let params = parameter_row(request.into_inner()).await?;
+        if !self
+            .prepared
+            .bind(&query.prepared_statement_handle, &user, params)
+        {
+            return Err(Status::not_found("no such prepared statement"));
+        }
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        command: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let user = self.caller(&request)?;
+        let statement = self
+            .prepared
+            .get(&command.prepared_statement_handle, &user)
+            .ok_or_else(|| Status::not_found("no such prepared statement"))?;
+        let session = self
+            .engine
+            .session(&user, Some(&statement.project))
+            .map_err(status)?;
+        let schema = session.prepare(&statement.sql).await.map_err(status)?;
+        let ticket = Ticket::new(command.as_any().encode_to_vec());
+        Ok(Response::new(flight_info(
+            &schema,
+            ticket,
+            request.into_inner(),
+        )?))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        command: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let user = self.caller(&request)?;
+        let statement = self
+            .prepared
+            .get(&command.prepared_statement_handle, &user)
+            .ok_or_else(|| Status::not_found("no such prepared statement"))?;
+        let session = self
+            .engine
+            .session(&user, Some(&statement.project))
+            .map_err(status)?;
+        let params = statement.params.map(Into::into);
+        let outcome = session
+            .execute(&statement.sql, params)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(outcome_stream(outcome)?))
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        command: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let user = self.caller(&request)?;
+        let statement = self
+            .prepared
+            .get(&command.prepared_statement_handle, &user)
+            .ok_or_else(|| Status::not_found("no such prepared statement"))?;
+        let session = self
+            .engine
+            .session(&user, Some(&statement.project))
+            .map_err(status)?;
+        updated_rows(
+            session
+                .execute(&statement.sql, statement.params.map(Into::into))
+                .await,
+        )
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let session = self.session(&request)?;
+        updated_rows(session.execute(&command.query, None).await)
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let schema = query.into_builder().schema();
+        metadata_info(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(&request)?;
+        let mut builder = query.into_builder();
+        builder.append(enclave_query::engine::CATALOG);
+        Ok(Response::new(batch_stream(builder.build())?))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let schema = query.clone().into_builder().schema();
+        metadata_info(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let session = self.session(&request)?;
+        let mut schemas: Vec<String> = session
+            .tables()
+            .await
+            .map_err(status)?
+            .into_iter()
+            .map(|table| table.schema)
+            .collect();
+        schemas.push(enclave_query::guard::statement::WORKSPACE_SCHEMA.to_string());
+        schemas.sort();
+        schemas.dedup();
+        let mut builder = query.into_builder();
+        for schema in schemas {
+            builder.append(enclave_query::engine::CATALOG, schema);
+        }
+        Ok(Response::new(batch_stream(builder.build())?))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let schema = query.clone().into_builder().schema();
+        metadata_info(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let session = self.session(&request)?;
+        let tables = session.tables().await.map_err(status)?;
+        let mut builder = query.into_builder();
+        for table in tables {
+            builder
+                .append(
+                    enclave_query::engine::CATALOG,
+                    &table.schema,
+                    &table.table,
+                    "TABLE",
+                    &table.columns,
+                )
+                .map_err(|e| status(QueryError::internal(e)))?;
+        }
+        Ok(Response::new(batch_stream(builder.build())?))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let schema = query.into_builder().schema();
+        metadata_info(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.caller(&request)?;
+        let mut builder = query.into_builder();
+        builder.append("TABLE");
+        Ok(Response::new(batch_stream(builder.build())?))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let schema = query.clone().into_builder(&SQL_INFO).schema();
+        metadata_info(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.caller(&request)?;
+        Ok(Response::new(batch_stream(
+            query.into_builder(&SQL_INFO).build(),
+        )?))
+    }
+
+    async fn do_get_fallback(
+        &self,
+        _request: Request<Ticket>,
+        message: Any,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Err(Status::unimplemented(format!(
+            "unsupported ticket type {}",
+            message.type_url
+        )))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+fn updated_rows(outcome: Result<Outcome, QueryError>) -> Result<i64, Status> {
+    match outcome.map_err(status)? {
+        Outcome::Updated(rows) => Ok(rows as i64),
+        Outcome::Rows(_) => Err(Status::invalid_argument(
+            "this call runs CREATE/DROP TABLE work.<name>; send queries as queries",
+        )),
+    }
+}

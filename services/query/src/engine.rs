@@ -1,0 +1,489 @@
+//! The query engine: opens the newest release, resolves a user's project,
+//! and runs statements through guard → DataFusion → disclosure control.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
+    SchemaProvider,
+};
+use datafusion::common::ParamValues;
+use datafusion::execution::context::SQLOptions;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::MemoryPool;
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use enclave_catalog::Catalog;
+use enclave_state::{Project, ProjectStatus, StateStore};
+use enclave_store::DataStore;
+use url::Url;
+
+use crate::disclosure::{self, DisclosureRules, Released};
+use crate::error::{QueryError, Rule};
+use crate::guard::check_reserved_names;
+use crate::guard::release::{ReleasePlan, release};
+use crate::guard::rewrite::Scope;
+use crate::guard::statement::{Request, WORKSPACE_SCHEMA, classify};
+use crate::limits::{ConcurrencyCaps, Limits, QueryPool, shared_pool};
+use crate::optout::OptOutIndex;
+use crate::tables::{GuardedTable, RowSource, STORE_URL};
+use crate::tags::Tags;
+use crate::workspace::Workspace;
+
+/// The catalog name every session uses.
+pub const CATALOG: &str = "enclave";
+
+/// The release being served.
+#[derive(Debug)]
+struct ServedRelease {
+    id: String,
+    catalog: Catalog,
+    /// Object paths of each table's files, by `schema.table`.
+    files: BTreeMap<String, Vec<String>>,
+    opt_outs: OptOutIndex,
+}
+
+#[derive(Debug)]
+struct EngineInner {
+    store: DataStore,
+    state: Arc<StateStore>,
+    release: ServedRelease,
+    limits: Limits,
+    memory: Arc<dyn MemoryPool>,
+    object_stores: Arc<dyn ObjectStoreRegistry>,
+    running: ConcurrencyCaps,
+}
+
+/// Shared by every connection; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct QueryEngine {
+    inner: Arc<EngineInner>,
+}
+
+impl QueryEngine {
+    /// Serves the newest published release of `store`.
+    pub async fn open(
+        store: DataStore,
+        state: Arc<StateStore>,
+        limits: Limits,
+    ) -> Result<QueryEngine, QueryError> {
+        let manifest = store
+            .latest()
+            .await
+            .map_err(QueryError::internal)?
+            .ok_or_else(|| {
+                QueryError::Invalid("the data store holds no published release".into())
+            })?;
+        let catalog_entry = manifest
+            .file(enclave_ingest::CATALOG_PATH)
+            .ok_or_else(|| QueryError::internal("release has no catalog"))?;
+        let catalog_bytes = store
+            .read_verified(&manifest.release_id, catalog_entry)
+            .await
+            .map_err(QueryError::internal)?;
+        let catalog: Catalog =
+            serde_json::from_slice(&catalog_bytes).map_err(QueryError::internal)?;
+        let files = manifest
+            .content
+            .tables
+            .iter()
+            .map(|(name, entry)| {
+                let paths = entry
+                    .files
+                    .iter()
+                    .map(|file| format!("releases/{}/{file}", manifest.release_id))
+                    .collect();
+                (name.clone(), paths)
+            })
+            .collect();
+        let opt_outs = OptOutIndex::load(&store, &manifest).await?;
+        let registry = DefaultObjectStoreRegistry::new();
+        registry.register_store(&store_url(), store.object_store());
+        tracing::info!(release = manifest.release_id, "serving release");
+        Ok(QueryEngine {
+            inner: Arc::new(EngineInner {
+                memory: shared_pool(&limits),
+                store,
+                state,
+                release: ServedRelease {
+                    id: manifest.release_id.clone(),
+                    catalog,
+                    files,
+                    opt_outs,
+                },
+                limits,
+                object_stores: Arc::new(registry),
+                running: ConcurrencyCaps::default(),
+            }),
+        })
+    }
+
+    pub fn release_id(&self) -> &str {
+        &self.inner.release.id
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.release.catalog
+    }
+
+    pub fn state(&self) -> &Arc<StateStore> {
+        &self.inner.state
+    }
+
+    /// The project `user` works in: the one named by `requested`, or the
+    /// user's only active project.
+    pub fn session(
+        &self,
+        user: &str,
+        requested: Option<&str>,
+    ) -> Result<ProjectSession, QueryError> {
+        let projects = self
+            .inner
+            .state
+            .projects_of(user)
+            .map_err(QueryError::internal)?;
+        let project = match requested {
+            Some(id) => projects.into_iter().find(|p| p.id == id).ok_or_else(|| {
+                QueryError::refused(
+                    Rule::NoProject,
+                    format!("you are not a member of project `{id}`"),
+                )
+            })?,
+            None => default_project(projects)?,
+        };
+        check_project_open(&project)?;
+        Ok(ProjectSession {
+            engine: self.clone(),
+            user: user.to_string(),
+            project,
+        })
+    }
+
+    /// Deletes the workspace of a closed project.
+    pub async fn delete_workspace(store: &DataStore, project: &str) -> Result<usize, QueryError> {
+        Workspace::new(store.clone(), project).delete_all().await
+    }
+}
+
+fn store_url() -> Url {
+    Url::parse(STORE_URL).expect("static URL")
+}
+
+fn default_project(projects: Vec<Project>) -> Result<Project, QueryError> {
+    let open: Vec<&Project> = projects
+        .iter()
+        .filter(|p| p.status == ProjectStatus::Active && p.is_current(enclave_state::today()))
+        .collect();
+    match (open.as_slice(), projects.as_slice()) {
+        ([only], _) => Ok((*only).clone()),
+        ([], [only]) => Ok(only.clone()),
+        ([], _) => Err(QueryError::refused(
+            Rule::NoProject,
+            "you have no active project; queries need an approved project",
+        )),
+        _ => Err(QueryError::refused(
+            Rule::NoProject,
+            "you are a member of several projects; choose one with the call header x-enclave-project",
+        )),
+    }
+}
+
+fn check_project_open(project: &Project) -> Result<(), QueryError> {
+    if project.status == ProjectStatus::Closed {
+        return Err(QueryError::refused(
+            Rule::ProjectClosed,
+            format!("project `{}` is closed", project.id),
+        ));
+    }
+    if !project.is_current(enclave_state::today()) {
+        return Err(QueryError::refused(
+            Rule::ProjectExpired,
+            format!("project `{}` ended on {}", project.id, project.valid_until),
+        ));
+    }
+    Ok(())
+}
+
+/// The result of one statement.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A disclosure-checked result.
+    Rows(Released),
+    /// A workspace change; the number of rows written (0 for a drop).
+    Updated(u64),
+}
+
+/// A table as a session's metadata calls list it.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub schema: String,
+    pub table: String,
+    pub columns: SchemaRef,
+}
+
+/// One user working in one project.
+#[derive(Debug, Clone)]
+pub struct ProjectSession {
+    engine: QueryEngine,
+    user: String,
+    project: Project,
+}
+
+impl ProjectSession {
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    fn inner(&self) -> &EngineInner {
+        &self.engine.inner
+    }
+
+    fn workspace(&self) -> Workspace {
+        Workspace::new(self.inner().store.clone(), &self.project.id)
+    }
+
+    fn rules(&self) -> DisclosureRules {
+        DisclosureRules::new(self.project.k.max(enclave_state::DEFAULT_K))
+    }
+
+    fn scope(&self) -> Result<Scope, QueryError> {
+        let opted_out = self
+            .inner()
+            .state
+            .opt_outs()
+            .map_err(QueryError::internal)?;
+        let persons = self.inner().release.opt_outs.persons(&opted_out)?;
+        Ok(Scope {
+            period: (
+                self.project.period.first.month().to_string(),
+                self.project.period.last.month().to_string(),
+            ),
+            opted_out: Arc::new(persons),
+        })
+    }
+
+    /// Every table the session can see, with its visible columns.
+    pub async fn tables(&self) -> Result<Vec<TableInfo>, QueryError> {
+        let mut tables: Vec<TableInfo> = self
+            .granted_tables()?
+            .into_iter()
+            .map(|(schema, table, guarded)| TableInfo {
+                schema,
+                table,
+                columns: datafusion::datasource::TableProvider::schema(&guarded),
+            })
+            .collect();
+        for (name, guarded) in self.workspace().tables().await? {
+            tables.push(TableInfo {
+                schema: WORKSPACE_SCHEMA.to_string(),
+                table: name,
+                columns: datafusion::datasource::TableProvider::schema(&guarded),
+            });
+        }
+        Ok(tables)
+    }
+
+    fn granted_tables(&self) -> Result<Vec<(String, String, GuardedTable)>, QueryError> {
+        let release = &self.inner().release;
+        let mut tables = Vec::new();
+        for grant in &self.project.grants {
+            let Some((schema, table)) = release.catalog.table(&grant.table) else {
+                continue;
+            };
+            let visible: Vec<(Field, Tags)> = table
+                .columns
+                .iter()
+                .filter(|column| grant.allows_column(&column.name))
+                .map(|column| {
+                    (
+                        column.arrow_field(),
+                        Tags::of_class(column.class, column.identifies_facility),
+                    )
+                })
+                .collect();
+            let files = release.files.get(&grant.table).cloned().unwrap_or_default();
+            let guarded =
+                GuardedTable::new(visible, &table.arrow_schema(), &files, RowSource::Release)
+                    .map_err(QueryError::internal)?;
+            tables.push((schema.name.clone(), table.name.clone(), guarded));
+        }
+        Ok(tables)
+    }
+
+    /// A DataFusion context holding only this project's tables.
+    async fn context(&self) -> Result<SessionContext, QueryError> {
+        let catalog = MemoryCatalogProvider::new();
+        for (schema, table, guarded) in self.granted_tables()? {
+            let provider = match catalog.schema(&schema) {
+                Some(provider) => provider,
+                None => {
+                    let provider: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+                    catalog.register_schema(&schema, Arc::clone(&provider))?;
+                    provider
+                }
+            };
+            provider.register_table(table, Arc::new(guarded))?;
+        }
+        let work = MemorySchemaProvider::new();
+        for (name, guarded) in self.workspace().tables().await? {
+            work.register_table(name, Arc::new(guarded))?;
+        }
+        catalog.register_schema(WORKSPACE_SCHEMA, Arc::new(work))?;
+        let catalogs = MemoryCatalogProviderList::new();
+        datafusion::catalog::CatalogProviderList::register_catalog(
+            &catalogs,
+            CATALOG.into(),
+            Arc::new(catalog),
+        );
+
+        let limits = &self.inner().limits;
+        let config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(CATALOG, WORKSPACE_SCHEMA)
+            .with_target_partitions(limits.target_partitions);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(QueryPool::new(
+                limits.query_memory_bytes,
+                Arc::clone(&self.inner().memory),
+            )))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .with_object_store_registry(Arc::clone(&self.inner().object_stores))
+            .build_arc()?;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_catalog_list(Arc::new(catalogs))
+            .with_table_factories(Default::default())
+            .with_table_functions(Default::default())
+            .build();
+        Ok(SessionContext::new_with_state(state))
+    }
+
+    /// The schema a statement's result will have, without running it.
+    pub async fn prepare(&self, sql: &str) -> Result<SchemaRef, QueryError> {
+        match classify(sql)? {
+            Request::Query(statement) => {
+                let context = self.context().await?;
+                let release = self.guarded_plan(&context, statement, None).await?;
+                Ok(disclosure::visible_schema(release.plan.schema().as_arrow()))
+            }
+            Request::CreateWorkspaceTable { .. } | Request::DropWorkspaceTable { .. } => {
+                Ok(Arc::new(Schema::empty()))
+            }
+        }
+    }
+
+    /// Runs one statement with optional parameter values.
+    pub async fn execute(
+        &self,
+        sql: &str,
+        params: Option<ParamValues>,
+    ) -> Result<Outcome, QueryError> {
+        let limits = &self.inner().limits;
+        let _permit = self
+            .inner()
+            .running
+            .acquire(&self.user, limits.concurrent_queries_per_user)?;
+        let timeout = limits.query_timeout;
+        tokio::time::timeout(timeout, self.run(sql, params))
+            .await
+            .map_err(|_| QueryError::Timeout(timeout.as_secs()))?
+    }
+
+    async fn run(&self, sql: &str, params: Option<ParamValues>) -> Result<Outcome, QueryError> {
+        let context = self.context().await?;
+        match classify(sql)? {
+            Request::Query(statement) => {
+                let release = self.guarded_plan(&context, statement, params).await?;
+                let schema = Arc::new(release.plan.schema().as_arrow().clone());
+                let batches = context
+                    .execute_logical_plan(release.plan)
+                    .await?
+                    .collect()
+                    .await?;
+                let released = if release.checked {
+                    disclosure::apply(&self.rules(), schema, &batches)?
+                } else {
+                    Released {
+                        released_groups: batches.iter().map(|b| b.num_rows()).sum(),
+                        schema,
+                        batches,
+                        suppressed_groups: 0,
+                    }
+                };
+                tracing::info!(
+                    project = self.project.id,
+                    user = self.user,
+                    released = released.released_groups,
+                    suppressed = released.suppressed_groups,
+                    "query released"
+                );
+                Ok(Outcome::Rows(released))
+            }
+            Request::CreateWorkspaceTable { name, query } => {
+                let plan = self.user_plan(&context, query, params).await?;
+                let rows = self
+                    .workspace()
+                    .create(
+                        &context,
+                        &name,
+                        &plan,
+                        &self.scope()?,
+                        self.project.workspace_quota_bytes,
+                    )
+                    .await?;
+                Ok(Outcome::Updated(rows))
+            }
+            Request::DropWorkspaceTable { name, if_exists } => {
+                self.workspace().drop_table(&name, if_exists).await?;
+                Ok(Outcome::Updated(0))
+            }
+        }
+    }
+
+    /// The user's statement as a logical plan, checked by DataFusion's own
+    /// statement options too (defence in depth) and for reserved names.
+    async fn user_plan(
+        &self,
+        context: &SessionContext,
+        statement: DfStatement,
+        params: Option<ParamValues>,
+    ) -> Result<LogicalPlan, QueryError> {
+        let plan = context.state().statement_to_plan(statement).await?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)?;
+        check_reserved_names(&plan)?;
+        Ok(match params {
+            Some(params) => plan.with_param_values(params)?,
+            None => plan,
+        })
+    }
+
+    async fn guarded_plan(
+        &self,
+        context: &SessionContext,
+        statement: DfStatement,
+        params: Option<ParamValues>,
+    ) -> Result<ReleasePlan, QueryError> {
+        let plan = self.user_plan(context, statement, params).await?;
+        let rounding = self.project.rounding.base();
+        release(&plan, &self.scope()?, rounding)
+    }
+}

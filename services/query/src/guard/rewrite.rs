@@ -1,0 +1,535 @@
+//! Follows persons through a row-level plan.
+//!
+//! [`rewrite`] rebuilds a logical plan bottom-up so that every node outputs
+//! the hidden person column: scans of guarded tables become real scans
+//! restricted to the project's period and without opted-out persons; every
+//! other node passes the person column up, or is refused when it would lose
+//! track of persons (fail closed: unknown node types are refused).
+
+use std::sync::Arc;
+
+use datafusion::common::Column;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::{TableProvider, provider_as_source, source_as_provider};
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::expr::{Exists, InSubquery};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{
+    Aggregate, BinaryExpr, Distinct, Expr, Filter, JoinType, LogicalPlan, LogicalPlanBuilder,
+    Operator, Projection, Subquery, SubqueryAlias, TableScan, Union, Window, lit,
+};
+
+use crate::error::{QueryError, Rule};
+use crate::guard::aggregates::output_tags;
+use crate::tables::{GuardedTable, PERSON, RowSource};
+use crate::tags::{ColumnTags, Tags};
+
+/// What the guard applies to every scan of a session.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// First and last `service_month` (`YYYY-MM`), both included.
+    pub period: (String, String),
+    /// Persons removed from every result.
+    pub opted_out: Arc<Vec<i64>>,
+}
+
+/// A rewritten plan, the column carrying its person (if its rows belong to
+/// persons) and the tags of its output columns.
+#[derive(Debug)]
+pub struct Guarded {
+    pub plan: LogicalPlan,
+    pub person: Option<Column>,
+    pub tags: ColumnTags,
+}
+
+pub fn rewrite(plan: &LogicalPlan, scope: &Scope) -> Result<Guarded, QueryError> {
+    match plan {
+        LogicalPlan::TableScan(scan) => guarded_scan(scan, scope),
+        LogicalPlan::Projection(projection) => rewrite_projection(projection, scope),
+        LogicalPlan::Filter(filter) => {
+            let input = rewrite(&filter.input, scope)?;
+            let predicate = with_guarded_subqueries(filter.predicate.clone(), scope)?;
+            let plan = LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(input.plan))?);
+            Ok(Guarded { plan, ..input })
+        }
+        LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => {
+            let input = rewrite(plan.inputs()[0], scope)?;
+            let plan = plan.with_new_exprs(plan.expressions(), vec![input.plan])?;
+            Ok(Guarded { plan, ..input })
+        }
+        LogicalPlan::SubqueryAlias(alias) => {
+            let input = rewrite(&alias.input, scope)?;
+            let person = input
+                .person
+                .as_ref()
+                .map(|_| Column::new(Some(alias.alias.clone()), PERSON));
+            let plan = LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(
+                Arc::new(input.plan),
+                alias.alias.clone(),
+            )?);
+            Ok(Guarded {
+                plan,
+                person,
+                tags: input.tags,
+            })
+        }
+        LogicalPlan::Join(join) => rewrite_join(join, scope),
+        LogicalPlan::Aggregate(aggregate) => rewrite_inner_aggregate(aggregate, scope),
+        LogicalPlan::Distinct(Distinct::All(input)) => {
+            let input = rewrite(input, scope)?;
+            if input.person.is_some() && !keeps_person_key(&input) {
+                return Err(QueryError::refused(
+                    Rule::NestedAggregate,
+                    "SELECT DISTINCT inside a query must keep person_id, so that released groups can be counted in persons",
+                ));
+            }
+            let plan = LogicalPlan::Distinct(Distinct::All(Arc::new(input.plan)));
+            Ok(Guarded { plan, ..input })
+        }
+        LogicalPlan::Window(window) => rewrite_window(window, scope),
+        LogicalPlan::Union(union) => rewrite_union(union, scope),
+        LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Ok(Guarded {
+            plan: plan.clone(),
+            person: None,
+            tags: ColumnTags::default(),
+        }),
+        other => Err(QueryError::refused(
+            Rule::Unsupported,
+            format!("the guard does not support {} in a query", node_name(other)),
+        )),
+    }
+}
+
+fn node_name(plan: &LogicalPlan) -> &'static str {
+    match plan {
+        LogicalPlan::Unnest(_) => "UNNEST",
+        LogicalPlan::RecursiveQuery(_) => "recursive queries",
+        LogicalPlan::Distinct(Distinct::On(_)) => "DISTINCT ON",
+        LogicalPlan::Extension(_) => "extension nodes",
+        LogicalPlan::Repartition(_) => "repartitioning",
+        _ => "this statement",
+    }
+}
+
+/// A guarded table's scan becomes: the real Parquet scan, filtered to the
+/// project's period and without opted-out persons, projected to the visible
+/// columns plus the hidden person column.
+fn guarded_scan(scan: &TableScan, scope: &Scope) -> Result<Guarded, QueryError> {
+    let provider = source_as_provider(&scan.source)?;
+    let Some(table) = provider.downcast_ref::<GuardedTable>() else {
+        return Err(QueryError::refused(
+            Rule::Unsupported,
+            "only catalog and workspace tables can be read",
+        ));
+    };
+    if !scan.filters.is_empty() || scan.fetch.is_some() {
+        return Err(QueryError::internal(
+            "scan with pushed filters reached the guard",
+        ));
+    }
+    let name = scan.table_name.clone();
+    let qualified = |column: &str| Expr::Column(Column::new(Some(name.clone()), column));
+    let person_column = match table.source() {
+        RowSource::Release => "person_id",
+        RowSource::Workspace => PERSON,
+    };
+    let mut conditions = Vec::new();
+    if matches!(table.source(), RowSource::Release) {
+        let (first, last) = &scope.period;
+        conditions.push(qualified("service_month").gt_eq(lit(first.as_str())));
+        conditions.push(qualified("service_month").lt_eq(lit(last.as_str())));
+    }
+    if !scope.opted_out.is_empty() {
+        let persons = scope.opted_out.iter().map(|id| lit(*id)).collect();
+        conditions.push(qualified(person_column).in_list(persons, true));
+    }
+    let visible = table.schema();
+    let indices: Vec<usize> = match &scan.projection {
+        Some(indices) => indices.clone(),
+        None => (0..visible.fields().len()).collect(),
+    };
+    let mut exprs: Vec<Expr> = indices
+        .iter()
+        .map(|&index| qualified(visible.field(index).name()))
+        .collect();
+    exprs.push(qualified(person_column).alias_qualified(Some(name.clone()), PERSON));
+    let mut builder =
+        LogicalPlanBuilder::scan(name.clone(), provider_as_source(table.raw()), None)?;
+    if let Some(condition) = conditions.into_iter().reduce(Expr::and) {
+        builder = builder.filter(condition)?;
+    }
+    let plan = builder.project(exprs)?.build()?;
+    let mut tags = ColumnTags::default();
+    for (position, &index) in indices.iter().enumerate() {
+        tags.set(position, table.tags()[index]);
+    }
+    tags.set(indices.len(), person_tags());
+    Ok(Guarded {
+        plan,
+        person: Some(Column::new(Some(name), PERSON)),
+        tags,
+    })
+}
+
+pub fn person_tags() -> Tags {
+    Tags {
+        person_equal: true,
+        identifying: true,
+        ..Tags::default()
+    }
+}
+
+fn rewrite_projection(projection: &Projection, scope: &Scope) -> Result<Guarded, QueryError> {
+    let input = rewrite(&projection.input, scope)?;
+    let schema = Arc::clone(input.plan.schema());
+    let mut exprs = Vec::with_capacity(projection.expr.len() + 1);
+    let mut tags = ColumnTags::default();
+    for (index, expr) in projection.expr.iter().enumerate() {
+        let expr = with_guarded_subqueries(expr.clone(), scope)?;
+        tags.set(index, input.tags.of_expr(&schema, &expr));
+        exprs.push(expr);
+    }
+    if let Some(person) = &input.person {
+        tags.set(exprs.len(), person_tags());
+        exprs.push(Expr::Column(person.clone()));
+    }
+    let plan = LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input.plan))?);
+    Ok(Guarded {
+        plan,
+        person: input.person,
+        tags,
+    })
+}
+
+/// Joins of two person-level inputs must match persons on the person key:
+/// anything else would put two persons' values into one row.
+fn rewrite_join(
+    join: &datafusion::logical_expr::Join,
+    scope: &Scope,
+) -> Result<Guarded, QueryError> {
+    let left = rewrite(&join.left, scope)?;
+    let right = rewrite(&join.right, scope)?;
+    if left.person.is_some() && right.person.is_some() {
+        if !joins_on_person(join, &left, &right) {
+            return Err(QueryError::refused(
+                Rule::PersonJoin,
+                "person-level tables may only be joined on person_id (e.g. JOIN … ON a.person_id = b.person_id)",
+            ));
+        }
+        if join.join_type == JoinType::Full {
+            return Err(QueryError::refused(
+                Rule::PersonJoin,
+                "FULL JOIN of person-level tables is not supported; use LEFT or INNER joins",
+            ));
+        }
+    }
+    let filter = join
+        .filter
+        .clone()
+        .map(|filter| with_guarded_subqueries(filter, scope))
+        .transpose()?;
+    let left_width = left.plan.schema().fields().len();
+    let (person, tags) = join_output(join.join_type, &left, &right, left_width);
+    let plan = LogicalPlan::Join(datafusion::logical_expr::Join::try_new(
+        Arc::new(left.plan),
+        Arc::new(right.plan),
+        join.on.clone(),
+        filter,
+        join.join_type,
+        join.join_constraint,
+        join.null_equality,
+        join.null_aware,
+    )?);
+    Ok(Guarded { plan, person, tags })
+}
+
+fn joins_on_person(join: &datafusion::logical_expr::Join, left: &Guarded, right: &Guarded) -> bool {
+    let (left_schema, right_schema) = (left.plan.schema(), right.plan.schema());
+    let is_person_pair = |a: &Expr, b: &Expr| {
+        let a_left = left.tags.of_expr(left_schema, a).person_equal
+            && left_schema
+                .maybe_index_of_column(&single_column(a))
+                .is_some();
+        let b_right = right.tags.of_expr(right_schema, b).person_equal
+            && right_schema
+                .maybe_index_of_column(&single_column(b))
+                .is_some();
+        a_left && b_right
+    };
+    let on_pairs = join
+        .on
+        .iter()
+        .any(|(a, b)| is_person_pair(a, b) || is_person_pair(b, a));
+    let filter_pairs = join.filter.as_ref().is_some_and(|filter| {
+        split_conjunction(filter)
+            .into_iter()
+            .any(|conjunct| match conjunct {
+                Expr::BinaryExpr(BinaryExpr {
+                    left: a,
+                    op: Operator::Eq,
+                    right: b,
+                }) => is_person_pair(a, b) || is_person_pair(b, a),
+                _ => false,
+            })
+    });
+    on_pairs || filter_pairs
+}
+
+fn single_column(expr: &Expr) -> Column {
+    match expr {
+        Expr::Column(column) => column.clone(),
+        _ => Column::from_name("\u{0}"),
+    }
+}
+
+fn join_output(
+    join_type: JoinType,
+    left: &Guarded,
+    right: &Guarded,
+    left_width: usize,
+) -> (Option<Column>, ColumnTags) {
+    let mut tags = ColumnTags::default();
+    let right_width = right.plan.schema().fields().len();
+    let copy_left = |tags: &mut ColumnTags| {
+        for index in 0..left_width {
+            tags.set(index, left.tags.get(index));
+        }
+    };
+    match join_type {
+        JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+            copy_left(&mut tags);
+            (left.person.clone(), tags)
+        }
+        JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
+            for index in 0..right_width {
+                tags.set(index, right.tags.get(index));
+            }
+            (right.person.clone(), tags)
+        }
+        _ => {
+            copy_left(&mut tags);
+            for index in 0..right_width {
+                tags.set(left_width + index, right.tags.get(index));
+            }
+            let person = match join_type {
+                JoinType::Right => right.person.clone().or_else(|| left.person.clone()),
+                _ => left.person.clone().or_else(|| right.person.clone()),
+            };
+            (person, tags)
+        }
+    }
+}
+
+/// An aggregate below the released one must keep one row per person
+/// (GROUP BY person_id …); the person column then passes through.
+fn rewrite_inner_aggregate(aggregate: &Aggregate, scope: &Scope) -> Result<Guarded, QueryError> {
+    let input = rewrite(&aggregate.input, scope)?;
+    let schema = Arc::clone(input.plan.schema());
+    let Some(person) = input.person.clone() else {
+        let plan = LogicalPlan::Aggregate(Aggregate::try_new(
+            Arc::new(input.plan),
+            aggregate.group_expr.clone(),
+            aggregate.aggr_expr.clone(),
+        )?);
+        return Ok(Guarded {
+            plan,
+            person: None,
+            tags: ColumnTags::default(),
+        });
+    };
+    let by_person = aggregate.group_expr.iter().any(|expr| {
+        !matches!(expr, Expr::GroupingSet(_)) && input.tags.of_expr(&schema, expr).person_equal
+    });
+    if !by_person {
+        return Err(QueryError::refused(
+            Rule::NestedAggregate,
+            "an aggregate inside a query must group by person_id (one row per person); only the outermost aggregate may combine persons",
+        ));
+    }
+    let mut groups = aggregate.group_expr.clone();
+    let mut tags = ColumnTags::default();
+    for (index, expr) in groups.iter().enumerate() {
+        tags.set(index, input.tags.of_expr(&schema, expr));
+    }
+    tags.set(groups.len(), person_tags());
+    groups.push(Expr::Column(person.clone()));
+    let mut aggregates = Vec::with_capacity(aggregate.aggr_expr.len());
+    for (index, expr) in aggregate.aggr_expr.iter().enumerate() {
+        let expr = with_guarded_subqueries(expr.clone(), scope)?;
+        tags.set(
+            groups.len() + index,
+            output_tags(&input.tags, &schema, &expr),
+        );
+        aggregates.push(expr);
+    }
+    let plan = LogicalPlan::Aggregate(Aggregate::try_new(
+        Arc::new(input.plan),
+        groups,
+        aggregates,
+    )?);
+    Ok(Guarded {
+        plan,
+        person: Some(person),
+        tags,
+    })
+}
+
+/// True when some visible column (not the hidden one) equals the person.
+fn keeps_person_key(input: &Guarded) -> bool {
+    let schema = input.plan.schema();
+    (0..schema.fields().len())
+        .any(|index| input.tags.get(index).person_equal && schema.field(index).name() != PERSON)
+}
+
+/// Window functions only within one person's rows (PARTITION BY person_id):
+/// a window across persons would move one person's value into another's row.
+fn rewrite_window(window: &Window, scope: &Scope) -> Result<Guarded, QueryError> {
+    let input = rewrite(&window.input, scope)?;
+    let schema = Arc::clone(input.plan.schema());
+    let width = schema.fields().len();
+    let mut tags = input.tags.clone();
+    for (index, expr) in window.window_expr.iter().enumerate() {
+        let per_person = match expr.clone().unalias() {
+            Expr::WindowFunction(function) => function
+                .params
+                .partition_by
+                .iter()
+                .any(|partition| input.tags.of_expr(&schema, partition).person_equal),
+            _ => false,
+        };
+        if input.person.is_some() && !per_person {
+            return Err(QueryError::refused(
+                Rule::Unsupported,
+                "window functions must be PARTITION BY person_id",
+            ));
+        }
+        tags.set(width + index, input.tags.of_expr(&schema, expr).derived());
+    }
+    let plan = LogicalPlan::Window(Window::try_new(
+        window.window_expr.clone(),
+        Arc::new(input.plan),
+    )?);
+    Ok(Guarded {
+        plan,
+        person: input.person,
+        tags,
+    })
+}
+
+/// UNION [ALL] of person-level inputs: the person column is moved last in
+/// every input so the union lines them up.
+fn rewrite_union(union: &Union, scope: &Scope) -> Result<Guarded, QueryError> {
+    let inputs = union
+        .inputs
+        .iter()
+        .map(|input| rewrite(input, scope))
+        .collect::<Result<Vec<_>, _>>()?;
+    let with_person = inputs.iter().filter(|input| input.person.is_some()).count();
+    if with_person != 0 && with_person != inputs.len() {
+        return Err(QueryError::refused(
+            Rule::Unsupported,
+            "UNION arms must all be person-level or all be constants",
+        ));
+    }
+    let mut tags = ColumnTags::default();
+    let mut plans = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let plan = person_last(input.plan, input.person.as_ref())?;
+        for index in 0..plan.schema().fields().len() {
+            tags.set(index, tags.get(index) | input.tags.get(index));
+        }
+        plans.push(Arc::new(plan));
+    }
+    let plan = LogicalPlan::Union(Union::try_new_with_loose_types(plans)?);
+    let person = (with_person != 0).then(|| {
+        let schema = plan.schema();
+        let last = schema.fields().len() - 1;
+        let (qualifier, field) = schema.qualified_field(last);
+        Column::new(qualifier.cloned(), field.name())
+    });
+    Ok(Guarded { plan, person, tags })
+}
+
+fn person_last(plan: LogicalPlan, person: Option<&Column>) -> Result<LogicalPlan, QueryError> {
+    let Some(person) = person else {
+        return Ok(plan);
+    };
+    let schema = Arc::clone(plan.schema());
+    let person_index = schema.index_of_column(person)?;
+    if person_index == schema.fields().len() - 1 {
+        return Ok(plan);
+    }
+    let mut exprs: Vec<Expr> = schema
+        .columns()
+        .into_iter()
+        .enumerate()
+        .filter(|(index, _)| *index != person_index)
+        .map(|(_, column)| Expr::Column(column))
+        .collect();
+    exprs.push(Expr::Column(person.clone()));
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(plan),
+    )?))
+}
+
+/// Subqueries inside expressions read tables too: their plans get the same
+/// scan guard. IN/EXISTS only filter rows; a scalar subquery could carry one
+/// person's value into every released cell and is refused.
+pub fn with_guarded_subqueries(expr: Expr, scope: &Scope) -> Result<Expr, QueryError> {
+    expr.transform_up(|expr| match expr {
+        Expr::ScalarSubquery(_) => Err(to_df(QueryError::refused(
+            Rule::ScalarSubquery,
+            "scalar subqueries are not allowed; join the subquery or use IN / EXISTS",
+        ))),
+        Expr::InSubquery(InSubquery {
+            expr,
+            subquery,
+            negated,
+        }) => Ok(Transformed::yes(Expr::InSubquery(InSubquery {
+            expr,
+            subquery: guarded_subquery(subquery, scope).map_err(to_df)?,
+            negated,
+        }))),
+        Expr::Exists(Exists { subquery, negated }) => Ok(Transformed::yes(Expr::Exists(Exists {
+            subquery: guarded_subquery(subquery, scope).map_err(to_df)?,
+            negated,
+        }))),
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|transformed| transformed.data)
+    .map_err(QueryError::from)
+}
+
+fn guarded_subquery(subquery: Subquery, scope: &Scope) -> Result<Subquery, QueryError> {
+    let guarded = rewrite(&subquery.subquery, scope)?;
+    // The person column was appended last: drop it so the subquery keeps its
+    // original width (IN compares one column).
+    let plan = drop_person(guarded.plan, guarded.person.as_ref())?;
+    Ok(Subquery {
+        subquery: Arc::new(plan),
+        ..subquery
+    })
+}
+
+fn drop_person(plan: LogicalPlan, person: Option<&Column>) -> Result<LogicalPlan, QueryError> {
+    let Some(person) = person else {
+        return Ok(plan);
+    };
+    let exprs: Vec<Expr> = plan
+        .schema()
+        .columns()
+        .into_iter()
+        .filter(|column| column != person)
+        .map(Expr::Column)
+        .collect();
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(plan),
+    )?))
+}
+
+/// Carries a refusal through DataFusion's tree-walking closures.
+pub fn to_df(error: QueryError) -> DataFusionError {
+    DataFusionError::External(Box::new(error))
+}

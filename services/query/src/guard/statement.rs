@@ -1,0 +1,193 @@
+//! Statement-level rules: which kinds of SQL statement a session may run.
+
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Statement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+
+use crate::error::{QueryError, Rule};
+
+/// The schema of project workspaces.
+pub const WORKSPACE_SCHEMA: &str = "work";
+
+/// What a statement asks for.
+#[derive(Debug)]
+pub enum Request {
+    /// A query, to be planned, guarded and disclosure-checked.
+    Query(DfStatement),
+    /// `CREATE TABLE work.<name> AS <query>`: rows saved in the workspace.
+    CreateWorkspaceTable { name: String, query: DfStatement },
+    /// `DROP TABLE [IF EXISTS] work.<name>`.
+    DropWorkspaceTable { name: String, if_exists: bool },
+}
+
+pub fn classify(sql: &str) -> Result<Request, QueryError> {
+    let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
+        .map_err(|error| QueryError::Invalid(error.to_string()))?;
+    if statements.len() != 1 {
+        return Err(QueryError::refused(
+            Rule::Statement,
+            "send exactly one statement per request",
+        ));
+    }
+    let statement = statements.pop_front().expect("one statement");
+    match statement {
+        DfStatement::Statement(inner) => classify_sql(*inner),
+        DfStatement::CreateExternalTable(_) => Err(QueryError::refused(
+            Rule::Ddl,
+            "CREATE EXTERNAL TABLE is not allowed: sessions read only the project's catalog",
+        )),
+        DfStatement::CopyTo(_) => Err(copy_refusal()),
+        DfStatement::Explain(_) => Err(explain_refusal()),
+        DfStatement::Reset(_) => Err(QueryError::refused(
+            Rule::Statement,
+            "engine settings cannot be changed",
+        )),
+    }
+}
+
+fn copy_refusal() -> QueryError {
+    QueryError::refused(
+        Rule::Copy,
+        "COPY is not allowed: nothing is written outside the enclave; save rows with CREATE TABLE work.<name> AS SELECT …",
+    )
+}
+
+fn explain_refusal() -> QueryError {
+    QueryError::refused(
+        Rule::Explain,
+        "EXPLAIN is not available: plans show row counts of unchecked intermediate results",
+    )
+}
+
+fn classify_sql(statement: Statement) -> Result<Request, QueryError> {
+    match statement {
+        Statement::Query(_) => Ok(Request::Query(DfStatement::Statement(Box::new(statement)))),
+        Statement::CreateTable(create) => {
+            let name = workspace_table(&create.name)?;
+            let plain = !create.external
+                && !create.or_replace
+                && create.location.is_none()
+                && create.columns.is_empty();
+            match create.query {
+                Some(query) if plain => Ok(Request::CreateWorkspaceTable {
+                    name,
+                    query: DfStatement::Statement(Box::new(Statement::Query(query))),
+                }),
+                _ => Err(QueryError::refused(
+                    Rule::Ddl,
+                    "only CREATE TABLE work.<name> AS SELECT … is allowed",
+                )),
+            }
+        }
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            if_exists,
+            names,
+            ..
+        } if names.len() == 1 => Ok(Request::DropWorkspaceTable {
+            name: workspace_table(&names[0])?,
+            if_exists,
+        }),
+        Statement::Copy { .. } => Err(copy_refusal()),
+        Statement::Explain { .. } | Statement::ExplainTable { .. } => Err(explain_refusal()),
+        Statement::Insert(_)
+        | Statement::Update(_)
+        | Statement::Delete(_)
+        | Statement::Merge(_)
+        | Statement::Truncate(_) => Err(QueryError::refused(
+            Rule::Dml,
+            "catalog data cannot be changed; save results with CREATE TABLE work.<name> AS SELECT …",
+        )),
+        Statement::Set(_)
+        | Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Prepare { .. }
+        | Statement::Execute { .. }
+        | Statement::Deallocate { .. }
+        | Statement::ShowVariable { .. }
+        | Statement::ShowVariables { .. } => Err(QueryError::refused(
+            Rule::Statement,
+            "only queries can be run; engine settings, transactions and SQL-level PREPARE are not available (use your client's prepared statements)",
+        )),
+        _ => Err(QueryError::refused(
+            Rule::Ddl,
+            "only queries and CREATE/DROP TABLE in the work schema are allowed",
+        )),
+    }
+}
+
+/// `work.<name>`: lower-case letters, digits and `_`, up to 63 characters.
+fn workspace_table(name: &ObjectName) -> Result<String, QueryError> {
+    let parts: Vec<String> = name.0.iter().map(|part| part.to_string()).collect();
+    let refuse = || {
+        QueryError::refused(
+            Rule::Workspace,
+            "workspace tables are named work.<name> (a-z, 0-9, _; up to 63 characters)",
+        )
+    };
+    match parts.as_slice() {
+        [schema, table] if schema.eq_ignore_ascii_case(WORKSPACE_SCHEMA) => {
+            let table = table.to_ascii_lowercase();
+            let valid = !table.is_empty()
+                && table.len() <= 63
+                && table
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && !table.starts_with("__");
+            if valid { Ok(table) } else { Err(refuse()) }
+        }
+        _ => Err(QueryError::refused(
+            Rule::Ddl,
+            "tables can only be created or dropped in the work schema (work.<name>)",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(sql: &str) -> Option<Rule> {
+        match classify(sql) {
+            Err(QueryError::Refused { rule, .. }) => Some(rule),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn statements_are_classified() {
+        assert!(matches!(classify("SELECT 1"), Ok(Request::Query(_))));
+        assert!(matches!(
+            classify("CREATE TABLE work.cohort AS SELECT 1"),
+            Ok(Request::CreateWorkspaceTable { name, .. }) if name == "cohort"
+        ));
+        assert!(matches!(
+            classify("DROP TABLE IF EXISTS work.cohort"),
+            Ok(Request::DropWorkspaceTable {
+                if_exists: true,
+                ..
+            })
+        ));
+        assert_eq!(rule("CREATE TABLE ndb.x AS SELECT 1"), Some(Rule::Ddl));
+        assert_eq!(rule("CREATE TABLE work.x (a INT)"), Some(Rule::Ddl));
+        assert_eq!(
+            rule("CREATE TABLE work.\"X-1\" AS SELECT 1"),
+            Some(Rule::Workspace)
+        );
+        assert_eq!(rule("DROP TABLE ndb.receipts"), Some(Rule::Ddl));
+        assert_eq!(rule("CREATE VIEW v AS SELECT 1"), Some(Rule::Ddl));
+        assert_eq!(
+            rule("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'"),
+            Some(Rule::Ddl)
+        );
+        assert_eq!(rule("COPY (SELECT 1) TO '/tmp/x.csv'"), Some(Rule::Copy));
+        assert_eq!(
+            rule("SET datafusion.execution.batch_size = 1"),
+            Some(Rule::Statement)
+        );
+        assert_eq!(rule("EXPLAIN SELECT 1"), Some(Rule::Explain));
+        assert_eq!(rule("INSERT INTO work.x VALUES (1)"), Some(Rule::Dml));
+        assert_eq!(rule("SELECT 1; SELECT 2"), Some(Rule::Statement));
+    }
+}

@@ -1,0 +1,150 @@
+//! Resource limits: a memory pool per query inside a shared total pool, a
+//! time limit, and a cap on each user's concurrent queries.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::memory_pool::{
+    FairSpillPool, MemoryLimit, MemoryPool, MemoryReservation,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::{QueryError, Rule};
+
+/// Limits of the query service.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Memory one query may hold.
+    pub query_memory_bytes: usize,
+    /// Memory all running queries may hold together.
+    pub total_memory_bytes: usize,
+    pub query_timeout: Duration,
+    pub concurrent_queries_per_user: usize,
+    /// Threads one query may use.
+    pub target_partitions: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            query_memory_bytes: 2 << 30,
+            total_memory_bytes: 8 << 30,
+            query_timeout: Duration::from_secs(300),
+            concurrent_queries_per_user: 4,
+            target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// A pool for one query: refuses growth past its own limit, and takes what it
+/// grants from the shared pool (which refuses past the total).
+#[derive(Debug)]
+pub struct QueryPool {
+    limit: usize,
+    used: AtomicUsize,
+    shared: Arc<dyn MemoryPool>,
+}
+
+impl QueryPool {
+    pub fn new(limit: usize, shared: Arc<dyn MemoryPool>) -> QueryPool {
+        QueryPool {
+            limit,
+            used: AtomicUsize::new(0),
+            shared,
+        }
+    }
+}
+
+impl std::fmt::Display for QueryPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "query pool ({} of {} bytes)",
+            self.reserved(),
+            self.limit
+        )
+    }
+}
+
+/// The shared pool of all queries.
+pub fn shared_pool(limits: &Limits) -> Arc<dyn MemoryPool> {
+    Arc::new(FairSpillPool::new(limits.total_memory_bytes))
+}
+
+impl MemoryPool for QueryPool {
+    fn name(&self) -> &str {
+        "enclave_query_pool"
+    }
+
+    fn register(&self, consumer: &datafusion::execution::memory_pool::MemoryConsumer) {
+        self.shared.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &datafusion::execution::memory_pool::MemoryConsumer) {
+        self.shared.unregister(consumer);
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.used.fetch_add(additional, Ordering::Relaxed);
+        self.shared.grow(reservation, additional);
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.used.fetch_sub(shrink, Ordering::Relaxed);
+        self.shared.shrink(reservation, shrink);
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DfResult<()> {
+        let before = self.used.fetch_add(additional, Ordering::Relaxed);
+        if before + additional > self.limit {
+            self.used.fetch_sub(additional, Ordering::Relaxed);
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "the query needs more than its memory limit of {} MiB",
+                self.limit >> 20
+            )));
+        }
+        self.shared
+            .try_grow(reservation, additional)
+            .inspect_err(|_| {
+                self.used.fetch_sub(additional, Ordering::Relaxed);
+            })
+    }
+
+    fn reserved(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        MemoryLimit::Finite(self.limit)
+    }
+}
+
+/// Per-user caps on running queries.
+#[derive(Debug, Default)]
+pub struct ConcurrencyCaps {
+    per_user: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl ConcurrencyCaps {
+    /// A permit to run one query, or a refusal when `user` already runs
+    /// `cap` queries. The permit is released when dropped.
+    pub fn acquire(&self, user: &str, cap: usize) -> Result<OwnedSemaphorePermit, QueryError> {
+        let semaphore = {
+            let mut per_user = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(
+                per_user
+                    .entry(user.to_string())
+                    .or_insert_with(|| Arc::new(Semaphore::new(cap))),
+            )
+        };
+        semaphore.try_acquire_owned().map_err(|_| {
+            QueryError::refused(
+                Rule::TooManyQueries,
+                format!("at most {cap} queries may run at once per user; wait for one to finish"),
+            )
+        })
+    }
+}

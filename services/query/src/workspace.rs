@@ -1,0 +1,271 @@
+//! Project workspaces: row-level results saved inside the enclave as Parquet
+//! under `workspaces/<project>/<name>.parquet`, with the hidden person column
+//! and each column's tags, so later queries are guarded exactly like catalog
+//! tables. Nothing in a workspace leaves except through disclosure control.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::logical_expr::{Expr, LogicalPlan, Projection};
+use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use enclave_store::DataStore;
+
+use crate::error::{QueryError, Rule};
+use crate::guard::rewrite::{Scope, rewrite};
+use crate::tables::{GuardedTable, PERSON, RowSource};
+use crate::tags::Tags;
+
+const TAGS_KEY: &str = "enclave.tags";
+const ROOT: &str = "workspaces";
+
+#[derive(Debug)]
+pub struct Workspace {
+    store: DataStore,
+    project: String,
+}
+
+impl Workspace {
+    pub fn new(store: DataStore, project: &str) -> Workspace {
+        Workspace {
+            store,
+            project: project.to_string(),
+        }
+    }
+
+    fn objects(&self) -> Arc<dyn ObjectStore> {
+        self.store.object_store()
+    }
+
+    fn prefix(&self) -> ObjectPath {
+        ObjectPath::from(ROOT).join(self.project.as_str())
+    }
+
+    fn path(&self, name: &str) -> ObjectPath {
+        self.prefix().join(format!("{name}.parquet"))
+    }
+
+    /// Table name → object.
+    async fn list(&self) -> Result<HashMap<String, ObjectMeta>, QueryError> {
+        let objects: Vec<ObjectMeta> = self
+            .objects()
+            .list(Some(&self.prefix()))
+            .try_collect()
+            .await
+            .map_err(QueryError::internal)?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta
+                    .location
+                    .filename()?
+                    .strip_suffix(".parquet")?
+                    .to_string();
+                Some((name, meta))
+            })
+            .collect())
+    }
+
+    /// The Arrow schema stored in a workspace file, with field metadata.
+    async fn file_schema(&self, meta: ObjectMeta) -> Result<SchemaRef, QueryError> {
+        let format = ParquetFormat::default().with_skip_metadata(false);
+        let state = SessionContext::new().state();
+        Ok(format
+            .infer_schema(&state, &self.objects(), &[meta])
+            .await?)
+    }
+
+    /// The workspace's tables as guarded tables.
+    pub async fn tables(&self) -> Result<Vec<(String, GuardedTable)>, QueryError> {
+        let mut tables = Vec::new();
+        let mut listed: Vec<(String, ObjectMeta)> = self.list().await?.into_iter().collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, meta) in listed {
+            let path = meta.location.clone();
+            let file_schema = self.file_schema(meta).await?;
+            let visible = file_schema
+                .fields()
+                .iter()
+                .filter(|field| field.name() != PERSON)
+                .map(|field| {
+                    let tags = field
+                        .metadata()
+                        .get(TAGS_KEY)
+                        .map_or_else(Tags::default, |t| Tags::from_metadata(t));
+                    (
+                        Field::new(field.name(), field.data_type().clone(), field.is_nullable()),
+                        tags,
+                    )
+                })
+                .collect();
+            let table = GuardedTable::new(
+                visible,
+                &file_schema,
+                &[path.to_string()],
+                RowSource::Workspace,
+            )
+            .map_err(QueryError::internal)?;
+            tables.push((name, table));
+        }
+        Ok(tables)
+    }
+
+    /// Saves the rows of `plan` (guarded like any query) as `work.<name>`.
+    pub async fn create(
+        &self,
+        context: &SessionContext,
+        name: &str,
+        plan: &LogicalPlan,
+        scope: &Scope,
+        quota_bytes: u64,
+    ) -> Result<u64, QueryError> {
+        let existing = self.list().await?;
+        if existing.contains_key(name) {
+            return Err(QueryError::refused(
+                Rule::Workspace,
+                format!("work.{name} already exists; DROP TABLE work.{name} first"),
+            ));
+        }
+        let used: u64 = existing.values().map(|meta| meta.size).sum();
+        let remaining = quota_bytes.saturating_sub(used);
+        let guarded = rewrite(plan, scope)?;
+        let Some(person) = guarded.person.clone() else {
+            return Err(QueryError::refused(
+                Rule::Workspace,
+                "workspace tables hold person-level rows; select from catalog or workspace tables",
+            ));
+        };
+        let (output, schema) = output_plan(guarded.plan, &person, &guarded.tags)?;
+        let mut stream = context
+            .execute_logical_plan(output)
+            .await?
+            .execute_stream()
+            .await?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(3).map_err(QueryError::internal)?,
+            ))
+            .build();
+        let mut writer = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(properties))
+            .map_err(QueryError::internal)?;
+        let mut rows = 0u64;
+        while let Some(batch) = stream.next().await {
+            let batch = RecordBatch::try_new(Arc::clone(&schema), batch?.columns().to_vec())
+                .map_err(QueryError::internal)?;
+            rows += batch.num_rows() as u64;
+            writer.write(&batch).map_err(QueryError::internal)?;
+            if (writer.bytes_written() + writer.in_progress_size()) as u64 > remaining {
+                return Err(quota_refusal(quota_bytes));
+            }
+        }
+        let bytes = writer.into_inner().map_err(QueryError::internal)?;
+        if bytes.len() as u64 > remaining {
+            return Err(quota_refusal(quota_bytes));
+        }
+        self.objects()
+            .put(&self.path(name), bytes.into())
+            .await
+            .map_err(QueryError::internal)?;
+        tracing::info!(
+            project = self.project,
+            table = name,
+            rows,
+            "workspace table saved"
+        );
+        Ok(rows)
+    }
+
+    pub async fn drop_table(&self, name: &str, if_exists: bool) -> Result<(), QueryError> {
+        if !self.list().await?.contains_key(name) {
+            return if if_exists {
+                Ok(())
+            } else {
+                Err(QueryError::Invalid(format!(
+                    "table work.{name} does not exist"
+                )))
+            };
+        }
+        self.objects()
+            .delete(&self.path(name))
+            .await
+            .map_err(QueryError::internal)?;
+        tracing::info!(
+            project = self.project,
+            table = name,
+            "workspace table dropped"
+        );
+        Ok(())
+    }
+
+    /// Deletes every table (when the project closes); returns how many.
+    pub async fn delete_all(&self) -> Result<usize, QueryError> {
+        let names: Vec<String> = self.list().await?.into_keys().collect();
+        for name in &names {
+            self.drop_table(name, true).await?;
+        }
+        Ok(names.len())
+    }
+}
+
+fn quota_refusal(quota_bytes: u64) -> QueryError {
+    QueryError::refused(
+        Rule::WorkspaceQuota,
+        format!(
+            "the project's workspace quota of {} MiB would be exceeded; drop tables or select fewer rows or columns",
+            quota_bytes >> 20
+        ),
+    )
+}
+
+/// Unqualified, unique column names, the person last; tags in metadata.
+fn output_plan(
+    plan: LogicalPlan,
+    person: &datafusion::common::Column,
+    tags: &crate::tags::ColumnTags,
+) -> Result<(LogicalPlan, SchemaRef), QueryError> {
+    let mut exprs = Vec::new();
+    let mut fields = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (index, (qualifier, field)) in plan.schema().iter().enumerate() {
+        let column = datafusion::common::Column::new(qualifier.cloned(), field.name());
+        if &column == person {
+            continue;
+        }
+        if !seen.insert(field.name().clone()) {
+            return Err(QueryError::refused(
+                Rule::Workspace,
+                format!(
+                    "two columns are named `{}`; name them apart with AS",
+                    field.name()
+                ),
+            ));
+        }
+        exprs.push(Expr::Column(column).alias(field.name()));
+        let metadata = HashMap::from([(TAGS_KEY.to_string(), tags.get(index).to_metadata())]);
+        fields.push(field.as_ref().clone().with_metadata(metadata));
+    }
+    let person_index = plan.schema().index_of_column(person)?;
+    exprs.push(Expr::Column(person.clone()).alias(PERSON));
+    let person_field = plan
+        .schema()
+        .field(person_index)
+        .as_ref()
+        .clone()
+        .with_name(PERSON);
+    fields.push(person_field.with_metadata(HashMap::from([(
+        TAGS_KEY.to_string(),
+        crate::guard::rewrite::person_tags().to_metadata(),
+    )])));
+    let output = LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(plan))?);
+    Ok((output, Arc::new(Schema::new(fields))))
+}

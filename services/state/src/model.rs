@@ -1,0 +1,292 @@
+//! The records kept in the state store.
+
+use std::fmt;
+use std::str::FromStr;
+
+use enclave_core::date::{CivilDate, YearMonth};
+use serde::{Deserialize, Serialize};
+
+use crate::StateError;
+
+/// The publication threshold of the NDB guidelines: a project may raise it,
+/// never lower it.
+pub const DEFAULT_K: u32 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Researcher,
+    Reviewer,
+    Operator,
+}
+
+impl FromStr for Role {
+    type Err = StateError;
+    fn from_str(text: &str) -> Result<Role, StateError> {
+        match text {
+            "researcher" => Ok(Role::Researcher),
+            "reviewer" => Ok(Role::Reviewer),
+            "operator" => Ok(Role::Operator),
+            _ => Err(StateError::invalid(
+                "role",
+                "expected researcher, reviewer or operator",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Researcher => "researcher",
+            Role::Reviewer => "reviewer",
+            Role::Operator => "operator",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    /// PHC string of an argon2id hash.
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
+/// How released counts are rounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rounding {
+    None,
+    To5,
+    To10,
+}
+
+impl Rounding {
+    /// The multiple counts are rounded to (1 = unrounded).
+    pub fn base(self) -> i64 {
+        match self {
+            Rounding::None => 1,
+            Rounding::To5 => 5,
+            Rounding::To10 => 10,
+        }
+    }
+}
+
+impl FromStr for Rounding {
+    type Err = StateError;
+    fn from_str(text: &str) -> Result<Rounding, StateError> {
+        match text {
+            "none" => Ok(Rounding::None),
+            "5" => Ok(Rounding::To5),
+            "10" => Ok(Rounding::To10),
+            _ => Err(StateError::invalid("rounding", "expected none, 5 or 10")),
+        }
+    }
+}
+
+/// One granted table and the columns of it the project may use
+/// (`None` = every column).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// `schema.table`, e.g. `ndb.receipts`.
+    pub table: String,
+    pub columns: Option<Vec<String>>,
+}
+
+impl Grant {
+    pub fn allows_column(&self, column: &str) -> bool {
+        self.columns
+            .as_ref()
+            .is_none_or(|columns| columns.iter().any(|c| c == column))
+    }
+}
+
+/// Parses `schema.table` or `schema.table:col,col`.
+impl FromStr for Grant {
+    type Err = StateError;
+    fn from_str(text: &str) -> Result<Grant, StateError> {
+        let (table, columns) = match text.split_once(':') {
+            Some((table, columns)) => {
+                let columns: Vec<String> = columns
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(String::from)
+                    .collect();
+                if columns.is_empty() {
+                    return Err(StateError::invalid("grant", "empty column list"));
+                }
+                (table, Some(columns))
+            }
+            None => (text, None),
+        };
+        if table.split('.').count() != 2 || table.split('.').any(str::is_empty) {
+            return Err(StateError::invalid(
+                "grant",
+                "expected schema.table[:column,column]",
+            ));
+        }
+        Ok(Grant {
+            table: table.to_string(),
+            columns,
+        })
+    }
+}
+
+/// The service months a project may see, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    pub first: YearMonthText,
+    pub last: YearMonthText,
+}
+
+/// A month kept as `YYYY-MM` (the form of the `service_month` columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct YearMonthText(YearMonth);
+
+impl YearMonthText {
+    pub fn month(self) -> YearMonth {
+        self.0
+    }
+}
+
+impl TryFrom<String> for YearMonthText {
+    type Error = StateError;
+    fn try_from(text: String) -> Result<YearMonthText, StateError> {
+        parse_month(&text).map(YearMonthText)
+    }
+}
+
+impl From<YearMonthText> for String {
+    fn from(month: YearMonthText) -> String {
+        month.0.to_string()
+    }
+}
+
+fn parse_month(text: &str) -> Result<YearMonth, StateError> {
+    let bad = || StateError::invalid("period", "months are written YYYY-MM");
+    let (year, month) = text.split_once('-').ok_or_else(bad)?;
+    if year.len() != 4 || month.len() != 2 {
+        return Err(bad());
+    }
+    YearMonth::new(
+        year.parse().map_err(|_| bad())?,
+        month.parse().map_err(|_| bad())?,
+    )
+    .map_err(|_| bad())
+}
+
+/// Parses `YYYY-MM..YYYY-MM`.
+impl FromStr for Period {
+    type Err = StateError;
+    fn from_str(text: &str) -> Result<Period, StateError> {
+        let (first, last) = text
+            .split_once("..")
+            .ok_or_else(|| StateError::invalid("period", "expected YYYY-MM..YYYY-MM"))?;
+        let period = Period {
+            first: YearMonthText(parse_month(first)?),
+            last: YearMonthText(parse_month(last)?),
+        };
+        if period.first > period.last {
+            return Err(StateError::invalid(
+                "period",
+                "the first month is after the last",
+            ));
+        }
+        Ok(period)
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", self.first.0, self.last.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectStatus {
+    Active,
+    Closed,
+}
+
+/// An approved project: who may query what, when, under which rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    pub id: String,
+    pub title: String,
+    pub members: Vec<String>,
+    pub grants: Vec<Grant>,
+    pub period: Period,
+    /// The last day queries are allowed (`YYYY-MM-DD`, inclusive).
+    pub valid_until: String,
+    pub k: u32,
+    pub rounding: Rounding,
+    pub workspace_quota_bytes: u64,
+    pub status: ProjectStatus,
+}
+
+impl Project {
+    /// Checks what the store does not: threshold, ids, dates, grants.
+    pub fn validate(&self) -> Result<(), StateError> {
+        if self.k < DEFAULT_K {
+            return Err(StateError::invalid(
+                "k",
+                format!("a project may raise k above {DEFAULT_K}, never lower it"),
+            ));
+        }
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(StateError::invalid(
+                "id",
+                "use 1-64 characters of a-z, 0-9, '-' and '_'",
+            ));
+        }
+        if self.members.is_empty() {
+            return Err(StateError::invalid("members", "a project needs a member"));
+        }
+        if self.grants.is_empty() {
+            return Err(StateError::invalid(
+                "grants",
+                "a project needs a granted table",
+            ));
+        }
+        self.valid_until_date()?;
+        Ok(())
+    }
+
+    pub fn valid_until_date(&self) -> Result<CivilDate, StateError> {
+        let digits: String = self.valid_until.chars().filter(|c| *c != '-').collect();
+        if self.valid_until.len() != 10 {
+            return Err(StateError::invalid("until", "expected YYYY-MM-DD"));
+        }
+        CivilDate::parse_yyyymmdd(&digits)
+            .map_err(|_| StateError::invalid("until", "expected YYYY-MM-DD"))
+    }
+
+    /// True while queries are allowed on `today`.
+    pub fn is_current(&self, today: CivilDate) -> bool {
+        self.valid_until_date().is_ok_and(|until| today <= until)
+    }
+
+    pub fn grant(&self, table: &str) -> Option<&Grant> {
+        self.grants.iter().find(|grant| grant.table == table)
+    }
+}
+
+/// One opt-out: a keyed lookup value of the person (never an identity).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOutEntry {
+    /// Hex of the keyed lookup hash.
+    pub lookup: String,
+    /// `YYYY-MM-DD` the request was recorded.
+    pub recorded_on: String,
+}

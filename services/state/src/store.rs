@@ -1,0 +1,355 @@
+//! The redb-backed store.
+
+use std::path::Path;
+use std::sync::LazyLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use enclave_core::date::CivilDate;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::StateError;
+use crate::model::{OptOutEntry, Project, ProjectStatus, Role, User};
+
+const USERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("users");
+const PROJECTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("projects");
+const OPT_OUTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("opt_outs");
+
+/// The file inside the state directory.
+const STATE_FILE: &str = "state.redb";
+
+/// Users, projects and opt-outs. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct StateStore {
+    db: Database,
+}
+
+/// Today's date in UTC.
+pub fn today() -> CivilDate {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    CivilDate::from_days_since_epoch((seconds / 86_400) as i32)
+}
+
+impl StateStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<StateStore, StateError> {
+        std::fs::create_dir_all(dir).map_err(|error| StateError::Storage(error.to_string()))?;
+        let db = Database::create(dir.join(STATE_FILE))?;
+        let txn = db.begin_write()?;
+        for table in [USERS, PROJECTS, OPT_OUTS] {
+            txn.open_table(table)?;
+        }
+        txn.commit()?;
+        Ok(StateStore { db })
+    }
+
+    pub fn add_user(&self, name: &str, role: Role, password: &str) -> Result<User, StateError> {
+        validate_user_name(name)?;
+        if password.chars().count() < 8 {
+            return Err(StateError::invalid("password", "use at least 8 characters"));
+        }
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let password_hash = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|_| StateError::PasswordHash)?
+            .to_string();
+        let user = User {
+            name: name.to_string(),
+            role,
+            password_hash,
+            disabled: false,
+        };
+        self.insert_new(USERS, name, &user, || {
+            StateError::UserExists(name.to_string())
+        })?;
+        tracing::info!(user = name, %role, "user added");
+        Ok(user)
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<User>, StateError> {
+        self.get(USERS, name)
+    }
+
+    /// The user if the name exists, is enabled and the password matches.
+    /// Unknown names still pay for one hash, so timing does not tell which.
+    pub fn authenticate(&self, name: &str, password: &str) -> Result<Option<User>, StateError> {
+        let user = self.user(name)?;
+        let stored = user
+            .as_ref()
+            .map_or(DUMMY_HASH.as_str(), |user| user.password_hash.as_str());
+        let parsed = PasswordHash::new(stored).map_err(|_| StateError::PasswordHash)?;
+        let matches = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        Ok(user.filter(|user| matches && !user.disabled))
+    }
+
+    pub fn add_project(&self, project: &Project) -> Result<(), StateError> {
+        project.validate()?;
+        for member in &project.members {
+            if self.user(member)?.is_none() {
+                return Err(StateError::NoUser(member.clone()));
+            }
+        }
+        self.insert_new(PROJECTS, &project.id, project, || {
+            StateError::ProjectExists(project.id.clone())
+        })?;
+        tracing::info!(project = project.id, "project added");
+        Ok(())
+    }
+
+    pub fn project(&self, id: &str) -> Result<Option<Project>, StateError> {
+        self.get(PROJECTS, id)
+    }
+
+    pub fn projects(&self) -> Result<Vec<Project>, StateError> {
+        self.all(PROJECTS)
+    }
+
+    /// The active projects `user` is a member of.
+    pub fn projects_of(&self, user: &str) -> Result<Vec<Project>, StateError> {
+        Ok(self
+            .projects()?
+            .into_iter()
+            .filter(|project| project.members.iter().any(|member| member == user))
+            .collect())
+    }
+
+    /// Marks a project closed; its workspace is deleted by the query service.
+    pub fn close_project(&self, id: &str) -> Result<Project, StateError> {
+        let mut project = self
+            .project(id)?
+            .ok_or_else(|| StateError::NoProject(id.into()))?;
+        project.status = ProjectStatus::Closed;
+        self.put(PROJECTS, id, &project)?;
+        tracing::info!(project = id, "project closed");
+        Ok(project)
+    }
+
+    /// Records opt-outs; returns how many were new.
+    pub fn add_opt_outs(&self, entries: &[OptOutEntry]) -> Result<usize, StateError> {
+        let txn = self.db.begin_write()?;
+        let mut added = 0;
+        {
+            let mut table = txn.open_table(OPT_OUTS)?;
+            for entry in entries {
+                if table.get(entry.lookup.as_str())?.is_none() {
+                    table.insert(entry.lookup.as_str(), serde_json::to_vec(entry)?.as_slice())?;
+                    added += 1;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(added)
+    }
+
+    pub fn opt_outs(&self) -> Result<Vec<OptOutEntry>, StateError> {
+        self.all(OPT_OUTS)
+    }
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<'_, &str, &[u8]>,
+        key: &str,
+    ) -> Result<Option<T>, StateError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(table)?;
+        let value = table.get(key)?;
+        Ok(value
+            .map(|v| serde_json::from_slice(v.value()))
+            .transpose()?)
+    }
+
+    fn all<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<'_, &str, &[u8]>,
+    ) -> Result<Vec<T>, StateError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(table)?;
+        let mut records = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            records.push(serde_json::from_slice(value.value())?);
+        }
+        Ok(records)
+    }
+
+    fn put<T: Serialize>(
+        &self,
+        table: TableDefinition<'_, &str, &[u8]>,
+        key: &str,
+        record: &T,
+    ) -> Result<(), StateError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(table)?
+            .insert(key, serde_json::to_vec(record)?.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn insert_new<T: Serialize>(
+        &self,
+        table: TableDefinition<'_, &str, &[u8]>,
+        key: &str,
+        record: &T,
+        exists: impl FnOnce() -> StateError,
+    ) -> Result<(), StateError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(table)?;
+            if table.get(key)?.is_some() {
+                return Err(exists());
+            }
+            table.insert(key, serde_json::to_vec(record)?.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// An argon2id hash of a fixed string, verified against when the user does
+/// not exist.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let salt = SaltString::from_b64("c29tZXNhbHRzb21lc2FsdA").expect("static salt is valid");
+    Argon2::default()
+        .hash_password(b"no such user", &salt)
+        .expect("static input hashes")
+        .to_string()
+});
+
+fn validate_user_name(name: &str) -> Result<(), StateError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::invalid(
+            "name",
+            "use 1-64 characters of letters, digits, '.', '-' and '_'",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Grant, Period, Rounding};
+
+    fn store() -> (tempfile::TempDir, StateStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn project(id: &str, member: &str) -> Project {
+        Project {
+            id: id.into(),
+            title: "t".into(),
+            members: vec![member.into()],
+            grants: vec!["ndb.receipts:sex,person_id".parse().unwrap()],
+            period: "2023-04..2024-03".parse().unwrap(),
+            valid_until: "2030-01-01".into(),
+            k: 10,
+            rounding: Rounding::To10,
+            workspace_quota_bytes: 1 << 20,
+            status: ProjectStatus::Active,
+        }
+    }
+
+    #[test]
+    fn passwords_are_hashed_and_checked() {
+        let (_dir, store) = store();
+        let user = store
+            .add_user("alice", Role::Researcher, "correct horse")
+            .unwrap();
+        assert!(user.password_hash.starts_with("$argon2id$"));
+        assert!(!user.password_hash.contains("correct horse"));
+        assert!(
+            store
+                .authenticate("alice", "correct horse")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .authenticate("alice", "wrong horse!")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .authenticate("nobody", "correct horse")
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            store.add_user("alice", Role::Researcher, "another one"),
+            Err(StateError::UserExists(_))
+        ));
+    }
+
+    #[test]
+    fn projects_cannot_lower_k_and_need_known_members() {
+        let (_dir, store) = store();
+        store
+            .add_user("alice", Role::Researcher, "correct horse")
+            .unwrap();
+        let mut low_k = project("p1", "alice");
+        low_k.k = 5;
+        assert!(matches!(
+            store.add_project(&low_k),
+            Err(StateError::Invalid { field: "k", .. })
+        ));
+        assert!(matches!(
+            store.add_project(&project("p1", "bob")),
+            Err(StateError::NoUser(_))
+        ));
+        assert!(
+            store.projects().unwrap().is_empty(),
+            "a refused change writes nothing"
+        );
+        store.add_project(&project("p1", "alice")).unwrap();
+        assert_eq!(store.projects_of("alice").unwrap().len(), 1);
+        assert_eq!(
+            store.close_project("p1").unwrap().status,
+            ProjectStatus::Closed
+        );
+    }
+
+    #[test]
+    fn grants_periods_and_dates_parse() {
+        let grant: Grant = "ndb.receipts:sex, age_band".parse().unwrap();
+        assert!(grant.allows_column("age_band") && !grant.allows_column("person_id"));
+        assert!("ndb".parse::<Grant>().is_err());
+        assert!("2024-04..2023-04".parse::<Period>().is_err());
+        assert!("2024-4..2024-05".parse::<Period>().is_err());
+        let mut p = project("p", "a");
+        assert!(p.is_current(CivilDate::new(2030, 1, 1).unwrap()));
+        assert!(!p.is_current(CivilDate::new(2030, 1, 2).unwrap()));
+        p.valid_until = "2030-02-30".into();
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn opt_outs_are_deduplicated() {
+        let (_dir, store) = store();
+        let entry = OptOutEntry {
+            lookup: "ab".repeat(32),
+            recorded_on: "2026-11-24".into(),
+        };
+        assert_eq!(
+            store.add_opt_outs(&[entry.clone(), entry.clone()]).unwrap(),
+            1
+        );
+        assert_eq!(store.add_opt_outs(&[entry]).unwrap(), 0);
+        assert_eq!(store.opt_outs().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,363 @@
+"""End-to-end fixtures: a synthetic release, users and projects made with the
+`enclave` CLI, and `enclave serve` on a free local port.
+
+Run with `ENCLAVE_BIN=target/release/enclave $VENV/bin/python -m pytest tests/python -q`
+(`scripts/python-env.sh` creates the venv and prints its path).
+
+Expected numbers come from DuckDB over the release's Parquet files, never
+from the server: `Release.duckdb(period)` gives views `ndb.receipts`, … limited
+to a project's service months, so the same SQL runs on both sides.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import adbc_driver_flightsql.dbapi as flight_sql
+import duckdb
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+
+PERSONS = 3000
+SEED = 11
+PROJECT_HEADER = "x-enclave-project"
+SUPPRESSED_KEY = b"enclave.suppressed_groups"
+FULL_PERIOD = ("2023-04", "2025-03")
+
+# The ADBC driver cannot turn autocommit off; harmless here.
+warnings.filterwarnings("ignore", message="Cannot disable autocommit")
+
+
+@dataclass(frozen=True)
+class Project:
+    id: str
+    members: tuple[str, ...]
+    grants: tuple[str, ...] = ("ndb.receipts",)
+    period: tuple[str, str] = FULL_PERIOD
+    until: str = "2099-12-31"
+    k: int = 10
+    rounding: int | None = 10
+
+    def round(self, n: int) -> int:
+        """The released value of a count: half up to a multiple of the base."""
+        return n if self.rounding is None else (n + self.rounding // 2) // self.rounding * self.rounding
+
+
+# Researchers of the main server and what each one is for.
+USERS = {
+    "alice": "researcher",  # only in `main`: gets it without a header
+    "bob": "researcher",  # only in `r5`: rounding 5, another project's member
+    "gina": "researcher",  # in `main` and `r5`: picks one with the header
+    "carol": "researcher",  # in no project
+    "dave": "researcher",  # only in the expired project
+    "erin": "researcher",  # only in the project that gets closed
+    "frank": "researcher",  # in `main`, runs the concurrency test
+    "rita": "reviewer",
+}
+
+PROJECTS = {
+    p.id: p
+    for p in [
+        Project(
+            "main",
+            ("alice", "gina", "frank"),
+            grants=("ndb.receipts", "ndb.diagnoses:person_id,sex,age_band,service_month,icd10"),
+            period=("2023-04", "2024-09"),
+        ),
+        Project("r5", ("bob", "gina"), rounding=5),
+        Project("old", ("dave",), until="2020-01-01"),
+        Project("closing", ("erin",)),
+    ]
+}
+
+# Concurrent queries a user may run on the main server.
+MAX_CONCURRENT_PER_USER = 2
+
+
+def password(user: str) -> str:
+    return f"{user}-correct-horse-battery"
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+class Cli:
+    def __init__(self, binary: str):
+        self.binary = binary
+        self._help: dict[tuple[str, ...], str] = {}
+
+    def run(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [self.binary, *map(str, args)], input=input, capture_output=True, text=True, timeout=600
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"`enclave {' '.join(map(str, args))}` exited {done.returncode}\n"
+                f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+            )
+        return done
+
+    def takes(self, command: tuple[str, ...], flag: str) -> bool:
+        """Whether `enclave <command> --help` lists `flag` (the CLI is young)."""
+        if command not in self._help:
+            self._help[command] = self.run(*command, "--help").stdout
+        return re.search(rf"(^|\s){re.escape(flag)}(?![\w-])", self._help[command]) is not None
+
+    def add_user(self, state: Path, name: str, role: str = "researcher") -> None:
+        self.run("user", "add", "--state", state, "--name", name, "--role", role, "--password-stdin",
+                 input=password(name) + "\n")
+
+    def add_project(self, state: Path, project: Project) -> None:
+        args = ["project", "add", "--state", state, "--id", project.id, "--title", f"Test project {project.id}",
+                "--period", "..".join(project.period), "--until", project.until, "--k", str(project.k),
+                "--rounding", "none" if project.rounding is None else str(project.rounding)]
+        for member in project.members:
+            args += ["--member", member]
+        for grant in project.grants:
+            args += ["--grant", grant]
+        self.run(*args)
+
+    def close_project(self, state: Path, data: Path, project_id: str) -> None:
+        args = ["project", "close", "--state", state, "--id", project_id]
+        if self.takes(("project", "close"), "--data"):
+            args += ["--data", data]
+        self.run(*args)
+
+    def add_optouts(self, state: Path, data: Path, key: Path, requests: Path) -> subprocess.CompletedProcess:
+        args = ["optout", "add", "--state", state, "--key-file", key, "--file", requests]
+        if self.takes(("optout", "add"), "--data"):
+            args += ["--data", data]
+        return self.run(*args)
+
+
+# ---------------------------------------------------------------- the release
+
+
+@dataclass
+class Release:
+    workdir: Path
+    extracts: Path
+    data: Path
+    key: Path
+    dir: Path  # data/releases/rNNNNNN
+    _duckdb: dict = field(default_factory=dict)
+
+    def parquet(self, table: str) -> str:
+        """DuckDB's reader of one release table (`ndb.receipts`)."""
+        return f"read_parquet('{self.dir}/tables/{table}/*/*.parquet', hive_partitioning=false)"
+
+    def tables(self) -> list[str]:
+        return sorted(p.name for p in (self.dir / "tables").iterdir())
+
+    def duckdb(self, period: tuple[str, str] = FULL_PERIOD) -> duckdb.DuckDBPyConnection:
+        """DuckDB with a view `schema.table` per release table, rows of `period` only."""
+        if period not in self._duckdb:
+            con = duckdb.connect()
+            for table in self.tables():
+                schema, _ = table.split(".")
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                con.execute(
+                    f"CREATE VIEW {table} AS SELECT * FROM {self.parquet(table)} "
+                    f"WHERE service_month BETWEEN '{period[0]}' AND '{period[1]}'"
+                )
+            self._duckdb[period] = con
+        return self._duckdb[period]
+
+    def expected(self, sql: str, project: Project) -> list[tuple]:
+        """Rows of `sql` over the Parquet files as `project` may see them, unchecked."""
+        return self.duckdb(project.period).execute(sql).fetchall()
+
+
+# ---------------------------------------------------------------- the server
+
+_SERVERS: list["Server"] = []
+# Servers die with the test run even when it ends without teardown.
+atexit.register(lambda: [server.stop() for server in list(_SERVERS)])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One `enclave serve` process and clients for it."""
+
+    def __init__(self, cli: Cli, data: Path, state: Path, log: Path, extra: tuple[str, ...] = ()):
+        self.port = free_port()
+        self.uri = f"grpc://127.0.0.1:{self.port}"
+        self.log = log
+        args = [cli.binary, "serve", "--data", str(data), "--state", str(state),
+                "--listen", f"127.0.0.1:{self.port}", *extra]
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            env={**os.environ, "NO_COLOR": "1"})
+        _SERVERS.append(self)
+        self._wait_listening(timeout=60)
+
+    def _wait_listening(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"enclave serve exited {self.process.returncode}:\n{self.output()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"enclave serve did not listen within {timeout} s:\n{self.output()}")
+
+    def output(self, lines: int = 80) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        if self in _SERVERS:
+            _SERVERS.remove(self)
+
+    # ADBC, as a researcher's notebook connects.
+    def connect(self, user: str, project: str | None = None, secret: str | None = None):
+        kwargs = {"username": user, "password": password(user) if secret is None else secret}
+        if project is not None:
+            kwargs[f"adbc.flight.sql.rpc.call_header.{PROJECT_HEADER}"] = project
+        return flight_sql.connect(self.uri, db_kwargs=kwargs)
+
+    # pyarrow.flight, for what ADBC hides: status codes, app metadata, raw commands.
+    def flight(self, user: str, project: str | None = None) -> tuple[flight.FlightClient, flight.FlightCallOptions]:
+        client = flight.FlightClient(self.uri)
+        token = client.authenticate_basic_token(user.encode(), password(user).encode())
+        headers = [token]
+        if project is not None:
+            headers.append((PROJECT_HEADER.encode(), project.encode()))
+        return client, flight.FlightCallOptions(headers=headers, timeout=120)
+
+
+def query(conn, sql: str, parameters=None) -> pa.Table:
+    """Runs one statement over ADBC and returns its Arrow result."""
+    with conn.cursor() as cur:
+        cur.execute(sql, parameters)
+        return cur.fetch_arrow_table()
+
+
+def error_of(conn, sql: str, parameters=None) -> str:
+    """The error text of a statement that must fail."""
+    try:
+        query(conn, sql, parameters)
+    except Exception as error:  # adbc_driver_manager's DB-API errors
+        return str(error)
+    raise AssertionError(f"expected an error, the server answered: {sql}")
+
+
+def suppressed(table: pa.Table) -> int | None:
+    """The suppressed-group count in a result's schema metadata."""
+    value = (table.schema.metadata or {}).get(SUPPRESSED_KEY)
+    return None if value is None else int(value.decode())
+
+
+def as_dict(table: pa.Table, key: str | tuple[str, ...], value: str) -> dict:
+    rows = table.to_pylist()
+    keys = (key,) if isinstance(key, str) else key
+    out = {tuple(r[k] for k in keys) if len(keys) > 1 else r[keys[0]]: r[value] for r in rows}
+    assert len(out) == len(rows), "duplicate groups in a result"
+    return out
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def cli() -> Cli:
+    binary = os.environ.get("ENCLAVE_BIN")
+    if not binary:
+        pytest.exit("set ENCLAVE_BIN to the enclave binary (e.g. target/release/enclave)", returncode=4)
+    binary = shutil.which(binary) or binary
+    if not os.access(binary, os.X_OK):
+        pytest.exit(f"ENCLAVE_BIN={binary} is not an executable", returncode=4)
+    return Cli(os.path.abspath(binary))
+
+
+@pytest.fixture(scope="session")
+def release(cli: Cli, tmp_path_factory) -> Release:
+    """3,000 synthetic persons (seed 11) ingested into a new data directory."""
+    work = tmp_path_factory.mktemp("enclave")
+    extracts, data, key = work / "extracts", work / "data", work / "key"
+    cli.run("synth", "--persons", PERSONS, "--seed", SEED, "--out", extracts)
+    key.write_text(secrets.token_hex(32))
+    key.chmod(0o600)
+    cli.run("ingest", "--extracts", extracts, "--data", data, "--key-file", key)
+    releases = sorted((data / "releases").glob("r*"))
+    assert releases, f"ingest made no release under {data}"
+    return Release(work, extracts, data, key, releases[-1])
+
+
+def make_state(cli: Cli, state: Path, users: dict[str, str], projects: dict[str, Project]) -> None:
+    for name, role in users.items():
+        cli.add_user(state, name, role)
+    for project in projects.values():
+        cli.add_project(state, project)
+
+
+@pytest.fixture(scope="session")
+def start_server(cli: Cli, release: Release):
+    """Factory: a server over the release with its own state directory."""
+    started: list[Server] = []
+
+    def start(name: str, users: dict[str, str], projects: dict[str, Project], extra: tuple[str, ...] = ()) -> Server:
+        state = release.workdir / f"state-{name}"
+        make_state(cli, state, users, projects)
+        server = Server(cli, release.data, state, release.workdir / f"serve-{name}.log", extra)
+        server.state = state
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def enclave(start_server) -> Server:
+    """The main server: USERS and PROJECTS, a small per-user query cap."""
+    return start_server("main", USERS, PROJECTS,
+                        ("--max-concurrent-per-user", str(MAX_CONCURRENT_PER_USER)))
+
+
+@pytest.fixture(scope="session")
+def projects() -> dict[str, Project]:
+    return PROJECTS
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test's report ends with the servers' recent log lines."""
+    report = yield
+    if report.failed:
+        for server in _SERVERS:
+            report.sections.append((f"enclave serve on port {server.port} (last lines)", server.output()))
+    return report

@@ -1,0 +1,145 @@
+"""Refusals: each names its rule, none quotes a data value, and what lies
+outside the grant does not exist for the session."""
+
+import re
+
+import pyarrow.flight as flight
+import pytest
+
+import flightsql
+from conftest import error_of, password, query
+
+
+@pytest.fixture(scope="module")
+def data_values(release):
+    """Distinctive values of ndb.receipts (≥ 4 digits) no error may quote."""
+    rows = release.duckdb().execute(
+        "SELECT receipt_id, person_id, facility_id, total_points FROM ndb.receipts LIMIT 500").fetchall()
+    values = {str(v) for row in rows for v in row if v is not None and v >= 1000}
+    assert len(values) > 50
+    return values
+
+
+def assert_no_data(message, values):
+    quoted = [v for v in values if re.search(rf"(?<!\d){v}(?!\d)", message)]
+    assert not quoted, f"error quotes data values {quoted[:5]}: {message}"
+
+
+REFUSED = [
+    ("SELECT * FROM ndb.receipts", "row-level"),
+    ("SELECT receipt_id, total_points FROM ndb.receipts WHERE sex = '1'", "row-level"),
+    ("SELECT person_id, count(*) AS n FROM ndb.receipts GROUP BY person_id", "identifying-group"),
+    ("SELECT sex, max(total_points) AS top FROM ndb.receipts GROUP BY sex", "value-revealing-aggregate"),
+    ("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'", "ddl"),
+    ("SET datafusion.execution.batch_size = 1", "statement"),
+    ("EXPLAIN SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex", "explain"),
+]
+
+
+@pytest.mark.parametrize(("sql", "rule"), REFUSED)
+def test_refused_with_rule(enclave, data_values, sql, rule):
+    """The statement is refused; the error names the rule and quotes no data."""
+    with enclave.connect("alice") as conn:
+        message = error_of(conn, sql)
+    assert f"refused ({rule})" in message
+    assert_no_data(message, data_values)
+
+
+def test_copy_is_refused_and_writes_nothing(enclave, release):
+    """COPY … TO is refused (`copy`) and the file is not written."""
+    target = release.workdir / "copied.csv"
+    with enclave.connect("alice") as conn:
+        message = error_of(conn, f"COPY (SELECT 1) TO '{target}'")
+    assert "refused (copy)" in message
+    assert not target.exists()
+
+
+def test_table_outside_the_grant_does_not_exist(enclave, data_values):
+    """dpc.admissions is not granted to `main`: the table is not found."""
+    with enclave.connect("alice") as conn:
+        message = error_of(conn, "SELECT sex, count(DISTINCT person_id) AS n FROM dpc.admissions GROUP BY sex")
+    assert "not found" in message.lower()
+    assert "refused" not in message.lower()
+
+
+def test_column_outside_the_grant_does_not_exist(enclave):
+    """ndb.diagnoses is granted without disease_code: the column is not found."""
+    with enclave.connect("alice") as conn:
+        message = error_of(conn, "SELECT disease_code, count(DISTINCT person_id) AS n "
+                                 "FROM ndb.diagnoses GROUP BY disease_code")
+    assert re.search(r"not found|no field named", message, re.IGNORECASE), message
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM read_parquet('{tables}/ndb.receipts/service_month=2023-04/part-0.parquet')",
+    "SELECT count(*) AS n FROM read_parquet('{tables}/ndb.receipts/service_month=2023-04/part-0.parquet')",
+    "SELECT * FROM '/etc/passwd'",
+    "SELECT count(*) AS n FROM '/etc/passwd'",
+    "SELECT count(*) AS n FROM '{tables}/ndb.receipts/service_month=2023-04/part-0.parquet'",
+])
+def test_files_cannot_be_read(enclave, release, data_values, sql):
+    """Table functions and file paths reach no file, inside the data
+    directory or outside it."""
+    with enclave.connect("alice") as conn:
+        message = error_of(conn, sql.format(tables=release.dir / "tables"))
+    assert re.search(r"not found|refused|unknown|invalid function", message, re.IGNORECASE), message
+    assert "root:" not in message
+    assert_no_data(message, data_values)
+
+
+def test_expired_project_is_refused(enclave):
+    """A project past its last day answers nothing (`project-expired`)."""
+    with enclave.connect("dave") as conn:
+        message = error_of(conn, "SELECT sex, count(DISTINCT person_id) AS n FROM ndb.receipts GROUP BY sex")
+    assert "refused (project-expired)" in message
+
+
+def test_user_without_project_is_refused(enclave):
+    """A researcher in no active project may log in but not query (`no-project`)."""
+    with enclave.connect("carol") as conn:
+        message = error_of(conn, "SELECT sex, count(DISTINCT person_id) AS n FROM ndb.receipts GROUP BY sex")
+    assert "refused (no-project)" in message
+
+
+def test_header_naming_another_project_is_refused(enclave):
+    """The header cannot pick a project the user is not a member of."""
+    with enclave.connect("alice", project="r5") as conn:
+        message = error_of(conn, "SELECT sex, count(DISTINCT person_id) AS n FROM ndb.receipts GROUP BY sex")
+    assert "refused (no-project)" in message
+
+
+def test_bad_password_is_unauthenticated(enclave):
+    """A wrong password fails the handshake with gRPC UNAUTHENTICATED, over
+    pyarrow.flight and over ADBC."""
+    client = flight.FlightClient(enclave.uri)
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        client.authenticate_basic_token(b"alice", b"not-alices-password")
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        client.authenticate_basic_token(b"nobody", b"whatever-password")
+    with pytest.raises(Exception) as error:
+        with enclave.connect("alice", secret="not-alices-password") as conn:
+            query(conn, "SELECT 1 AS one")
+    assert "UNAUTHENTICATED" in str(error.value).upper()
+
+
+@pytest.mark.parametrize("header", [
+    None,
+    b"Bearer not-a-token",
+    b"Bearer YWxpY2U6OTk5OTk5OTk5OTpkZWFkYmVlZg.c2lnbmF0dXJl",
+    "forged",
+])
+def test_bad_bearer_token_is_unauthenticated(enclave, header):
+    """Calls without a token, with garbage, or with a real token altered in
+    one character get gRPC UNAUTHENTICATED."""
+    client = flight.FlightClient(enclave.uri)
+    if header == "forged":
+        _, value = client.authenticate_basic_token(b"alice", password("alice").encode())
+        token = value.decode().removeprefix("Bearer ")
+        forged_user = token.replace(token[0], "b" if token[0] != "b" else "c", 1)
+        header = f"Bearer {forged_user}".encode()
+    headers = [] if header is None else [(b"authorization", header)]
+    options = flight.FlightCallOptions(headers=headers)
+    descriptor = flight.FlightDescriptor.for_command(
+        flightsql.statement_query("SELECT sex, count(DISTINCT person_id) AS n FROM ndb.receipts GROUP BY sex"))
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        client.get_flight_info(descriptor, options)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command of README.md: formatting, lints, then every test of the workspace.
+# The test command of README.md: formatting, lints, every test of the workspace,
+# then the end-to-end suite (tests/python) against a debug `enclave serve`.
 # Reuses a cargo target directory outside the clone when one exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +15,13 @@ echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
-# One closing line over every test binary of the run.
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed; exit (passed == 0 || failed > 0) }' "$log"
+echo "== end-to-end (Python Flight SQL clients against enclave serve)"
+venv="$(scripts/python-env.sh | tail -n1)"
+cargo build --workspace --locked --bins
+ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"
+# One closing line over every test binary of the run and the pytest suite.
+awk '/^test result:/ { passed += $4; failed += $6 }
+     / passed| failed/ && /^[=]* *[0-9]+ (passed|failed)/ {
+         for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) e2e_passed += $(i-1); if ($(i) ~ /^failed/ || $(i) ~ /^errors?/) e2e_failed += $(i-1) } }
+     END { printf "tests: %d passed, %d failed (cargo); %d passed, %d failed (end-to-end)\n", passed, failed, e2e_passed, e2e_failed
+           exit (passed == 0 || failed > 0 || e2e_passed == 0 || e2e_failed > 0) }' "$log"

@@ -241,12 +241,8 @@ class Server:
         if self in _SERVERS:
             _SERVERS.remove(self)
 
-    # ADBC, as a researcher's notebook connects.
     def connect(self, user: str, project: str | None = None, secret: str | None = None):
-        kwargs = {"username": user, "password": password(user) if secret is None else secret}
-        if project is not None:
-            kwargs[f"adbc.flight.sql.rpc.call_header.{PROJECT_HEADER}"] = project
-        return flight_sql.connect(self.uri, db_kwargs=kwargs)
+        return connect(self.uri, user, project, secret)
 
     # pyarrow.flight, for what ADBC hides: status codes, app metadata, raw commands.
     def flight(self, user: str, project: str | None = None) -> tuple[flight.FlightClient, flight.FlightCallOptions]:
@@ -256,6 +252,14 @@ class Server:
         if project is not None:
             headers.append((PROJECT_HEADER.encode(), project.encode()))
         return client, flight.FlightCallOptions(headers=headers, timeout=120)
+
+
+def connect(uri: str, user: str, project: str | None = None, secret: str | None = None):
+    """An ADBC connection, as a researcher's notebook makes one."""
+    kwargs = {"username": user, "password": password(user) if secret is None else secret}
+    if project is not None:
+        kwargs[f"adbc.flight.sql.rpc.call_header.{PROJECT_HEADER}"] = project
+    return flight_sql.connect(uri, db_kwargs=kwargs)
 
 
 def query(conn, sql: str, parameters=None) -> pa.Table:

@@ -1,8 +1,9 @@
-"""The per-user cap on concurrent queries."""
+"""Limits: the per-user cap on concurrent queries, the time limit and the
+memory limit of one query; each is a clear error and the server stays up."""
 
 import threading
 
-from conftest import MAX_CONCURRENT_PER_USER, query
+from conftest import MAX_CONCURRENT_PER_USER, Project, error_of, query
 
 # A join of each person's receipts with themselves, thrice: allowed, and slow
 # enough (about a second) that queries started together overlap.
@@ -49,3 +50,42 @@ def test_queries_over_the_cap_are_resource_exhausted(enclave):
     assert enclave.alive()
     with enclave.connect("frank") as conn:
         assert query(conn, "SELECT sex, count(DISTINCT person_id) AS n FROM ndb.receipts GROUP BY sex").num_rows == 2
+
+
+# Every person's receipts joined with themselves six times: far more work
+# than a second allows.
+ENDLESS = ("SELECT r1.sex, count(*) AS n FROM ndb.receipts r1 "
+           + " ".join(f"JOIN ndb.receipts r{i} ON r1.person_id = r{i}.person_id" for i in range(2, 7))
+           + " GROUP BY r1.sex")
+
+# Holds every receipt of the period in a join's hash table.
+MEMORY_HUNGRY = ("SELECT r1.sex, count(DISTINCT r2.receipt_id) AS n FROM ndb.receipts r1 "
+                 "JOIN ndb.receipts r2 ON r1.person_id = r2.person_id GROUP BY r1.sex")
+
+
+def limited_server(start_server, name: str, *limits: str):
+    user = f"{name}-user"
+    return start_server(name, {user: "researcher"}, {name: Project(name, (user,))}, limits), user
+
+
+def test_a_query_over_the_time_limit_is_stopped(start_server):
+    """DEADLINE_EXCEEDED naming the limit; the server answers the next query."""
+    server, user = limited_server(start_server, "brief", "--query-timeout-secs", "1")
+    with server.connect(user) as conn:
+        message = error_of(conn, ENDLESS)
+        assert "DEADLINE" in message.upper() and "time limit of 1 s" in message, message
+        assert query(conn, "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex").num_rows == 2
+    assert server.alive()
+
+
+def test_a_query_over_the_memory_limit_is_refused(start_server):
+    """RESOURCE_EXHAUSTED naming the memory limit, no engine detail; the
+    server answers the next query."""
+    server, user = limited_server(start_server, "small", "--query-memory-mb", "1")
+    with server.connect(user) as conn:
+        message = error_of(conn, MEMORY_HUNGRY)
+        assert "RESOURCE_EXHAUSTED" in message.upper() or "RESOURCEEXHAUSTED" in message.upper(), message
+        assert "memory limit of 1 MiB" in message, message
+        assert "HashJoin" not in message and "bytes" not in message, message
+        assert query(conn, "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex").num_rows == 2
+    assert server.alive()

@@ -38,7 +38,7 @@ impl Signer {
     }
 
     /// `payload.signature`, both base64url.
-    pub(crate) fn sign(&self, payload: &[u8]) -> String {
+    fn sign(&self, payload: &[u8]) -> String {
         let tag = hmac::sign(&self.key, payload);
         format!(
             "{}.{}",
@@ -48,7 +48,7 @@ impl Signer {
     }
 
     /// The payload of a value made by [`Signer::sign`], if the signature holds.
-    pub(crate) fn verify(&self, signed: &str) -> Option<Vec<u8>> {
+    fn verify(&self, signed: &str) -> Option<Vec<u8>> {
         let (payload, tag) = signed.split_once('.')?;
         let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use arrow::datatypes::Schema;
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -26,17 +26,17 @@ use arrow_flight::{
     FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
     IpcMessage, SchemaAsIpc, Ticket,
 };
-use datafusion::common::ScalarValue;
+use datafusion::common::{ParamValues, ScalarValue};
 use enclave_query::disclosure::Released;
 use enclave_query::{Outcome, ProjectSession, QueryEngine, QueryError, Rule};
 use futures::{Stream, TryStreamExt, stream};
 use prost::Message;
-use serde::{Deserialize, Serialize};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{Signer, basic_credentials, bearer_token, unix_now};
+use crate::auth::{Signer, basic_credentials, bearer_token};
 use crate::prepared::PreparedStatements;
+use crate::results::PendingResults;
 
 /// The call header that picks a project.
 pub const PROJECT_HEADER: &str = "x-enclave-project";
@@ -44,7 +44,6 @@ pub const PROJECT_HEADER: &str = "x-enclave-project";
 pub const SUPPRESSED_KEY: &str = "enclave.suppressed_groups";
 
 const TOKEN_LIFETIME: Duration = Duration::from_secs(8 * 3600);
-const TICKET_LIFETIME: Duration = Duration::from_secs(3600);
 
 type DataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
@@ -75,21 +74,12 @@ static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     builder.build().expect("static SqlInfo is valid")
 });
 
-/// What a statement ticket carries (signed, so it cannot be forged or used
-/// by another user).
-#[derive(Debug, Serialize, Deserialize)]
-struct StatementTicket {
-    user: String,
-    project: String,
-    sql: String,
-    expires: u64,
-}
-
 #[derive(Debug)]
 pub struct EnclaveFlightSql {
     engine: QueryEngine,
     signer: Signer,
     prepared: PreparedStatements,
+    results: PendingResults,
 }
 
 impl EnclaveFlightSql {
@@ -98,6 +88,7 @@ impl EnclaveFlightSql {
             engine,
             signer: Signer::new(),
             prepared: PreparedStatements::default(),
+            results: PendingResults::default(),
         }
     }
 
@@ -124,19 +115,27 @@ impl EnclaveFlightSql {
         self.engine.session(&user, project).map_err(status)
     }
 
-    fn statement_ticket(&self, session: &ProjectSession, sql: &str) -> Result<Ticket, Status> {
-        let ticket = StatementTicket {
-            user: session.user().to_string(),
-            project: session.project().id.clone(),
-            sql: sql.to_string(),
-            expires: unix_now() + TICKET_LIFETIME.as_secs(),
+    /// Runs a statement now and describes its released result; the ticket
+    /// fetches that result once.
+    async fn run_for_info(
+        &self,
+        session: &ProjectSession,
+        sql: &str,
+        params: Option<ParamValues>,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let outcome = session.execute(sql, params).await.map_err(status)?;
+        let (schema, rows) = match &outcome {
+            Outcome::Rows(released) => (released_schema(released), released.released_groups),
+            Outcome::Updated(_) => (Arc::new(Schema::empty()), 0),
         };
-        let payload = serde_json::to_vec(&ticket).map_err(|e| status(QueryError::internal(e)))?;
-        let handle = self.signer.sign(&payload);
+        let handle = self.results.insert(session.user(), outcome);
         let command = TicketStatementQuery {
             statement_handle: handle.into_bytes().into(),
         };
-        Ok(Ticket::new(command.as_any().encode_to_vec()))
+        let ticket = Ticket::new(command.as_any().encode_to_vec());
+        let info = flight_info(&schema, ticket, descriptor)?.with_total_records(rows as i64);
+        Ok(Response::new(info))
     }
 }
 
@@ -170,6 +169,20 @@ fn flight_info(
         .with_descriptor(descriptor))
 }
 
+/// A released result's schema, with the suppressed-group count in its
+/// metadata.
+fn released_schema(released: &Released) -> SchemaRef {
+    Arc::new(
+        released.schema.as_ref().clone().with_metadata(
+            [(
+                SUPPRESSED_KEY.to_string(),
+                released.suppressed_groups.to_string(),
+            )]
+            .into(),
+        ),
+    )
+}
+
 /// A released result as Flight data: the suppressed-group count in the
 /// schema metadata and in the app metadata of the first messages.
 fn released_stream(released: Released) -> Result<DataStream, Status> {
@@ -178,15 +191,7 @@ fn released_stream(released: Released) -> Result<DataStream, Status> {
         "released_groups": released.released_groups,
     })
     .to_string();
-    let schema = Arc::new(
-        released.schema.as_ref().clone().with_metadata(
-            [(
-                SUPPRESSED_KEY.to_string(),
-                released.suppressed_groups.to_string(),
-            )]
-            .into(),
-        ),
-    );
+    let schema = released_schema(&released);
     let mut batches: Vec<RecordBatch> = released
         .batches
         .into_iter()
@@ -281,10 +286,12 @@ impl FlightSqlService for EnclaveFlightSql {
         Status,
     > {
         let (user, password) = basic_credentials(request.metadata())?;
-        let account = self
-            .engine
-            .state()
-            .authenticate(&user, &password)
+        // Password hashing is deliberately slow: keep it off the I/O threads.
+        let state = Arc::clone(self.engine.state());
+        let name = user.clone();
+        let account = tokio::task::spawn_blocking(move || state.authenticate(&name, &password))
+            .await
+            .map_err(|e| status(QueryError::internal(e)))?
             .map_err(|e| status(QueryError::internal(e)))?;
         if account.is_none() {
             tracing::warn!(user, "login failed");
@@ -310,13 +317,8 @@ impl FlightSqlService for EnclaveFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let session = self.session(&request)?;
-        let schema = session.prepare(&query.query).await.map_err(status)?;
-        let ticket = self.statement_ticket(&session, &query.query)?;
-        Ok(Response::new(flight_info(
-            &schema,
-            ticket,
-            request.into_inner(),
-        )?))
+        self.run_for_info(&session, &query.query, None, request.into_inner())
+            .await
     }
 
     async fn do_get_statement(
@@ -325,18 +327,14 @@ impl FlightSqlService for EnclaveFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let user = self.caller(&request)?;
-        let invalid = || Status::unauthenticated("the ticket is invalid, expired or not yours");
-        let handle = std::str::from_utf8(&ticket.statement_handle).map_err(|_| invalid())?;
-        let payload = self.signer.verify(handle).ok_or_else(invalid)?;
-        let ticket: StatementTicket = serde_json::from_slice(&payload).map_err(|_| invalid())?;
-        if ticket.user != user || ticket.expires < unix_now() {
-            return Err(invalid());
-        }
-        let session = self
-            .engine
-            .session(&user, Some(&ticket.project))
-            .map_err(status)?;
-        let outcome = session.execute(&ticket.sql, None).await.map_err(status)?;
+        let outcome = std::str::from_utf8(&ticket.statement_handle)
+            .ok()
+            .and_then(|handle| self.results.take(handle, &user))
+            .ok_or_else(|| {
+                Status::not_found(
+                    "the ticket is unknown, already fetched, expired or not yours; run the statement again",
+                )
+            })?;
         Ok(Response::new(outcome_stream(outcome)?))
     }
 
@@ -404,35 +402,9 @@ impl FlightSqlService for EnclaveFlightSql {
             .engine
             .session(&user, Some(&statement.project))
             .map_err(status)?;
-        let schema = session.prepare(&statement.sql).await.map_err(status)?;
-        let ticket = Ticket::new(command.as_any().encode_to_vec());
-        Ok(Response::new(flight_info(
-            &schema,
-            ticket,
-            request.into_inner(),
-        )?))
-    }
-
-    async fn do_get_prepared_statement(
-        &self,
-        command: CommandPreparedStatementQuery,
-        request: Request<Ticket>,
-    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let user = self.caller(&request)?;
-        let statement = self
-            .prepared
-            .get(&command.prepared_statement_handle, &user)
-            .ok_or_else(|| Status::not_found("no such prepared statement"))?;
-        let session = self
-            .engine
-            .session(&user, Some(&statement.project))
-            .map_err(status)?;
         let params = statement.params.map(Into::into);
-        let outcome = session
-            .execute(&statement.sql, params)
+        self.run_for_info(&session, &statement.sql, params, request.into_inner())
             .await
-            .map_err(status)?;
-        Ok(Response::new(outcome_stream(outcome)?))
     }
 
     async fn do_put_prepared_statement_update(

@@ -30,7 +30,7 @@ use crate::guard::check_reserved_names;
 use crate::guard::release::{ReleasePlan, release};
 use crate::guard::rewrite::Scope;
 use crate::guard::statement::{Request, WORKSPACE_SCHEMA, classify};
-use crate::limits::{ConcurrencyCaps, Limits, QueryPool, shared_pool};
+use crate::limits::{ConcurrencyCaps, Limits, QueryPool, YieldAfterJoins, shared_pool};
 use crate::optout::OptOutIndex;
 use crate::tables::{GuardedTable, RowSource, STORE_URL};
 use crate::tags::Tags;
@@ -369,6 +369,7 @@ impl ProjectSession {
             .with_catalog_list(Arc::new(catalogs))
             .with_table_factories(Default::default())
             .with_table_functions(Default::default())
+            .with_physical_optimizer_rule(Arc::new(YieldAfterJoins))
             .build();
         Ok(SessionContext::new_with_state(state))
     }
@@ -399,16 +400,19 @@ impl ProjectSession {
             .running
             .acquire(&self.user, limits.concurrent_queries_per_user)?;
         let timeout = limits.query_timeout;
+        // Executing binds every placeholder: a missing value is the
+        // client's error, reported as such, not an internal one.
+        let params = params.unwrap_or(ParamValues::List(Vec::new()));
         tokio::time::timeout(timeout, self.run(sql, params))
             .await
             .map_err(|_| QueryError::Timeout(timeout.as_secs()))?
     }
 
-    async fn run(&self, sql: &str, params: Option<ParamValues>) -> Result<Outcome, QueryError> {
+    async fn run(&self, sql: &str, params: ParamValues) -> Result<Outcome, QueryError> {
         let context = self.context().await?;
         match classify(sql)? {
             Request::Query(statement) => {
-                let release = self.guarded_plan(&context, statement, params).await?;
+                let release = self.guarded_plan(&context, statement, Some(params)).await?;
                 let schema = Arc::new(release.plan.schema().as_arrow().clone());
                 let batches = context
                     .execute_logical_plan(release.plan)
@@ -435,7 +439,7 @@ impl ProjectSession {
                 Ok(Outcome::Rows(released))
             }
             Request::CreateWorkspaceTable { name, query } => {
-                let plan = self.user_plan(&context, query, params).await?;
+                let plan = self.user_plan(&context, query, Some(params)).await?;
                 let rows = self
                     .workspace()
                     .create(

@@ -130,7 +130,12 @@ impl From<DataFusionError> for QueryError {
         }
         match error.find_root() {
             DataFusionError::ResourcesExhausted(detail) => {
-                QueryError::ResourcesExhausted(first_line(detail))
+                // The engine's detail names operators and byte counts: for
+                // the log. The pools' own limits arrive as refusals above.
+                tracing::warn!(detail = first_line(detail), "query over a resource limit");
+                QueryError::ResourcesExhausted(
+                    "the query needs more memory than the server allows; filter earlier, group by fewer columns or narrow the period".into(),
+                )
             }
             DataFusionError::SQL(..)
             | DataFusionError::Plan(..)

@@ -1,14 +1,23 @@
 //! Resource limits: a memory pool per query inside a shared total pool, a
-//! time limit, and a cap on each user's concurrent queries.
+//! time limit (kept enforceable by yield points after joins), and a cap on
+//! each user's concurrent queries.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryLimit, MemoryPool, MemoryReservation,
+};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::joins::{
+    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, SortMergeJoinExec, SymmetricHashJoinExec,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -101,16 +110,18 @@ impl MemoryPool for QueryPool {
         let before = self.used.fetch_add(additional, Ordering::Relaxed);
         if before + additional > self.limit {
             self.used.fetch_sub(additional, Ordering::Relaxed);
-            return Err(DataFusionError::ResourcesExhausted(format!(
-                "the query needs more than its memory limit of {} MiB",
+            return Err(exhausted(format!(
+                "the query needs more than its memory limit of {} MiB; filter earlier, group by fewer columns or narrow the period",
                 self.limit >> 20
             )));
         }
-        self.shared
-            .try_grow(reservation, additional)
-            .inspect_err(|_| {
-                self.used.fetch_sub(additional, Ordering::Relaxed);
-            })
+        self.shared.try_grow(reservation, additional).map_err(|_| {
+            self.used.fetch_sub(additional, Ordering::Relaxed);
+            exhausted(
+                "the server's memory for queries is in use by other queries; try again shortly"
+                    .into(),
+            )
+        })
     }
 
     fn reserved(&self) -> usize {
@@ -120,6 +131,11 @@ impl MemoryPool for QueryPool {
     fn memory_limit(&self) -> MemoryLimit {
         MemoryLimit::Finite(self.limit)
     }
+}
+
+/// A limit reached, carried through the engine with its words intact.
+fn exhausted(message: String) -> DataFusionError {
+    DataFusionError::External(Box::new(QueryError::ResourcesExhausted(message)))
 }
 
 /// Per-user caps on running queries.
@@ -146,5 +162,51 @@ impl ConcurrencyCaps {
                 format!("at most {cap} queries may run at once per user; wait for one to finish"),
             )
         })
+    }
+}
+
+/// Makes every join yield to the scheduler as it emits batches.
+///
+/// A join can emit far more rows than it reads, all from memory; DataFusion's
+/// own yield points sit at the scans, so such a join would keep its worker
+/// thread until it ends. The time limit could then not fire, and a stopped
+/// query would not stop. Wrapping each join's output in a cooperative stream
+/// lets the runtime interrupt it between batches.
+#[derive(Debug, Default)]
+pub struct YieldAfterJoins;
+
+impl YieldAfterJoins {
+    fn is_join(plan: &dyn ExecutionPlan) -> bool {
+        plan.is::<HashJoinExec>()
+            || plan.is::<NestedLoopJoinExec>()
+            || plan.is::<CrossJoinExec>()
+            || plan.is::<SortMergeJoinExec>()
+            || plan.is::<SymmetricHashJoinExec>()
+    }
+}
+
+impl PhysicalOptimizerRule for YieldAfterJoins {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            if Self::is_join(node.as_ref()) {
+                let wrapped: Arc<dyn ExecutionPlan> = Arc::new(CooperativeExec::new(node));
+                Ok(Transformed::yes(wrapped))
+            } else {
+                Ok(Transformed::no(node))
+            }
+        })
+        .map(|transformed| transformed.data)
+    }
+
+    fn name(&self) -> &str {
+        "enclave_yield_after_joins"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
     }
 }

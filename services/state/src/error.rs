@@ -6,6 +6,8 @@ use thiserror::Error;
 pub enum StateError {
     #[error("state store: {0}")]
     Storage(String),
+    #[error("the state store is busy in another process; try again")]
+    Busy,
     #[error("state record could not be decoded: {0}")]
     Decode(#[from] serde_json::Error),
     #[error("user `{0}` already exists")]

@@ -1,13 +1,13 @@
 //! The redb-backed store.
 
-use std::path::Path;
-use std::sync::LazyLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use enclave_core::date::CivilDate;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -21,10 +21,21 @@ const OPT_OUTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("opt_out
 /// The file inside the state directory.
 const STATE_FILE: &str = "state.redb";
 
+/// How long an operation waits for another process (an admin command while
+/// the server runs) to release the store file.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+const LOCK_RETRY: Duration = Duration::from_millis(5);
+
 /// Users, projects and opt-outs. Cheap to share behind an `Arc`.
+///
+/// redb locks its file for as long as it is open, so the store opens it for
+/// each operation only: the server and admin commands (`enclave optout add`,
+/// `enclave project close`) take turns instead of locking each other out,
+/// and every read sees the latest committed change.
 #[derive(Debug)]
 pub struct StateStore {
-    db: Database,
+    path: PathBuf,
+    in_process: Mutex<()>,
 }
 
 /// Today's date in UTC.
@@ -39,13 +50,42 @@ impl StateStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
         std::fs::create_dir_all(dir).map_err(|error| StateError::Storage(error.to_string()))?;
-        let db = Database::create(dir.join(STATE_FILE))?;
-        let txn = db.begin_write()?;
-        for table in [USERS, PROJECTS, OPT_OUTS] {
-            txn.open_table(table)?;
-        }
-        txn.commit()?;
-        Ok(StateStore { db })
+        let store = StateStore {
+            path: dir.join(STATE_FILE),
+            in_process: Mutex::new(()),
+        };
+        store.with_db(|db| {
+            let txn = db.begin_write()?;
+            for table in [USERS, PROJECTS, OPT_OUTS] {
+                txn.open_table(table)?;
+            }
+            txn.commit()?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `operation` on the open database, waiting for other holders.
+    fn with_db<R>(
+        &self,
+        operation: impl FnOnce(&Database) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
+        let _turn = self
+            .in_process
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let started = Instant::now();
+        let db = loop {
+            match Database::create(&self.path) {
+                Ok(db) => break db,
+                Err(DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                Err(DatabaseError::DatabaseAlreadyOpen) => return Err(StateError::Busy),
+                Err(error) => return Err(error.into()),
+            }
+        };
+        operation(&db)
     }
 
     pub fn add_user(&self, name: &str, role: Role, password: &str) -> Result<User, StateError> {
@@ -133,19 +173,22 @@ impl StateStore {
 
     /// Records opt-outs; returns how many were new.
     pub fn add_opt_outs(&self, entries: &[OptOutEntry]) -> Result<usize, StateError> {
-        let txn = self.db.begin_write()?;
-        let mut added = 0;
-        {
-            let mut table = txn.open_table(OPT_OUTS)?;
-            for entry in entries {
-                if table.get(entry.lookup.as_str())?.is_none() {
-                    table.insert(entry.lookup.as_str(), serde_json::to_vec(entry)?.as_slice())?;
-                    added += 1;
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            let mut added = 0;
+            {
+                let mut table = txn.open_table(OPT_OUTS)?;
+                for entry in entries {
+                    if table.get(entry.lookup.as_str())?.is_none() {
+                        table
+                            .insert(entry.lookup.as_str(), serde_json::to_vec(entry)?.as_slice())?;
+                        added += 1;
+                    }
                 }
             }
-        }
-        txn.commit()?;
-        Ok(added)
+            txn.commit()?;
+            Ok(added)
+        })
     }
 
     pub fn opt_outs(&self) -> Result<Vec<OptOutEntry>, StateError> {
@@ -157,26 +200,30 @@ impl StateStore {
         table: TableDefinition<'_, &str, &[u8]>,
         key: &str,
     ) -> Result<Option<T>, StateError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(table)?;
-        let value = table.get(key)?;
-        Ok(value
-            .map(|v| serde_json::from_slice(v.value()))
-            .transpose()?)
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(table)?;
+            let value = table.get(key)?;
+            Ok(value
+                .map(|v| serde_json::from_slice(v.value()))
+                .transpose()?)
+        })
     }
 
     fn all<T: DeserializeOwned>(
         &self,
         table: TableDefinition<'_, &str, &[u8]>,
     ) -> Result<Vec<T>, StateError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(table)?;
-        let mut records = Vec::new();
-        for entry in table.iter()? {
-            let (_, value) = entry?;
-            records.push(serde_json::from_slice(value.value())?);
-        }
-        Ok(records)
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(table)?;
+            let mut records = Vec::new();
+            for entry in table.iter()? {
+                let (_, value) = entry?;
+                records.push(serde_json::from_slice(value.value())?);
+            }
+            Ok(records)
+        })
     }
 
     fn put<T: Serialize>(
@@ -185,11 +232,13 @@ impl StateStore {
         key: &str,
         record: &T,
     ) -> Result<(), StateError> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(table)?
-            .insert(key, serde_json::to_vec(record)?.as_slice())?;
-        txn.commit()?;
-        Ok(())
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            txn.open_table(table)?
+                .insert(key, serde_json::to_vec(record)?.as_slice())?;
+            txn.commit()?;
+            Ok(())
+        })
     }
 
     fn insert_new<T: Serialize>(
@@ -199,16 +248,18 @@ impl StateStore {
         record: &T,
         exists: impl FnOnce() -> StateError,
     ) -> Result<(), StateError> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(table)?;
-            if table.get(key)?.is_some() {
-                return Err(exists());
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(table)?;
+                if table.get(key)?.is_some() {
+                    return Err(exists());
+                }
+                table.insert(key, serde_json::to_vec(record)?.as_slice())?;
             }
-            table.insert(key, serde_json::to_vec(record)?.as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
+            txn.commit()?;
+            Ok(())
+        })
     }
 }
 
@@ -336,6 +387,16 @@ mod tests {
         assert!(!p.is_current(CivilDate::new(2030, 1, 2).unwrap()));
         p.valid_until = "2030-02-30".into();
         assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_directory_takes_turns() {
+        let (dir, store) = store();
+        let other = StateStore::open(dir.path()).unwrap();
+        other
+            .add_user("alice", Role::Researcher, "correct horse")
+            .unwrap();
+        assert!(store.user("alice").unwrap().is_some());
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! Statement-level rules: which kinds of SQL statement a session may run.
 
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Statement};
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, ObjectName, ObjectType, Statement, Value, visit_expressions_mut,
+};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::error::{QueryError, Rule};
@@ -31,7 +35,10 @@ pub fn classify(sql: &str) -> Result<Request, QueryError> {
     }
     let statement = statements.pop_front().expect("one statement");
     match statement {
-        DfStatement::Statement(inner) => classify_sql(*inner),
+        DfStatement::Statement(mut inner) => {
+            number_positional_placeholders(&mut inner);
+            classify_sql(*inner)
+        }
         DfStatement::CreateExternalTable(_) => Err(QueryError::refused(
             Rule::Ddl,
             "CREATE EXTERNAL TABLE is not allowed: sessions read only the project's catalog",
@@ -43,6 +50,22 @@ pub fn classify(sql: &str) -> Result<Request, QueryError> {
             "engine settings cannot be changed",
         )),
     }
+}
+
+/// Turns JDBC/ODBC-style `?` placeholders into DataFusion's `$1`, `$2`, …
+/// in the order they appear, so clients that bind by position just work.
+fn number_positional_placeholders(statement: &mut Statement) {
+    let mut next = 0;
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Value(value) = expr
+            && let Value::Placeholder(name) = &mut value.value
+            && name == "?"
+        {
+            next += 1;
+            *name = format!("${next}");
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 fn copy_refusal() -> QueryError {
@@ -189,5 +212,18 @@ mod tests {
         assert_eq!(rule("EXPLAIN SELECT 1"), Some(Rule::Explain));
         assert_eq!(rule("INSERT INTO work.x VALUES (1)"), Some(Rule::Dml));
         assert_eq!(rule("SELECT 1; SELECT 2"), Some(Rule::Statement));
+    }
+
+    #[test]
+    fn positional_placeholders_are_numbered_in_order() {
+        let Ok(Request::Query(statement)) =
+            classify("SELECT a FROM t WHERE b = ? AND c IN (?, '?')")
+        else {
+            panic!("a query");
+        };
+        assert_eq!(
+            statement.to_string(),
+            "SELECT a FROM t WHERE b = $1 AND c IN ($2, '?')"
+        );
     }
 }

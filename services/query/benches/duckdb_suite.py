@@ -26,11 +26,11 @@ def main() -> None:
         )
     medians = []
     for sql in request["queries"]:
-        con.execute(sql).fetch_arrow_table()
+        con.sql(sql).to_arrow_table()
         times = []
         for _ in range(int(request["runs"])):
             started = time.perf_counter()
-            con.execute(sql).fetch_arrow_table()
+            con.sql(sql).to_arrow_table()
             times.append(time.perf_counter() - started)
         medians.append(statistics.median(times))
     json.dump(medians, sys.stdout)

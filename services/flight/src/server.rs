@@ -66,7 +66,9 @@ pub async fn serve(
     builder
         .add_service(service)
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
+            // Small results are a few frames: without TCP_NODELAY each waits
+            // for the client's delayed ACK (about 40 ms on Linux).
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
         .await?;

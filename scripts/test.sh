@@ -17,7 +17,8 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
 echo "== end-to-end (Python Flight SQL clients against enclave serve)"
 venv="$(scripts/python-env.sh | tail -n1)"
-cargo build --workspace --locked --bins
+# `cargo test` built the binary for the integration tests (same features as
+# the test build); a separate `cargo build` would compile DataFusion again.
 ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"
 # One closing line over every test binary of the run and the pytest suite.
 awk '/^test result:/ { passed += $4; failed += $6 }

@@ -1,5 +1,5 @@
-//! Users and projects in the state store (until the review workflow issues
-//! grants), and the Flight SQL server.
+//! Users, projects decided outside the workflow and opt-outs in the state
+//! store, and the server (Flight SQL and the gRPC API on one port).
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Subcommand;
+use enclave_access::Access;
+use enclave_api::Api;
 use enclave_query::{Limits, QueryEngine};
-use enclave_state::{Grant, Period, Project, ProjectStatus, Role, Rounding, StateStore};
+use enclave_review::{ApplicationRoles, Workflow};
+use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Role, Rounding, StateStore};
 use enclave_store::DataStore;
 
 use crate::commands::CommandError;
@@ -23,7 +26,7 @@ pub(crate) enum UserCommand {
         state: PathBuf,
         #[arg(long)]
         name: String,
-        /// researcher, reviewer or operator.
+        /// researcher, reviewer, chair, steward, operator or admin.
         #[arg(long)]
         role: Role,
         /// Read the password from standard input (required: passwords are
@@ -35,7 +38,7 @@ pub(crate) enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ProjectCommand {
-    /// Add an approved project.
+    /// Add a project decided outside the review workflow (steward).
     Add {
         /// State directory.
         #[arg(long)]
@@ -231,6 +234,10 @@ pub(crate) struct ServeOptions {
     pub query_timeout_secs: u64,
 }
 
+/// How often grants whose period ended are expired (and their workspaces
+/// deleted); access itself ends at midnight whatever this interval.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
+
 pub(crate) async fn serve(
     data: &Path,
     state: &Path,
@@ -245,9 +252,22 @@ pub(crate) async fn serve(
         concurrent_queries_per_user: options.max_concurrent_per_user.max(1),
         ..Limits::default()
     };
-    let engine = QueryEngine::open(store, state, limits).await?;
+    let engine = QueryEngine::open(store, Arc::clone(&state), limits).await?;
     let release = engine.release_id().to_string();
-    let config = enclave_flight::ServerConfig {
+    let clock = Clock::system();
+    let access = Arc::new(Access::new(
+        Arc::clone(&state),
+        clock.clone(),
+        vec![Arc::new(ApplicationRoles)],
+    ));
+    let catalog = Arc::new(engine.catalog().clone());
+    let workflow = Arc::new(Workflow::new(state, catalog, clock));
+    let api = Api::new(Arc::clone(&access), workflow, engine.clone());
+    let routes = api
+        .routes()
+        .add_service(enclave_flight::flight_service(engine, access));
+    tokio::spawn(expire_grants(api));
+    let config = enclave_api::ServerConfig {
         listen: options.listen,
         tls: options.tls_cert.zip(options.tls_key),
     };
@@ -256,11 +276,13 @@ pub(crate) async fn serve(
     } else {
         "grpc"
     };
-    enclave_flight::serve(
+    enclave_api::serve(
         config,
-        engine,
+        routes,
         |address| {
-            println!("serving Flight SQL on {scheme}://{address} (release {release}); Ctrl-C stops")
+            println!(
+                "serving Flight SQL and the enclave API on {scheme}://{address} (release {release}); Ctrl-C stops"
+            )
         },
         async {
             let _ = tokio::signal::ctrl_c().await;
@@ -268,4 +290,17 @@ pub(crate) async fn serve(
     )
     .await?;
     Ok(())
+}
+
+/// Expires ended grants now and then, for as long as the server runs.
+async fn expire_grants(api: Api) {
+    let mut ticks = tokio::time::interval(EXPIRY_SWEEP);
+    loop {
+        ticks.tick().await;
+        match api.expire_due().await {
+            Ok(closed) if !closed.is_empty() => tracing::info!(?closed, "grants expired"),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "expiring grants failed"),
+        }
+    }
 }

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use enclave_catalog::{Catalog, Lang, PublishedCatalog};
 use enclave_ingest::{CATALOG_PATH, IngestSummary, table_stats};
 use enclave_linkage::LinkageKeys;
-use enclave_state::{Grant, Project, ProjectStatus, Role, Rounding, StateStore};
+use std::sync::Arc;
+
+use enclave_review::{Decision, Member, Proposal, Terms, VoteChoice, Workflow};
+use enclave_state::{Clock, Grant, Role, Rounding, StateStore};
 use enclave_store::DataStore;
 use enclave_synth::{SynthConfig, SynthSummary};
 
@@ -42,12 +45,31 @@ pub(crate) enum CommandError {
     #[error(transparent)]
     Query(#[from] enclave_query::QueryError),
     #[error(transparent)]
-    Serve(#[from] enclave_flight::ServeError),
+    Serve(#[from] enclave_api::ServeError),
+    #[error(transparent)]
+    Workflow(#[from] enclave_review::WorkflowError),
+    #[error("{0}")]
+    Client(String),
+    #[error("{}: {}", rpc_code_name(.0.code()), .0.message())]
+    Rpc(#[from] tonic::Status),
     #[error("cannot prepare {path}: {source}")]
     WorkDir {
         path: String,
         source: std::io::Error,
     },
+}
+
+/// How a refused call reads in the terminal.
+fn rpc_code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::PermissionDenied => "refused",
+        tonic::Code::Unauthenticated => "not logged in",
+        tonic::Code::InvalidArgument => "invalid request",
+        tonic::Code::FailedPrecondition => "not now",
+        tonic::Code::NotFound => "not found",
+        tonic::Code::Unavailable => "unavailable",
+        _ => "server error",
+    }
 }
 
 pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
@@ -100,6 +122,8 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
             state,
             options,
         } => admin::serve(&data, &state, options).await?,
+        Command::Apply { command } => crate::apply::run(command).await?,
+        Command::Review { command } => crate::review::run(command).await?,
         Command::User { command } => admin::user(command)?,
         Command::Project { command } => admin::project(command).await?,
         Command::Optout { command } => admin::opt_out(command)?,
@@ -170,26 +194,45 @@ struct DemoPaths {
 }
 
 /// The demo's accounts: (name, role, password, what they show).
-pub(crate) const DEMO_USERS: [(&str, Role, &str, &str); 4] = [
+pub(crate) const DEMO_USERS: [(&str, Role, &str, &str); 8] = [
     (
         "researcher",
         Role::Researcher,
         "researcher-demo",
-        "member of the approved project `demo` (all tables)",
+        "member of the approved project `demo` (application 1, all tables)",
     ),
     (
         "outsider",
         Role::Researcher,
         "outsider-demo",
-        "a researcher with no project: every query is refused",
+        "no project yet: application 2 waits for review; every query is refused",
     ),
     (
         "reviewer",
         Role::Reviewer,
         "reviewer-demo",
-        "review committee member",
+        "committee member assigned to application 2",
     ),
+    (
+        "reviewer2",
+        Role::Reviewer,
+        "reviewer2-demo",
+        "committee member",
+    ),
+    (
+        "chair",
+        Role::Chair,
+        "chair-demo",
+        "committee chair: assigns and decides",
+    ),
+    ("steward", Role::Steward, "steward-demo", "data steward"),
     ("operator", Role::Operator, "operator-demo", "operator"),
+    (
+        "admin",
+        Role::Admin,
+        "admin-demo",
+        "administrator: accounts",
+    ),
 ];
 
 async fn demo(
@@ -264,9 +307,11 @@ fn remove_dir(path: &Path) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Users and one approved project over every table and the release's months.
+/// The demo's users, application 1 approved through the workflow (project
+/// `demo` over every table and the release's months) and application 2
+/// submitted and waiting for the demo reviewer.
 async fn seed_demo_state(paths: &DemoPaths) -> Result<(), CommandError> {
-    let state = StateStore::open(&paths.state)?;
+    let state = Arc::new(StateStore::open(&paths.state)?);
     for (name, role, password, _) in DEMO_USERS {
         state.add_user(name, role, password)?;
     }
@@ -281,26 +326,84 @@ async fn seed_demo_state(paths: &DemoPaths) -> Result<(), CommandError> {
     let (Some(first), Some(last)) = (first, last) else {
         return Err(CommandError::NoRelease(paths.data.display().to_string()));
     };
+    let clock = Clock::system();
     let until = enclave_core::date::CivilDate::from_days_since_epoch(
-        enclave_state::today().days_since_epoch() + 365,
+        clock.today().days_since_epoch() + 365,
     );
-    state.add_project(&Project {
-        id: "demo".into(),
-        title: "Demo: care needs after hospital admission".into(),
-        members: vec!["researcher".into()],
-        grants: Catalog::embedded()
-            .table_names()
-            .map(|table| Grant {
-                table,
-                columns: None,
-            })
-            .collect(),
-        period: format!("{first}..{last}").parse()?,
-        valid_until: until.to_string(),
-        k: enclave_state::DEFAULT_K,
-        rounding: Rounding::To10,
-        workspace_quota_bytes: 1 << 30,
-        status: ProjectStatus::Active,
+    let terms = |member: &str, grants: Vec<Grant>| -> Result<Terms, CommandError> {
+        let mut linkage: Vec<String> = grants.iter().map(|g| g.schema().to_string()).collect();
+        linkage.sort();
+        linkage.dedup();
+        Ok(Terms {
+            members: vec![Member {
+                user: member.into(),
+                affiliation: "Demo University".into(),
+            }],
+            linkage,
+            grants,
+            period: format!("{first}..{last}").parse()?,
+            valid_until: until.to_string(),
+            k: enclave_state::DEFAULT_K,
+            rounding: Rounding::To10,
+        })
+    };
+    let workflow = Workflow::new(state, Arc::new(Catalog::embedded().clone()), clock);
+    let all_tables = Catalog::embedded()
+        .table_names()
+        .map(Grant::whole_table)
+        .collect();
+    let demo = workflow.create(
+        "researcher",
+        Proposal {
+            project_id: "demo".into(),
+            title: "Demo: care needs after hospital admission".into(),
+            purpose: "Describe long-term care certification after acute admissions.".into(),
+            public_interest: "Plans for post-acute care capacity.".into(),
+            planned_outputs: "Aggregate tables by prefecture, age band and month.".into(),
+            terms: terms("researcher", all_tables)?,
+        },
+    )?;
+    approve_demo_application(&workflow, &demo.id)?;
+    let waiting = workflow.create(
+        "outsider",
+        Proposal {
+            project_id: "dental-visits".into(),
+            title: "Dental visits by age band".into(),
+            purpose: "Count dental claims by age band and prefecture.".into(),
+            public_interest: "Oral health policy for older people.".into(),
+            planned_outputs: "One table of counts per prefecture.".into(),
+            terms: terms(
+                "outsider",
+                vec![
+                    "ndb.receipts:person_id,receipt_type,age_band,prefecture_code,service_month"
+                        .parse()?,
+                ],
+            )?,
+        },
+    )?;
+    workflow.change(&waiting.id, "outsider", |a, act| {
+        a.submit(act).map(|()| None)
+    })?;
+    workflow.assign(
+        &waiting.id,
+        "chair",
+        &["reviewer".into(), "reviewer2".into()],
+    )?;
+    Ok(())
+}
+
+/// Submit, two reviewers' votes and the chair's approval.
+fn approve_demo_application(workflow: &Workflow, id: &str) -> Result<(), CommandError> {
+    workflow.change(id, "researcher", |a, act| a.submit(act).map(|()| None))?;
+    workflow.assign(id, "chair", &["reviewer".into(), "reviewer2".into()])?;
+    for reviewer in ["reviewer", "reviewer2"] {
+        workflow.change(id, reviewer, |a, act| {
+            a.vote(VoteChoice::Approve, "Proportionate to the purpose.", act)
+                .map(|()| None)
+        })?;
+    }
+    workflow.change(id, "chair", |a, act| {
+        a.decide(Decision::Approve, "approved by the committee", act)
     })?;
     Ok(())
 }

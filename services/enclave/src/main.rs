@@ -4,13 +4,20 @@
 //! - `ingest`: extracts → pseudonymized, linked Parquet release (enclave-ingest)
 //! - `linkage-eval`: linkage quality of a release against ground truth
 //! - `catalog`: the published catalog of the newest release (enclave-catalog)
-//! - `serve`: the Arrow Flight SQL server (enclave-flight over enclave-query)
-//! - `user`, `project`: users and approved projects (enclave-state)
+//! - `serve`: Arrow Flight SQL (enclave-flight over enclave-query) and the
+//!   gRPC API (enclave-api: applications, review, output releases) on one port
+//! - `apply`, `review`: the researcher's and the committee's side of the
+//!   workflow, as clients of the gRPC API
+//! - `user`, `project`, `optout`: accounts, projects decided outside the
+//!   workflow, opt-out requests (enclave-state)
 //! - `demo`: all of the above on embedded defaults in a work directory, then serve
 
 mod admin;
+mod apply;
+mod client;
 mod commands;
 mod key;
+mod review;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,7 +104,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:50051")]
         listen: std::net::SocketAddr,
     },
-    /// Serve Arrow Flight SQL over the newest release.
+    /// Serve Arrow Flight SQL and the gRPC API over the newest release.
     Serve {
         /// Data directory holding the releases.
         #[arg(long)]
@@ -107,6 +114,16 @@ enum Command {
         state: PathBuf,
         #[command(flatten)]
         options: admin::ServeOptions,
+    },
+    /// Apply for data, follow applications, ask for outputs (researcher).
+    Apply {
+        #[command(subcommand)]
+        command: apply::ApplyCommand,
+    },
+    /// Review applications and outputs (committee).
+    Review {
+        #[command(subcommand)]
+        command: review::ReviewCommand,
     },
     /// Manage users.
     User {

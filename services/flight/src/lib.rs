@@ -1,17 +1,29 @@
 //! The Arrow Flight SQL front end of the enclave.
 //!
-//! Owns logins (HTTP Basic in the handshake → signed bearer token), the
-//! choice of project per call (`x-enclave-project` header), results held
+//! Owns the Flight handshake (HTTP Basic → a bearer token from
+//! `enclave-access`), the choice of project per call (`x-enclave-project`
+//! header, then the access policy's `query` check), results held
 //! for one fetch between `GetFlightInfo` and `DoGet`, server-side prepared statements with bound parameters, the
 //! metadata calls clients browse with (catalogs, schemas, tables, SqlInfo),
 //! and the mapping of refusals to gRPC status codes. Everything about what
 //! may run and leave is decided by `enclave-query`.
 
-mod auth;
 mod prepared;
 mod results;
-mod server;
 mod service;
 
-pub use server::{ServeError, ServerConfig, serve};
-pub use service::{EnclaveFlightSql, PROJECT_HEADER, SUPPRESSED_KEY};
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use enclave_access::Access;
+use enclave_query::QueryEngine;
+
+pub use service::{EnclaveFlightSql, PROJECT_HEADER, SUPPRESSED_KEY, status};
+
+/// The Flight SQL service, ready to be added to a gRPC server.
+pub fn flight_service(
+    engine: QueryEngine,
+    access: Arc<Access>,
+) -> FlightServiceServer<EnclaveFlightSql> {
+    FlightServiceServer::new(EnclaveFlightSql::new(engine, access))
+}

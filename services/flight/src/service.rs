@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
@@ -34,16 +33,14 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{Signer, basic_credentials, bearer_token};
 use crate::prepared::PreparedStatements;
 use crate::results::PendingResults;
+use enclave_access::{Access, Domain, basic_credentials, permissions};
 
 /// The call header that picks a project.
 pub const PROJECT_HEADER: &str = "x-enclave-project";
 /// Schema metadata key and app-metadata field telling suppressed groups.
 pub const SUPPRESSED_KEY: &str = "enclave.suppressed_groups";
-
-const TOKEN_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
 type DataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
@@ -77,42 +74,40 @@ static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
 #[derive(Debug)]
 pub struct EnclaveFlightSql {
     engine: QueryEngine,
-    signer: Signer,
+    access: Arc<Access>,
     prepared: PreparedStatements,
     results: PendingResults,
 }
 
 impl EnclaveFlightSql {
-    pub fn new(engine: QueryEngine) -> EnclaveFlightSql {
+    pub fn new(engine: QueryEngine, access: Arc<Access>) -> EnclaveFlightSql {
         EnclaveFlightSql {
             engine,
-            signer: Signer::new(),
+            access,
             prepared: PreparedStatements::default(),
             results: PendingResults::default(),
         }
     }
 
     /// The authenticated user of a call.
-    fn caller<T>(&self, request: &Request<T>) -> Result<String, Status> {
-        let unauthenticated = || {
-            Status::unauthenticated("log in first: the bearer token is missing, invalid or expired")
-        };
-        let token = bearer_token(request.metadata()).ok_or_else(unauthenticated)?;
-        let user = self.signer.check_token(token).ok_or_else(unauthenticated)?;
-        match self.engine.state().user(&user) {
-            Ok(Some(account)) if !account.disabled => Ok(user),
-            Ok(_) => Err(unauthenticated()),
-            Err(error) => Err(status(QueryError::internal(error))),
-        }
+    async fn caller<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        Ok(self.access.caller(request.metadata()).await?.name)
     }
 
-    fn session<T>(&self, request: &Request<T>) -> Result<ProjectSession, Status> {
-        let user = self.caller(request)?;
+    /// The caller's project session: the project they name (or their only
+    /// one), refused unless the access policy lets them query it today.
+    async fn session<T>(&self, request: &Request<T>) -> Result<ProjectSession, Status> {
+        let user = self.caller(request).await?;
         let project = request
             .metadata()
             .get(PROJECT_HEADER)
             .and_then(|value| value.to_str().ok());
-        self.engine.session(&user, project).map_err(status)
+        let session = self.engine.session(&user, project).map_err(status)?;
+        let domain = Domain::Project(session.project().id.clone());
+        self.access
+            .check(&user, &domain, permissions::DATA_QUERY)
+            .await?;
+        Ok(session)
     }
 
     /// Runs a statement now and describes its released result; the ticket
@@ -140,7 +135,7 @@ impl EnclaveFlightSql {
 }
 
 /// Maps query errors to gRPC status codes; the message is the user message.
-pub(crate) fn status(error: QueryError) -> Status {
+pub fn status(error: QueryError) -> Status {
     let message = error.user_message();
     match &error {
         QueryError::Refused { rule, .. } => match rule {
@@ -286,19 +281,7 @@ impl FlightSqlService for EnclaveFlightSql {
         Status,
     > {
         let (user, password) = basic_credentials(request.metadata())?;
-        // Password hashing is deliberately slow: keep it off the I/O threads.
-        let state = Arc::clone(self.engine.state());
-        let name = user.clone();
-        let account = tokio::task::spawn_blocking(move || state.authenticate(&name, &password))
-            .await
-            .map_err(|e| status(QueryError::internal(e)))?
-            .map_err(|e| status(QueryError::internal(e)))?;
-        if account.is_none() {
-            tracing::warn!(user, "login failed");
-            return Err(Status::unauthenticated("invalid user name or password"));
-        }
-        tracing::info!(user, "login");
-        let token = self.signer.issue_token(&user, TOKEN_LIFETIME);
+        let token = self.access.login(&user, &password).await?;
         let response = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into_bytes().into(),
@@ -316,7 +299,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let session = self.session(&request)?;
+        let session = self.session(&request).await?;
         self.run_for_info(&session, &query.query, None, request.into_inner())
             .await
     }
@@ -326,7 +309,7 @@ impl FlightSqlService for EnclaveFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let user = self.caller(&request)?;
+        let user = self.caller(&request).await?;
         let outcome = std::str::from_utf8(&ticket.statement_handle)
             .ok()
             .and_then(|handle| self.results.take(handle, &user))
@@ -343,7 +326,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let session = self.session(&request)?;
+        let session = self.session(&request).await?;
         let schema = session.prepare(&query.query).await.map_err(status)?;
         let handle = self
             .prepared
@@ -365,7 +348,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: ActionClosePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<(), Status> {
-        let user = self.caller(&request)?;
+        let user = self.caller(&request).await?;
         self.prepared.close(&query.prepared_statement_handle, &user);
         Ok(())
     }
@@ -375,7 +358,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let user = self.caller(&request)?;
+        let user = self.caller(&request).await?;
         let params = parameter_row(request.into_inner()).await?;
         if !self
             .prepared
@@ -393,7 +376,7 @@ impl FlightSqlService for EnclaveFlightSql {
         command: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let user = self.caller(&request)?;
+        let user = self.caller(&request).await?;
         let statement = self
             .prepared
             .get(&command.prepared_statement_handle, &user)
@@ -412,7 +395,7 @@ impl FlightSqlService for EnclaveFlightSql {
         command: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let user = self.caller(&request)?;
+        let user = self.caller(&request).await?;
         let statement = self
             .prepared
             .get(&command.prepared_statement_handle, &user)
@@ -433,7 +416,7 @@ impl FlightSqlService for EnclaveFlightSql {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let session = self.session(&request)?;
+        let session = self.session(&request).await?;
         updated_rows(session.execute(&command.query, None).await)
     }
 
@@ -442,7 +425,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         let schema = query.into_builder().schema();
         metadata_info(&query, &schema, request.into_inner())
     }
@@ -452,7 +435,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.session(&request)?;
+        self.session(&request).await?;
         let mut builder = query.into_builder();
         builder.append(enclave_query::engine::CATALOG);
         Ok(Response::new(batch_stream(builder.build())?))
@@ -463,7 +446,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         let schema = query.clone().into_builder().schema();
         metadata_info(&query, &schema, request.into_inner())
     }
@@ -473,7 +456,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let session = self.session(&request)?;
+        let session = self.session(&request).await?;
         let mut schemas: Vec<String> = session
             .tables()
             .await
@@ -496,7 +479,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         let schema = query.clone().into_builder().schema();
         metadata_info(&query, &schema, request.into_inner())
     }
@@ -506,7 +489,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let session = self.session(&request)?;
+        let session = self.session(&request).await?;
         let tables = session.tables().await.map_err(status)?;
         let mut builder = query.into_builder();
         for table in tables {
@@ -528,7 +511,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         let schema = query.into_builder().schema();
         metadata_info(&query, &schema, request.into_inner())
     }
@@ -538,7 +521,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         let mut builder = query.into_builder();
         builder.append("TABLE");
         Ok(Response::new(batch_stream(builder.build())?))
@@ -549,7 +532,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         let schema = query.clone().into_builder(&SQL_INFO).schema();
         metadata_info(&query, &schema, request.into_inner())
     }
@@ -559,7 +542,7 @@ impl FlightSqlService for EnclaveFlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         Ok(Response::new(batch_stream(
             query.into_builder(&SQL_INFO).build(),
         )?))

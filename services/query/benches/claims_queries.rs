@@ -216,10 +216,7 @@ async fn guarded_engine(
         members: vec![RESEARCHER.into()],
         grants: enclave_catalog::Catalog::embedded()
             .table_names()
-            .map(|table| Grant {
-                table,
-                columns: None,
-            })
+            .map(Grant::whole_table)
             .collect(),
         period: "2000-01..2099-12".parse()?,
         valid_until: "2099-12-31".into(),

@@ -165,6 +165,11 @@ impl QueryEngine {
         })
     }
 
+    /// Deletes the workspace of a closed project in the served store.
+    pub async fn delete_project_workspace(&self, project: &str) -> Result<usize, QueryError> {
+        QueryEngine::delete_workspace(&self.inner.store, project).await
+    }
+
     /// Deletes the workspace of a closed project.
     pub async fn delete_workspace(store: &DataStore, project: &str) -> Result<usize, QueryError> {
         Workspace::new(store.clone(), project).delete_all().await

@@ -41,10 +41,7 @@ async fn fixture() -> Fixture {
         .unwrap();
     let all_tables: Vec<Grant> = enclave_catalog::Catalog::embedded()
         .table_names()
-        .map(|table| Grant {
-            table,
-            columns: None,
-        })
+        .map(Grant::whole_table)
         .collect();
     let project = |id: &str, grants: Vec<Grant>, until: &str| Project {
         id: id.into(),

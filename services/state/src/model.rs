@@ -15,33 +15,61 @@ pub const DEFAULT_K: u32 = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Applies for data and queries approved projects.
     Researcher,
+    /// Member of the review committee: reviews applications and outputs.
     Reviewer,
+    /// Committee chair: a reviewer who also assigns reviewers and decides.
+    Chair,
+    /// Data steward: ingests extracts, holds the key, records opt-outs.
+    Steward,
+    /// Operator: audits access, watches and closes projects.
     Operator,
+    /// Administrator: an operator who also manages accounts.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Researcher,
+        Role::Reviewer,
+        Role::Chair,
+        Role::Steward,
+        Role::Operator,
+        Role::Admin,
+    ];
+
+    /// The name used on the command line, in the API and in policy lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Researcher => "researcher",
+            Role::Reviewer => "reviewer",
+            Role::Chair => "chair",
+            Role::Steward => "steward",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
 }
 
 impl FromStr for Role {
     type Err = StateError;
     fn from_str(text: &str) -> Result<Role, StateError> {
-        match text {
-            "researcher" => Ok(Role::Researcher),
-            "reviewer" => Ok(Role::Reviewer),
-            "operator" => Ok(Role::Operator),
-            _ => Err(StateError::invalid(
-                "role",
-                "expected researcher, reviewer or operator",
-            )),
-        }
+        Role::ALL
+            .into_iter()
+            .find(|role| role.name() == text)
+            .ok_or_else(|| {
+                StateError::invalid(
+                    "role",
+                    "expected researcher, reviewer, chair, steward, operator or admin",
+                )
+            })
     }
 }
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Researcher => "researcher",
-            Role::Reviewer => "reviewer",
-            Role::Operator => "operator",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -96,6 +124,19 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// Every column of `table`.
+    pub fn whole_table(table: impl Into<String>) -> Grant {
+        Grant {
+            table: table.into(),
+            columns: None,
+        }
+    }
+
+    /// The schema part of `schema.table` (`ndb`, `dpc`, `care`, …).
+    pub fn schema(&self) -> &str {
+        self.table.split_once('.').map_or("", |(schema, _)| schema)
+    }
+
     pub fn allows_column(&self, column: &str) -> bool {
         self.columns
             .as_ref()
@@ -275,6 +316,11 @@ impl Project {
     /// True while queries are allowed on `today`.
     pub fn is_current(&self, today: CivilDate) -> bool {
         self.valid_until_date().is_ok_and(|until| today <= until)
+    }
+
+    /// True when the project is active and its grant runs on `today`.
+    pub fn is_open_on(&self, today: CivilDate) -> bool {
+        self.status == ProjectStatus::Active && self.is_current(today)
     }
 
     pub fn grant(&self, table: &str) -> Option<&Grant> {

@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use enclave_core::date::CivilDate;
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -17,6 +18,63 @@ use crate::model::{OptOutEntry, Project, ProjectStatus, Role, User};
 const USERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("users");
 const PROJECTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("projects");
 const OPT_OUTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("opt_outs");
+const APPLICATIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("applications");
+const OUTPUT_RELEASES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("output_releases");
+/// Counters: the change counter and the id sequences.
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const VERSION_KEY: &str = "version";
+
+/// Records other services keep in the store as JSON documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    /// Data access applications and their review (enclave-review).
+    Applications,
+    /// Requests to release an output for publication (enclave-review).
+    OutputReleases,
+}
+
+impl Collection {
+    fn table(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        match self {
+            Collection::Applications => APPLICATIONS,
+            Collection::OutputReleases => OUTPUT_RELEASES,
+        }
+    }
+
+    fn sequence_key(self) -> &'static str {
+        match self {
+            Collection::Applications => "sequence:applications",
+            Collection::OutputReleases => "sequence:output_releases",
+        }
+    }
+}
+
+/// One change of an atomic [`StateStore::write`].
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Insert or replace a document.
+    Record {
+        collection: Collection,
+        key: String,
+        json: Vec<u8>,
+    },
+    /// Insert or replace a project (validated, members must exist).
+    Project(Project),
+}
+
+impl Write {
+    pub fn record<T: Serialize>(
+        collection: Collection,
+        key: impl Into<String>,
+        record: &T,
+    ) -> Result<Write, StateError> {
+        Ok(Write::Record {
+            collection,
+            key: key.into(),
+            json: serde_json::to_vec(record)?,
+        })
+    }
+}
 
 /// The file inside the state directory.
 const STATE_FILE: &str = "state.redb";
@@ -38,14 +96,6 @@ pub struct StateStore {
     in_process: Mutex<()>,
 }
 
-/// Today's date in UTC.
-pub fn today() -> CivilDate {
-    let seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    CivilDate::from_days_since_epoch((seconds / 86_400) as i32)
-}
-
 impl StateStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
@@ -56,9 +106,10 @@ impl StateStore {
         };
         store.with_db(|db| {
             let txn = db.begin_write()?;
-            for table in [USERS, PROJECTS, OPT_OUTS] {
+            for table in [USERS, PROJECTS, OPT_OUTS, APPLICATIONS, OUTPUT_RELEASES] {
                 txn.open_table(table)?;
             }
+            txn.open_table(META)?;
             txn.commit()?;
             Ok(())
         })?;
@@ -88,6 +139,34 @@ impl StateStore {
         operation(&db)
     }
 
+    /// Runs `change` in one write transaction that also advances the change
+    /// counter, so readers caching derived state (the access policy) notice.
+    fn write_txn<R>(
+        &self,
+        change: impl FnOnce(&WriteTransaction) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            let result = change(&txn)?;
+            {
+                let mut meta = txn.open_table(META)?;
+                let version = meta.get(VERSION_KEY)?.map_or(0, |v| v.value());
+                meta.insert(VERSION_KEY, version + 1)?;
+            }
+            txn.commit()?;
+            Ok(result)
+        })
+    }
+
+    /// A number that changes with every committed change.
+    pub fn version(&self) -> Result<u64, StateError> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            Ok(meta.get(VERSION_KEY)?.map_or(0, |v| v.value()))
+        })
+    }
+
     pub fn add_user(&self, name: &str, role: Role, password: &str) -> Result<User, StateError> {
         validate_user_name(name)?;
         if password.chars().count() < 8 {
@@ -115,6 +194,22 @@ impl StateStore {
         self.get(USERS, name)
     }
 
+    pub fn users(&self) -> Result<Vec<User>, StateError> {
+        self.all(USERS)
+    }
+
+    /// Suspends or restores an account; a suspended account cannot log in
+    /// and its tokens stop working.
+    pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<User, StateError> {
+        let mut user = self
+            .user(name)?
+            .ok_or_else(|| StateError::NoUser(name.into()))?;
+        user.disabled = disabled;
+        self.put(USERS, name, &user)?;
+        tracing::info!(user = name, disabled, "account status changed");
+        Ok(user)
+    }
+
     /// The user if the name exists, is enabled and the password matches.
     /// Unknown names still pay for one hash, so timing does not tell which.
     pub fn authenticate(&self, name: &str, password: &str) -> Result<Option<User>, StateError> {
@@ -130,16 +225,21 @@ impl StateStore {
     }
 
     pub fn add_project(&self, project: &Project) -> Result<(), StateError> {
+        self.check_project(project)?;
+        self.insert_new(PROJECTS, &project.id, project, || {
+            StateError::ProjectExists(project.id.clone())
+        })?;
+        tracing::info!(project = project.id, "project added");
+        Ok(())
+    }
+
+    fn check_project(&self, project: &Project) -> Result<(), StateError> {
         project.validate()?;
         for member in &project.members {
             if self.user(member)?.is_none() {
                 return Err(StateError::NoUser(member.clone()));
             }
         }
-        self.insert_new(PROJECTS, &project.id, project, || {
-            StateError::ProjectExists(project.id.clone())
-        })?;
-        tracing::info!(project = project.id, "project added");
         Ok(())
     }
 
@@ -173,26 +273,79 @@ impl StateStore {
 
     /// Records opt-outs; returns how many were new.
     pub fn add_opt_outs(&self, entries: &[OptOutEntry]) -> Result<usize, StateError> {
-        self.with_db(|db| {
-            let txn = db.begin_write()?;
+        self.write_txn(|txn| {
+            let mut table = txn.open_table(OPT_OUTS)?;
             let mut added = 0;
-            {
-                let mut table = txn.open_table(OPT_OUTS)?;
-                for entry in entries {
-                    if table.get(entry.lookup.as_str())?.is_none() {
-                        table
-                            .insert(entry.lookup.as_str(), serde_json::to_vec(entry)?.as_slice())?;
-                        added += 1;
-                    }
+            for entry in entries {
+                if table.get(entry.lookup.as_str())?.is_none() {
+                    table.insert(entry.lookup.as_str(), serde_json::to_vec(entry)?.as_slice())?;
+                    added += 1;
                 }
             }
-            txn.commit()?;
             Ok(added)
         })
     }
 
     pub fn opt_outs(&self) -> Result<Vec<OptOutEntry>, StateError> {
         self.all(OPT_OUTS)
+    }
+
+    /// One document of `collection`.
+    pub fn record<T: DeserializeOwned>(
+        &self,
+        collection: Collection,
+        key: &str,
+    ) -> Result<Option<T>, StateError> {
+        self.get(collection.table(), key)
+    }
+
+    /// Every document of `collection`, in key order.
+    pub fn records<T: DeserializeOwned>(
+        &self,
+        collection: Collection,
+    ) -> Result<Vec<T>, StateError> {
+        self.all(collection.table())
+    }
+
+    /// The next number of `collection`'s id sequence (1, 2, …).
+    pub fn next_id(&self, collection: Collection) -> Result<u64, StateError> {
+        self.write_txn(|txn| {
+            let mut meta = txn.open_table(META)?;
+            let next = meta
+                .get(collection.sequence_key())?
+                .map_or(0, |v| v.value())
+                + 1;
+            meta.insert(collection.sequence_key(), next)?;
+            Ok(next)
+        })
+    }
+
+    /// Applies `writes` in one transaction: all or nothing.
+    pub fn write(&self, writes: &[Write]) -> Result<(), StateError> {
+        for write in writes {
+            if let Write::Project(project) = write {
+                self.check_project(project)?;
+            }
+        }
+        self.write_txn(|txn| {
+            for write in writes {
+                match write {
+                    Write::Record {
+                        collection,
+                        key,
+                        json,
+                    } => {
+                        txn.open_table(collection.table())?
+                            .insert(key.as_str(), json.as_slice())?;
+                    }
+                    Write::Project(project) => {
+                        txn.open_table(PROJECTS)?
+                            .insert(project.id.as_str(), serde_json::to_vec(project)?.as_slice())?;
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 
     fn get<T: DeserializeOwned>(
@@ -232,11 +385,9 @@ impl StateStore {
         key: &str,
         record: &T,
     ) -> Result<(), StateError> {
-        self.with_db(|db| {
-            let txn = db.begin_write()?;
+        self.write_txn(|txn| {
             txn.open_table(table)?
                 .insert(key, serde_json::to_vec(record)?.as_slice())?;
-            txn.commit()?;
             Ok(())
         })
     }
@@ -248,16 +399,12 @@ impl StateStore {
         record: &T,
         exists: impl FnOnce() -> StateError,
     ) -> Result<(), StateError> {
-        self.with_db(|db| {
-            let txn = db.begin_write()?;
-            {
-                let mut table = txn.open_table(table)?;
-                if table.get(key)?.is_some() {
-                    return Err(exists());
-                }
-                table.insert(key, serde_json::to_vec(record)?.as_slice())?;
+        self.write_txn(|txn| {
+            let mut table = txn.open_table(table)?;
+            if table.get(key)?.is_some() {
+                return Err(exists());
             }
-            txn.commit()?;
+            table.insert(key, serde_json::to_vec(record)?.as_slice())?;
             Ok(())
         })
     }
@@ -293,6 +440,7 @@ fn validate_user_name(name: &str) -> Result<(), StateError> {
 mod tests {
     use super::*;
     use crate::model::{Grant, Period, Rounding};
+    use enclave_core::date::CivilDate;
 
     fn store() -> (tempfile::TempDir, StateStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -397,6 +545,38 @@ mod tests {
             .add_user("alice", Role::Researcher, "correct horse")
             .unwrap();
         assert!(store.user("alice").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_batch_is_all_or_nothing_and_moves_the_version() {
+        let (_dir, store) = store();
+        store
+            .add_user("alice", Role::Researcher, "correct horse")
+            .unwrap();
+        let before = store.version().unwrap();
+        let document = Write::record(Collection::Applications, "1", &"draft").unwrap();
+        let refused = store.write(&[document.clone(), Write::Project(project("p1", "bob"))]);
+        assert!(matches!(refused, Err(StateError::NoUser(_))));
+        assert!(
+            store
+                .records::<String>(Collection::Applications)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.version().unwrap(), before, "nothing was written");
+        store
+            .write(&[document, Write::Project(project("p1", "alice"))])
+            .unwrap();
+        assert!(store.version().unwrap() > before);
+        assert_eq!(
+            store
+                .record::<String>(Collection::Applications, "1")
+                .unwrap(),
+            Some("draft".to_string())
+        );
+        assert_eq!(store.next_id(Collection::Applications).unwrap(), 1);
+        assert_eq!(store.next_id(Collection::Applications).unwrap(), 2);
+        assert_eq!(store.next_id(Collection::OutputReleases).unwrap(), 1);
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! Logins and bearer tokens.
+//! Bearer tokens and the credentials of a call.
 //!
-//! A client logs in with HTTP Basic credentials in the Flight handshake
-//! (ADBC and JDBC do this from a user name and password) and receives a
-//! bearer token: `base64url(user:expiry:nonce).base64url(HMAC)`, signed with
-//! a key drawn at server start. Every later call must carry it.
+//! A client logs in with HTTP Basic credentials (the Flight handshake; the
+//! `Login` call of the gRPC API) and receives a bearer token:
+//! `base64url(user:expiry:nonce).base64url(HMAC)`, signed with a key drawn
+//! at server start. Every later call must carry it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,15 +23,15 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Issues and checks signed tokens; also signs statement tickets.
+/// Issues and checks signed tokens.
 #[derive(Debug)]
-pub(crate) struct Signer {
+pub struct Signer {
     key: hmac::Key,
     rng: SystemRandom,
 }
 
 impl Signer {
-    pub(crate) fn new() -> Signer {
+    pub fn new() -> Signer {
         let rng = SystemRandom::new();
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("system randomness");
         Signer { key, rng }
@@ -56,7 +56,7 @@ impl Signer {
         Some(payload)
     }
 
-    pub(crate) fn issue_token(&self, user: &str, lifetime: Duration) -> String {
+    pub fn issue_token(&self, user: &str, lifetime: Duration) -> String {
         let mut nonce = [0u8; 12];
         self.rng.fill(&mut nonce).expect("system randomness");
         let payload = format!("{user}:{}:{}", unix_now() + lifetime.as_secs(), hex(&nonce));
@@ -64,7 +64,7 @@ impl Signer {
     }
 
     /// The user a valid, unexpired token was issued to.
-    pub(crate) fn check_token(&self, token: &str) -> Option<String> {
+    pub fn check_token(&self, token: &str) -> Option<String> {
         let payload = String::from_utf8(self.verify(token)?).ok()?;
         let mut parts = payload.rsplitn(3, ':');
         let _nonce = parts.next()?;
@@ -80,7 +80,7 @@ impl Default for Signer {
     }
 }
 
-pub(crate) fn unix_now() -> u64 {
+fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
@@ -91,7 +91,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// User name and password from `authorization: Basic …`.
-pub(crate) fn basic_credentials(metadata: &MetadataMap) -> Result<(String, String), Status> {
+pub fn basic_credentials(metadata: &MetadataMap) -> Result<(String, String), Status> {
     let bad = || Status::unauthenticated("send a user name and password (HTTP Basic) to log in");
     let header = metadata
         .get("authorization")
@@ -108,7 +108,7 @@ pub(crate) fn basic_credentials(metadata: &MetadataMap) -> Result<(String, Strin
 }
 
 /// The token from `authorization: Bearer …`.
-pub(crate) fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
+pub fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
     let header = metadata.get("authorization")?.to_str().ok()?;
     header
         .strip_prefix("Bearer ")

@@ -1,13 +1,10 @@
-//! Binding and serving.
+//! Binding and serving: Flight SQL and the API services on one port.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use arrow_flight::flight_service_server::FlightServiceServer;
-use enclave_query::QueryEngine;
+use tonic::service::Routes;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
-
-use crate::service::EnclaveFlightSql;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -28,15 +25,15 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("Flight SQL server failed: {0}")]
+    #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves Flight SQL until `shutdown` completes. `ready` is called with the
+/// Serves `routes` until `shutdown` completes. `ready` is called with the
 /// bound address once connections are accepted.
 pub async fn serve(
     config: ServerConfig,
-    engine: QueryEngine,
+    routes: Routes,
     ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
@@ -61,10 +58,9 @@ pub async fn serve(
         let identity = Identity::from_pem(read(cert)?, read(key)?);
         builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
     }
-    let service = FlightServiceServer::new(EnclaveFlightSql::new(engine));
     ready(address);
     builder
-        .add_service(service)
+        .add_routes(routes)
         .serve_with_incoming_shutdown(
             // Small results are a few frames: without TCP_NODELAY each waits
             // for the client's delayed ACK (about 40 ms on Linux).

@@ -1,0 +1,195 @@
+//! Who is calling and whether they may: the service every front end asks.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use enclave_core::date::CivilDate;
+use enclave_state::{Clock, StateError, StateStore, User};
+use tokio::sync::Mutex;
+use tonic::metadata::MetadataMap;
+
+use crate::AccessError;
+use crate::policy::{Authorizer, Domain, Permission, RoleLine};
+use crate::token::{Signer, bearer_token};
+
+/// How long a login token is valid.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+
+/// Role lines kept outside this crate (the applicants, members and assigned
+/// reviewers of applications), read from the same state store.
+pub trait RoleSource: Send + Sync + fmt::Debug {
+    fn role_lines(&self, state: &StateStore) -> Result<Vec<RoleLine>, StateError>;
+}
+
+/// Logins, tokens and authorization over one state store.
+///
+/// The enforcer is rebuilt when the state changes (its change counter
+/// moves) or the date does (grants end at midnight), so a decision always
+/// reflects committed state.
+#[derive(Debug)]
+pub struct Access {
+    state: Arc<StateStore>,
+    clock: Clock,
+    signer: Signer,
+    sources: Vec<Arc<dyn RoleSource>>,
+    current: Mutex<Option<Built>>,
+}
+
+#[derive(Debug)]
+struct Built {
+    version: u64,
+    day: CivilDate,
+    authorizer: Arc<Authorizer>,
+}
+
+impl Access {
+    pub fn new(state: Arc<StateStore>, clock: Clock, sources: Vec<Arc<dyn RoleSource>>) -> Access {
+        Access {
+            state,
+            clock,
+            signer: Signer::new(),
+            sources,
+            current: Mutex::new(None),
+        }
+    }
+
+    pub fn state(&self) -> &Arc<StateStore> {
+        &self.state
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Checks a password (off the I/O threads: hashing is slow on purpose)
+    /// and issues a token.
+    pub async fn login(&self, user: &str, password: &str) -> Result<String, AccessError> {
+        let state = Arc::clone(&self.state);
+        let (name, password) = (user.to_string(), password.to_string());
+        let account = blocking(move || state.authenticate(&name, &password)).await?;
+        if account.is_none() {
+            tracing::warn!(user, "login failed");
+            return Err(AccessError::BadCredentials);
+        }
+        tracing::info!(user, "login");
+        Ok(self.signer.issue_token(user, TOKEN_LIFETIME))
+    }
+
+    /// The enabled account a call's bearer token was issued to.
+    pub async fn caller(&self, metadata: &MetadataMap) -> Result<User, AccessError> {
+        let token = bearer_token(metadata).ok_or(AccessError::Unauthenticated)?;
+        let user = self
+            .signer
+            .check_token(token)
+            .ok_or(AccessError::Unauthenticated)?;
+        let state = Arc::clone(&self.state);
+        match blocking(move || state.user(&user)).await? {
+            Some(account) if !account.disabled => Ok(account),
+            _ => Err(AccessError::Unauthenticated),
+        }
+    }
+
+    /// Refuses unless `user` holds a role in `domain` granting `permission`.
+    pub async fn check(
+        &self,
+        user: &str,
+        domain: &Domain,
+        permission: Permission,
+    ) -> Result<(), AccessError> {
+        if self.allows(user, domain, permission).await? {
+            return Ok(());
+        }
+        tracing::warn!(user, %domain, %permission, "access denied");
+        Err(AccessError::Denied(match domain {
+            Domain::Project(id) => {
+                format!("your access to project `{id}` is not approved, has ended or was closed")
+            }
+            _ => format!("your roles do not allow you to {permission} here"),
+        }))
+    }
+
+    /// Whether `user` may; for checks whose refusal the caller words itself.
+    pub async fn allows(
+        &self,
+        user: &str,
+        domain: &Domain,
+        permission: Permission,
+    ) -> Result<bool, AccessError> {
+        self.authorizer().await?.allows(user, domain, permission)
+    }
+
+    /// The enforcer for the current state and date.
+    async fn authorizer(&self) -> Result<Arc<Authorizer>, AccessError> {
+        let state = Arc::clone(&self.state);
+        let version = blocking(move || state.version()).await?;
+        let day = self.clock.today();
+        let mut current = self.current.lock().await;
+        if let Some(built) = current.as_ref()
+            && built.version == version
+            && built.day == day
+        {
+            return Ok(Arc::clone(&built.authorizer));
+        }
+        let lines = self.role_lines(day).await?;
+        let authorizer = Arc::new(Authorizer::build(&lines).await?);
+        tracing::debug!(version, role_lines = lines.len(), "access policy rebuilt");
+        *current = Some(Built {
+            version,
+            day,
+            authorizer: Arc::clone(&authorizer),
+        });
+        Ok(authorizer)
+    }
+
+    async fn role_lines(&self, day: CivilDate) -> Result<Vec<RoleLine>, AccessError> {
+        let state = Arc::clone(&self.state);
+        let sources = self.sources.clone();
+        blocking(move || {
+            let mut lines = account_lines(&state)?;
+            lines.extend(project_lines(&state, day)?);
+            for source in &sources {
+                lines.extend(source.role_lines(&state)?);
+            }
+            Ok(lines)
+        })
+        .await
+    }
+}
+
+/// One line per enabled account: its role in the system domain.
+fn account_lines(state: &StateStore) -> Result<Vec<RoleLine>, StateError> {
+    Ok(state
+        .users()?
+        .into_iter()
+        .filter(|user| !user.disabled)
+        .map(|user| RoleLine::new(user.name, user.role.name(), Domain::System))
+        .collect())
+}
+
+/// One line per member of a project that is open on `day`: a closed or
+/// expired grant gives its members nothing.
+fn project_lines(state: &StateStore, day: CivilDate) -> Result<Vec<RoleLine>, StateError> {
+    Ok(state
+        .projects()?
+        .into_iter()
+        .filter(|project| project.is_open_on(day))
+        .flat_map(|project| {
+            let domain = Domain::Project(project.id);
+            project
+                .members
+                .into_iter()
+                .map(move |member| RoleLine::new(member, "project_member", domain.clone()))
+        })
+        .collect())
+}
+
+/// Runs blocking state-store work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StateError> + Send + 'static,
+) -> Result<T, AccessError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| AccessError::Internal(error.to_string()))?
+        .map_err(AccessError::from)
+}

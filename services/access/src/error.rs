@@ -1,0 +1,34 @@
+use thiserror::Error;
+use tonic::Status;
+
+/// Why a call was not let through. Messages name the permission, never data.
+#[derive(Debug, Error)]
+pub enum AccessError {
+    #[error("log in first: the bearer token is missing, invalid or expired")]
+    Unauthenticated,
+    #[error("invalid user name or password")]
+    BadCredentials,
+    #[error("permission denied: {0}")]
+    Denied(String),
+    #[error("access policy: {0}")]
+    Policy(String),
+    #[error(transparent)]
+    State(#[from] enclave_state::StateError),
+    #[error("access check failed: {0}")]
+    Internal(String),
+}
+
+impl From<AccessError> for Status {
+    fn from(error: AccessError) -> Status {
+        match error {
+            AccessError::Unauthenticated | AccessError::BadCredentials => {
+                Status::unauthenticated(error.to_string())
+            }
+            AccessError::Denied(_) => Status::permission_denied(error.to_string()),
+            AccessError::Policy(_) | AccessError::State(_) | AccessError::Internal(_) => {
+                tracing::error!(%error, "access check failed");
+                Status::internal("internal error; the operator has the details")
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `Users` (accounts, admin) and `Grants` (the projects approvals made).
+
+use std::sync::Arc;
+
+use enclave_access::{Domain, permissions};
+use enclave_state::{Role, StateError};
+use tonic::{Request, Response, Status};
+
+use crate::context::internal;
+use crate::proto::grants_server::Grants;
+use crate::proto::users_server::Users;
+use crate::proto::{
+    AddUserRequest, ListGrantsRequest, ListGrantsResponse, ListUsersRequest, ListUsersResponse,
+    SetDisabledRequest, User,
+};
+use crate::{Api, convert};
+
+#[tonic::async_trait]
+impl Users for Api {
+    async fn list(
+        &self,
+        request: Request<ListUsersRequest>,
+    ) -> Result<Response<ListUsersResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        self.check(&caller, &Domain::System, permissions::USER_LIST)
+            .await?;
+        let users = self.state(|state| state.users()).await?;
+        Ok(Response::new(ListUsersResponse {
+            users: users.iter().map(convert::user).collect(),
+        }))
+    }
+
+    async fn add(&self, request: Request<AddUserRequest>) -> Result<Response<User>, Status> {
+        let caller = self.caller(&request).await?;
+        self.check(&caller, &Domain::System, permissions::USER_MANAGE)
+            .await?;
+        let AddUserRequest {
+            name,
+            role,
+            password,
+        } = request.into_inner();
+        let role: Role = role
+            .parse()
+            .map_err(|e: StateError| Status::invalid_argument(e.to_string()))?;
+        let user = self
+            .state(move |state| state.add_user(&name, role, &password))
+            .await?;
+        tracing::info!(by = caller.name, user = user.name, %role, "account added");
+        Ok(Response::new(convert::user(&user)))
+    }
+
+    async fn set_disabled(
+        &self,
+        request: Request<SetDisabledRequest>,
+    ) -> Result<Response<User>, Status> {
+        let caller = self.caller(&request).await?;
+        self.check(&caller, &Domain::System, permissions::USER_MANAGE)
+            .await?;
+        let SetDisabledRequest { name, disabled } = request.into_inner();
+        if name == caller.name {
+            return Err(Status::failed_precondition(
+                "you cannot suspend your own account",
+            ));
+        }
+        let user = self
+            .state(move |state| state.set_disabled(&name, disabled))
+            .await?;
+        Ok(Response::new(convert::user(&user)))
+    }
+}
+
+#[tonic::async_trait]
+impl Grants for Api {
+    async fn list(
+        &self,
+        request: Request<ListGrantsRequest>,
+    ) -> Result<Response<ListGrantsResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let sees_all = self
+            .allows(&caller, &Domain::System, permissions::APPLICATION_LIST)
+            .await?;
+        let projects = self.state(|state| state.projects()).await?;
+        let today = self.access().clock().today();
+        let grants = projects
+            .iter()
+            .filter(|p| sees_all || p.members.contains(&caller.name))
+            .map(|p| convert::grant_message(p, p.is_open_on(today)))
+            .collect();
+        Ok(Response::new(ListGrantsResponse { grants }))
+    }
+}
+
+impl Api {
+    /// Runs a state-store call on the blocking pool; user errors keep their
+    /// text, storage errors are masked.
+    async fn state<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&enclave_state::StateStore) -> Result<R, StateError> + Send + 'static,
+    ) -> Result<R, Status> {
+        let state = Arc::clone(self.access().state());
+        tokio::task::spawn_blocking(move || call(&state))
+            .await
+            .map_err(|error| internal(&error))?
+            .map_err(|error| match error {
+                StateError::Storage(_) | StateError::Decode(_) | StateError::PasswordHash => {
+                    internal(&error)
+                }
+                StateError::Busy => Status::unavailable(error.to_string()),
+                StateError::NoUser(_) | StateError::NoProject(_) => {
+                    Status::not_found(error.to_string())
+                }
+                _ => Status::invalid_argument(error.to_string()),
+            })
+    }
+}

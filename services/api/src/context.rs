@@ -1,0 +1,148 @@
+//! What every API call shares: who calls, whether they may, and the
+//! workflow run off the I/O threads.
+
+use std::sync::Arc;
+
+use enclave_access::{Access, Domain, Permission};
+use enclave_query::QueryEngine;
+use enclave_review::{Workflow, WorkflowError};
+use enclave_state::{StateError, User};
+use tonic::{Request, Status};
+
+/// The API's services share one of these; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Api {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    access: Arc<Access>,
+    workflow: Arc<Workflow>,
+    engine: QueryEngine,
+}
+
+impl Api {
+    pub fn new(access: Arc<Access>, workflow: Arc<Workflow>, engine: QueryEngine) -> Api {
+        Api {
+            inner: Arc::new(Inner {
+                access,
+                workflow,
+                engine,
+            }),
+        }
+    }
+
+    pub(crate) fn access(&self) -> &Access {
+        &self.inner.access
+    }
+
+    pub(crate) fn engine(&self) -> &QueryEngine {
+        &self.inner.engine
+    }
+
+    /// The enabled account behind the call's bearer token.
+    pub(crate) async fn caller<T>(&self, request: &Request<T>) -> Result<User, Status> {
+        Ok(self.inner.access.caller(request.metadata()).await?)
+    }
+
+    pub(crate) async fn check(
+        &self,
+        user: &User,
+        domain: &Domain,
+        permission: Permission,
+    ) -> Result<(), Status> {
+        Ok(self
+            .inner
+            .access
+            .check(&user.name, domain, permission)
+            .await?)
+    }
+
+    /// Passes if `user` holds `permission` in any of `domains`.
+    pub(crate) async fn check_any(
+        &self,
+        user: &User,
+        domains: &[Domain],
+        permission: Permission,
+    ) -> Result<(), Status> {
+        for domain in domains {
+            if self.allows(user, domain, permission).await? {
+                return Ok(());
+            }
+        }
+        self.check(user, &domains[0], permission).await
+    }
+
+    pub(crate) async fn allows(
+        &self,
+        user: &User,
+        domain: &Domain,
+        permission: Permission,
+    ) -> Result<bool, Status> {
+        Ok(self
+            .inner
+            .access
+            .allows(&user.name, domain, permission)
+            .await?)
+    }
+
+    /// Runs a workflow step on the blocking pool (the store is synchronous).
+    pub(crate) async fn workflow<R: Send + 'static>(
+        &self,
+        step: impl FnOnce(&Workflow) -> Result<R, WorkflowError> + Send + 'static,
+    ) -> Result<R, Status> {
+        let workflow = Arc::clone(&self.inner.workflow);
+        tokio::task::spawn_blocking(move || step(&workflow))
+            .await
+            .map_err(|error| internal(&error))?
+            .map_err(workflow_status)
+    }
+
+    /// Expires grants whose period ended and deletes their workspaces.
+    pub async fn expire_due(&self) -> Result<Vec<String>, Status> {
+        let closed = self.workflow(Workflow::expire_due).await?;
+        for project in &closed {
+            self.delete_workspace(project).await?;
+        }
+        Ok(closed)
+    }
+
+    pub(crate) async fn delete_workspace(&self, project: &str) -> Result<(), Status> {
+        let deleted = self
+            .inner
+            .engine
+            .delete_project_workspace(project)
+            .await
+            .map_err(|error| internal(&error))?;
+        tracing::info!(project, deleted, "workspace deleted");
+        Ok(())
+    }
+}
+
+/// A failure the user cannot act on: logged, masked.
+pub(crate) fn internal(error: &dyn std::fmt::Display) -> Status {
+    tracing::error!(%error, "internal error");
+    Status::internal("internal error; the operator has the details")
+}
+
+pub(crate) fn workflow_status(error: WorkflowError) -> Status {
+    let message = error.to_string();
+    match error {
+        WorkflowError::NoApplication(_) | WorkflowError::NoOutputRelease(_) => {
+            Status::not_found(message)
+        }
+        WorkflowError::WrongStatus { .. } | WorkflowError::NoQuorum { .. } => {
+            Status::failed_precondition(message)
+        }
+        WorkflowError::Invalid { .. }
+        | WorkflowError::State(StateError::NoUser(_) | StateError::Invalid { .. }) => {
+            Status::invalid_argument(message)
+        }
+        WorkflowError::SeparationOfDuties(_)
+        | WorkflowError::Conflict(_)
+        | WorkflowError::NotAllowed(_) => Status::permission_denied(message),
+        WorkflowError::State(StateError::Busy) => Status::unavailable(message),
+        WorkflowError::State(error) => internal(&error),
+    }
+}

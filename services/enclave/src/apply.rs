@@ -1,0 +1,355 @@
+//! `enclave apply …`: a researcher's side of the workflow, over the gRPC API.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use enclave_api::proto;
+
+use crate::client::{Connection, print_application, print_output};
+use crate::commands::CommandError;
+
+/// The terms of an application (also what an amendment restates).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct TermsArgs {
+    /// A member, `user:affiliation` (repeat; include yourself).
+    #[arg(long = "member", required = true)]
+    members: Vec<String>,
+    /// A table, `schema.table` or `schema.table:col,col` (repeat).
+    #[arg(long = "table", required = true)]
+    tables: Vec<String>,
+    /// Datasets to link, e.g. `ndb,dpc,care` (needed when tables of several are asked for).
+    #[arg(long, value_delimiter = ',')]
+    linkage: Vec<String>,
+    /// Service months, `YYYY-MM..YYYY-MM`.
+    #[arg(long)]
+    period: String,
+    /// Last day of access, `YYYY-MM-DD`.
+    #[arg(long)]
+    until: String,
+    /// Minimum persons per released group (at least 10).
+    #[arg(long, default_value_t = 10)]
+    k: u32,
+    /// Rounding of released counts: none, 5 or 10.
+    #[arg(long, default_value = "10")]
+    rounding: String,
+}
+
+/// What an application says.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ProposalArgs {
+    /// Id of the project an approval creates (a-z, 0-9, '-', '_').
+    #[arg(long)]
+    project_id: String,
+    #[arg(long)]
+    title: String,
+    #[arg(long)]
+    purpose: String,
+    /// Why the research serves the public interest.
+    #[arg(long)]
+    public_interest: String,
+    /// Planned publications and outputs.
+    #[arg(long)]
+    planned_outputs: String,
+    #[command(flatten)]
+    terms: TermsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApplyCommand {
+    /// Start a draft application.
+    Create {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(flatten)]
+        proposal: ProposalArgs,
+    },
+    /// Replace a draft's (or returned application's) contents.
+    Edit {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        proposal: ProposalArgs,
+    },
+    /// Submit a draft for review.
+    Submit(Target),
+    /// Withdraw an application (or a pending amendment).
+    Withdraw(Target),
+    /// Ask for new terms on an approved application.
+    Amend {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        terms: TermsArgs,
+    },
+    /// Show one application in full.
+    Show(Target),
+    /// List your applications.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+        /// Only this status (draft, submitted, under_review, approved, …).
+        #[arg(long, default_value = "")]
+        status: String,
+    },
+    /// Write to the committee.
+    Message {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        text: String,
+    },
+    /// Close an approved project: access ends and its workspace is deleted.
+    Close(Target),
+    /// Ask for a query result to be released for publication.
+    RequestOutput {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        title: String,
+        /// The aggregate statement whose result should be released.
+        #[arg(long)]
+        sql: String,
+    },
+    /// Save an approved output as a CSV file.
+    DownloadOutput {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long)]
+        id: String,
+        /// File to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// One application.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Target {
+    #[command(flatten)]
+    connection: Connection,
+    #[arg(long)]
+    id: String,
+}
+
+impl TermsArgs {
+    fn message(self) -> Result<proto::Terms, CommandError> {
+        let members = self
+            .members
+            .iter()
+            .map(|member| {
+                let (user, affiliation) = member.split_once(':').ok_or_else(|| {
+                    CommandError::Client(format!("member `{member}`: write user:affiliation"))
+                })?;
+                Ok(proto::Member {
+                    user: user.trim().to_string(),
+                    affiliation: affiliation.trim().to_string(),
+                })
+            })
+            .collect::<Result<_, CommandError>>()?;
+        let (first, last) = self
+            .period
+            .split_once("..")
+            .ok_or_else(|| CommandError::Client("period: write YYYY-MM..YYYY-MM".into()))?;
+        Ok(proto::Terms {
+            members,
+            tables: self.tables.iter().map(|t| table_request(t)).collect(),
+            linkage: self.linkage,
+            period_first: first.to_string(),
+            period_last: last.to_string(),
+            valid_until: self.until,
+            k: self.k,
+            rounding: self.rounding,
+        })
+    }
+}
+
+fn table_request(text: &str) -> proto::TableRequest {
+    let (table, columns) = text.split_once(':').unwrap_or((text, ""));
+    proto::TableRequest {
+        table: table.trim().to_string(),
+        columns: columns
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect(),
+    }
+}
+
+impl ProposalArgs {
+    fn message(self) -> Result<proto::Proposal, CommandError> {
+        Ok(proto::Proposal {
+            project_id: self.project_id,
+            title: self.title,
+            purpose: self.purpose,
+            public_interest: self.public_interest,
+            planned_outputs: self.planned_outputs,
+            terms: Some(self.terms.message()?),
+        })
+    }
+}
+
+pub(crate) async fn run(command: ApplyCommand) -> Result<(), CommandError> {
+    let application = match command {
+        ApplyCommand::Create {
+            connection,
+            proposal,
+        } => {
+            let request = proto::CreateApplicationRequest {
+                proposal: Some(proposal.message()?),
+            };
+            connection
+                .login()
+                .await?
+                .applications()
+                .create(request)
+                .await?
+        }
+        ApplyCommand::Edit {
+            connection,
+            id,
+            proposal,
+        } => {
+            let request = proto::EditApplicationRequest {
+                id,
+                proposal: Some(proposal.message()?),
+            };
+            connection
+                .login()
+                .await?
+                .applications()
+                .edit(request)
+                .await?
+        }
+        ApplyCommand::Submit(Target { connection, id }) => {
+            let client = connection.login().await?;
+            client
+                .applications()
+                .submit(proto::ApplicationRef { id })
+                .await?
+        }
+        ApplyCommand::Withdraw(Target { connection, id }) => {
+            let client = connection.login().await?;
+            client
+                .applications()
+                .withdraw(proto::ApplicationRef { id })
+                .await?
+        }
+        ApplyCommand::Amend {
+            connection,
+            id,
+            terms,
+        } => {
+            let request = proto::AmendApplicationRequest {
+                id,
+                terms: Some(terms.message()?),
+            };
+            connection
+                .login()
+                .await?
+                .applications()
+                .amend(request)
+                .await?
+        }
+        ApplyCommand::Show(Target { connection, id }) => {
+            let client = connection.login().await?;
+            let application = client
+                .applications()
+                .get(proto::ApplicationRef { id })
+                .await?;
+            print_application(application.get_ref(), true);
+            return Ok(());
+        }
+        ApplyCommand::List { connection, status } => {
+            return list(&connection, status).await;
+        }
+        ApplyCommand::Message {
+            connection,
+            id,
+            text,
+        } => {
+            let request = proto::SendMessageRequest { id, text };
+            connection
+                .login()
+                .await?
+                .applications()
+                .send_message(request)
+                .await?
+        }
+        ApplyCommand::Close(Target { connection, id }) => {
+            let request = proto::CloseApplicationRequest {
+                id,
+                note: String::new(),
+            };
+            connection
+                .login()
+                .await?
+                .applications()
+                .close(request)
+                .await?
+        }
+        ApplyCommand::RequestOutput {
+            connection,
+            project,
+            title,
+            sql,
+        } => {
+            let request = proto::RequestOutputRequest {
+                project_id: project,
+                title,
+                sql,
+            };
+            let release = connection.login().await?.outputs().request(request).await?;
+            print_output(release.get_ref());
+            return Ok(());
+        }
+        ApplyCommand::DownloadOutput {
+            connection,
+            id,
+            out,
+        } => return download(&connection, id, out).await,
+    };
+    print_application(application.get_ref(), false);
+    Ok(())
+}
+
+/// Lists the applications the caller may see, one line each.
+pub(crate) async fn list(connection: &Connection, status: String) -> Result<(), CommandError> {
+    let client = connection.login().await?;
+    let listed = client
+        .applications()
+        .list(proto::ListApplicationsRequest { status })
+        .await?;
+    for application in &listed.get_ref().applications {
+        print_application(application, false);
+    }
+    Ok(())
+}
+
+async fn download(connection: &Connection, id: String, out: PathBuf) -> Result<(), CommandError> {
+    let client = connection.login().await?;
+    let file = client
+        .outputs()
+        .download(proto::OutputRef { id })
+        .await?
+        .into_inner();
+    std::fs::write(&out, &file.content).map_err(|source| CommandError::WorkDir {
+        path: out.display().to_string(),
+        source,
+    })?;
+    println!(
+        "{} ({} bytes) written to {}",
+        file.file_name,
+        file.content.len(),
+        out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! The client side of `enclave apply` and `enclave review`: one login over
+//! the gRPC API, then calls carrying the bearer token.
+
+use std::io::Read;
+
+use enclave_api::proto;
+use enclave_api::proto::applications_client::ApplicationsClient;
+use enclave_api::proto::output_releases_client::OutputReleasesClient;
+use enclave_api::proto::session_client::SessionClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+use crate::commands::CommandError;
+
+/// Where and as whom to connect.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Connection {
+    /// The enclave server (`enclave serve`).
+    #[arg(long, env = "ENCLAVE_SERVER", default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// Your user name.
+    #[arg(long, env = "ENCLAVE_USER")]
+    user: String,
+    /// Read the password from standard input (otherwise from ENCLAVE_PASSWORD).
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// Adds `authorization: Bearer …` to every call.
+#[derive(Debug, Clone)]
+pub(crate) struct Bearer(MetadataValue<Ascii>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+pub(crate) type Authorized = InterceptedService<Channel, Bearer>;
+
+/// A logged-in connection.
+#[derive(Debug)]
+pub(crate) struct Client {
+    channel: Channel,
+    bearer: Bearer,
+}
+
+impl Connection {
+    pub(crate) async fn login(&self) -> Result<Client, CommandError> {
+        let password = self.password()?;
+        let channel = Endpoint::from_shared(self.server.clone())
+            .map_err(|error| CommandError::Client(format!("server address: {error}")))?
+            .connect()
+            .await
+            .map_err(|error| {
+                CommandError::Client(format!("cannot reach {}: {error}", self.server))
+            })?;
+        let token = SessionClient::new(channel.clone())
+            .login(proto::LoginRequest {
+                user: self.user.clone(),
+                password,
+            })
+            .await?
+            .into_inner()
+            .token;
+        let bearer = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| CommandError::Client("the server sent a malformed token".into()))?;
+        Ok(Client {
+            channel,
+            bearer: Bearer(bearer),
+        })
+    }
+
+    fn password(&self) -> Result<String, CommandError> {
+        if !self.password_stdin {
+            return std::env::var("ENCLAVE_PASSWORD").map_err(|_| {
+                CommandError::Client(
+                    "give the password on standard input (--password-stdin) or in ENCLAVE_PASSWORD"
+                        .into(),
+                )
+            });
+        }
+        let mut password = String::new();
+        std::io::stdin()
+            .read_to_string(&mut password)
+            .map_err(|source| CommandError::WorkDir {
+                path: "standard input".into(),
+                source,
+            })?;
+        Ok(password.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+impl Client {
+    pub(crate) fn applications(&self) -> ApplicationsClient<Authorized> {
+        ApplicationsClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    pub(crate) fn outputs(&self) -> OutputReleasesClient<Authorized> {
+        OutputReleasesClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+}
+
+/// An application as the terminal shows it.
+pub(crate) fn print_application(application: &proto::Application, detail: bool) {
+    let proposal = application.proposal.clone().unwrap_or_default();
+    println!(
+        "application {}\t{}\tproject {}\t{}",
+        application.id, application.status, proposal.project_id, proposal.title
+    );
+    if !detail {
+        return;
+    }
+    println!("  applicant: {}", application.applicant);
+    println!("  purpose: {}", proposal.purpose);
+    println!("  public interest: {}", proposal.public_interest);
+    println!("  planned outputs: {}", proposal.planned_outputs);
+    if let Some(terms) = &proposal.terms {
+        print_terms("requested", terms);
+    }
+    if let Some(terms) = application
+        .approved
+        .as_ref()
+        .filter(|_| application.amendment)
+    {
+        print_terms("in force", terms);
+    }
+    for condition in &application.conditions {
+        println!("  condition: {condition}");
+    }
+    println!("  eligible votes: {}", application.eligible_votes);
+    for reviewer in &application.reviewers {
+        let state = match (&reviewer.conflict, &reviewer.vote) {
+            (conflict, _) if !conflict.is_empty() => format!("conflict declared: {conflict}"),
+            (_, Some(vote)) => format!("voted {}: {}", vote_name(vote.choice), vote.opinion),
+            _ => "no vote yet".to_string(),
+        };
+        println!("  reviewer {}: {state}", reviewer.user);
+    }
+    for message in &application.messages {
+        println!("  message from {}: {}", message.from, message.text);
+    }
+    for step in &application.history {
+        println!(
+            "  {} {} → {} by {}: {}",
+            step.at, step.from, step.to, step.by, step.note
+        );
+    }
+}
+
+fn print_terms(label: &str, terms: &proto::Terms) {
+    let members: Vec<String> = terms
+        .members
+        .iter()
+        .map(|m| format!("{} ({})", m.user, m.affiliation))
+        .collect();
+    println!("  {label} members: {}", members.join(", "));
+    for table in &terms.tables {
+        let columns = if table.columns.is_empty() {
+            "all columns".to_string()
+        } else {
+            table.columns.join(",")
+        };
+        println!("  {label} table: {} [{columns}]", table.table);
+    }
+    println!(
+        "  {label} period: {}..{} until {}, linkage [{}], k={}, rounding {}",
+        terms.period_first,
+        terms.period_last,
+        terms.valid_until,
+        terms.linkage.join(","),
+        terms.k,
+        terms.rounding
+    );
+}
+
+fn vote_name(choice: i32) -> &'static str {
+    match proto::VoteChoice::try_from(choice) {
+        Ok(proto::VoteChoice::Approve) => "approve",
+        Ok(proto::VoteChoice::Reject) => "reject",
+        Ok(proto::VoteChoice::Return) => "return",
+        _ => "?",
+    }
+}
+
+/// An output release as the terminal shows it.
+pub(crate) fn print_output(release: &proto::OutputRelease) {
+    let findings = release.findings.clone().unwrap_or_default();
+    println!(
+        "output {}\t{}\tproject {}\t{}",
+        release.id, release.status, release.project_id, release.title
+    );
+    println!(
+        "  automatic check: {} ({}); {} groups released, {} suppressed, k={}, rounding {}",
+        if findings.passed { "passed" } else { "refused" },
+        findings.message,
+        findings.released_groups,
+        findings.suppressed_groups,
+        findings.k,
+        findings.rounding
+    );
+    if !release.reviewed_by.is_empty() {
+        println!(
+            "  reviewed by {}: {}",
+            release.reviewed_by, release.review_note
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! The workflow over the state store: every step loads a record, applies
+//! one transition and writes the record (with the project it grants or
+//! closes) in one transaction.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use enclave_access::{Domain, RoleLine, RoleSource};
+use enclave_catalog::Catalog;
+use enclave_state::{Clock, Collection, Project, Role, StateError, StateStore, Write};
+
+use crate::WorkflowError;
+use crate::application::{Act, Application, Proposal};
+use crate::output::{CheckFindings, OutputRelease};
+
+/// Applications and output releases, kept in the state store.
+#[derive(Debug)]
+pub struct Workflow {
+    state: Arc<StateStore>,
+    catalog: Arc<Catalog>,
+    clock: Clock,
+    /// One read-modify-write at a time in this process.
+    turn: Mutex<()>,
+}
+
+impl Workflow {
+    pub fn new(state: Arc<StateStore>, catalog: Arc<Catalog>, clock: Clock) -> Workflow {
+        Workflow {
+            state,
+            catalog,
+            clock,
+            turn: Mutex::new(()),
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn state(&self) -> &Arc<StateStore> {
+        &self.state
+    }
+
+    /// A new draft application by `by`.
+    pub fn create(&self, by: &str, proposal: Proposal) -> Result<Application, WorkflowError> {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        self.check_members_exist(&proposal)?;
+        self.check_project_id_free(&proposal.project_id, None)?;
+        let id = self.state.next_id(Collection::Applications)?.to_string();
+        let application = Application::draft(id, proposal, &self.catalog, self.act(by))?;
+        self.state.write(&[application_write(&application)?])?;
+        Ok(application)
+    }
+
+    pub fn application(&self, id: &str) -> Result<Application, WorkflowError> {
+        self.state
+            .record(Collection::Applications, id)?
+            .ok_or_else(|| WorkflowError::NoApplication(id.to_string()))
+    }
+
+    pub fn applications(&self) -> Result<Vec<Application>, WorkflowError> {
+        let mut all: Vec<Application> = self.state.records(Collection::Applications)?;
+        all.sort_by_key(|a| a.id.parse::<u64>().unwrap_or(u64::MAX));
+        Ok(all)
+    }
+
+    /// Replaces a draft's proposal.
+    pub fn edit(
+        &self,
+        id: &str,
+        by: &str,
+        proposal: Proposal,
+    ) -> Result<Application, WorkflowError> {
+        self.check_members_exist(&proposal)?;
+        self.check_project_id_free(&proposal.project_id, Some(id))?;
+        self.change(id, by, |application, act| {
+            application
+                .edit(proposal, &self.catalog, act)
+                .map(|()| None)
+        })
+    }
+
+    /// Asks for new terms on an approved application.
+    pub fn amend(
+        &self,
+        id: &str,
+        by: &str,
+        terms: crate::application::Terms,
+    ) -> Result<Application, WorkflowError> {
+        self.check_users_exist(terms.members.iter().map(|m| m.user.as_str()))?;
+        self.change(id, by, |application, act| {
+            application.amend(terms, &self.catalog, act).map(|()| None)
+        })
+    }
+
+    /// The chair assigns reviewers; each must hold a reviewer or chair role.
+    pub fn assign(
+        &self,
+        id: &str,
+        by: &str,
+        reviewers: &[String],
+    ) -> Result<Application, WorkflowError> {
+        if reviewers.is_empty() {
+            return Err(WorkflowError::invalid(
+                "reviewers",
+                "name at least one reviewer",
+            ));
+        }
+        for name in reviewers {
+            let role = self
+                .state
+                .user(name)?
+                .filter(|u| !u.disabled)
+                .map(|u| u.role);
+            if !matches!(role, Some(Role::Reviewer | Role::Chair)) {
+                return Err(WorkflowError::invalid(
+                    "reviewers",
+                    format!("`{name}` is not an active committee member"),
+                ));
+            }
+        }
+        self.change(id, by, |application, act| {
+            application.assign(reviewers, act).map(|()| None)
+        })
+    }
+
+    /// Applies one transition to application `id`, writing it and the
+    /// project the transition returns in one transaction.
+    pub fn change(
+        &self,
+        id: &str,
+        by: &str,
+        transition: impl FnOnce(&mut Application, Act<'_>) -> Result<Option<Project>, WorkflowError>,
+    ) -> Result<Application, WorkflowError> {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut application = self.application(id)?;
+        let project = transition(&mut application, self.act(by))?;
+        let mut writes = vec![application_write(&application)?];
+        writes.extend(project.map(Write::Project));
+        self.state.write(&writes)?;
+        Ok(application)
+    }
+
+    /// Expires approved applications whose grant ended; returns the ids of
+    /// the projects closed (their workspaces are the caller's to delete).
+    pub fn expire_due(&self) -> Result<Vec<String>, WorkflowError> {
+        let today = self.clock.today().to_string();
+        let mut closed = Vec::new();
+        for application in self.applications()? {
+            let due = application
+                .approved
+                .as_ref()
+                .is_some_and(|terms| terms.valid_until < today);
+            if !due {
+                continue;
+            }
+            let mut project = None;
+            self.change(&application.id, "system", |application, act| {
+                project = application.expire_if_due(&today, act);
+                Ok(project.clone())
+            })?;
+            closed.extend(project.map(|p| p.id));
+        }
+        Ok(closed)
+    }
+
+    /// Records an output release request whose automatic check has run.
+    pub fn request_output(
+        &self,
+        by: &str,
+        project_id: &str,
+        title: &str,
+        sql: &str,
+        findings: CheckFindings,
+        csv: Option<String>,
+    ) -> Result<OutputRelease, WorkflowError> {
+        let id = self.state.next_id(Collection::OutputReleases)?.to_string();
+        let release =
+            OutputRelease::checked(id, project_id, title, sql, findings, csv, self.act(by))?;
+        self.state.write(&[output_write(&release)?])?;
+        Ok(release)
+    }
+
+    pub fn output(&self, id: &str) -> Result<OutputRelease, WorkflowError> {
+        self.state
+            .record(Collection::OutputReleases, id)?
+            .ok_or_else(|| WorkflowError::NoOutputRelease(id.to_string()))
+    }
+
+    pub fn outputs(&self) -> Result<Vec<OutputRelease>, WorkflowError> {
+        let mut all: Vec<OutputRelease> = self.state.records(Collection::OutputReleases)?;
+        all.sort_by_key(|r| r.id.parse::<u64>().unwrap_or(u64::MAX));
+        Ok(all)
+    }
+
+    /// The second person approves or rejects an output.
+    pub fn review_output(
+        &self,
+        id: &str,
+        by: &str,
+        approve: bool,
+        note: &str,
+    ) -> Result<OutputRelease, WorkflowError> {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut release = self.output(id)?;
+        let members = self
+            .state
+            .project(&release.project_id)?
+            .map(|p| p.members)
+            .unwrap_or_default();
+        release.review(approve, note, &members, self.act(by))?;
+        self.state.write(&[output_write(&release)?])?;
+        Ok(release)
+    }
+
+    fn act<'a>(&self, by: &'a str) -> Act<'a> {
+        Act {
+            by,
+            at: self.clock.now(),
+        }
+    }
+
+    fn check_members_exist(&self, proposal: &Proposal) -> Result<(), WorkflowError> {
+        self.check_users_exist(proposal.terms.members.iter().map(|m| m.user.as_str()))
+    }
+
+    fn check_users_exist<'a>(
+        &self,
+        mut users: impl Iterator<Item = &'a str>,
+    ) -> Result<(), WorkflowError> {
+        users.try_for_each(|user| match self.state.user(user)? {
+            Some(_) => Ok(()),
+            None => Err(WorkflowError::State(StateError::NoUser(user.to_string()))),
+        })
+    }
+
+    /// A project id belongs to one application and no existing project.
+    fn check_project_id_free(
+        &self,
+        project_id: &str,
+        own: Option<&str>,
+    ) -> Result<(), WorkflowError> {
+        let taken_by_application = self
+            .applications()?
+            .iter()
+            .any(|a| a.proposal.project_id == project_id && Some(a.id.as_str()) != own);
+        let own_project = own
+            .map(|id| self.application(id))
+            .transpose()?
+            .is_some_and(|a| a.approved.is_some() && a.proposal.project_id == project_id);
+        if taken_by_application || (self.state.project(project_id)?.is_some() && !own_project) {
+            return Err(WorkflowError::invalid(
+                "project_id",
+                format!("project id `{project_id}` is already in use"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn application_write(application: &Application) -> Result<Write, StateError> {
+    Write::record(Collection::Applications, &application.id, application)
+}
+
+fn output_write(release: &OutputRelease) -> Result<Write, StateError> {
+    Write::record(Collection::OutputReleases, &release.id, release)
+}
+
+/// The access roles applications give: `applicant` and `member` in the
+/// application's domain, `assigned_reviewer` for reviewers of the current
+/// round (a declared conflict is refused by the workflow, which says so).
+#[derive(Debug, Default)]
+pub struct ApplicationRoles;
+
+impl RoleSource for ApplicationRoles {
+    fn role_lines(&self, state: &StateStore) -> Result<Vec<RoleLine>, StateError> {
+        let applications: Vec<Application> = state.records(Collection::Applications)?;
+        let mut lines = Vec::new();
+        for application in applications {
+            let domain = Domain::Application(application.id.clone());
+            lines.push(RoleLine::new(
+                &application.applicant,
+                "applicant",
+                domain.clone(),
+            ));
+            let members = application
+                .proposal
+                .terms
+                .members
+                .iter()
+                .chain(application.approved.iter().flat_map(|t| &t.members));
+            lines.extend(members.map(|m| RoleLine::new(&m.user, "member", domain.clone())));
+            lines.extend(
+                application
+                    .round
+                    .reviewers
+                    .iter()
+                    .map(|r| RoleLine::new(&r.user, "assigned_reviewer", domain.clone())),
+            );
+        }
+        Ok(lines)
+    }
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use enclave_api::proto;
 
-use crate::client::{Connection, print_application, print_output};
+use crate::client::{Client, Connection, print_application, print_output};
 use crate::commands::CommandError;
 
 /// The terms of an application (also what an amendment restates).
@@ -269,7 +269,7 @@ pub(crate) async fn run(command: ApplyCommand) -> Result<(), CommandError> {
             return Ok(());
         }
         ApplyCommand::List { connection, status } => {
-            return list(&connection, status).await;
+            return list(&connection.login().await?, &[status]).await;
         }
         ApplyCommand::Message {
             connection,
@@ -321,15 +321,17 @@ pub(crate) async fn run(command: ApplyCommand) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Lists the applications the caller may see, one line each.
-pub(crate) async fn list(connection: &Connection, status: String) -> Result<(), CommandError> {
-    let client = connection.login().await?;
-    let listed = client
-        .applications()
-        .list(proto::ListApplicationsRequest { status })
-        .await?;
-    for application in &listed.get_ref().applications {
-        print_application(application, false);
+/// Lists the applications the caller may see in each of `statuses`
+/// (`""` = any), one line each.
+pub(crate) async fn list(client: &Client, statuses: &[String]) -> Result<(), CommandError> {
+    for status in statuses {
+        let request = proto::ListApplicationsRequest {
+            status: status.clone(),
+        };
+        let listed = client.applications().list(request).await?;
+        for application in &listed.get_ref().applications {
+            print_application(application, false);
+        }
     }
     Ok(())
 }

@@ -129,8 +129,8 @@ fn decision_kind(decision: DecisionArg) -> proto::DecisionKind {
 pub(crate) async fn run(command: ReviewCommand) -> Result<(), CommandError> {
     let application = match command {
         ReviewCommand::Queue { connection } => {
-            list(&connection, "submitted".into()).await?;
-            return list(&connection, "under_review".into()).await;
+            let waiting = ["submitted".to_string(), "under_review".to_string()];
+            return list(&connection.login().await?, &waiting).await;
         }
         ReviewCommand::Show { connection, id } => {
             let client = connection.login().await?;

@@ -148,7 +148,7 @@ pub struct Message {
 }
 
 /// One review round: its reviewers and the chair's decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Round {
     pub reviewers: Vec<Reviewer>,
     pub decided_by: Option<String>,
@@ -573,16 +573,6 @@ impl Application {
             at: act.at,
             note: note.to_string(),
         });
-    }
-}
-
-impl Default for Round {
-    fn default() -> Round {
-        Round {
-            reviewers: Vec::new(),
-            decided_by: None,
-            decision: None,
-        }
     }
 }
 

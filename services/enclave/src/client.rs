@@ -155,6 +155,15 @@ pub(crate) fn print_application(application: &proto::Application, detail: bool) 
     }
 }
 
+/// `YYYY-MM-DD HH:MM UTC` of Unix seconds.
+fn utc_minute(unix_seconds: i64) -> String {
+    let day = enclave_core::date::CivilDate::from_days_since_epoch(
+        unix_seconds.div_euclid(86_400) as i32
+    );
+    let minutes = unix_seconds.rem_euclid(86_400) / 60;
+    format!("{day} {:02}:{:02} UTC", minutes / 60, minutes % 60)
+}
+
 fn print_terms(label: &str, terms: &proto::Terms) {
     let members: Vec<String> = terms
         .members

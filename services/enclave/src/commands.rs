@@ -277,7 +277,7 @@ async fn demo(
     );
 
     println!(
-        "\n5. demo users and the approved project `demo` in {}",
+        "\n5. demo users; application 1 (project `demo`) approved through the review workflow,\n   application 2 waiting for its reviewers; state in {}",
         paths.state.display()
     );
     seed_demo_state(&paths).await?;

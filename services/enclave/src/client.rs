@@ -150,7 +150,11 @@ pub(crate) fn print_application(application: &proto::Application, detail: bool) 
     for step in &application.history {
         println!(
             "  {} {} → {} by {}: {}",
-            step.at, step.from, step.to, step.by, step.note
+            utc_minute(step.at),
+            step.from,
+            step.to,
+            step.by,
+            step.note
         );
     }
 }

@@ -1,0 +1,34 @@
+use std::path::Path;
+
+use thiserror::Error;
+
+/// Why the audit log could not do what was asked. When writing fails the
+/// log stays failed: every later event is refused, so the actions they
+/// record are refused too.
+#[derive(Debug, Error)]
+pub enum AuditError {
+    #[error("audit log {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "audit log: the log cannot be written; actions are refused until an operator repairs it"
+    )]
+    Unwritable,
+    #[error("audit signing key: {0}")]
+    Key(String),
+    #[error("audit event too large: {0} bytes")]
+    TooLarge(usize),
+    #[error("audit log: {0}")]
+    Corrupt(String),
+}
+
+impl AuditError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> AuditError {
+        AuditError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The tamper-evident audit log.
+//!
+//! Owns the event log every service writes before it answers: append-only
+//! segment files with group commit (one fsync per batch; an event is
+//! answered only once it is on disk), a hash chain over the frames so a
+//! torn, changed, removed or reordered event is found at its place, an
+//! RFC 6962 / 9162 Merkle tree over the events with inclusion and
+//! consistency proofs, signed checkpoints (Ed25519 via ring; the key kept
+//! apart from the log) every N events or T seconds, and `verify`, which
+//! re-reads everything and names the first bad event or checkpoint.
+//! If the log cannot be written it stays failed and every later event is
+//! refused, so the actions they record are refused.
+
+mod checkpoint;
+mod error;
+mod log;
+pub mod merkle;
+mod segment;
+mod verify;
+
+pub use checkpoint::{Checkpoint, CheckpointSigner, hex, load_public_key, public_key_path};
+pub use error::AuditError;
+pub use log::{AuditLog, CheckpointPolicy, Event, NewEvent};
+pub use verify::{VerifyReport, read_events, verify};

@@ -1,0 +1,360 @@
+//! The writer: events queue to one thread that appends them, fsyncs once
+//! per batch (group commit) and only then answers every caller in it, so an
+//! answered event is on disk. Checkpoints are signed every N events or T
+//! seconds.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::AuditError;
+use crate::checkpoint::{CHECKPOINT_FILE, CheckpointSigner};
+use crate::merkle::{Frontier, Hash, leaf_hash};
+use crate::segment::{self, Ending, GENESIS, MAX_EVENT_BYTES};
+
+/// A segment is closed once it holds this many bytes.
+const SEGMENT_BYTES: u64 = 64 << 20;
+/// Most events written under one fsync.
+const MAX_BATCH: usize = 4096;
+
+/// What a service records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// The user (or `system`) acting.
+    pub actor: String,
+    /// What was done, dotted: `login`, `query`, `application.decide`, …
+    pub action: String,
+    /// `ok`, `refused`, `failed`.
+    pub outcome: String,
+    /// Everything else worth keeping, as JSON.
+    pub detail: serde_json::Value,
+}
+
+/// An event as stored: numbered and timed by the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub outcome: String,
+    pub detail: serde_json::Value,
+}
+
+/// When checkpoints are signed.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointPolicy {
+    pub every_events: u64,
+    pub every: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> CheckpointPolicy {
+        CheckpointPolicy {
+            every_events: 1_000,
+            every: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Request {
+    event: NewEvent,
+    reply: oneshot::Sender<Result<u64, AuditError>>,
+}
+
+/// The audit log of one process. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct AuditLog {
+    requests: Sender<Request>,
+}
+
+impl AuditLog {
+    /// Opens (creating) the log in `dir`. A torn tail left by a crash holds
+    /// no answered event: it is cut off, and the cut is itself recorded.
+    pub fn open(
+        dir: &Path,
+        signer: CheckpointSigner,
+        policy: CheckpointPolicy,
+    ) -> Result<AuditLog, AuditError> {
+        std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
+        let (mut writer, recovered) = Writer::recover(dir, signer, policy)?;
+        if let Some(note) = recovered {
+            writer.write_batch(&[note])?;
+        }
+        let (requests, queue) = channel();
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer.run(queue))
+            .map_err(|e| AuditError::io(dir, e))?;
+        Ok(AuditLog { requests })
+    }
+
+    /// Makes `event` durable; answers with its sequence number once it is
+    /// on disk. An error means the action it records must be refused.
+    pub async fn record(&self, event: NewEvent) -> Result<u64, AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request { event, reply })
+            .map_err(|_| AuditError::Unwritable)?;
+        answer.await.map_err(|_| AuditError::Unwritable)?
+    }
+}
+
+struct Writer {
+    dir: PathBuf,
+    file: File,
+    file_path: PathBuf,
+    file_bytes: u64,
+    chain: Hash,
+    tree: Frontier,
+    signer: CheckpointSigner,
+    policy: CheckpointPolicy,
+    checkpointed_size: u64,
+    checkpointed_at: Instant,
+    failed: bool,
+}
+
+impl Writer {
+    /// Reads the existing segments back: chain, tree, next sequence number.
+    fn recover(
+        dir: &Path,
+        signer: CheckpointSigner,
+        policy: CheckpointPolicy,
+    ) -> Result<(Writer, Option<NewEvent>), AuditError> {
+        let mut chain = GENESIS;
+        let mut tree = Frontier::default();
+        let mut recovered = None;
+        let paths = segment::segments(dir)?;
+        for (index, path) in paths.iter().enumerate() {
+            let bytes = segment::read_segment(path)?;
+            let (frames, ending) = segment::read_frames(&bytes, chain);
+            if let Some(bad) = frames.iter().find(|f| !f.digest_ok) {
+                return Err(AuditError::Corrupt(format!(
+                    "{} offset {}: the chain is broken; run `enclave audit verify`",
+                    path.display(),
+                    bad.offset
+                )));
+            }
+            for framed in &frames {
+                tree.push(leaf_hash(&framed.payload));
+                chain = framed.digest;
+            }
+            if let Ending::Torn { offset, bytes } = ending {
+                if index + 1 != paths.len() {
+                    return Err(AuditError::Corrupt(format!(
+                        "{} offset {offset}: a torn write inside the log; run `enclave audit verify`",
+                        path.display()
+                    )));
+                }
+                truncate(path, offset)?;
+                tracing::warn!(segment = %path.display(), offset, bytes, "torn audit tail cut off");
+                recovered = Some(NewEvent {
+                    actor: "system".into(),
+                    action: "audit.recovered".into(),
+                    outcome: "ok".into(),
+                    detail: serde_json::json!({
+                        "segment": file_name(path),
+                        "offset": offset,
+                        "torn_bytes": bytes,
+                    }),
+                });
+            }
+        }
+        let size = tree.size();
+        let (file_path, file_bytes) = match paths.last() {
+            Some(path) => (path.clone(), file_len(path)?),
+            None => (dir.join(segment::segment_name(0)), 0),
+        };
+        let file = open_append(&file_path)?;
+        let writer = Writer {
+            dir: dir.to_path_buf(),
+            file,
+            file_path,
+            file_bytes,
+            chain,
+            tree,
+            signer,
+            policy,
+            checkpointed_size: size,
+            checkpointed_at: Instant::now(),
+            failed: false,
+        };
+        Ok((writer, recovered))
+    }
+
+    fn run(mut self, queue: Receiver<Request>) {
+        loop {
+            let first = match queue.recv_timeout(self.policy.every) {
+                Ok(request) => request,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.checkpoint_if_due();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.checkpoint_now();
+                    return;
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            let events: Vec<NewEvent> = batch.iter().map(|r| r.event.clone()).collect();
+            let written = self.write_batch(&events);
+            for (index, request) in batch.into_iter().enumerate() {
+                let answer = match &written {
+                    Ok(first_seq) => Ok(first_seq + index as u64),
+                    Err(_) => Err(AuditError::Unwritable),
+                };
+                let _ = request.reply.send(answer);
+            }
+            self.checkpoint_if_due();
+        }
+    }
+
+    /// Appends `events` and fsyncs; returns the first one's number.
+    fn write_batch(&mut self, events: &[NewEvent]) -> Result<u64, AuditError> {
+        if self.failed {
+            return Err(AuditError::Unwritable);
+        }
+        let result = self.append(events);
+        if let Err(error) = &result {
+            tracing::error!(%error, "audit log write failed; refusing further actions");
+            self.failed = true;
+        }
+        result
+    }
+
+    fn append(&mut self, events: &[NewEvent]) -> Result<u64, AuditError> {
+        if self.file_bytes >= SEGMENT_BYTES {
+            self.roll()?;
+        }
+        let first_seq = self.tree.size();
+        let at_ms = unix_ms();
+        let mut buffer = Vec::new();
+        let mut chain = self.chain;
+        let mut leaves = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            let stored = Event {
+                seq: first_seq + index as u64,
+                at_ms,
+                actor: event.actor.clone(),
+                action: event.action.clone(),
+                outcome: event.outcome.clone(),
+                detail: event.detail.clone(),
+            };
+            let payload =
+                serde_json::to_vec(&stored).map_err(|e| AuditError::Corrupt(e.to_string()))?;
+            if payload.len() > MAX_EVENT_BYTES {
+                return Err(AuditError::TooLarge(payload.len()));
+            }
+            chain = segment::frame(&mut buffer, &chain, &payload);
+            leaves.push(leaf_hash(&payload));
+        }
+        let path = self.file_path.clone();
+        self.file
+            .write_all(&buffer)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| AuditError::io(&path, e))?;
+        self.file_bytes += buffer.len() as u64;
+        self.chain = chain;
+        leaves.into_iter().for_each(|leaf| self.tree.push(leaf));
+        Ok(first_seq)
+    }
+
+    fn roll(&mut self) -> Result<(), AuditError> {
+        self.file_path = self.dir.join(segment::segment_name(self.tree.size()));
+        self.file = open_append(&self.file_path)?;
+        self.file_bytes = 0;
+        sync_dir(&self.dir)
+    }
+
+    fn checkpoint_if_due(&mut self) {
+        let pending = self.tree.size() - self.checkpointed_size;
+        let due = pending >= self.policy.every_events
+            || (pending > 0 && self.checkpointed_at.elapsed() >= self.policy.every);
+        if due {
+            self.checkpoint_now();
+        }
+    }
+
+    fn checkpoint_now(&mut self) {
+        if self.failed || self.tree.size() == self.checkpointed_size {
+            return;
+        }
+        let checkpoint = self
+            .signer
+            .sign(self.tree.size(), &self.tree.root(), unix_ms());
+        let path = self.dir.join(CHECKPOINT_FILE);
+        let written = serde_json::to_string(&checkpoint)
+            .map_err(|e| AuditError::Corrupt(e.to_string()))
+            .and_then(|line| append_line(&path, &line));
+        match written {
+            Ok(()) => {
+                self.checkpointed_size = checkpoint.size;
+                self.checkpointed_at = Instant::now();
+            }
+            Err(error) => {
+                tracing::error!(%error, "audit checkpoint failed; refusing further actions");
+                self.failed = true;
+            }
+        }
+    }
+}
+
+fn append_line(path: &Path, line: &str) -> Result<(), AuditError> {
+    let mut file = open_append(path)?;
+    file.write_all(format!("{line}\n").as_bytes())
+        .and_then(|()| file.sync_data())
+        .map_err(|e| AuditError::io(path, e))
+}
+
+fn open_append(path: &Path) -> Result<File, AuditError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| AuditError::io(path, e))
+}
+
+fn truncate(path: &Path, length: u64) -> Result<(), AuditError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| AuditError::io(path, e))?;
+    file.set_len(length)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| AuditError::io(path, e))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), AuditError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| AuditError::io(dir, e))
+}
+
+fn file_len(path: &Path) -> Result<u64, AuditError> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| AuditError::io(path, e))
+}
+
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}

@@ -1,0 +1,180 @@
+//! Re-reading the whole log: every frame's chain digest, the sequence
+//! numbers, and every checkpoint's signature and tree head. The first
+//! problem is reported with its place (segment, offset, event, checkpoint).
+
+use std::path::Path;
+
+use crate::AuditError;
+use crate::checkpoint::{CHECKPOINT_FILE, Checkpoint, hex};
+use crate::log::{Event, file_name};
+use crate::merkle::{Frontier, leaf_hash};
+use crate::segment::{self, Ending, GENESIS};
+
+/// The part of an event `verify` reads: skipping the rest is what makes
+/// verification fast.
+#[derive(serde::Deserialize)]
+struct Numbered {
+    seq: u64,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub events: u64,
+    pub checkpoints: u64,
+    /// The latest valid checkpoint.
+    pub latest_checkpoint: Option<Checkpoint>,
+    /// The first problem, precisely placed; `None` when the log verifies.
+    pub problem: Option<String>,
+}
+
+impl VerifyReport {
+    pub fn is_valid(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// Checks the log in `dir` against the checkpoint `public_key`.
+pub fn verify(dir: &Path, public_key: &[u8]) -> Result<VerifyReport, AuditError> {
+    let mut report = VerifyReport {
+        events: 0,
+        checkpoints: 0,
+        latest_checkpoint: None,
+        problem: None,
+    };
+    let checkpoints = read_checkpoints(dir)?;
+    let mut next_checkpoint = 0;
+    let mut tree = Frontier::default();
+    let mut chain = GENESIS;
+    let paths = segment::segments(dir)?;
+    for path in &paths {
+        let name = file_name(path);
+        let bytes = segment::read_segment(path)?;
+        let (frames, ending) = segment::read_frames(&bytes, chain);
+        for framed in frames {
+            let place = format!("segment {name} offset {}", framed.offset);
+            let expected = tree.size();
+            if !framed.digest_ok {
+                return Ok(report.fail(format!(
+                    "{place}: event {expected} was changed, removed or reordered (chain digest mismatch)"
+                )));
+            }
+            match serde_json::from_slice::<Numbered>(&framed.payload) {
+                Ok(event) if event.seq == expected => {}
+                Ok(event) => {
+                    return Ok(report.fail(format!(
+                        "{place}: event numbered {} where {expected} was expected",
+                        event.seq
+                    )));
+                }
+                Err(_) => {
+                    return Ok(report.fail(format!("{place}: event {expected} is not an event")));
+                }
+            }
+            tree.push(leaf_hash(&framed.payload));
+            chain = framed.digest;
+            report.events = tree.size();
+            while let Some((line, checkpoint)) = checkpoints.get(next_checkpoint)
+                && checkpoint.size == tree.size()
+            {
+                if let Err(problem) = check_checkpoint(*line, checkpoint, &tree, public_key) {
+                    return Ok(report.fail(problem));
+                }
+                report.checkpoints += 1;
+                report.latest_checkpoint = Some(checkpoint.clone());
+                next_checkpoint += 1;
+            }
+        }
+        if let Ending::Torn { offset, bytes } = ending {
+            return Ok(report.fail(format!(
+                "segment {name} offset {offset}: torn write ({bytes} bytes that form no whole event)"
+            )));
+        }
+    }
+    if let Some((line, checkpoint)) = checkpoints.get(next_checkpoint) {
+        let problem = if checkpoint.size < report.events {
+            format!(
+                "checkpoint line {line} (size {}) is out of order: the checkpoints before it cover more",
+                checkpoint.size
+            )
+        } else {
+            format!(
+                "checkpoint line {line} covers {} events but the log holds {}: events were removed from the end",
+                checkpoint.size, report.events
+            )
+        };
+        return Ok(report.fail(problem));
+    }
+    Ok(report)
+}
+
+fn check_checkpoint(
+    line: usize,
+    checkpoint: &Checkpoint,
+    tree: &Frontier,
+    public_key: &[u8],
+) -> Result<(), String> {
+    if !checkpoint.verify(public_key) {
+        return Err(format!(
+            "checkpoint line {line} (size {}): the signature does not verify",
+            checkpoint.size
+        ));
+    }
+    if checkpoint.root != hex(&tree.root()) {
+        return Err(format!(
+            "checkpoint line {line}: the first {} events do not hash to the signed root (an event before it was altered)",
+            checkpoint.size
+        ));
+    }
+    Ok(())
+}
+
+impl VerifyReport {
+    fn fail(mut self, problem: String) -> VerifyReport {
+        self.problem = Some(problem);
+        self
+    }
+}
+
+/// (line number, checkpoint) of `checkpoints.jsonl`.
+fn read_checkpoints(dir: &Path) -> Result<Vec<(usize, Checkpoint)>, AuditError> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(AuditError::io(&path, error)),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            serde_json::from_str(line)
+                .map(|checkpoint| (index + 1, checkpoint))
+                .map_err(|_| {
+                    AuditError::Corrupt(format!("checkpoint line {}: not a checkpoint", index + 1))
+                })
+        })
+        .collect()
+}
+
+/// Every event of the log, in order (whole frames only).
+pub fn read_events(dir: &Path) -> Result<Vec<Event>, AuditError> {
+    let mut events = Vec::new();
+    let mut chain = GENESIS;
+    for path in segment::segments(dir)? {
+        let bytes = segment::read_segment(&path)?;
+        let (frames, _) = segment::read_frames(&bytes, chain);
+        for framed in frames {
+            chain = framed.digest;
+            let event = serde_json::from_slice(&framed.payload).map_err(|_| {
+                AuditError::Corrupt(format!(
+                    "{} offset {}: not an event",
+                    path.display(),
+                    framed.offset
+                ))
+            })?;
+            events.push(event);
+        }
+    }
+    Ok(events)
+}

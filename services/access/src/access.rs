@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use enclave_audit::{AuditLog, NewEvent};
 use enclave_core::date::CivilDate;
 use enclave_state::{Clock, StateError, StateStore, User};
 use tokio::sync::Mutex;
@@ -34,6 +35,7 @@ pub struct Access {
     signer: Signer,
     sources: Vec<Arc<dyn RoleSource>>,
     current: Mutex<Option<Built>>,
+    audit: Arc<AuditLog>,
 }
 
 #[derive(Debug)]
@@ -44,14 +46,25 @@ struct Built {
 }
 
 impl Access {
-    pub fn new(state: Arc<StateStore>, clock: Clock, sources: Vec<Arc<dyn RoleSource>>) -> Access {
+    pub fn new(
+        state: Arc<StateStore>,
+        clock: Clock,
+        sources: Vec<Arc<dyn RoleSource>>,
+        audit: Arc<AuditLog>,
+    ) -> Access {
         Access {
             state,
             clock,
             signer: Signer::new(),
             sources,
             current: Mutex::new(None),
+            audit,
         }
+    }
+
+    /// The audit log front ends record their actions in.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
     }
 
     pub fn state(&self) -> &Arc<StateStore> {
@@ -63,11 +76,20 @@ impl Access {
     }
 
     /// Checks a password (off the I/O threads: hashing is slow on purpose)
-    /// and issues a token.
+    /// and issues a token. Success and failure are both recorded first.
     pub async fn login(&self, user: &str, password: &str) -> Result<String, AccessError> {
         let state = Arc::clone(&self.state);
         let (name, password) = (user.to_string(), password.to_string());
         let account = blocking(move || state.authenticate(&name, &password)).await?;
+        let outcome = if account.is_some() { "ok" } else { "refused" };
+        self.audit
+            .record(NewEvent {
+                actor: user.to_string(),
+                action: "login".into(),
+                outcome: outcome.into(),
+                detail: serde_json::Value::Null,
+            })
+            .await?;
         if account.is_none() {
             tracing::warn!(user, "login failed");
             return Err(AccessError::BadCredentials);

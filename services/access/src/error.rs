@@ -16,6 +16,8 @@ pub enum AccessError {
     State(#[from] enclave_state::StateError),
     #[error("access check failed: {0}")]
     Internal(String),
+    #[error(transparent)]
+    Audit(#[from] enclave_audit::AuditError),
 }
 
 impl From<AccessError> for Status {
@@ -25,6 +27,7 @@ impl From<AccessError> for Status {
                 Status::unauthenticated(error.to_string())
             }
             AccessError::Denied(_) => Status::permission_denied(error.to_string()),
+            AccessError::Audit(error) => error.into(),
             AccessError::Policy(_) | AccessError::State(_) | AccessError::Internal(_) => {
                 tracing::error!(%error, "access check failed");
                 Status::internal("internal error; the operator has the details")

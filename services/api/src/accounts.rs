@@ -6,7 +6,7 @@ use enclave_access::{Domain, permissions};
 use enclave_state::{Role, StateError};
 use tonic::{Request, Response, Status};
 
-use crate::context::internal;
+use crate::context::{Audited, audited, internal};
 use crate::proto::grants_server::Grants;
 use crate::proto::users_server::Users;
 use crate::proto::{
@@ -24,7 +24,8 @@ impl Users for Api {
         let caller = self.caller(&request).await?;
         self.check(&caller, &Domain::System, permissions::USER_LIST)
             .await?;
-        let users = self.state(|state| state.users()).await?;
+        let audited = audited(&caller.name, "list users".into(), "");
+        let users = self.state(audited, |state| state.users()).await?;
         Ok(Response::new(ListUsersResponse {
             users: users.iter().map(convert::user).collect(),
         }))
@@ -42,8 +43,9 @@ impl Users for Api {
         let role: Role = role
             .parse()
             .map_err(|e: StateError| Status::invalid_argument(e.to_string()))?;
+        let audited = audited(&caller.name, "add user".into(), &name);
         let user = self
-            .state(move |state| state.add_user(&name, role, &password))
+            .state(audited, move |state| state.add_user(&name, role, &password))
             .await?;
         tracing::info!(by = caller.name, user = user.name, %role, "account added");
         Ok(Response::new(convert::user(&user)))
@@ -62,8 +64,14 @@ impl Users for Api {
                 "you cannot suspend your own account",
             ));
         }
+        let action = if disabled {
+            "suspend user"
+        } else {
+            "restore user"
+        };
+        let audited = audited(&caller.name, action.into(), &name);
         let user = self
-            .state(move |state| state.set_disabled(&name, disabled))
+            .state(audited, move |state| state.set_disabled(&name, disabled))
             .await?;
         Ok(Response::new(convert::user(&user)))
     }
@@ -79,7 +87,8 @@ impl Grants for Api {
         let sees_all = self
             .allows(&caller, &Domain::System, permissions::APPLICATION_LIST)
             .await?;
-        let projects = self.state(|state| state.projects()).await?;
+        let audited = audited(&caller.name, "list grants".into(), "");
+        let projects = self.state(audited, |state| state.projects()).await?;
         let today = self.access().clock().today();
         let grants = projects
             .iter()
@@ -91,25 +100,26 @@ impl Grants for Api {
 }
 
 impl Api {
-    /// Runs a state-store call on the blocking pool; user errors keep their
-    /// text, storage errors are masked.
+    /// Runs an audited state-store call on the blocking pool; user errors
+    /// keep their text, storage errors are masked.
     async fn state<R: Send + 'static>(
         &self,
+        audited: Audited,
         call: impl FnOnce(&enclave_state::StateStore) -> Result<R, StateError> + Send + 'static,
     ) -> Result<R, Status> {
         let state = Arc::clone(self.access().state());
-        tokio::task::spawn_blocking(move || call(&state))
+        self.audited_step(audited, move || call(&state).map_err(state_status))
             .await
-            .map_err(|error| internal(&error))?
-            .map_err(|error| match error {
-                StateError::Storage(_) | StateError::Decode(_) | StateError::PasswordHash => {
-                    internal(&error)
-                }
-                StateError::Busy => Status::unavailable(error.to_string()),
-                StateError::NoUser(_) | StateError::NoProject(_) => {
-                    Status::not_found(error.to_string())
-                }
-                _ => Status::invalid_argument(error.to_string()),
-            })
+    }
+}
+
+fn state_status(error: StateError) -> Status {
+    match error {
+        StateError::Storage(_) | StateError::Decode(_) | StateError::PasswordHash => {
+            internal(&error)
+        }
+        StateError::Busy => Status::unavailable(error.to_string()),
+        StateError::NoUser(_) | StateError::NoProject(_) => Status::not_found(error.to_string()),
+        _ => Status::invalid_argument(error.to_string()),
     }
 }

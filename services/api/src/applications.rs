@@ -5,6 +5,7 @@ use enclave_review::{Application, Decision, Workflow};
 use enclave_state::User;
 use tonic::{Request, Response, Status};
 
+use crate::context::audited;
 use crate::proto::applications_server::Applications;
 use crate::proto::{
     self, AmendApplicationRequest, ApplicationRef, AssignReviewersRequest, CloseApplicationRequest,
@@ -42,8 +43,10 @@ impl Api {
         self.check_any(user, &[domain(&id), Domain::System], permission)
             .await?;
         let by = user.name.clone();
-        self.workflow(move |workflow| workflow.change(&id, &by, transition))
-            .await
+        self.workflow(audited(&by, permission.to_string(), &id), move |workflow| {
+            workflow.change(&id, &by, transition)
+        })
+        .await
     }
 }
 
@@ -55,7 +58,10 @@ impl Applications for Api {
             .await?;
         let proposal = convert::proposal(request.into_inner().proposal)?;
         let application = self
-            .workflow(move |workflow| workflow.create(&user.name, proposal))
+            .workflow(
+                audited(&user.name, "create application".into(), ""),
+                move |workflow| workflow.create(&user.name, proposal),
+            )
             .await?;
         reply(&application)
     }
@@ -67,7 +73,10 @@ impl Applications for Api {
             .await?;
         let proposal = convert::proposal(proposal)?;
         let application = self
-            .workflow(move |workflow| workflow.edit(&id, &user.name, proposal))
+            .workflow(
+                audited(&user.name, "edit application".into(), &id),
+                move |workflow| workflow.edit(&id, &user.name, proposal),
+            )
             .await?;
         reply(&application)
     }
@@ -101,7 +110,10 @@ impl Applications for Api {
             .await?;
         let terms = convert::terms(terms)?;
         let application = self
-            .workflow(move |workflow| workflow.amend(&id, &user.name, terms))
+            .workflow(
+                audited(&user.name, "amend application".into(), &id),
+                move |workflow| workflow.amend(&id, &user.name, terms),
+            )
             .await?;
         reply(&application)
     }
@@ -116,7 +128,10 @@ impl Applications for Api {
         )
         .await?;
         let application = self
-            .workflow(move |workflow| workflow.application(&id))
+            .workflow(
+                audited(&user.name, "read application".into(), &id),
+                move |workflow| workflow.application(&id),
+            )
             .await?;
         reply(&application)
     }
@@ -131,7 +146,12 @@ impl Applications for Api {
             .allows(&user, &Domain::System, permissions::APPLICATION_LIST)
             .await?;
         let status = request.into_inner().status;
-        let applications = self.workflow(Workflow::applications).await?;
+        let applications = self
+            .workflow(
+                audited(&user.name, "list application".into(), ""),
+                Workflow::applications,
+            )
+            .await?;
         let applications = applications
             .iter()
             .filter(|a| sees_all || a.is_member(&user.name))
@@ -147,7 +167,10 @@ impl Applications for Api {
             .await?;
         let AssignReviewersRequest { id, reviewers } = request.into_inner();
         let application = self
-            .workflow(move |workflow| workflow.assign(&id, &user.name, &reviewers))
+            .workflow(
+                audited(&user.name, "assign application".into(), &id),
+                move |workflow| workflow.assign(&id, &user.name, &reviewers),
+            )
             .await?;
         reply(&application)
     }
@@ -191,9 +214,10 @@ impl Applications for Api {
         let (id, note) = (request.id, request.note);
         let by = user.name.clone();
         let application = self
-            .workflow(move |workflow| {
-                workflow.change(&id, &by, |a, act| a.decide(decision, &note, act))
-            })
+            .workflow(
+                audited(&by, "decide application".into(), &id),
+                move |workflow| workflow.change(&id, &by, |a, act| a.decide(decision, &note, act)),
+            )
             .await?;
         reply(&application)
     }

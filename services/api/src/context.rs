@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use enclave_access::{Access, Domain, Permission};
+use enclave_audit::NewEvent;
 use enclave_query::QueryEngine;
 use enclave_review::{Workflow, WorkflowError};
 use enclave_state::{StateError, User};
@@ -87,21 +88,75 @@ impl Api {
             .await?)
     }
 
-    /// Runs a workflow step on the blocking pool (the store is synchronous).
+    /// Runs a workflow step on the blocking pool (the store is synchronous),
+    /// audited as [`Api::audited_step`] does.
     pub(crate) async fn workflow<R: Send + 'static>(
         &self,
+        audited: Audited,
         step: impl FnOnce(&Workflow) -> Result<R, WorkflowError> + Send + 'static,
     ) -> Result<R, Status> {
         let workflow = Arc::clone(&self.inner.workflow);
-        tokio::task::spawn_blocking(move || step(&workflow))
+        self.audited_step(audited, move || step(&workflow).map_err(workflow_status))
             .await
-            .map_err(|error| internal(&error))?
-            .map_err(workflow_status)
+    }
+
+    /// Runs blocking `step` write-ahead audited: the request is durable
+    /// before the step runs (an unwritable log refuses it) and its outcome
+    /// before it is answered.
+    pub(crate) async fn audited_step<R: Send + 'static>(
+        &self,
+        audited: Audited,
+        step: impl FnOnce() -> Result<R, Status> + Send + 'static,
+    ) -> Result<R, Status> {
+        self.record(&audited, "requested", serde_json::Value::Null)
+            .await?;
+        let result = tokio::task::spawn_blocking(step)
+            .await
+            .map_err(|error| internal(&error))?;
+        let (outcome, detail) = match &result {
+            Ok(_) => ("ok", serde_json::Value::Null),
+            Err(status) => (
+                "refused",
+                serde_json::json!({ "code": format!("{:?}", status.code()), "message": status.message() }),
+            ),
+        };
+        self.record(&audited, outcome, detail).await?;
+        result
+    }
+
+    async fn record(
+        &self,
+        audited: &Audited,
+        outcome: &str,
+        mut detail: serde_json::Value,
+    ) -> Result<(), Status> {
+        if !audited.subject.is_empty() {
+            detail = match detail {
+                serde_json::Value::Object(mut fields) => {
+                    fields.insert("subject".into(), audited.subject.clone().into());
+                    serde_json::Value::Object(fields)
+                }
+                _ => serde_json::json!({ "subject": audited.subject }),
+            };
+        }
+        let event = NewEvent {
+            actor: audited.actor.clone(),
+            action: audited.action.clone(),
+            outcome: outcome.into(),
+            detail,
+        };
+        self.inner.access.audit().record(event).await?;
+        Ok(())
     }
 
     /// Expires grants whose period ended and deletes their workspaces.
     pub async fn expire_due(&self) -> Result<Vec<String>, Status> {
-        let closed = self.workflow(Workflow::expire_due).await?;
+        let closed = self
+            .workflow(
+                audited("system", "expire grants".into(), ""),
+                Workflow::expire_due,
+            )
+            .await?;
         for project in &closed {
             self.delete_workspace(project).await?;
         }
@@ -117,6 +172,22 @@ impl Api {
             .map_err(|error| internal(&error))?;
         tracing::info!(project, deleted, "workspace deleted");
         Ok(())
+    }
+}
+
+/// What one API call records: who, what, on which record.
+#[derive(Debug)]
+pub(crate) struct Audited {
+    actor: String,
+    action: String,
+    subject: String,
+}
+
+pub(crate) fn audited(actor: &str, action: String, subject: &str) -> Audited {
+    Audited {
+        actor: actor.to_string(),
+        action,
+        subject: subject.to_string(),
     }
 }
 

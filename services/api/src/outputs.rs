@@ -10,6 +10,7 @@ use enclave_state::User;
 use tonic::{Request, Response, Status};
 
 use crate::Api;
+use crate::context::audited;
 use crate::context::internal;
 use crate::convert::{self, rounding_name};
 use crate::proto::output_releases_server::OutputReleases;
@@ -101,9 +102,12 @@ impl OutputReleases for Api {
         .await?;
         let (findings, csv) = self.automatic_check(&user, &project_id, &sql).await?;
         let release = self
-            .workflow(move |workflow| {
-                workflow.request_output(&user.name, &project_id, &title, &sql, findings, csv)
-            })
+            .workflow(
+                audited(&user.name, "request output".into(), &project_id),
+                move |workflow| {
+                    workflow.request_output(&user.name, &project_id, &title, &sql, findings, csv)
+                },
+            )
             .await?;
         reply(&release)
     }
@@ -123,7 +127,13 @@ impl OutputReleases for Api {
             .allows(&user, &Domain::System, permissions::OUTPUT_LIST)
             .await?;
         let mut releases = Vec::new();
-        for release in self.workflow(Workflow::outputs).await? {
+        for release in self
+            .workflow(
+                audited(&user.name, "list output".into(), ""),
+                Workflow::outputs,
+            )
+            .await?
+        {
             let project = Domain::Project(release.project_id.clone());
             if sees_all
                 || self
@@ -142,7 +152,10 @@ impl OutputReleases for Api {
             .await?;
         let ReviewOutputRequest { id, approve, note } = request.into_inner();
         let release = self
-            .workflow(move |workflow| workflow.review_output(&id, &user.name, approve, &note))
+            .workflow(
+                audited(&user.name, "review output".into(), &id),
+                move |workflow| workflow.review_output(&id, &user.name, approve, &note),
+            )
             .await?;
         reply(&release)
     }
@@ -150,7 +163,12 @@ impl OutputReleases for Api {
     async fn download(&self, request: Request<OutputRef>) -> Result<Response<OutputFile>, Status> {
         let user = self.caller(&request).await?;
         let id = request.into_inner().id;
-        let release = self.workflow(move |workflow| workflow.output(&id)).await?;
+        let release = self
+            .workflow(
+                audited(&user.name, "download output".into(), &id),
+                move |workflow| workflow.output(&id),
+            )
+            .await?;
         self.check(
             &user,
             &Domain::Project(release.project_id.clone()),
@@ -172,7 +190,12 @@ impl OutputReleases for Api {
 impl Api {
     /// An output the caller may read: a reviewer any, a member their project's.
     async fn readable_output(&self, user: &User, id: String) -> Result<OutputRelease, Status> {
-        let release = self.workflow(move |workflow| workflow.output(&id)).await?;
+        let release = self
+            .workflow(
+                audited(&user.name, "read output".into(), &id),
+                move |workflow| workflow.output(&id),
+            )
+            .await?;
         self.check_any(
             user,
             &[Domain::Project(release.project_id.clone()), Domain::System],

@@ -32,3 +32,14 @@ impl AuditError {
         }
     }
 }
+
+impl From<AuditError> for tonic::Status {
+    /// Every audit failure refuses the action it would have recorded; the
+    /// details (paths, OS errors) stay in the server's log.
+    fn from(error: AuditError) -> tonic::Status {
+        tracing::error!(%error, "audit log");
+        tonic::Status::unavailable(
+            "the audit log cannot record this action, so it is refused; the operator has the details",
+        )
+    }
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use enclave_access::Access;
 use enclave_api::Api;
+use enclave_audit::{AuditLog, CheckpointPolicy, CheckpointSigner, NewEvent};
 use enclave_query::{Limits, QueryEngine};
 use enclave_review::{ApplicationRoles, Workflow};
 use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Role, Rounding, StateStore};
@@ -232,6 +233,39 @@ pub(crate) struct ServeOptions {
     /// Time limit of one query, in seconds.
     #[arg(long, default_value_t = 300)]
     pub query_timeout_secs: u64,
+    /// Audit log directory [default: <state>/audit].
+    #[arg(long)]
+    pub audit_dir: Option<PathBuf>,
+    /// Checkpoint signing key (Ed25519, PKCS#8), made on first start with
+    /// its public key beside it (`.pub`); keep it apart from the log
+    /// [default: <state>/audit-signing.key].
+    #[arg(long)]
+    pub audit_key: Option<PathBuf>,
+}
+
+/// Opens the audit log, making the signing key on first start.
+pub(crate) fn open_audit(
+    state: &Path,
+    options: &ServeOptions,
+) -> Result<Arc<AuditLog>, CommandError> {
+    let dir = options
+        .audit_dir
+        .clone()
+        .unwrap_or_else(|| state.join("audit"));
+    let key = options
+        .audit_key
+        .clone()
+        .unwrap_or_else(|| state.join("audit-signing.key"));
+    let signer = if key.exists() {
+        CheckpointSigner::load(&key)?
+    } else {
+        CheckpointSigner::create(&key)?
+    };
+    Ok(Arc::new(AuditLog::open(
+        &dir,
+        signer,
+        CheckpointPolicy::default(),
+    )?))
 }
 
 /// How often grants whose period ended are expired (and their workspaces
@@ -244,6 +278,7 @@ pub(crate) async fn serve(
     options: ServeOptions,
 ) -> Result<(), CommandError> {
     let store = DataStore::open_local(data)?;
+    let audit = open_audit(state, &options)?;
     let state = Arc::new(StateStore::open(state)?);
     let limits = Limits {
         query_memory_bytes: options.query_memory_mb << 20,
@@ -259,6 +294,7 @@ pub(crate) async fn serve(
         Arc::clone(&state),
         clock.clone(),
         vec![Arc::new(ApplicationRoles)],
+        Arc::clone(&audit),
     ));
     let catalog = Arc::new(engine.catalog().clone());
     let workflow = Arc::new(Workflow::new(state, catalog, clock));
@@ -267,6 +303,14 @@ pub(crate) async fn serve(
         .routes()
         .add_service(enclave_flight::flight_service(engine, access));
     tokio::spawn(expire_grants(api));
+    audit
+        .record(NewEvent {
+            actor: "system".into(),
+            action: "server.start".into(),
+            outcome: "ok".into(),
+            detail: serde_json::json!({ "release": release, "listen": options.listen.to_string() }),
+        })
+        .await?;
     let config = enclave_api::ServerConfig {
         listen: options.listen,
         tls: options.tls_cert.zip(options.tls_key),

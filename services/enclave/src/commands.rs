@@ -48,6 +48,8 @@ pub(crate) enum CommandError {
     Serve(#[from] enclave_api::ServeError),
     #[error(transparent)]
     Workflow(#[from] enclave_review::WorkflowError),
+    #[error(transparent)]
+    Audit(#[from] enclave_audit::AuditError),
     #[error("{0}")]
     Client(String),
     #[error("{}: {}", rpc_code_name(.0.code()), .0.message())]
@@ -124,6 +126,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
         } => admin::serve(&data, &state, options).await?,
         Command::Apply { command } => crate::apply::run(command).await?,
         Command::Review { command } => crate::review::run(command).await?,
+        Command::Audit { command } => crate::audit::run(command)?,
         Command::User { command } => admin::user(command)?,
         Command::Project { command } => admin::project(command).await?,
         Command::Optout { command } => admin::opt_out(command)?,
@@ -293,6 +296,8 @@ async fn demo(
         query_memory_mb: 2048,
         query_timeout_secs: 300,
         total_memory_mb: 8192,
+        audit_dir: Some(workdir.join("audit")),
+        audit_key: Some(workdir.join("keys").join("audit-signing.key")),
     };
     admin::serve(&paths.data, &paths.state, options).await
 }

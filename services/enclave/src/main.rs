@@ -8,12 +8,14 @@
 //!   gRPC API (enclave-api: applications, review, output releases) on one port
 //! - `apply`, `review`: the researcher's and the committee's side of the
 //!   workflow, as clients of the gRPC API
+//! - `audit`: verify, tail and search the audit log (enclave-audit)
 //! - `user`, `project`, `optout`: accounts, projects decided outside the
 //!   workflow, opt-out requests (enclave-state)
 //! - `demo`: all of the above on embedded defaults in a work directory, then serve
 
 mod admin;
 mod apply;
+mod audit;
 mod client;
 mod commands;
 mod key;
@@ -124,6 +126,11 @@ enum Command {
     Review {
         #[command(subcommand)]
         command: review::ReviewCommand,
+    },
+    /// Verify and read the audit log (operator).
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Manage users.
     User {

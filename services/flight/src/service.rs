@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
@@ -36,6 +37,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::prepared::PreparedStatements;
 use crate::results::PendingResults;
 use enclave_access::{Access, Domain, basic_credentials, permissions};
+use enclave_audit::NewEvent;
 
 /// The call header that picks a project.
 pub const PROJECT_HEADER: &str = "x-enclave-project";
@@ -102,12 +104,86 @@ impl EnclaveFlightSql {
             .metadata()
             .get(PROJECT_HEADER)
             .and_then(|value| value.to_str().ok());
-        let session = self.engine.session(&user, project).map_err(status)?;
+        self.project_session(&user, project).await
+    }
+
+    /// The session of `user` in `project` (or their only one) once the
+    /// access policy lets them query it today.
+    async fn project_session(
+        &self,
+        user: &str,
+        project: Option<&str>,
+    ) -> Result<ProjectSession, Status> {
+        let session = self.engine.session(user, project).map_err(status)?;
         let domain = Domain::Project(session.project().id.clone());
         self.access
-            .check(&user, &domain, permissions::DATA_QUERY)
+            .check(user, &domain, permissions::DATA_QUERY)
             .await?;
         Ok(session)
+    }
+
+    /// Runs a statement and makes its audit event durable before anything
+    /// is answered: an unwritable log refuses the statement.
+    async fn execute_audited(
+        &self,
+        session: &ProjectSession,
+        sql: &str,
+        params: Option<ParamValues>,
+    ) -> Result<Outcome, Status> {
+        let started = Instant::now();
+        let outcome = session.execute(sql, params).await;
+        let summary = match &outcome {
+            Ok(Outcome::Rows(released)) => (
+                "ok",
+                serde_json::json!({
+                    "released_groups": released.released_groups,
+                    "suppressed_groups": released.suppressed_groups,
+                }),
+            ),
+            Ok(Outcome::Updated(rows)) => ("ok", serde_json::json!({ "rows_written": rows })),
+            Err(error) => failure_summary(error),
+        };
+        self.record_statement(session, sql, "execute", summary, started)
+            .await?;
+        outcome.map_err(status)
+    }
+
+    /// Plans a statement to prepare it; a refusal is recorded like an
+    /// executed one (clients such as ADBC prepare every query).
+    async fn prepare_audited(
+        &self,
+        session: &ProjectSession,
+        sql: &str,
+    ) -> Result<SchemaRef, Status> {
+        let started = Instant::now();
+        let prepared = session.prepare(sql).await;
+        if let Err(error) = &prepared {
+            self.record_statement(session, sql, "prepare", failure_summary(error), started)
+                .await?;
+        }
+        prepared.map_err(status)
+    }
+
+    async fn record_statement(
+        &self,
+        session: &ProjectSession,
+        sql: &str,
+        phase: &str,
+        (outcome, mut detail): (&str, serde_json::Value),
+        started: Instant,
+    ) -> Result<(), Status> {
+        detail["project"] = session.project().id.clone().into();
+        detail["sql"] = sql.into();
+        detail["phase"] = phase.into();
+        detail["duration_ms"] = (started.elapsed().as_millis() as u64).into();
+        let event = NewEvent {
+            actor: session.user().to_string(),
+            action: "query".into(),
+            outcome: outcome.into(),
+            detail,
+        };
+        self.access.audit().record(event).await?;
+        Ok(())
     }
 
     /// Runs a statement now and describes its released result; the ticket
@@ -119,7 +195,7 @@ impl EnclaveFlightSql {
         params: Option<ParamValues>,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
-        let outcome = session.execute(sql, params).await.map_err(status)?;
+        let outcome = self.execute_audited(session, sql, params).await?;
         let (schema, rows) = match &outcome {
             Outcome::Rows(released) => (released_schema(released), released.released_groups),
             Outcome::Updated(_) => (Arc::new(Schema::empty()), 0),
@@ -327,7 +403,7 @@ impl FlightSqlService for EnclaveFlightSql {
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let session = self.session(&request).await?;
-        let schema = session.prepare(&query.query).await.map_err(status)?;
+        let schema = self.prepare_audited(&session, &query.query).await?;
         let handle = self
             .prepared
             .create(session.user(), &session.project().id, &query.query);
@@ -382,9 +458,8 @@ impl FlightSqlService for EnclaveFlightSql {
             .get(&command.prepared_statement_handle, &user)
             .ok_or_else(|| Status::not_found("no such prepared statement"))?;
         let session = self
-            .engine
-            .session(&user, Some(&statement.project))
-            .map_err(status)?;
+            .project_session(&user, Some(&statement.project))
+            .await?;
         let params = statement.params.map(Into::into);
         self.run_for_info(&session, &statement.sql, params, request.into_inner())
             .await
@@ -401,13 +476,12 @@ impl FlightSqlService for EnclaveFlightSql {
             .get(&command.prepared_statement_handle, &user)
             .ok_or_else(|| Status::not_found("no such prepared statement"))?;
         let session = self
-            .engine
-            .session(&user, Some(&statement.project))
-            .map_err(status)?;
+            .project_session(&user, Some(&statement.project))
+            .await?;
+        let params = statement.params.map(Into::into);
         updated_rows(
-            session
-                .execute(&statement.sql, statement.params.map(Into::into))
-                .await,
+            self.execute_audited(&session, &statement.sql, params)
+                .await?,
         )
     }
 
@@ -417,7 +491,7 @@ impl FlightSqlService for EnclaveFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let session = self.session(&request).await?;
-        updated_rows(session.execute(&command.query, None).await)
+        updated_rows(self.execute_audited(&session, &command.query, None).await?)
     }
 
     async fn get_flight_info_catalogs(
@@ -562,8 +636,19 @@ impl FlightSqlService for EnclaveFlightSql {
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
-fn updated_rows(outcome: Result<Outcome, QueryError>) -> Result<i64, Status> {
-    match outcome.map_err(status)? {
+/// How a failed statement is recorded: its rule when refused.
+fn failure_summary(error: &QueryError) -> (&'static str, serde_json::Value) {
+    match error {
+        QueryError::Refused { rule, .. } => ("refused", serde_json::json!({ "rule": rule.id() })),
+        error => (
+            "failed",
+            serde_json::json!({ "error": error.user_message() }),
+        ),
+    }
+}
+
+fn updated_rows(outcome: Outcome) -> Result<i64, Status> {
+    match outcome {
         Outcome::Updated(rows) => Ok(rows as i64),
         Outcome::Rows(_) => Err(Status::invalid_argument(
             "this call runs CREATE/DROP TABLE work.<name>; send queries as queries",

@@ -303,14 +303,8 @@ pub(crate) async fn serve(
         .routes()
         .add_service(enclave_flight::flight_service(engine, access));
     tokio::spawn(expire_grants(api));
-    audit
-        .record(NewEvent {
-            actor: "system".into(),
-            action: "server.start".into(),
-            outcome: "ok".into(),
-            detail: serde_json::json!({ "release": release, "listen": options.listen.to_string() }),
-        })
-        .await?;
+    let detail = serde_json::json!({ "release": release, "listen": options.listen.to_string() });
+    server_event(&audit, "server.start", detail.clone()).await?;
     let config = enclave_api::ServerConfig {
         listen: options.listen,
         tls: options.tls_cert.zip(options.tls_key),
@@ -328,12 +322,49 @@ pub(crate) async fn serve(
                 "serving Flight SQL and the enclave API on {scheme}://{address} (release {release}); Ctrl-C stops"
             )
         },
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        },
+        stop_signal(),
     )
     .await?;
+    server_event(&audit, "server.stop", detail).await?;
     Ok(())
+}
+
+async fn server_event(
+    audit: &AuditLog,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<(), CommandError> {
+    let event = NewEvent {
+        actor: "system".into(),
+        action: action.into(),
+        outcome: "ok".into(),
+        detail,
+    };
+    audit.record(event).await?;
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from a service manager.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Expires ended grants now and then, for as long as the server runs.

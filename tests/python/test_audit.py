@@ -49,3 +49,12 @@ def test_a_changed_event_fails_verification(cli, enclave, tmp_path):
                    check=False)
     assert done.returncode != 0
     assert "was changed, removed or reordered" in done.stderr and "offset" in done.stderr
+
+
+def test_near_identical_queries_raise_an_alert(cli, enclave):
+    with enclave.connect("alice") as conn:
+        for i in range(12):
+            query(conn, "SELECT sex, count(DISTINCT person_id) AS persons FROM ndb.receipts "
+                        f"WHERE total_points <> {1000 + i} GROUP BY sex")
+    out = cli.run("audit", "alerts", "--dir", enclave.state / "audit").stdout
+    assert any(line.startswith("near-identical-queries\talice\t") for line in out.splitlines()), out

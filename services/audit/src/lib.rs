@@ -9,8 +9,11 @@
 //! apart from the log) every N events or T seconds, and `verify`, which
 //! re-reads everything and names the first bad event or checkpoint.
 //! If the log cannot be written it stays failed and every later event is
-//! refused, so the actions they record are refused.
+//! refused, so the actions they record are refused. `alerts` finds patterns
+//! operators should look at (repeated refusals, failed logins, near-identical
+//! queries).
 
+pub mod alerts;
 mod checkpoint;
 mod error;
 mod log;

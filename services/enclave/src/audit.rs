@@ -27,6 +27,12 @@ pub(crate) enum AuditCommand {
         #[arg(short = 'n', long, default_value_t = 20)]
         lines: usize,
     },
+    /// Suspicious patterns: repeated refusals, failed logins, many queries
+    /// differing only in their literals (10-minute windows).
+    Alerts {
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Events matching every filter given.
     Search {
         #[arg(long)]
@@ -65,6 +71,14 @@ pub(crate) fn run(command: AuditCommand) -> Result<(), CommandError> {
                 )));
             }
             println!("the audit log verifies");
+        }
+        AuditCommand::Alerts { dir } => {
+            for alert in enclave_audit::alerts::alerts(&read_events(&dir)?) {
+                println!(
+                    "{}\t{}\tevents {}..{}\t{}",
+                    alert.kind, alert.actor, alert.first_seq, alert.last_seq, alert.summary
+                );
+            }
         }
         AuditCommand::Tail { dir, lines } => {
             let events = read_events(&dir)?;

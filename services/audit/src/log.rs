@@ -141,7 +141,7 @@ impl Writer {
                 )));
             }
             for framed in &frames {
-                tree.push(leaf_hash(&framed.payload));
+                tree.push(leaf_hash(framed.payload));
                 chain = framed.digest;
             }
             if let Ending::Torn { offset, bytes } = ending {

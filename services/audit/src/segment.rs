@@ -39,9 +39,9 @@ pub(crate) fn frame(buffer: &mut Vec<u8>, previous: &Hash, payload: &[u8]) -> Ha
 
 /// One event read back from a segment.
 #[derive(Debug)]
-pub(crate) struct Framed {
+pub(crate) struct Framed<'a> {
     pub(crate) offset: u64,
-    pub(crate) payload: Vec<u8>,
+    pub(crate) payload: &'a [u8],
     pub(crate) digest_ok: bool,
     pub(crate) digest: Hash,
 }
@@ -58,7 +58,7 @@ pub(crate) enum Ending {
 }
 
 /// Reads every whole frame of `bytes`, checking the chain from `previous`.
-pub(crate) fn read_frames(bytes: &[u8], mut previous: Hash) -> (Vec<Framed>, Ending) {
+pub(crate) fn read_frames(bytes: &[u8], mut previous: Hash) -> (Vec<Framed<'_>>, Ending) {
     let mut frames = Vec::new();
     let mut offset = 0usize;
     while offset < bytes.len() {
@@ -75,10 +75,10 @@ pub(crate) fn read_frames(bytes: &[u8], mut previous: Hash) -> (Vec<Framed>, End
         if length > MAX_EVENT_BYTES || rest.len() < end {
             return (frames, torn);
         }
-        let payload = rest[LENGTH_BYTES..LENGTH_BYTES + length].to_vec();
+        let payload = &rest[LENGTH_BYTES..LENGTH_BYTES + length];
         let mut stored = [0u8; 32];
         stored.copy_from_slice(&rest[LENGTH_BYTES + length..end]);
-        let digest_ok = chain_digest(&previous, &payload) == stored;
+        let digest_ok = chain_digest(&previous, payload) == stored;
         previous = stored;
         frames.push(Framed {
             offset: offset as u64,

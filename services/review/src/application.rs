@@ -484,18 +484,7 @@ impl Application {
     /// The project the approved terms make.
     fn project(&self, status: ProjectStatus) -> Project {
         let terms = self.approved.as_ref().unwrap_or(&self.proposal.terms);
-        Project {
-            id: self.proposal.project_id.clone(),
-            title: self.proposal.title.clone(),
-            members: terms.members.iter().map(|m| m.user.clone()).collect(),
-            grants: terms.grants.clone(),
-            period: terms.period,
-            valid_until: terms.valid_until.clone(),
-            k: terms.k,
-            rounding: terms.rounding,
-            workspace_quota_bytes: WORKSPACE_QUOTA_BYTES,
-            status,
-        }
+        project_of(&self.proposal, terms, status)
     }
 
     fn restore_approved_terms(&mut self) {
@@ -617,6 +606,13 @@ fn validate_proposal(
     validate_grants(&terms.grants, catalog)?;
     validate_linkage(terms)?;
     // The rest (project id, dates) is what a project checks.
+    project_of(proposal, terms, ProjectStatus::Active)
+        .validate()
+        .map_err(WorkflowError::State)
+}
+
+/// The project `terms` make for `proposal`.
+fn project_of(proposal: &Proposal, terms: &Terms, status: ProjectStatus) -> Project {
     Project {
         id: proposal.project_id.clone(),
         title: proposal.title.clone(),
@@ -627,10 +623,8 @@ fn validate_proposal(
         k: terms.k,
         rounding: terms.rounding,
         workspace_quota_bytes: WORKSPACE_QUOTA_BYTES,
-        status: ProjectStatus::Active,
+        status,
     }
-    .validate()
-    .map_err(WorkflowError::State)
 }
 
 /// Every requested table and column must be in the catalog.

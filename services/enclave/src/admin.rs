@@ -1,7 +1,6 @@
 //! Users, projects decided outside the workflow and opt-outs in the state
 //! store, and the server (Flight SQL and the gRPC API on one port).
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,15 +94,8 @@ pub(crate) fn user(command: UserCommand) -> Result<(), CommandError> {
         role,
         password_stdin: _,
     } = command;
-    let mut password = String::new();
-    std::io::stdin()
-        .read_to_string(&mut password)
-        .map_err(|source| CommandError::WorkDir {
-            path: "standard input".into(),
-            source,
-        })?;
-    let password = password.trim_end_matches(['\r', '\n']);
-    StateStore::open(&state)?.add_user(&name, role, password)?;
+    let password = crate::client::password_from_stdin()?;
+    StateStore::open(&state)?.add_user(&name, role, &password)?;
     println!("user {name} ({role}) added");
     Ok(())
 }

@@ -275,15 +275,7 @@ pub(crate) async fn run(command: ApplyCommand) -> Result<(), CommandError> {
             connection,
             id,
             text,
-        } => {
-            let request = proto::SendMessageRequest { id, text };
-            connection
-                .login()
-                .await?
-                .applications()
-                .send_message(request)
-                .await?
-        }
+        } => connection.send_message(id, text).await?,
         ApplyCommand::Close(Target { connection, id }) => {
             let request = proto::CloseApplicationRequest {
                 id,

@@ -87,15 +87,35 @@ impl Connection {
                 )
             });
         }
-        let mut password = String::new();
-        std::io::stdin()
-            .read_to_string(&mut password)
-            .map_err(|source| CommandError::WorkDir {
-                path: "standard input".into(),
-                source,
-            })?;
-        Ok(password.trim_end_matches(['\r', '\n']).to_string())
+        password_from_stdin()
     }
+
+    /// Logs in and adds `text` to the messages of application `id`.
+    pub(crate) async fn send_message(
+        &self,
+        id: String,
+        text: String,
+    ) -> Result<tonic::Response<proto::Application>, CommandError> {
+        let request = proto::SendMessageRequest { id, text };
+        Ok(self
+            .login()
+            .await?
+            .applications()
+            .send_message(request)
+            .await?)
+    }
+}
+
+/// A password given on standard input, without its line ending.
+pub(crate) fn password_from_stdin() -> Result<String, CommandError> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .map_err(|source| CommandError::WorkDir {
+            path: "standard input".into(),
+            source,
+        })?;
+    Ok(password.trim_end_matches(['\r', '\n']).to_string())
 }
 
 impl Client {

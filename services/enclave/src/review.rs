@@ -209,15 +209,7 @@ pub(crate) async fn run(command: ReviewCommand) -> Result<(), CommandError> {
             connection,
             id,
             text,
-        } => {
-            let request = proto::SendMessageRequest { id, text };
-            connection
-                .login()
-                .await?
-                .applications()
-                .send_message(request)
-                .await?
-        }
+        } => connection.send_message(id, text).await?,
         ReviewCommand::Outputs { connection } => {
             let client = connection.login().await?;
             let listed = client.outputs().list(proto::ListOutputsRequest {}).await?;

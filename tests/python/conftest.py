@@ -357,6 +357,23 @@ def projects() -> dict[str, Project]:
     return PROJECTS
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """A local S3-compatible server started by `scripts/s3-server.sh`: its endpoint URL."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "s3-server.sh"
+    log = tmp_path_factory.mktemp("s3") / "s3-server.log"
+    with open(log, "wb") as err:
+        process = subprocess.Popen([script], stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True)
+    # The script prints the URL once the server answers, or exits (its own deadline).
+    url = process.stdout.readline().strip()
+    if not url:
+        process.wait(10)
+        raise RuntimeError(f"{script} exited {process.returncode}:\n{log.read_text(errors='replace')}")
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """A failing test's report ends with the servers' recent log lines."""

@@ -14,7 +14,7 @@ use enclave_api::proto::output_releases_client::OutputReleasesClient;
 use enclave_api::proto::session_client::SessionClient;
 use enclave_api::proto::{self, DecisionKind, VoteChoice};
 use enclave_api::{Api, ServerConfig};
-use enclave_audit::{AuditLog, CheckpointPolicy, CheckpointSigner};
+use enclave_audit::{AuditLog, CheckpointSigner, LogPolicy};
 use enclave_query::{Limits, QueryEngine};
 use enclave_review::{ApplicationRoles, Workflow};
 use enclave_state::{Clock, Role, StateStore};
@@ -65,11 +65,7 @@ async fn start_server() -> Server {
         .unwrap();
     let clock = Clock::offset();
     let signer = CheckpointSigner::create(&dir.path().join("audit.key")).unwrap();
-    let audit = AuditLog::open(
-        &dir.path().join("audit"),
-        signer,
-        CheckpointPolicy::default(),
-    );
+    let audit = AuditLog::open(&dir.path().join("audit"), signer, LogPolicy::default());
     let access = Arc::new(Access::new(
         Arc::clone(&state),
         clock.clone(),

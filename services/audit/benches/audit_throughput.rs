@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use enclave_audit::{AuditLog, CheckpointPolicy, CheckpointSigner, NewEvent, verify};
+use enclave_audit::{AuditLog, CheckpointSigner, LogPolicy, NewEvent, verify};
 
 const DEFAULT_EVENTS: usize = 100_000;
 
@@ -36,9 +36,10 @@ async fn durable_rate(
     let signer = CheckpointSigner::create(&dir.path().join("audit.key")).expect("key");
     let public_key = signer.public_key().to_vec();
     let log_dir = dir.path().join("log");
-    let policy = CheckpointPolicy {
-        every_events: 10_000,
-        every: Duration::from_secs(10),
+    let policy = LogPolicy {
+        checkpoint_events: 10_000,
+        checkpoint_every: Duration::from_secs(10),
+        ..LogPolicy::default()
     };
     let log = Arc::new(AuditLog::open(&log_dir, signer, policy).expect("log opens"));
     let per_writer = events / writers;

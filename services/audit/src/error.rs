@@ -22,6 +22,18 @@ pub enum AuditError {
     TooLarge(usize),
     #[error("audit log: {0}")]
     Corrupt(String),
+    #[error("audit archive: {0} is not an archive address; give s3://bucket/prefix")]
+    ArchiveAddress(String),
+    #[error(
+        "audit archive: bucket {bucket} does not have S3 Object Lock enabled, so archived audit objects could be deleted; refusing to start (use a bucket created with Object Lock)"
+    )]
+    ArchiveUnlocked { bucket: String },
+    #[error("audit archive {location}: {operation} failed: {message}")]
+    Archive {
+        location: String,
+        operation: &'static str,
+        message: String,
+    },
 }
 
 impl AuditError {

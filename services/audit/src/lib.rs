@@ -11,9 +11,12 @@
 //! If the log cannot be written it stays failed and every later event is
 //! refused, so the actions they record are refused. `alerts` finds patterns
 //! operators should look at (repeated refusals, failed logins, near-identical
-//! queries).
+//! queries). `archive` copies sealed segments and checkpoints to S3 under
+//! Object Lock (compliance mode) so that nobody can delete them before their
+//! retention date.
 
 pub mod alerts;
+mod archive;
 mod checkpoint;
 mod error;
 mod log;
@@ -21,7 +24,8 @@ pub mod merkle;
 mod segment;
 mod verify;
 
+pub use archive::{Archive, ArchiveLocation, ArchiveTask};
 pub use checkpoint::{Checkpoint, CheckpointSigner, hex, load_public_key, public_key_path};
 pub use error::AuditError;
-pub use log::{AuditLog, CheckpointPolicy, Event, NewEvent};
+pub use log::{AuditLog, Event, LogPolicy, NewEvent};
 pub use verify::{VerifyReport, read_events, verify};

@@ -1,7 +1,9 @@
 //! The writer: events queue to one thread that appends them, fsyncs once
 //! per batch (group commit) and only then answers every caller in it, so an
 //! answered event is on disk. Checkpoints are signed every N events or T
-//! seconds.
+//! seconds; the active segment is sealed (a new one started) once it holds
+//! B bytes or its first event is older than A, so sealed segments, the ones
+//! the archive copies, appear even on a quiet server.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -17,10 +19,10 @@ use crate::checkpoint::{CHECKPOINT_FILE, CheckpointSigner};
 use crate::merkle::{Frontier, Hash, leaf_hash};
 use crate::segment::{self, Ending, GENESIS, MAX_EVENT_BYTES};
 
-/// A segment is closed once it holds this many bytes.
-const SEGMENT_BYTES: u64 = 64 << 20;
 /// Most events written under one fsync.
 const MAX_BATCH: usize = 4096;
+/// The writer never waits less than this between its timed duties.
+const MIN_TICK: Duration = Duration::from_millis(10);
 
 /// What a service records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,19 +48,34 @@ pub struct Event {
     pub detail: serde_json::Value,
 }
 
-/// When checkpoints are signed.
+/// When checkpoints are signed and when the active segment is sealed.
 #[derive(Debug, Clone, Copy)]
-pub struct CheckpointPolicy {
-    pub every_events: u64,
-    pub every: Duration,
+pub struct LogPolicy {
+    /// A checkpoint once this many events are not yet covered by one…
+    pub checkpoint_events: u64,
+    /// …or once uncovered events have waited this long.
+    pub checkpoint_every: Duration,
+    /// The active segment is sealed once it holds this many bytes…
+    pub segment_bytes: u64,
+    /// …or once its first event is this old.
+    pub segment_age: Duration,
 }
 
-impl Default for CheckpointPolicy {
-    fn default() -> CheckpointPolicy {
-        CheckpointPolicy {
-            every_events: 1_000,
-            every: Duration::from_secs(10),
+impl Default for LogPolicy {
+    fn default() -> LogPolicy {
+        LogPolicy {
+            checkpoint_events: 1_000,
+            checkpoint_every: Duration::from_secs(10),
+            segment_bytes: 64 << 20,
+            segment_age: Duration::from_secs(3600),
         }
+    }
+}
+
+impl LogPolicy {
+    /// How long the writer waits for events before its timed duties.
+    fn tick(&self) -> Duration {
+        self.checkpoint_every.min(self.segment_age).max(MIN_TICK)
     }
 }
 
@@ -79,13 +96,14 @@ impl AuditLog {
     pub fn open(
         dir: &Path,
         signer: CheckpointSigner,
-        policy: CheckpointPolicy,
+        policy: LogPolicy,
     ) -> Result<AuditLog, AuditError> {
         std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
         let (mut writer, recovered) = Writer::recover(dir, signer, policy)?;
         if let Some(note) = recovered {
             writer.write_batch(&[note])?;
         }
+        writer.seal_if_old();
         let (requests, queue) = channel();
         std::thread::Builder::new()
             .name("audit-writer".into())
@@ -110,10 +128,12 @@ struct Writer {
     file: File,
     file_path: PathBuf,
     file_bytes: u64,
+    /// When the active segment's first event was written (`None`: empty).
+    file_started_ms: Option<i64>,
     chain: Hash,
     tree: Frontier,
     signer: CheckpointSigner,
-    policy: CheckpointPolicy,
+    policy: LogPolicy,
     checkpointed_size: u64,
     checkpointed_at: Instant,
     failed: bool,
@@ -124,15 +144,17 @@ impl Writer {
     fn recover(
         dir: &Path,
         signer: CheckpointSigner,
-        policy: CheckpointPolicy,
+        policy: LogPolicy,
     ) -> Result<(Writer, Option<NewEvent>), AuditError> {
         let mut chain = GENESIS;
         let mut tree = Frontier::default();
         let mut recovered = None;
+        let mut file_started_ms = None;
         let paths = segment::segments(dir)?;
         for (index, path) in paths.iter().enumerate() {
             let bytes = segment::read_segment(path)?;
             let (frames, ending) = segment::read_frames(&bytes, chain);
+            file_started_ms = frames.first().and_then(|f| written_at(f.payload));
             if let Some(bad) = frames.iter().find(|f| !f.digest_ok) {
                 return Err(AuditError::Corrupt(format!(
                     "{} offset {}: the chain is broken; run `enclave audit verify`",
@@ -176,6 +198,7 @@ impl Writer {
             file,
             file_path,
             file_bytes,
+            file_started_ms,
             chain,
             tree,
             signer,
@@ -189,10 +212,11 @@ impl Writer {
 
     fn run(mut self, queue: Receiver<Request>) {
         loop {
-            let first = match queue.recv_timeout(self.policy.every) {
+            let first = match queue.recv_timeout(self.policy.tick()) {
                 Ok(request) => request,
                 Err(RecvTimeoutError::Timeout) => {
                     self.checkpoint_if_due();
+                    self.seal_if_old();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -234,11 +258,11 @@ impl Writer {
     }
 
     fn append(&mut self, events: &[NewEvent]) -> Result<u64, AuditError> {
-        if self.file_bytes >= SEGMENT_BYTES {
+        let at_ms = unix_ms();
+        if self.file_bytes >= self.policy.segment_bytes || self.segment_expired(at_ms) {
             self.roll()?;
         }
         let first_seq = self.tree.size();
-        let at_ms = unix_ms();
         let mut buffer = Vec::new();
         let mut chain = self.chain;
         let mut leaves = Vec::with_capacity(events.len());
@@ -265,6 +289,7 @@ impl Writer {
             .and_then(|()| self.file.sync_data())
             .map_err(|e| AuditError::io(&path, e))?;
         self.file_bytes += buffer.len() as u64;
+        self.file_started_ms.get_or_insert(at_ms);
         self.chain = chain;
         leaves.into_iter().for_each(|leaf| self.tree.push(leaf));
         Ok(first_seq)
@@ -274,13 +299,34 @@ impl Writer {
         self.file_path = self.dir.join(segment::segment_name(self.tree.size()));
         self.file = open_append(&self.file_path)?;
         self.file_bytes = 0;
+        self.file_started_ms = None;
         sync_dir(&self.dir)
+    }
+
+    /// Whether the active segment's first event is older than the policy's
+    /// segment age at `now_ms`.
+    fn segment_expired(&self, now_ms: i64) -> bool {
+        let age_ms = i64::try_from(self.policy.segment_age.as_millis()).unwrap_or(i64::MAX);
+        self.file_started_ms
+            .is_some_and(|started| now_ms.saturating_sub(started) >= age_ms)
+    }
+
+    /// Seals an old active segment while no events arrive, so it can be
+    /// archived without waiting for the next event.
+    fn seal_if_old(&mut self) {
+        if self.failed || !self.segment_expired(unix_ms()) {
+            return;
+        }
+        if let Err(error) = self.roll() {
+            tracing::error!(%error, "sealing the audit segment failed; refusing further actions");
+            self.failed = true;
+        }
     }
 
     fn checkpoint_if_due(&mut self) {
         let pending = self.tree.size() - self.checkpointed_size;
-        let due = pending >= self.policy.every_events
-            || (pending > 0 && self.checkpointed_at.elapsed() >= self.policy.every);
+        let due = pending >= self.policy.checkpoint_events
+            || (pending > 0 && self.checkpointed_at.elapsed() >= self.policy.checkpoint_every);
         if due {
             self.checkpoint_now();
         }
@@ -351,6 +397,17 @@ pub(crate) fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// The `at_ms` of a stored event's JSON.
+fn written_at(payload: &[u8]) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct Timed {
+        at_ms: i64,
+    }
+    serde_json::from_slice::<Timed>(payload)
+        .ok()
+        .map(|t| t.at_ms)
 }
 
 fn unix_ms() -> i64 {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use enclave_audit::{AuditLog, CheckpointPolicy, CheckpointSigner, NewEvent, read_events, verify};
+use enclave_audit::{AuditLog, CheckpointSigner, LogPolicy, NewEvent, read_events, verify};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -29,9 +29,10 @@ async fn written(events: usize) -> Fixture {
     let key = dir.path().join("keys").join("audit.key");
     let signer = CheckpointSigner::create(&key).unwrap();
     let public_key = signer.public_key().to_vec();
-    let policy = CheckpointPolicy {
-        every_events: 10,
-        every: Duration::from_secs(3600),
+    let policy = LogPolicy {
+        checkpoint_events: 10,
+        checkpoint_every: Duration::from_secs(3600),
+        ..LogPolicy::default()
     };
     let log = AuditLog::open(&log_dir, signer, policy).unwrap();
     for i in 0..events {
@@ -145,7 +146,7 @@ async fn a_replaced_or_rewritten_history_is_found_by_the_checkpoints() {
     let other = tempfile::tempdir().unwrap();
     let forger = CheckpointSigner::create(&other.path().join("k")).unwrap();
     let forged_log = other.path().join("log");
-    let log = AuditLog::open(&forged_log, forger, CheckpointPolicy::default()).unwrap();
+    let log = AuditLog::open(&forged_log, forger, LogPolicy::default()).unwrap();
     for i in 0..10 {
         log.record(event(i)).await.unwrap();
     }
@@ -179,7 +180,7 @@ async fn a_torn_tail_is_cut_off_on_reopening_and_recorded() {
 
     let signer =
         CheckpointSigner::load(&fixture._dir.path().join("keys").join("audit.key")).unwrap();
-    let log = AuditLog::open(&fixture.log_dir, signer, CheckpointPolicy::default()).unwrap();
+    let log = AuditLog::open(&fixture.log_dir, signer, LogPolicy::default()).unwrap();
     assert_eq!(
         log.record(event(5)).await.unwrap(),
         6,
@@ -205,7 +206,7 @@ async fn an_unwritable_log_refuses_events() {
     std::fs::create_dir_all(&log_dir).unwrap();
     std::os::unix::fs::symlink("/dev/full", log_dir.join(format!("{:020}.seg", 0))).unwrap();
     let signer = CheckpointSigner::create(&dir.path().join("audit.key")).unwrap();
-    let log = AuditLog::open(&log_dir, signer, CheckpointPolicy::default()).unwrap();
+    let log = AuditLog::open(&log_dir, signer, LogPolicy::default()).unwrap();
     for i in 0..3 {
         let refused = log.record(event(i)).await;
         assert!(

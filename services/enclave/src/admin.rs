@@ -1,5 +1,6 @@
 //! Users, projects decided outside the workflow and opt-outs in the state
-//! store, and the server (Flight SQL and the gRPC API on one port).
+//! store, and the server (Flight SQL and the gRPC API on one port) with its
+//! audit log and, optionally, the log's S3 archive.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,9 @@ use std::time::Duration;
 use clap::Subcommand;
 use enclave_access::Access;
 use enclave_api::Api;
-use enclave_audit::{AuditLog, CheckpointPolicy, CheckpointSigner, NewEvent};
+use enclave_audit::{
+    Archive, ArchiveLocation, ArchiveTask, AuditLog, CheckpointSigner, LogPolicy, NewEvent,
+};
 use enclave_query::{Limits, QueryEngine};
 use enclave_review::{ApplicationRoles, Workflow};
 use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Role, Rounding, StateStore};
@@ -233,6 +236,88 @@ pub(crate) struct ServeOptions {
     /// [default: <state>/audit-signing.key].
     #[arg(long)]
     pub audit_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub audit_log: AuditLogOptions,
+}
+
+/// Seven years (two of them leap years); docs/audit.md says why.
+const DEFAULT_RETENTION_DAYS: u32 = 2557;
+const DEFAULT_SEGMENT_SIZE: &str = "64MiB";
+const DEFAULT_SEGMENT_AGE_SECS: u64 = 3600;
+/// S3 takes at most 5 GB in one upload.
+const MAX_SEGMENT_BYTES: u64 = 4 << 30;
+/// How often the archive looks for new sealed segments and checkpoints.
+const ARCHIVE_EVERY: Duration = Duration::from_secs(5);
+
+/// When audit segments are sealed, and the S3 archive of sealed segments
+/// and checkpoints.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AuditLogOptions {
+    /// Seal the active audit segment once it holds this much: bytes, or a
+    /// number with KiB, MiB or GiB (at most 4GiB).
+    #[arg(long, default_value = DEFAULT_SEGMENT_SIZE, value_parser = segment_size, value_name = "SIZE")]
+    pub audit_segment_size: u64,
+    /// Seal the active audit segment once its first event is this many
+    /// seconds old, so the archive gets it in time on a quiet server.
+    #[arg(long, default_value_t = DEFAULT_SEGMENT_AGE_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_segment_max_age_secs: u64,
+    /// Copy sealed audit segments and checkpoints to this S3 bucket and
+    /// prefix under Object Lock (compliance mode); the bucket must have
+    /// Object Lock enabled. Credentials, region and endpoint
+    /// (`AWS_ENDPOINT_URL`) come from the AWS environment [default: off].
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub audit_archive: Option<ArchiveLocation>,
+    /// Days archived objects stay locked; in compliance mode nobody can
+    /// shorten this, so choose it deliberately.
+    #[arg(long, default_value_t = DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub audit_retention_days: u32,
+}
+
+impl Default for AuditLogOptions {
+    fn default() -> AuditLogOptions {
+        AuditLogOptions {
+            audit_segment_size: segment_size(DEFAULT_SEGMENT_SIZE).expect("a valid default"),
+            audit_segment_max_age_secs: DEFAULT_SEGMENT_AGE_SECS,
+            audit_archive: None,
+            audit_retention_days: DEFAULT_RETENTION_DAYS,
+        }
+    }
+}
+
+/// `4096`, `512KiB`, `64MiB`, `1GiB` in bytes (at least 1 KiB).
+fn segment_size(text: &str) -> Result<u64, String> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "kib" => 10,
+        "mib" => 20,
+        "gib" => 30,
+        _ => {
+            return Err(format!(
+                "{text}: give bytes or a number with KiB, MiB or GiB"
+            ));
+        }
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text}: not a size"))?;
+    if (1 << 10..=MAX_SEGMENT_BYTES).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!("{text}: a segment holds from 1KiB to 4GiB"))
+    }
+}
+
+fn audit_dir(state: &Path, options: &ServeOptions) -> PathBuf {
+    options
+        .audit_dir
+        .clone()
+        .unwrap_or_else(|| state.join("audit"))
 }
 
 /// Opens the audit log, making the signing key on first start.
@@ -240,10 +325,6 @@ pub(crate) fn open_audit(
     state: &Path,
     options: &ServeOptions,
 ) -> Result<Arc<AuditLog>, CommandError> {
-    let dir = options
-        .audit_dir
-        .clone()
-        .unwrap_or_else(|| state.join("audit"));
     let key = options
         .audit_key
         .clone()
@@ -253,11 +334,37 @@ pub(crate) fn open_audit(
     } else {
         CheckpointSigner::create(&key)?
     };
+    let policy = LogPolicy {
+        segment_bytes: options.audit_log.audit_segment_size,
+        segment_age: Duration::from_secs(options.audit_log.audit_segment_max_age_secs),
+        ..LogPolicy::default()
+    };
     Ok(Arc::new(AuditLog::open(
-        &dir,
+        &audit_dir(state, options),
         signer,
-        CheckpointPolicy::default(),
+        policy,
     )?))
+}
+
+/// Starts the archive when `--audit-archive` is given; fails closed on a
+/// bucket without Object Lock or one that cannot be reached.
+async fn start_archive(
+    state: &Path,
+    options: &ServeOptions,
+    audit: &Arc<AuditLog>,
+) -> Result<Option<ArchiveTask>, CommandError> {
+    let Some(location) = options.audit_log.audit_archive.clone() else {
+        return Ok(None);
+    };
+    let retention = Duration::from_secs(u64::from(options.audit_log.audit_retention_days) * 86_400);
+    let archive = Archive::connect(
+        location,
+        retention,
+        &audit_dir(state, options),
+        Arc::clone(audit),
+    )
+    .await?;
+    Ok(Some(archive.spawn(ARCHIVE_EVERY)))
 }
 
 /// How often grants whose period ended are expired (and their workspaces
@@ -271,6 +378,7 @@ pub(crate) async fn serve(
 ) -> Result<(), CommandError> {
     let store = DataStore::open_local(data)?;
     let audit = open_audit(state, &options)?;
+    let archive = start_archive(state, &options, &audit).await?;
     let state = Arc::new(StateStore::open(state)?);
     let limits = Limits {
         query_memory_bytes: options.query_memory_mb << 20,
@@ -318,6 +426,9 @@ pub(crate) async fn serve(
     )
     .await?;
     server_event(&audit, "server.stop", detail).await?;
+    if let Some(archive) = archive {
+        archive.finish().await;
+    }
     Ok(())
 }
 

@@ -298,6 +298,7 @@ async fn demo(
         total_memory_mb: 8192,
         audit_dir: Some(workdir.join("audit")),
         audit_key: Some(workdir.join("keys").join("audit-signing.key")),
+        audit_log: admin::AuditLogOptions::default(),
     };
     admin::serve(&paths.data, &paths.state, options).await
 }

@@ -16,11 +16,14 @@ use tokio::sync::oneshot;
 
 use crate::AuditError;
 use crate::checkpoint::{CHECKPOINT_FILE, CheckpointSigner};
+use crate::inbox;
 use crate::merkle::{Frontier, Hash, leaf_hash};
 use crate::segment::{self, Ending, GENESIS, MAX_EVENT_BYTES};
 
 /// Most events written under one fsync.
 const MAX_BATCH: usize = 4096;
+/// How often the writer moves events of side commands in from the inbox.
+const INBOX_EVERY: Duration = Duration::from_secs(2);
 /// The writer never waits less than this between its timed duties.
 const MIN_TICK: Duration = Duration::from_millis(10);
 
@@ -75,7 +78,10 @@ impl Default for LogPolicy {
 impl LogPolicy {
     /// How long the writer waits for events before its timed duties.
     fn tick(&self) -> Duration {
-        self.checkpoint_every.min(self.segment_age).max(MIN_TICK)
+        self.checkpoint_every
+            .min(self.segment_age)
+            .min(INBOX_EVERY)
+            .max(MIN_TICK)
     }
 }
 
@@ -88,6 +94,7 @@ struct Request {
 #[derive(Debug)]
 pub struct AuditLog {
     requests: Sender<Request>,
+    dir: PathBuf,
 }
 
 impl AuditLog {
@@ -104,12 +111,21 @@ impl AuditLog {
             writer.write_batch(&[note])?;
         }
         writer.seal_if_old();
+        writer.move_inbox();
         let (requests, queue) = channel();
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run(queue))
             .map_err(|e| AuditError::io(dir, e))?;
-        Ok(AuditLog { requests })
+        Ok(AuditLog {
+            requests,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The directory holding the log's segments and checkpoints.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Makes `event` durable; answers with its sequence number once it is
@@ -136,6 +152,7 @@ struct Writer {
     policy: LogPolicy,
     checkpointed_size: u64,
     checkpointed_at: Instant,
+    inbox_checked_at: Instant,
     failed: bool,
 }
 
@@ -205,6 +222,7 @@ impl Writer {
             policy,
             checkpointed_size: size,
             checkpointed_at: Instant::now(),
+            inbox_checked_at: Instant::now(),
             failed: false,
         };
         Ok((writer, recovered))
@@ -215,6 +233,7 @@ impl Writer {
             let first = match queue.recv_timeout(self.policy.tick()) {
                 Ok(request) => request,
                 Err(RecvTimeoutError::Timeout) => {
+                    self.move_inbox_if_due();
                     self.checkpoint_if_due();
                     self.seal_if_old();
                     continue;
@@ -240,6 +259,7 @@ impl Writer {
                 };
                 let _ = request.reply.send(answer);
             }
+            self.move_inbox_if_due();
             self.checkpoint_if_due();
         }
     }
@@ -309,6 +329,34 @@ impl Writer {
         let age_ms = i64::try_from(self.policy.segment_age.as_millis()).unwrap_or(i64::MAX);
         self.file_started_ms
             .is_some_and(|started| now_ms.saturating_sub(started) >= age_ms)
+    }
+
+    fn move_inbox_if_due(&mut self) {
+        if self.inbox_checked_at.elapsed() >= INBOX_EVERY {
+            self.move_inbox();
+        }
+    }
+
+    /// Writes the events waiting in the inbox, then removes their files.
+    fn move_inbox(&mut self) {
+        self.inbox_checked_at = Instant::now();
+        if self.failed {
+            return;
+        }
+        let waiting = match inbox::waiting(&self.dir) {
+            Ok(waiting) if waiting.is_empty() => return,
+            Ok(waiting) => waiting,
+            Err(error) => {
+                tracing::error!(%error, "reading the audit inbox failed; retrying");
+                return;
+            }
+        };
+        let (paths, events): (Vec<_>, Vec<_>) = waiting.into_iter().unzip();
+        if self.write_batch(&events).is_ok()
+            && let Err(error) = inbox::remove(&paths)
+        {
+            tracing::error!(%error, "removing recorded inbox events failed; they may be recorded twice");
+        }
     }
 
     /// Seals an old active segment while no events arrive, so it can be

@@ -59,6 +59,17 @@ pub(crate) enum Ending {
 
 /// Reads every whole frame of `bytes`, checking the chain from `previous`.
 pub(crate) fn read_frames(bytes: &[u8], mut previous: Hash) -> (Vec<Framed<'_>>, Ending) {
+    let (mut frames, ending) = split_frames(bytes);
+    for framed in &mut frames {
+        framed.digest_ok = chain_digest(&previous, framed.payload) == framed.digest;
+        previous = framed.digest;
+    }
+    (frames, ending)
+}
+
+/// Every whole frame of `bytes` with its stored digest, unchecked
+/// (`digest_ok` is false until a caller checks it).
+pub(crate) fn split_frames(bytes: &[u8]) -> (Vec<Framed<'_>>, Ending) {
     let mut frames = Vec::new();
     let mut offset = 0usize;
     while offset < bytes.len() {
@@ -75,16 +86,13 @@ pub(crate) fn read_frames(bytes: &[u8], mut previous: Hash) -> (Vec<Framed<'_>>,
         if length > MAX_EVENT_BYTES || rest.len() < end {
             return (frames, torn);
         }
-        let payload = &rest[LENGTH_BYTES..LENGTH_BYTES + length];
-        let mut stored = [0u8; 32];
-        stored.copy_from_slice(&rest[LENGTH_BYTES + length..end]);
-        let digest_ok = chain_digest(&previous, payload) == stored;
-        previous = stored;
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(&rest[LENGTH_BYTES + length..end]);
         frames.push(Framed {
             offset: offset as u64,
-            payload,
-            digest_ok,
-            digest: stored,
+            payload: &rest[LENGTH_BYTES..LENGTH_BYTES + length],
+            digest_ok: false,
+            digest,
         });
         offset += end;
     }

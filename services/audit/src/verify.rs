@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::AuditError;
 use crate::checkpoint::{CHECKPOINT_FILE, Checkpoint, hex};
 use crate::log::{Event, file_name};
-use crate::merkle::{Frontier, leaf_hash};
+use crate::merkle::{Frontier, Hash, leaf_hash};
 use crate::segment::{self, Ending, GENESIS};
 
 /// The part of an event `verify` reads: skipping the rest is what makes
@@ -17,18 +17,30 @@ struct Numbered {
     seq: u64,
 }
 
-/// The leaf hash of every frame, on as many threads as the machine has
-/// (the chain is sequential; the leaves are not).
-fn leaf_hashes(frames: &[segment::Framed<'_>]) -> Vec<crate::merkle::Hash> {
+/// Checks every frame's chain digest against the digest stored before it
+/// and computes its leaf hash, on as many threads as the machine has: each
+/// frame carries the digest the next one chains from, so neither the chain
+/// nor the leaves need to be walked in order.
+fn check_frames(frames: &mut [segment::Framed<'_>], previous: Hash) -> Vec<Hash> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let chunk = frames.len().div_ceil(threads).max(1024);
+    let before: Vec<Hash> = std::iter::once(previous)
+        .chain(frames.iter().map(|f| f.digest))
+        .take(frames.len())
+        .collect();
     std::thread::scope(|scope| {
         let parts: Vec<_> = frames
-            .chunks(chunk)
-            .map(|part| {
+            .chunks_mut(chunk)
+            .zip(before.chunks(chunk))
+            .map(|(part, previous)| {
                 scope.spawn(move || {
-                    part.iter()
-                        .map(|f| leaf_hash(f.payload))
+                    part.iter_mut()
+                        .zip(previous)
+                        .map(|(framed, previous)| {
+                            framed.digest_ok =
+                                segment::chain_digest(previous, framed.payload) == framed.digest;
+                            leaf_hash(framed.payload)
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -89,8 +101,8 @@ pub fn verify(dir: &Path, public_key: &[u8]) -> Result<VerifyReport, AuditError>
     for path in &paths {
         let name = file_name(path);
         let bytes = segment::read_segment(path)?;
-        let (frames, ending) = segment::read_frames(&bytes, chain);
-        let leaves = leaf_hashes(&frames);
+        let (mut frames, ending) = segment::split_frames(&bytes);
+        let leaves = check_frames(&mut frames, chain);
         for (framed, leaf) in frames.into_iter().zip(leaves) {
             let place = || format!("segment {name} offset {}", framed.offset);
             let expected = tree.size();
@@ -203,12 +215,10 @@ fn read_checkpoints(dir: &Path) -> Result<Vec<(usize, Checkpoint)>, AuditError> 
 /// Every event of the log, in order (whole frames only).
 pub fn read_events(dir: &Path) -> Result<Vec<Event>, AuditError> {
     let mut events = Vec::new();
-    let mut chain = GENESIS;
     for path in segment::segments(dir)? {
         let bytes = segment::read_segment(&path)?;
-        let (frames, _) = segment::read_frames(&bytes, chain);
+        let (frames, _) = segment::split_frames(&bytes);
         for framed in frames {
-            chain = framed.digest;
             let event = serde_json::from_slice(framed.payload).map_err(|_| {
                 AuditError::Corrupt(format!(
                     "{} offset {}: not an event",
@@ -220,4 +230,12 @@ pub fn read_events(dir: &Path) -> Result<Vec<Event>, AuditError> {
         }
     }
     Ok(events)
+}
+
+/// Every signed checkpoint, in the order written.
+pub fn read_checkpoint_list(dir: &Path) -> Result<Vec<Checkpoint>, AuditError> {
+    Ok(read_checkpoints(dir)?
+        .into_iter()
+        .map(|(_, checkpoint)| checkpoint)
+        .collect())
 }

@@ -19,6 +19,7 @@ use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Role, Rounding
 use enclave_store::DataStore;
 
 use crate::commands::CommandError;
+use crate::recorded::AuditTarget;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum UserCommand {
@@ -36,6 +37,8 @@ pub(crate) enum UserCommand {
         /// never taken from the command line).
         #[arg(long, required = true)]
         password_stdin: bool,
+        #[command(flatten)]
+        audit: AuditTarget,
     },
 }
 
@@ -72,6 +75,8 @@ pub(crate) enum ProjectCommand {
         /// Workspace quota in MiB.
         #[arg(long, default_value_t = 1024)]
         quota_mb: u64,
+        #[command(flatten)]
+        audit: AuditTarget,
     },
     /// Close a project: queries are refused and its workspace is deleted.
     Close {
@@ -82,6 +87,8 @@ pub(crate) enum ProjectCommand {
         data: PathBuf,
         #[arg(long)]
         id: String,
+        #[command(flatten)]
+        audit: AuditTarget,
     },
     /// List projects.
     List {
@@ -90,15 +97,23 @@ pub(crate) enum ProjectCommand {
     },
 }
 
-pub(crate) fn user(command: UserCommand) -> Result<(), CommandError> {
+pub(crate) async fn user(command: UserCommand) -> Result<(), CommandError> {
     let UserCommand::Add {
         state,
         name,
         role,
         password_stdin: _,
+        audit,
     } = command;
     let password = crate::client::password_from_stdin()?;
-    StateStore::open(&state)?.add_user(&name, role, &password)?;
+    let detail = serde_json::json!({ "user": name, "role": role.to_string() });
+    let change = async {
+        StateStore::open(&state)?.add_user(&name, role, &password)?;
+        Ok(())
+    };
+    audit
+        .recorded(Some(&state), "user.add", detail, change)
+        .await?;
     println!("user {name} ({role}) added");
     Ok(())
 }
@@ -116,6 +131,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
             k,
             rounding,
             quota_mb,
+            audit,
         } => {
             let project = Project {
                 id,
@@ -129,13 +145,35 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
                 workspace_quota_bytes: quota_mb << 20,
                 status: ProjectStatus::Active,
             };
-            StateStore::open(&state)?.add_project(&project)?;
+            let detail = serde_json::json!({
+                "project": project.id,
+                "members": project.members,
+                "grants": project.grants,
+                "period": project.period.to_string(),
+                "until": project.valid_until,
+                "k": project.k,
+            });
+            let change = async { Ok(StateStore::open(&state)?.add_project(&project)?) };
+            audit
+                .recorded(Some(&state), "project.add", detail, change)
+                .await?;
             println!("project {} added", project.id);
         }
-        ProjectCommand::Close { state, data, id } => {
-            StateStore::open(&state)?.close_project(&id)?;
-            let store = DataStore::open_local(&data)?;
-            let deleted = QueryEngine::delete_workspace(&store, &id).await?;
+        ProjectCommand::Close {
+            state,
+            data,
+            id,
+            audit,
+        } => {
+            let change = async {
+                StateStore::open(&state)?.close_project(&id)?;
+                let store = DataStore::open_local(&data)?;
+                Ok(QueryEngine::delete_workspace(&store, &id).await?)
+            };
+            let detail = serde_json::json!({ "project": id });
+            let deleted = audit
+                .recorded(Some(&state), "project.close", detail, change)
+                .await?;
             println!("project {id} closed; {deleted} workspace tables deleted");
         }
         ProjectCommand::List { state } => {
@@ -175,15 +213,18 @@ pub(crate) enum OptOutCommand {
         /// Environment variable holding the secret key instead of a file.
         #[arg(long, default_value = crate::key::DEFAULT_KEY_ENV)]
         key_env: String,
+        #[command(flatten)]
+        audit: AuditTarget,
     },
 }
 
-pub(crate) fn opt_out(command: OptOutCommand) -> Result<(), CommandError> {
+pub(crate) async fn opt_out(command: OptOutCommand) -> Result<(), CommandError> {
     let OptOutCommand::Add {
         state,
         file,
         key_file,
         key_env,
+        audit,
     } = command;
     let secret = crate::key::load_secret(key_file.as_deref(), &key_env)?;
     let keys = enclave_linkage::LinkageKeys::derive(&secret)?;
@@ -196,7 +237,13 @@ pub(crate) fn opt_out(command: OptOutCommand) -> Result<(), CommandError> {
             recorded_on: recorded_on.clone(),
         })
         .collect();
-    let added = StateStore::open(&state)?.add_opt_outs(&entries)?;
+    // The count only: the keyed lookup values stay in the state store.
+    let detail =
+        serde_json::json!({ "requests": entries.len(), "file": file.display().to_string() });
+    let change = async { Ok(StateStore::open(&state)?.add_opt_outs(&entries)?) };
+    let added = audit
+        .recorded(Some(&state), "optout.add", detail, change)
+        .await?;
     println!(
         "{} requests read, {added} new opt-outs recorded",
         entries.len()

@@ -85,6 +85,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
             key_file,
             key_env,
             catalog,
+            audit,
         } => {
             let secret = key::load_secret(key_file.as_deref(), &key_env)?;
             let loaded = catalog
@@ -92,7 +93,15 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
                 .transpose()
                 .map_err(|e| CommandError::Catalog(e.to_string()))?;
             let catalog = loaded.as_ref().unwrap_or_else(|| Catalog::embedded());
-            println!("{}", ingest(&extracts, &data, &secret, catalog).await?);
+            let detail = serde_json::json!({
+                "extracts": extracts.display().to_string(),
+                "data": data.display().to_string(),
+            });
+            let change = ingest(&extracts, &data, &secret, catalog);
+            let summary = audit
+                .recorded(None, "release.ingest", detail, change)
+                .await?;
+            println!("{summary}");
         }
         Command::LinkageEval { truth, data } => {
             let report =
@@ -127,9 +136,9 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
         Command::Apply { command } => crate::apply::run(command).await?,
         Command::Review { command } => crate::review::run(command).await?,
         Command::Audit { command } => crate::audit::run(command)?,
-        Command::User { command } => admin::user(command)?,
+        Command::User { command } => admin::user(command).await?,
         Command::Project { command } => admin::project(command).await?,
-        Command::Optout { command } => admin::opt_out(command)?,
+        Command::Optout { command } => admin::opt_out(command).await?,
     }
     Ok(())
 }

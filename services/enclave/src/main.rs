@@ -19,6 +19,7 @@ mod audit;
 mod client;
 mod commands;
 mod key;
+mod recorded;
 mod review;
 
 use std::path::PathBuf;
@@ -69,6 +70,8 @@ enum Command {
         /// Directory of catalog definitions (`*.toml`) to use instead of the built-in ones.
         #[arg(long)]
         catalog: Option<PathBuf>,
+        #[command(flatten)]
+        audit: recorded::AuditTarget,
     },
     /// Score the newest release's linkage against the generator's truth.
     LinkageEval {

@@ -1,0 +1,83 @@
+//! Audit events of the commands that change state beside the server
+//! (users, projects, opt-outs, releases). Each is made durable in the audit
+//! log's inbox before the change is made, so a change whose event cannot be
+//! written is not made; the server moves inbox events into the log.
+
+use std::path::{Path, PathBuf};
+
+use enclave_audit::NewEvent;
+
+use crate::commands::CommandError;
+
+/// Where a command records its event.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct AuditTarget {
+    /// The audit log directory of the server (its `--audit-dir`)
+    /// [default: <state>/audit].
+    #[arg(long, env = "ENCLAVE_AUDIT_DIR")]
+    audit_dir: Option<PathBuf>,
+}
+
+impl AuditTarget {
+    /// The log directory: the one given, else the state directory's.
+    pub(crate) fn dir(&self, state: Option<&Path>) -> Option<PathBuf> {
+        self.audit_dir
+            .clone()
+            .or_else(|| state.map(|state| state.join("audit")))
+    }
+
+    /// Makes `change`, recording `action` as requested before it and with
+    /// its outcome after it. Nothing is changed if the request cannot be
+    /// recorded.
+    pub(crate) async fn recorded<T>(
+        &self,
+        state: Option<&Path>,
+        action: &str,
+        detail: serde_json::Value,
+        change: impl Future<Output = Result<T, CommandError>>,
+    ) -> Result<T, CommandError> {
+        let Some(dir) = self.dir(state) else {
+            tracing::warn!(action, "no audit log given (--audit-dir); not recorded");
+            eprintln!(
+                "warning: no --audit-dir given: this {action} is not recorded in an audit log"
+            );
+            return change.await;
+        };
+        spool(&dir, action, "requested", detail.clone())?;
+        let result = change.await;
+        let mut detail = detail;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(error) => {
+                detail["error"] = error.to_string().into();
+                "failed"
+            }
+        };
+        spool(&dir, action, outcome, detail)?;
+        result
+    }
+}
+
+fn spool(
+    dir: &Path,
+    action: &str,
+    outcome: &str,
+    detail: serde_json::Value,
+) -> Result<(), CommandError> {
+    let event = NewEvent {
+        actor: operating_system_user(),
+        action: action.to_string(),
+        outcome: outcome.to_string(),
+        detail,
+    };
+    enclave_audit::spool(dir, &event)?;
+    Ok(())
+}
+
+/// `os:<login>`: who ran the command on the server's machine.
+fn operating_system_user() -> String {
+    let login = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_string());
+    format!("os:{login}")
+}

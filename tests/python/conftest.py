@@ -64,6 +64,7 @@ USERS = {
     "erin": "researcher",  # only in the project that gets closed
     "frank": "researcher",  # in `main`, runs the concurrency test
     "rita": "reviewer",
+    "otto": "operator",  # queries the audit schema, no project
 }
 
 PROJECTS = {

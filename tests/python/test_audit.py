@@ -3,6 +3,7 @@ recorded before they are answered, and `enclave audit verify` checks the
 chain and the signed checkpoints against the public key."""
 
 import json
+import time
 
 from conftest import error_of, query
 
@@ -58,3 +59,115 @@ def test_near_identical_queries_raise_an_alert(cli, enclave):
                         f"WHERE total_points <> {1000 + i} GROUP BY sex")
     out = cli.run("audit", "alerts", "--dir", enclave.state / "audit").stdout
     assert any(line.startswith("near-identical-queries\talice\t") for line in out.splitlines()), out
+
+
+# ------------------------------------------------- the operators' audit schema
+
+# What a query event may hold: SQL, counts, timings and refusals, never the
+# values of a result (the audit schema is not under disclosure control).
+QUERY_DETAIL_KEYS = {"project", "sql", "phase", "duration_ms", "released_groups",
+                     "suppressed_groups", "rows_written", "rule", "error",
+                     "fingerprint", "tables", "columns", "rows_scanned"}
+
+
+def test_an_operator_queries_the_audit_log_with_sql(enclave):
+    marker = "SELECT age_band, count(DISTINCT person_id) AS persons FROM ndb.receipts GROUP BY age_band"
+    with enclave.connect("alice") as conn:
+        query(conn, marker)
+        error_of(conn, "SELECT person_id, total_points FROM ndb.receipts")
+    # An operator has no project: the audit schema is their default.
+    with enclave.connect("otto") as conn:
+        mine = query(conn, "SELECT seq, at, actor, project, outcome, released_groups, rule, detail "
+                           "FROM audit.events WHERE actor = 'alice' AND action = 'query' "
+                           f"AND sql = '{marker}'").to_pylist()
+        assert mine and mine[-1]["project"] == "main" and mine[-1]["outcome"] == "ok"
+        assert mine[-1]["released_groups"] > 0 and mine[-1]["at"] is not None
+        # What the query read: its tables and columns (the guard's person
+        # key included), the rows its scans produced, its plan's fingerprint.
+        read = json.loads(mine[-1]["detail"])
+        assert read["tables"] == ["ndb.receipts"]
+        assert {"ndb.receipts.age_band", "ndb.receipts.person_id"} <= set(read["columns"])
+        assert "ndb.receipts.total_points" not in read["columns"]
+        scanned = query(conn, "SELECT rows_scanned, fingerprint FROM audit.events "
+                              f"WHERE seq = {mine[-1]['seq']}").to_pylist()[0]
+        assert scanned["rows_scanned"] > 0 and len(scanned["fingerprint"]) == 16
+        refusals = query(conn, "SELECT rule, count(*) AS n FROM audit.events "
+                               "WHERE actor = 'alice' AND outcome = 'refused' GROUP BY rule").to_pylist()
+        assert {"rule": "row-level", "n": refusals[0]["n"]} in refusals
+        # Row-level events are visible as they are: no k-threshold applies.
+        one = query(conn, "SELECT actor FROM audit.events WHERE action = 'server.start'")
+        assert one.num_rows == 1
+        checkpoints = query(conn, "SELECT size, root, signature FROM audit.checkpoints")
+        assert all(len(root) == 64 for root in checkpoints.column("root").to_pylist())
+    with enclave.connect("otto", project="audit") as conn:
+        details = query(conn, "SELECT detail FROM audit.events WHERE action = 'query'").column("detail")
+        for detail in details.to_pylist():
+            assert set(json.loads(detail)) <= QUERY_DETAIL_KEYS, detail
+
+
+def test_the_audit_schema_is_listed_and_read_only(enclave):
+    with enclave.connect("otto") as conn:
+        objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+        tables = {(s["db_schema_name"], t["table_name"])
+                  for c in objects for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]}
+        assert tables == {("audit", "events"), ("audit", "alerts"), ("audit", "checkpoints")}
+        for sql in ["CREATE TABLE work.copy AS SELECT * FROM audit.events",
+                    "INSERT INTO audit.events SELECT * FROM audit.events",
+                    "DELETE FROM audit.events",
+                    "DROP TABLE audit.events",
+                    "COPY (SELECT * FROM audit.events) TO '/tmp/events.csv'"]:
+            assert "refused" in error_of(conn, sql), sql
+        assert query(conn, "SELECT count(*) AS n FROM audit.events").column("n")[0].as_py() > 0
+
+
+def test_only_operators_open_the_audit_schema(enclave):
+    for user in ["alice", "rita", "carol"]:
+        with enclave.connect(user, project="audit") as conn:
+            message = error_of(conn, "SELECT count(*) FROM audit.events")
+            assert "do not allow" in message or "not approved" in message, (user, message)
+    # A researcher's own session has no audit schema either.
+    with enclave.connect("alice") as conn:
+        assert "audit" in error_of(conn, "SELECT count(*) FROM audit.events")
+    # An operator is no project member: project data stays closed to them.
+    with enclave.connect("otto", project="main") as conn:
+        assert "not a member" in error_of(conn, "SELECT count(DISTINCT person_id) FROM ndb.receipts")
+
+
+def test_audit_queries_are_themselves_recorded_and_alerts_are_a_table(enclave):
+    with enclave.connect("alice") as conn:
+        for i in range(11):
+            query(conn, "SELECT sex, count(DISTINCT person_id) AS persons FROM ndb.receipts "
+                        f"WHERE total_points > {2000 + i} GROUP BY sex")
+    probe = "SELECT kind, actor, count FROM audit.alerts WHERE actor = 'alice'"
+    with enclave.connect("otto") as conn:
+        alerts = query(conn, probe).to_pylist()
+        assert any(a["kind"] == "near-identical-queries" and a["count"] >= 10 for a in alerts), alerts
+        # The literals differ, the plan does not: one fingerprint.
+        shapes = query(conn, "SELECT count(DISTINCT fingerprint) AS n FROM audit.events "
+                             "WHERE actor = 'alice' AND sql LIKE '%WHERE total_points > 20%'")
+        assert shapes.column("n")[0].as_py() == 1
+        recorded = query(conn, "SELECT actor, outcome FROM audit.events "
+                               f"WHERE action = 'audit.query' AND sql = '{probe.replace(chr(39), chr(39) * 2)}'")
+        assert recorded.to_pylist() == [{"actor": "otto", "outcome": "ok"}]
+
+
+def test_commands_beside_the_server_are_recorded_in_its_log(cli, enclave):
+    cli.add_user(enclave.state, "zed")
+    refused = cli.run("user", "add", "--state", enclave.state, "--name", "zed", "--role", "researcher",
+                      "--password-stdin", input="another-password-of-zed\n", check=False)
+    assert refused.returncode != 0
+    wanted = ("SELECT outcome, actor, detail FROM audit.events WHERE action = 'user.add' "
+              """AND detail LIKE '%"user":"zed"%' ORDER BY seq""")
+    deadline = time.monotonic() + 30
+    with enclave.connect("otto") as conn:
+        while True:
+            rows = query(conn, wanted).to_pylist()
+            if len(rows) >= 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    # Each command: `requested` before the change, then its outcome.
+    assert [r["outcome"] for r in rows] == ["requested", "ok", "requested", "failed"], rows
+    assert all(r["actor"].startswith("os:") for r in rows)
+    assert json.loads(rows[0]["detail"])["user"] == "zed"
+    assert "already" in json.loads(rows[3]["detail"])["error"]
+    assert not list((enclave.state / "audit" / "inbox").glob("*.json"))

@@ -2,7 +2,8 @@
 //!
 //! Owns the Flight handshake (HTTP Basic → a bearer token from
 //! `enclave-access`), the choice of project per call (`x-enclave-project`
-//! header, then the access policy's `query` check), results held
+//! header, then the access policy's `query` check; `audit` opens the
+//! operators' read-only audit schema), results held
 //! for one fetch between `GetFlightInfo` and `DoGet`, server-side prepared statements with bound parameters, the
 //! metadata calls clients browse with (catalogs, schemas, tables, SqlInfo),
 //! and the mapping of refusals to gRPC status codes. Everything about what
@@ -11,6 +12,7 @@
 mod prepared;
 mod results;
 mod service;
+mod session;
 
 use std::sync::Arc;
 

@@ -36,8 +36,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::prepared::PreparedStatements;
 use crate::results::PendingResults;
+use crate::session::Session;
 use enclave_access::{Access, Domain, basic_credentials, permissions};
 use enclave_audit::NewEvent;
+use enclave_state::AUDIT_SCOPE;
 
 /// The call header that picks a project.
 pub const PROJECT_HEADER: &str = "x-enclave-project";
@@ -96,19 +98,39 @@ impl EnclaveFlightSql {
         Ok(self.access.caller(request.metadata()).await?.name)
     }
 
-    /// The caller's project session: the project they name (or their only
-    /// one), refused unless the access policy lets them query it today.
-    async fn session<T>(&self, request: &Request<T>) -> Result<ProjectSession, Status> {
+    /// The caller's session: the project they name (or their only one),
+    /// or the audit schema (named `audit`, or an operator's default).
+    async fn session<T>(&self, request: &Request<T>) -> Result<Session, Status> {
         let user = self.caller(request).await?;
-        let project = request
+        let scope = request
             .metadata()
             .get(PROJECT_HEADER)
             .and_then(|value| value.to_str().ok());
-        self.project_session(&user, project).await
+        self.scoped_session(&user, scope).await
     }
 
-    /// The session of `user` in `project` (or their only one) once the
-    /// access policy lets them query it today.
+    /// The session of `user` in `scope` once the access policy lets them
+    /// query it today. Without a scope, a user with no project who may
+    /// query the audit log gets the audit schema.
+    async fn scoped_session(&self, user: &str, scope: Option<&str>) -> Result<Session, Status> {
+        if scope == Some(AUDIT_SCOPE) {
+            return self.audit_session(user).await;
+        }
+        match self.project_session(user, scope).await {
+            Err(refused)
+                if scope.is_none()
+                    && self
+                        .access
+                        .allows(user, &Domain::System, permissions::AUDIT_QUERY)
+                        .await? =>
+            {
+                tracing::debug!(user, %refused, "no project; opening the audit schema");
+                self.audit_session(user).await
+            }
+            session => session.map(Session::Project),
+        }
+    }
+
     async fn project_session(
         &self,
         user: &str,
@@ -122,11 +144,19 @@ impl EnclaveFlightSql {
         Ok(session)
     }
 
+    async fn audit_session(&self, user: &str) -> Result<Session, Status> {
+        self.access
+            .check(user, &Domain::System, permissions::AUDIT_QUERY)
+            .await?;
+        let dir = self.access.audit().dir().to_path_buf();
+        Ok(Session::Audit(self.engine.audit_session(user, dir)))
+    }
+
     /// Runs a statement and makes its audit event durable before anything
     /// is answered: an unwritable log refuses the statement.
     async fn execute_audited(
         &self,
-        session: &ProjectSession,
+        session: &Session,
         sql: &str,
         params: Option<ParamValues>,
     ) -> Result<Outcome, Status> {
@@ -138,6 +168,10 @@ impl EnclaveFlightSql {
                 serde_json::json!({
                     "released_groups": released.released_groups,
                     "suppressed_groups": released.suppressed_groups,
+                    "fingerprint": released.scan.fingerprint,
+                    "tables": released.scan.tables,
+                    "columns": released.scan.columns,
+                    "rows_scanned": released.scan.rows_scanned,
                 }),
             ),
             Ok(Outcome::Updated(rows)) => ("ok", serde_json::json!({ "rows_written": rows })),
@@ -150,11 +184,7 @@ impl EnclaveFlightSql {
 
     /// Plans a statement to prepare it; a refusal is recorded like an
     /// executed one (clients such as ADBC prepare every query).
-    async fn prepare_audited(
-        &self,
-        session: &ProjectSession,
-        sql: &str,
-    ) -> Result<SchemaRef, Status> {
+    async fn prepare_audited(&self, session: &Session, sql: &str) -> Result<SchemaRef, Status> {
         let started = Instant::now();
         let prepared = session.prepare(sql).await;
         if let Err(error) = &prepared {
@@ -166,19 +196,21 @@ impl EnclaveFlightSql {
 
     async fn record_statement(
         &self,
-        session: &ProjectSession,
+        session: &Session,
         sql: &str,
         phase: &str,
         (outcome, mut detail): (&str, serde_json::Value),
         started: Instant,
     ) -> Result<(), Status> {
-        detail["project"] = session.project().id.clone().into();
+        if let Session::Project(project) = session {
+            detail["project"] = project.project().id.clone().into();
+        }
         detail["sql"] = sql.into();
         detail["phase"] = phase.into();
         detail["duration_ms"] = (started.elapsed().as_millis() as u64).into();
         let event = NewEvent {
             actor: session.user().to_string(),
-            action: "query".into(),
+            action: session.audit_action().into(),
             outcome: outcome.into(),
             detail,
         };
@@ -190,7 +222,7 @@ impl EnclaveFlightSql {
     /// fetches that result once.
     async fn run_for_info(
         &self,
-        session: &ProjectSession,
+        session: &Session,
         sql: &str,
         params: Option<ParamValues>,
         descriptor: FlightDescriptor,
@@ -406,7 +438,7 @@ impl FlightSqlService for EnclaveFlightSql {
         let schema = self.prepare_audited(&session, &query.query).await?;
         let handle = self
             .prepared
-            .create(session.user(), &session.project().id, &query.query);
+            .create(session.user(), session.scope(), &query.query);
         let dataset_schema = if schema.fields().is_empty() {
             bytes::Bytes::new()
         } else {
@@ -457,9 +489,7 @@ impl FlightSqlService for EnclaveFlightSql {
             .prepared
             .get(&command.prepared_statement_handle, &user)
             .ok_or_else(|| Status::not_found("no such prepared statement"))?;
-        let session = self
-            .project_session(&user, Some(&statement.project))
-            .await?;
+        let session = self.scoped_session(&user, Some(&statement.project)).await?;
         let params = statement.params.map(Into::into);
         self.run_for_info(&session, &statement.sql, params, request.into_inner())
             .await
@@ -475,9 +505,7 @@ impl FlightSqlService for EnclaveFlightSql {
             .prepared
             .get(&command.prepared_statement_handle, &user)
             .ok_or_else(|| Status::not_found("no such prepared statement"))?;
-        let session = self
-            .project_session(&user, Some(&statement.project))
-            .await?;
+        let session = self.scoped_session(&user, Some(&statement.project)).await?;
         let params = statement.params.map(Into::into);
         updated_rows(
             self.execute_audited(&session, &statement.sql, params)
@@ -531,16 +559,7 @@ impl FlightSqlService for EnclaveFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let session = self.session(&request).await?;
-        let mut schemas: Vec<String> = session
-            .tables()
-            .await
-            .map_err(status)?
-            .into_iter()
-            .map(|table| table.schema)
-            .collect();
-        schemas.push(enclave_query::guard::statement::WORKSPACE_SCHEMA.to_string());
-        schemas.sort();
-        schemas.dedup();
+        let schemas = session.schemas().await.map_err(status)?;
         let mut builder = query.into_builder();
         for schema in schemas {
             builder.append(enclave_query::engine::CATALOG, schema);

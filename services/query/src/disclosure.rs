@@ -14,6 +14,7 @@ use arrow::util::display::array_value_to_string;
 
 use crate::error::QueryError;
 use crate::guard::release::{FACILITIES, GROUPING, KEY, N_PERSONS, TOP2, TOTAL};
+use crate::scan::ScanStats;
 use crate::tables::RESERVED_PREFIX;
 
 /// The thresholds applied to every released group.
@@ -47,6 +48,8 @@ pub struct Released {
     pub batches: Vec<RecordBatch>,
     pub released_groups: usize,
     pub suppressed_groups: usize,
+    /// What the statement read (for the audit record).
+    pub scan: ScanStats,
 }
 
 /// The schema a client sees: the computed schema without hidden columns.
@@ -92,6 +95,7 @@ pub fn apply(
         released_groups: batch.num_rows(),
         batches: vec![batch],
         suppressed_groups,
+        scan: ScanStats::default(),
     })
 }
 

@@ -32,6 +32,7 @@ use crate::guard::rewrite::Scope;
 use crate::guard::statement::{Request, WORKSPACE_SCHEMA, classify};
 use crate::limits::{ConcurrencyCaps, Limits, QueryPool, YieldAfterJoins, shared_pool};
 use crate::optout::OptOutIndex;
+use crate::scan::{ScanStats, collect_measured};
 use crate::tables::{GuardedTable, RowSource, STORE_URL};
 use crate::tags::Tags;
 use crate::workspace::Workspace;
@@ -163,6 +164,65 @@ impl QueryEngine {
             user: user.to_string(),
             project,
         })
+    }
+
+    /// A DataFusion context over `catalog` alone, within the query limits:
+    /// no other catalog, no file-reading table functions, no spilling.
+    pub(crate) fn context(
+        &self,
+        catalog: MemoryCatalogProvider,
+        default_schema: &str,
+    ) -> Result<SessionContext, QueryError> {
+        let catalogs = MemoryCatalogProviderList::new();
+        datafusion::catalog::CatalogProviderList::register_catalog(
+            &catalogs,
+            CATALOG.into(),
+            Arc::new(catalog),
+        );
+        let limits = &self.inner.limits;
+        let config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(CATALOG, default_schema)
+            .with_target_partitions(limits.target_partitions);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(QueryPool::new(
+                limits.query_memory_bytes,
+                Arc::clone(&self.inner.memory),
+            )))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .with_object_store_registry(Arc::clone(&self.inner.object_stores))
+            .build_arc()?;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_catalog_list(Arc::new(catalogs))
+            .with_table_factories(Default::default())
+            .with_table_functions(Default::default())
+            .with_physical_optimizer_rule(Arc::new(YieldAfterJoins))
+            .build();
+        Ok(SessionContext::new_with_state(state))
+    }
+
+    /// Runs `work` for `user` within the per-user concurrency cap and the
+    /// time limit.
+    pub(crate) async fn limited<T>(
+        &self,
+        user: &str,
+        work: impl Future<Output = Result<T, QueryError>>,
+    ) -> Result<T, QueryError> {
+        let limits = &self.inner.limits;
+        let _permit = self
+            .inner
+            .running
+            .acquire(user, limits.concurrent_queries_per_user)?;
+        let timeout = limits.query_timeout;
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| QueryError::Timeout(timeout.as_secs()))?
     }
 
     /// Deletes the workspace of a closed project in the served store.
@@ -344,39 +404,7 @@ impl ProjectSession {
             work.register_table(name, Arc::new(guarded))?;
         }
         catalog.register_schema(WORKSPACE_SCHEMA, Arc::new(work))?;
-        let catalogs = MemoryCatalogProviderList::new();
-        datafusion::catalog::CatalogProviderList::register_catalog(
-            &catalogs,
-            CATALOG.into(),
-            Arc::new(catalog),
-        );
-
-        let limits = &self.inner().limits;
-        let config = SessionConfig::new()
-            .with_information_schema(false)
-            .with_create_default_catalog_and_schema(false)
-            .with_default_catalog_and_schema(CATALOG, WORKSPACE_SCHEMA)
-            .with_target_partitions(limits.target_partitions);
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(QueryPool::new(
-                limits.query_memory_bytes,
-                Arc::clone(&self.inner().memory),
-            )))
-            .with_disk_manager_builder(
-                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
-            )
-            .with_object_store_registry(Arc::clone(&self.inner().object_stores))
-            .build_arc()?;
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(runtime)
-            .with_default_features()
-            .with_catalog_list(Arc::new(catalogs))
-            .with_table_factories(Default::default())
-            .with_table_functions(Default::default())
-            .with_physical_optimizer_rule(Arc::new(YieldAfterJoins))
-            .build();
-        Ok(SessionContext::new_with_state(state))
+        self.engine.context(catalog, WORKSPACE_SCHEMA)
     }
 
     /// The schema a statement's result will have, without running it.
@@ -399,18 +427,10 @@ impl ProjectSession {
         sql: &str,
         params: Option<ParamValues>,
     ) -> Result<Outcome, QueryError> {
-        let limits = &self.inner().limits;
-        let _permit = self
-            .inner()
-            .running
-            .acquire(&self.user, limits.concurrent_queries_per_user)?;
-        let timeout = limits.query_timeout;
         // Executing binds every placeholder: a missing value is the
         // client's error, reported as such, not an internal one.
         let params = params.unwrap_or(ParamValues::List(Vec::new()));
-        tokio::time::timeout(timeout, self.run(sql, params))
-            .await
-            .map_err(|_| QueryError::Timeout(timeout.as_secs()))?
+        self.engine.limited(&self.user, self.run(sql, params)).await
     }
 
     async fn run(&self, sql: &str, params: ParamValues) -> Result<Outcome, QueryError> {
@@ -419,12 +439,8 @@ impl ProjectSession {
             Request::Query(statement) => {
                 let release = self.guarded_plan(&context, statement, Some(params)).await?;
                 let schema = Arc::new(release.plan.schema().as_arrow().clone());
-                let batches = context
-                    .execute_logical_plan(release.plan)
-                    .await?
-                    .collect()
-                    .await?;
-                let released = if release.checked {
+                let (batches, scan) = collect_measured(&context, release.plan).await?;
+                let mut released = if release.checked {
                     disclosure::apply(&self.rules(), schema, &batches)?
                 } else {
                     Released {
@@ -432,13 +448,16 @@ impl ProjectSession {
                         schema,
                         batches,
                         suppressed_groups: 0,
+                        scan: ScanStats::default(),
                     }
                 };
+                released.scan = scan;
                 tracing::info!(
                     project = self.project.id,
                     user = self.user,
                     released = released.released_groups,
                     suppressed = released.suppressed_groups,
+                    rows_scanned = released.scan.rows_scanned,
                     "query released"
                 );
                 Ok(Outcome::Rows(released))
@@ -472,12 +491,7 @@ impl ProjectSession {
         statement: DfStatement,
         params: Option<ParamValues>,
     ) -> Result<LogicalPlan, QueryError> {
-        let plan = context.state().statement_to_plan(statement).await?;
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
-            .verify_plan(&plan)?;
+        let plan = read_only_plan(context, statement).await?;
         check_reserved_names(&plan)?;
         Ok(match params {
             Some(params) => plan.with_param_values(params)?,
@@ -495,4 +509,19 @@ impl ProjectSession {
         let rounding = self.project.rounding.base();
         release(&plan, &self.scope()?, rounding)
     }
+}
+
+/// A statement's logical plan, refused by DataFusion's own statement options
+/// unless it only reads (defence in depth behind [`classify`]).
+pub(crate) async fn read_only_plan(
+    context: &SessionContext,
+    statement: DfStatement,
+) -> Result<LogicalPlan, QueryError> {
+    let plan = context.state().statement_to_plan(statement).await?;
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&plan)?;
+    Ok(plan)
 }

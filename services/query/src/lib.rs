@@ -9,20 +9,27 @@
 //! - [`disclosure`]: k persons per group, facility and dominance rules,
 //!   complementary suppression; hidden columns stripped.
 //! - [`workspace`]: `CREATE TABLE work.<name> AS …` inside the enclave.
+//! - [`scan`]: what a statement read (plan fingerprint, tables, columns,
+//!   rows) for its audit record.
+//! - [`audit_sql`]: the operators' read-only `audit` schema over the audit log.
 //!
 //! Refusals carry a [`Rule`] whose id appears in the error text.
 
+pub mod audit_sql;
 pub mod disclosure;
 pub mod engine;
 pub mod error;
 pub mod guard;
 pub mod limits;
 pub mod optout;
+pub mod scan;
 pub mod tables;
 pub mod tags;
 pub mod top2;
 pub mod workspace;
 
+pub use audit_sql::AuditSession;
 pub use engine::{Outcome, ProjectSession, QueryEngine, TableInfo};
 pub use error::{QueryError, Rule};
 pub use limits::Limits;
+pub use scan::ScanStats;

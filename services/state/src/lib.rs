@@ -18,6 +18,7 @@ pub use clock::{Clock, today};
 
 pub use error::StateError;
 pub use model::{
-    DEFAULT_K, Grant, OptOutEntry, Period, Project, ProjectStatus, Role, Rounding, User,
+    AUDIT_SCOPE, DEFAULT_K, Grant, OptOutEntry, Period, Project, ProjectStatus, Role, Rounding,
+    User,
 };
 pub use store::{Collection, StateStore, Write};

@@ -270,6 +270,10 @@ pub struct Project {
     pub status: ProjectStatus,
 }
 
+/// The scope a Flight SQL session names (instead of a project) to query the
+/// audit log; no project may take this id.
+pub const AUDIT_SCOPE: &str = "audit";
+
 impl Project {
     /// Checks what the store does not: threshold, ids, dates, grants.
     pub fn validate(&self) -> Result<(), StateError> {
@@ -289,6 +293,12 @@ impl Project {
             return Err(StateError::invalid(
                 "id",
                 "use 1-64 characters of a-z, 0-9, '-' and '_'",
+            ));
+        }
+        if self.id == AUDIT_SCOPE {
+            return Err(StateError::invalid(
+                "id",
+                format!("`{AUDIT_SCOPE}` names the operators' audit schema; choose another id"),
             ));
         }
         if self.members.is_empty() {

@@ -13,7 +13,9 @@
 //! is listed once at start and uploads are remembered. A present object
 //! whose size differs from the local file is tampering or corruption on one
 //! side: it is reported (an error log and an `audit.archive_mismatch`
-//! event), never overwritten. Each upload is recorded as `audit.archived`;
+//! event), never overwritten. Each segment upload is recorded as
+//! `audit.archived` (checkpoint uploads are not: each record would need a
+//! checkpoint of its own, archived in turn, without end);
 //! a failed one is retried on the next pass and recorded as
 //! `audit.archive_failed` once per streak of failing passes.
 
@@ -208,7 +210,8 @@ impl Archive {
             let bytes = tokio::fs::read(&path)
                 .await
                 .map_err(|e| AuditError::io(&path, e))?;
-            self.upload(LocalObject { key, bytes }).await?;
+            let detail = self.upload(LocalObject { key, bytes }).await?;
+            self.record("audit.archived", "ok", detail).await;
         }
         Ok(())
     }
@@ -223,6 +226,8 @@ impl Archive {
                 .is_archived(&object.key, object.bytes.len() as u64)
                 .await
             {
+                // Not an event: recording it would need a checkpoint of its
+                // own, to be archived and recorded in turn, for ever.
                 self.upload(object).await?;
             }
             self.checkpoints_done = start + end;
@@ -266,7 +271,9 @@ impl Archive {
         true
     }
 
-    async fn upload(&mut self, object: LocalObject) -> Result<(), AuditError> {
+    /// Uploads `object` under the compliance lock; returns what an event
+    /// records of it.
+    async fn upload(&mut self, object: LocalObject) -> Result<serde_json::Value, AuditError> {
         let bytes = object.bytes.len() as u64;
         let sha256 = digest(&SHA256, &object.bytes);
         let retain_until = retain_until(SystemTime::now(), self.retention);
@@ -292,8 +299,7 @@ impl Archive {
             "retain_until": retain_until.fmt(DateTimeFormat::DateTime).unwrap_or_default(),
         });
         tracing::info!(key = object.key, bytes, "audit object archived");
-        self.record("audit.archived", "ok", detail).await;
-        Ok(())
+        Ok(detail)
     }
 
     async fn pass_failed(&mut self, error: AuditError) {

@@ -171,3 +171,23 @@ def test_commands_beside_the_server_are_recorded_in_its_log(cli, enclave):
     assert json.loads(rows[0]["detail"])["user"] == "zed"
     assert "already" in json.loads(rows[3]["detail"])["error"]
     assert not list((enclave.state / "audit" / "inbox").glob("*.json"))
+
+
+def test_refused_tokens_are_recorded(enclave):
+    import pyarrow.flight as flight
+    import flightsql
+    client = flight.FlightClient(enclave.uri)
+    marker = "SELECT 'refused-token-probe' AS probe"
+    for header in [b"Bearer not-a-token", None]:
+        headers = [] if header is None else [(b"authorization", header)]
+        descriptor = flight.FlightDescriptor.for_command(flightsql.statement_query(marker))
+        try:
+            client.get_flight_info(descriptor, flight.FlightCallOptions(headers=headers))
+            raise AssertionError("a call without a valid token was answered")
+        except flight.FlightUnauthenticatedError:
+            pass
+    with enclave.connect("otto") as conn:
+        reasons = query(conn, "SELECT detail FROM audit.events "
+                              "WHERE action = 'token' AND outcome = 'refused'").column("detail").to_pylist()
+    reasons = {json.loads(detail)["reason"] for detail in reasons}
+    assert {"invalid or expired", "missing"} <= reasons, reasons

@@ -98,18 +98,36 @@ impl Access {
         Ok(self.signer.issue_token(user, TOKEN_LIFETIME))
     }
 
-    /// The enabled account a call's bearer token was issued to.
+    /// The enabled account a call's bearer token was issued to. A refused
+    /// token (missing, forged, expired, or of a suspended account) is
+    /// recorded before the call is refused; an accepted one is recorded by
+    /// the event of the action it authorizes.
     pub async fn caller(&self, metadata: &MetadataMap) -> Result<User, AccessError> {
-        let token = bearer_token(metadata).ok_or(AccessError::Unauthenticated)?;
-        let user = self
-            .signer
-            .check_token(token)
-            .ok_or(AccessError::Unauthenticated)?;
-        let state = Arc::clone(&self.state);
-        match blocking(move || state.user(&user)).await? {
-            Some(account) if !account.disabled => Ok(account),
-            _ => Err(AccessError::Unauthenticated),
-        }
+        let (reason, actor) = match bearer_token(metadata) {
+            None => ("missing", None),
+            Some(token) => match self.signer.check_token(token) {
+                None => ("invalid or expired", None),
+                Some(user) => {
+                    let state = Arc::clone(&self.state);
+                    let name = user.clone();
+                    match blocking(move || state.user(&name)).await? {
+                        Some(account) if !account.disabled => return Ok(account),
+                        Some(_) => ("account suspended", Some(user)),
+                        None => ("unknown account", Some(user)),
+                    }
+                }
+            },
+        };
+        tracing::warn!(reason, "token refused");
+        self.audit
+            .record(NewEvent {
+                actor: actor.unwrap_or_else(|| "unknown".into()),
+                action: "token".into(),
+                outcome: "refused".into(),
+                detail: serde_json::json!({ "reason": reason }),
+            })
+            .await?;
+        Err(AccessError::Unauthenticated)
     }
 
     /// Refuses unless `user` holds a role in `domain` granting `permission`.

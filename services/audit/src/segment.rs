@@ -70,7 +70,8 @@ pub(crate) fn read_frames(bytes: &[u8], mut previous: Hash) -> (Vec<Framed<'_>>,
 /// Every whole frame of `bytes` with its stored digest, unchecked
 /// (`digest_ok` is false until a caller checks it).
 pub(crate) fn split_frames(bytes: &[u8]) -> (Vec<Framed<'_>>, Ending) {
-    let mut frames = Vec::new();
+    // Events are a few hundred bytes: reserve once rather than regrow.
+    let mut frames = Vec::with_capacity(bytes.len() / 256);
     let mut offset = 0usize;
     while offset < bytes.len() {
         let rest = &bytes[offset..];

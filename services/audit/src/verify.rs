@@ -2,7 +2,8 @@
 //! numbers, and every checkpoint's signature and tree head. The first
 //! problem is reported with its place (segment, offset, event, checkpoint).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use crate::AuditError;
 use crate::checkpoint::{CHECKPOINT_FILE, Checkpoint, hex};
@@ -52,6 +53,22 @@ fn check_frames(frames: &mut [segment::Framed<'_>], previous: Hash) -> Vec<Hash>
     })
 }
 
+/// The bytes of each segment in order, read one segment ahead on another
+/// thread so reading overlaps checking.
+fn read_ahead(paths: Vec<PathBuf>) -> Receiver<Result<Vec<u8>, AuditError>> {
+    let (sender, receiver) = sync_channel(1);
+    std::thread::spawn(move || {
+        for path in paths {
+            let read = segment::read_segment(&path);
+            let failed = read.is_err();
+            if sender.send(read).is_err() || failed {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
 /// The event's number: read from the `{"seq":N,` prefix the writer puts
 /// first, else by parsing the JSON.
 fn sequence_number(payload: &[u8]) -> Option<u64> {
@@ -98,9 +115,12 @@ pub fn verify(dir: &Path, public_key: &[u8]) -> Result<VerifyReport, AuditError>
     let mut tree = Frontier::default();
     let mut chain = GENESIS;
     let paths = segment::segments(dir)?;
+    let segments = read_ahead(paths.clone());
     for path in &paths {
         let name = file_name(path);
-        let bytes = segment::read_segment(path)?;
+        let bytes = segments
+            .recv()
+            .map_err(|_| AuditError::Corrupt("the segment reader stopped".into()))??;
         let (mut frames, ending) = segment::split_frames(&bytes);
         let leaves = check_frames(&mut frames, chain);
         for (framed, leaf) in frames.into_iter().zip(leaves) {

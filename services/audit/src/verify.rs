@@ -232,24 +232,45 @@ fn read_checkpoints(dir: &Path) -> Result<Vec<(usize, Checkpoint)>, AuditError> 
         .collect()
 }
 
-/// Every event of the log, in order (whole frames only).
+/// Every event of the log, in order (whole frames only), parsed on as many
+/// threads as the machine has.
 pub fn read_events(dir: &Path) -> Result<Vec<Event>, AuditError> {
     let mut events = Vec::new();
     for path in segment::segments(dir)? {
         let bytes = segment::read_segment(&path)?;
         let (frames, _) = segment::split_frames(&bytes);
-        for framed in frames {
-            let event = serde_json::from_slice(framed.payload).map_err(|_| {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunk = frames.len().div_ceil(threads).max(1024);
+        let parsed: Vec<Result<Vec<Event>, AuditError>> = std::thread::scope(|scope| {
+            let parts: Vec<_> = frames
+                .chunks(chunk)
+                .map(|part| scope.spawn(|| parse_events(&path, part)))
+                .collect();
+            parts
+                .into_iter()
+                .map(|part| part.join().expect("parsing does not panic"))
+                .collect()
+        });
+        for part in parsed {
+            events.extend(part?);
+        }
+    }
+    Ok(events)
+}
+
+fn parse_events(path: &Path, frames: &[segment::Framed<'_>]) -> Result<Vec<Event>, AuditError> {
+    frames
+        .iter()
+        .map(|framed| {
+            serde_json::from_slice(framed.payload).map_err(|_| {
                 AuditError::Corrupt(format!(
                     "{} offset {}: not an event",
                     path.display(),
                     framed.offset
                 ))
-            })?;
-            events.push(event);
-        }
-    }
-    Ok(events)
+            })
+        })
+        .collect()
 }
 
 /// Every signed checkpoint, in the order written.

@@ -16,6 +16,7 @@
 //! retention date.
 
 pub mod alerts;
+#[cfg(feature = "archive")]
 mod archive;
 mod checkpoint;
 mod error;
@@ -25,6 +26,7 @@ pub mod merkle;
 mod segment;
 mod verify;
 
+#[cfg(feature = "archive")]
 pub use archive::{Archive, ArchiveLocation, ArchiveTask};
 pub use checkpoint::{Checkpoint, CheckpointSigner, hex, load_public_key, public_key_path};
 pub use error::AuditError;

@@ -95,7 +95,14 @@ impl AuditSession {
 
     async fn run(&self, sql: &str, params: ParamValues) -> Result<Outcome, QueryError> {
         let statement = query_statement(sql)?;
-        let context = self.loaded_context().await?;
+        let named = self
+            .empty_context()?
+            .state()
+            .resolve_table_references(&statement)?;
+        let wanted = |table: &str| named.iter().any(|name| name.table() == table);
+        let context = self
+            .loaded_context(wanted("events"), wanted("alerts"), wanted("checkpoints"))
+            .await?;
         let plan = read_only_plan(&context, statement)
             .await?
             .with_param_values(params)?;
@@ -122,19 +129,37 @@ impl AuditSession {
         self.context_with(&[], &[], &[])
     }
 
-    /// A context holding the log as it is now.
-    async fn loaded_context(&self) -> Result<SessionContext, QueryError> {
+    /// A context holding the log as it is now, reading only what the
+    /// statement names (the other tables stay empty).
+    async fn loaded_context(
+        &self,
+        events: bool,
+        alerts: bool,
+        checkpoints: bool,
+    ) -> Result<SessionContext, QueryError> {
         let dir = self.dir.clone();
         let (events, checkpoints) = tokio::task::spawn_blocking(move || {
-            let events = enclave_audit::read_events(&dir)?;
-            let checkpoints = enclave_audit::read_checkpoint_list(&dir)?;
+            let events = if events || alerts {
+                enclave_audit::read_events(&dir)?
+            } else {
+                Vec::new()
+            };
+            let checkpoints = if checkpoints {
+                enclave_audit::read_checkpoint_list(&dir)?
+            } else {
+                Vec::new()
+            };
             Ok::<_, enclave_audit::AuditError>((events, checkpoints))
         })
         .await
         .map_err(QueryError::internal)?
         .map_err(QueryError::internal)?;
-        let alerts = enclave_audit::alerts::alerts(&events);
-        self.context_with(&events, &alerts, &checkpoints)
+        let found = if alerts {
+            enclave_audit::alerts::alerts(&events)
+        } else {
+            Vec::new()
+        };
+        self.context_with(&events, &found, &checkpoints)
     }
 
     fn context_with(

@@ -199,9 +199,12 @@ class Server:
     def __init__(self, cli: Cli, data: Path, state: Path, log: Path, extra: tuple[str, ...] = ()):
         self.port = free_port()
         self.uri = f"grpc://127.0.0.1:{self.port}"
+        # Every server has its web portal on a port of its own.
+        self.portal_port = free_port()
+        self.portal_url = f"http://127.0.0.1:{self.portal_port}"
         self.log = log
         args = [cli.binary, "serve", "--data", str(data), "--state", str(state),
-                "--listen", f"127.0.0.1:{self.port}", *extra]
+                "--listen", f"127.0.0.1:{self.port}", "--portal-listen", f"127.0.0.1:{self.portal_port}", *extra]
         with open(log, "wb") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env={**os.environ, "NO_COLOR": "1"})

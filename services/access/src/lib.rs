@@ -39,6 +39,8 @@ pub mod permissions {
     pub const APPLICATION_DECIDE: Permission = Permission::new("application", "decide");
     pub const DATA_QUERY: Permission = Permission::new("data", "query");
     pub const AUDIT_QUERY: Permission = Permission::new("audit", "query");
+    /// The committee's pages of the portal (queue, review, output checks).
+    pub const COMMITTEE_VIEW: Permission = Permission::new("committee", "view");
     pub const OUTPUT_REQUEST: Permission = Permission::new("output", "request");
     pub const OUTPUT_READ: Permission = Permission::new("output", "read");
     pub const OUTPUT_LIST: Permission = Permission::new("output", "list");

@@ -32,8 +32,8 @@ impl Catalog for Api {
                     .iter()
                     .map(|column| CatalogColumn {
                         name: column.name.clone(),
-                        data_type: format!("{:?}", column.data_type).to_lowercase(),
-                        class: serde_name(&column.class),
+                        data_type: column.data_type.name().to_string(),
+                        class: column.class.name().to_string(),
                         code_system: column.code_system.clone().unwrap_or_default(),
                         description_ja: column.description_ja.clone(),
                         description_en: column.description_en.clone(),
@@ -50,18 +50,4 @@ fn mentions(table: &CatalogTable, keyword: &str) -> bool {
     [&table.name, &table.description_ja, &table.description_en]
         .iter()
         .any(|text| text.to_lowercase().contains(keyword))
-}
-
-/// The snake_case name a column class has in the catalog files.
-fn serde_name(class: &enclave_catalog::ColumnClass) -> String {
-    use enclave_catalog::ColumnClass;
-    match class {
-        ColumnClass::PersonKey => "person_key",
-        ColumnClass::RecordKey => "record_key",
-        ColumnClass::QuasiIdentifier => "quasi_identifier",
-        ColumnClass::Sensitive => "sensitive",
-        ColumnClass::Code => "code",
-        ColumnClass::Measure => "measure",
-    }
-    .to_string()
 }

@@ -38,5 +38,6 @@ pub use error::{CatalogError, RuleError};
 pub use generalize::{AgeBandRule, Generalization, age_band, month_of, postcode_prefix};
 pub use model::{Catalog, ColumnClass, ColumnDef, ColumnType, SchemaDef, TableDef};
 pub use published::{
-    Lang, PublishedCatalog, PublishedSchema, PublishedTable, TableStats, display_count, round_count,
+    Lang, PublishedCatalog, PublishedSchema, PublishedTable, TableStats, display_count,
+    group_thousands, round_count,
 };

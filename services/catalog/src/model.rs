@@ -101,6 +101,33 @@ pub enum ColumnClass {
     Measure,
 }
 
+impl ColumnType {
+    /// The name the catalog files use (`int64`, `utf8`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Int64 => "int64",
+            ColumnType::Int32 => "int32",
+            ColumnType::Float64 => "float64",
+            ColumnType::Utf8 => "utf8",
+            ColumnType::Bool => "bool",
+        }
+    }
+}
+
+impl ColumnClass {
+    /// The name the catalog files use (`person_key`, `quasi_identifier`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnClass::PersonKey => "person_key",
+            ColumnClass::RecordKey => "record_key",
+            ColumnClass::QuasiIdentifier => "quasi_identifier",
+            ColumnClass::Sensitive => "sensitive",
+            ColumnClass::Code => "code",
+            ColumnClass::Measure => "measure",
+        }
+    }
+}
+
 impl Catalog {
     /// A table by qualified name, `schema.table` (e.g. `ndb.receipts`).
     pub fn table(&self, qualified: &str) -> Option<(&SchemaDef, &TableDef)> {
@@ -209,4 +236,32 @@ impl fmt::Display for ColumnClass {
 /// `schema.table`.
 pub(crate) fn qualified_name(schema: &str, table: &str) -> String {
     format!("{schema}.{table}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_catalog_files_spelling() {
+        for class in [
+            ColumnClass::PersonKey,
+            ColumnClass::RecordKey,
+            ColumnClass::QuasiIdentifier,
+            ColumnClass::Sensitive,
+            ColumnClass::Code,
+            ColumnClass::Measure,
+        ] {
+            assert_eq!(serde_json::to_value(class).unwrap(), class.name());
+        }
+        for kind in [
+            ColumnType::Int64,
+            ColumnType::Int32,
+            ColumnType::Float64,
+            ColumnType::Utf8,
+            ColumnType::Bool,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
+    }
 }

@@ -79,7 +79,8 @@ pub fn display_count(rows: u64) -> String {
     }
 }
 
-fn group_thousands(n: u64) -> String {
+/// `n` with thousands separators (`1,234,567`).
+pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut grouped = String::with_capacity(digits.len() * 4 / 3);
     for (i, digit) in digits.chars().enumerate() {

@@ -305,6 +305,13 @@ impl fmt::Display for YearMonth {
     }
 }
 
+/// `YYYY-MM-DD HH:MM UTC` of Unix seconds.
+pub fn utc_minute(unix_seconds: i64) -> String {
+    let day = CivilDate::from_days_since_epoch(unix_seconds.div_euclid(86_400) as i32);
+    let minutes = unix_seconds.rem_euclid(86_400) / 60;
+    format!("{day} {:02}:{:02} UTC", minutes / 60, minutes % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

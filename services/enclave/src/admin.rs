@@ -12,7 +12,9 @@ use enclave_access::Access;
 use enclave_api::Api;
 use enclave_audit::{
     Archive, ArchiveLocation, ArchiveTask, AuditLog, CheckpointSigner, LogPolicy, NewEvent,
+    load_public_key, public_key_path,
 };
+use enclave_portal::{Portal, PortalConfig};
 use enclave_query::{Limits, QueryEngine};
 use enclave_review::{ApplicationRoles, Workflow};
 use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Role, Rounding, StateStore};
@@ -285,6 +287,33 @@ pub(crate) struct ServeOptions {
     pub audit_key: Option<PathBuf>,
     #[command(flatten)]
     pub audit_log: AuditLogOptions,
+    #[command(flatten)]
+    pub portal: PortalOptions,
+}
+
+/// The web portal served beside Flight SQL.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct PortalOptions {
+    /// Address the web portal listens on (HTTP; put a TLS proxy in front
+    /// beyond loopback).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub portal_listen: SocketAddr,
+    /// Do not serve the web portal.
+    #[arg(long)]
+    pub no_portal: bool,
+    /// Mark the portal's cookies `Secure` (it is reached through HTTPS).
+    #[arg(long)]
+    pub portal_secure_cookies: bool,
+}
+
+impl Default for PortalOptions {
+    fn default() -> PortalOptions {
+        PortalOptions {
+            portal_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            no_portal: false,
+            portal_secure_cookies: false,
+        }
+    }
 }
 
 /// Seven years (two of them leap years); docs/audit.md says why.
@@ -367,15 +396,19 @@ fn audit_dir(state: &Path, options: &ServeOptions) -> PathBuf {
         .unwrap_or_else(|| state.join("audit"))
 }
 
+fn audit_key(state: &Path, options: &ServeOptions) -> PathBuf {
+    options
+        .audit_key
+        .clone()
+        .unwrap_or_else(|| state.join("audit-signing.key"))
+}
+
 /// Opens the audit log, making the signing key on first start.
 pub(crate) fn open_audit(
     state: &Path,
     options: &ServeOptions,
 ) -> Result<Arc<AuditLog>, CommandError> {
-    let key = options
-        .audit_key
-        .clone()
-        .unwrap_or_else(|| state.join("audit-signing.key"));
+    let key = audit_key(state, options);
     let signer = if key.exists() {
         CheckpointSigner::load(&key)?
     } else {
@@ -423,6 +456,7 @@ pub(crate) async fn serve(
     state: &Path,
     options: ServeOptions,
 ) -> Result<(), CommandError> {
+    let state_dir = state;
     let store = DataStore::open_local(data)?;
     let audit = open_audit(state, &options)?;
     let archive = start_archive(state, &options, &audit).await?;
@@ -446,9 +480,14 @@ pub(crate) async fn serve(
     let catalog = Arc::new(engine.catalog().clone());
     let workflow = Arc::new(Workflow::new(state, catalog, clock));
     let api = Api::new(Arc::clone(&access), workflow, engine.clone());
-    let routes = api
-        .routes()
-        .add_service(enclave_flight::flight_service(engine, access));
+    let routes = api.routes().add_service(enclave_flight::flight_service(
+        engine.clone(),
+        Arc::clone(&access),
+    ));
+    let portal = match options.portal.no_portal {
+        true => None,
+        false => Some(portal(data, state_dir, &options, api.clone(), access, engine).await?),
+    };
     tokio::spawn(expire_grants(api));
     let detail = serde_json::json!({ "release": release, "listen": options.listen.to_string() });
     server_event(&audit, "server.start", detail.clone()).await?;
@@ -461,22 +500,68 @@ pub(crate) async fn serve(
     } else {
         "grpc"
     };
-    enclave_api::serve(
-        config,
-        routes,
-        |address| {
-            println!(
-                "serving Flight SQL and the enclave API on {scheme}://{address} (release {release}); Ctrl-C stops"
-            )
-        },
-        stop_signal(),
-    )
-    .await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop_signal().await;
+        let _ = stop.send(true);
+    });
+    let grpc = async {
+        enclave_api::serve(
+            config,
+            routes,
+            |address| {
+                println!(
+                    "serving Flight SQL and the enclave API on {scheme}://{address} (release {release}); Ctrl-C stops"
+                )
+            },
+            stopped_by(stopped.clone()),
+        )
+        .await
+        .map_err(CommandError::from)
+    };
+    let web = async {
+        match portal {
+            Some(portal) => portal
+                .serve(
+                    |address| println!("serving the web portal on http://{address}"),
+                    stopped_by(stopped.clone()),
+                )
+                .await
+                .map_err(CommandError::from),
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(grpc, web)?;
     server_event(&audit, "server.stop", detail).await?;
     if let Some(archive) = archive {
         archive.finish().await;
     }
     Ok(())
+}
+
+/// The web portal over the served release (its catalog as `enclave
+/// catalog` publishes it) and the audit log's checkpoint key.
+async fn portal(
+    data: &Path,
+    state: &Path,
+    options: &ServeOptions,
+    api: Api,
+    access: Arc<Access>,
+    engine: QueryEngine,
+) -> Result<Portal, CommandError> {
+    let public_key = load_public_key(&public_key_path(&audit_key(state, options)))?;
+    let config = PortalConfig {
+        listen: options.portal.portal_listen,
+        secure_cookies: options.portal.portal_secure_cookies,
+        published: crate::commands::published_catalog(data).await?,
+        audit_public_key: public_key,
+    };
+    Ok(Portal::new(api, access, engine, config))
+}
+
+/// Completes once `stop` turns true (or its sender is gone).
+async fn stopped_by(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 async fn server_event(

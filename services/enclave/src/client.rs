@@ -170,22 +170,13 @@ pub(crate) fn print_application(application: &proto::Application, detail: bool) 
     for step in &application.history {
         println!(
             "  {} {} → {} by {}: {}",
-            utc_minute(step.at),
+            enclave_core::date::utc_minute(step.at),
             step.from,
             step.to,
             step.by,
             step.note
         );
     }
-}
-
-/// `YYYY-MM-DD HH:MM UTC` of Unix seconds.
-fn utc_minute(unix_seconds: i64) -> String {
-    let day = enclave_core::date::CivilDate::from_days_since_epoch(
-        unix_seconds.div_euclid(86_400) as i32
-    );
-    let minutes = unix_seconds.rem_euclid(86_400) / 60;
-    format!("{day} {:02}:{:02} UTC", minutes / 60, minutes % 60)
 }
 
 fn print_terms(label: &str, terms: &proto::Terms) {

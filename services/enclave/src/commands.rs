@@ -46,6 +46,8 @@ pub(crate) enum CommandError {
     Query(#[from] enclave_query::QueryError),
     #[error(transparent)]
     Serve(#[from] enclave_api::ServeError),
+    #[error("web portal: {0}")]
+    Portal(#[from] enclave_portal::PortalError),
     #[error(transparent)]
     Workflow(#[from] enclave_review::WorkflowError),
     #[error(transparent)]
@@ -172,7 +174,7 @@ fn existing_store(data: &Path) -> Result<DataStore, CommandError> {
 }
 
 /// The catalog of the newest release, as it was when that release was made.
-async fn published_catalog(data: &Path) -> Result<PublishedCatalog, CommandError> {
+pub(crate) async fn published_catalog(data: &Path) -> Result<PublishedCatalog, CommandError> {
     let store = existing_store(data)?;
     let manifest = store
         .latest()
@@ -308,6 +310,7 @@ async fn demo(
         audit_dir: Some(workdir.join("audit")),
         audit_key: Some(workdir.join("keys").join("audit-signing.key")),
         audit_log: admin::AuditLogOptions::default(),
+        portal: admin::PortalOptions::default(),
     };
     admin::serve(&paths.data, &paths.state, options).await
 }

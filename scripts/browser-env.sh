@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Makes sure the portal's browser tests can run: Debian's Chromium at
+# /usr/bin/chromium (installed with apt-get when missing; needs root or
+# sudo), driven by Playwright from the end-to-end venv
+# (tests/python/requirements.txt) with `executable_path`, so no browser is
+# downloaded. Prints the Chromium path as the last line.
+#   CHROMIUM="$(scripts/browser-env.sh | tail -n1)"
+set -euo pipefail
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+
+if [ ! -x "$chromium" ]; then
+    echo "installing Debian's chromium" >&2
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -q >&2
+    $sudo apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk >&2
+fi
+# Japanese text needs a CJK font; Debian's chromium does not bring one.
+if ! fc-list 2>/dev/null | grep -qi "CJK"; then
+    echo "installing fonts-noto-cjk" >&2
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends fonts-noto-cjk >&2
+fi
+"$chromium" --version >&2
+echo "$chromium"

@@ -1,0 +1,347 @@
+//! Who is visiting: the session cookie of a signed-in account, the CSRF
+//! token every form carries, and the visitor's language.
+//!
+//! A session is a random id in an `HttpOnly`, `SameSite=Strict` cookie
+//! mapped, in memory, to the account and the bearer token the API issued at
+//! sign-in; it ends with the token (or at sign-out, or when the server
+//! restarts). Every POST must carry a `csrf` field equal to the
+//! `enclave_csrf` cookie (double submit); the cookie is set on the first
+//! page a visitor opens and renewed at sign-in.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::Portal;
+use crate::error::PortalError;
+use crate::i18n::Lang;
+
+pub(crate) const SESSION_COOKIE: &str = "enclave_session";
+pub(crate) const CSRF_COOKIE: &str = "enclave_csrf";
+pub(crate) const LANG_COOKIE: &str = "lang";
+/// The form field that must equal the CSRF cookie.
+pub(crate) const CSRF_FIELD: &str = "csrf";
+/// Sessions held at once; the oldest are dropped beyond this.
+const MAX_SESSIONS: usize = 10_000;
+/// Largest form body accepted (an application's texts fit many times).
+const MAX_FORM_BYTES: usize = 256 * 1024;
+
+/// The account behind a session.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedIn {
+    pub name: String,
+    pub role: String,
+    /// The API's bearer token, sent with every call made for this visitor.
+    pub token: String,
+}
+
+impl SignedIn {
+    /// Whether the header shows the committee's pages (the pages themselves
+    /// ask the access policy).
+    pub(crate) fn is_committee(&self) -> bool {
+        matches!(self.role.as_str(), "reviewer" | "chair")
+    }
+
+    /// Whether the header shows the operators' pages.
+    pub(crate) fn is_operator(&self) -> bool {
+        matches!(self.role.as_str(), "operator" | "admin")
+    }
+}
+
+#[derive(Debug)]
+struct Stored {
+    user: SignedIn,
+    expires: Instant,
+}
+
+/// Open sessions, in memory.
+#[derive(Debug, Default)]
+pub(crate) struct Sessions {
+    by_id: Mutex<HashMap<String, Stored>>,
+}
+
+impl Sessions {
+    /// Opens a session for `user` and returns its id.
+    pub(crate) fn open(&self, user: SignedIn, lifetime: Duration) -> Result<String, PortalError> {
+        let id = random_token()?;
+        let now = Instant::now();
+        let mut sessions = self.lock();
+        sessions.retain(|_, stored| stored.expires > now);
+        if sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, stored)| stored.expires)
+                .map(|(id, _)| id.clone())
+        {
+            sessions.remove(&oldest);
+        }
+        sessions.insert(
+            id.clone(),
+            Stored {
+                user,
+                expires: now + lifetime,
+            },
+        );
+        Ok(id)
+    }
+
+    fn get(&self, id: &str) -> Option<SignedIn> {
+        let sessions = self.lock();
+        let stored = sessions.get(id)?;
+        (stored.expires > Instant::now()).then(|| stored.user.clone())
+    }
+
+    pub(crate) fn close(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Stored>> {
+        // A panic while holding the lock leaves the map consistent.
+        self.by_id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// 256 random bits, URL-safe base64.
+pub(crate) fn random_token() -> Result<String, PortalError> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| PortalError::internal(&"the system random generator failed"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The value of cookie `name` in `headers`.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, whole site; `Secure`
+/// when the portal is reached over HTTPS; `max_age` of `None` for a cookie
+/// that lasts the browser session, `Some(0)` to delete.
+pub(crate) fn set_cookie(
+    portal: &Portal,
+    name: &str,
+    value: &str,
+    max_age: Option<u64>,
+) -> HeaderValue {
+    let mut text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if let Some(seconds) = max_age {
+        text.push_str(&format!("; Max-Age={seconds}"));
+    }
+    if portal.secure_cookies() {
+        text.push_str("; Secure");
+    }
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The CSRF token of this request, put there by [`ensure_csrf_cookie`].
+#[derive(Debug, Clone)]
+struct CsrfToken(String);
+
+/// Gives every visitor a CSRF cookie on the first request that lacks one.
+pub(crate) async fn ensure_csrf_cookie(
+    axum::extract::State(portal): axum::extract::State<Portal>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, PortalError> {
+    if let Some(token) = cookie(request.headers(), CSRF_COOKIE) {
+        let token = CsrfToken(token.to_string());
+        request.extensions_mut().insert(token);
+        return Ok(next.run(request).await);
+    }
+    let token = random_token()?;
+    request.extensions_mut().insert(CsrfToken(token.clone()));
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .append(SET_COOKIE, set_cookie(&portal, CSRF_COOKIE, &token, None));
+    Ok(response)
+}
+
+/// The visitor of one request.
+#[derive(Debug, Clone)]
+pub(crate) struct Visitor {
+    pub lang: Lang,
+    /// The value every form of the page carries in its `csrf` field.
+    pub csrf: String,
+    pub user: Option<SignedIn>,
+    pub session_id: Option<String>,
+    /// Path and query of the page, for the language switch to return to.
+    pub path: String,
+}
+
+impl Visitor {
+    /// The signed-in account, or a redirect to the sign-in page.
+    pub(crate) fn signed_in(&self) -> Result<&SignedIn, PortalError> {
+        self.user.as_ref().ok_or(PortalError::SignIn)
+    }
+}
+
+impl FromRequestParts<Portal> for Visitor {
+    type Rejection = PortalError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        portal: &Portal,
+    ) -> Result<Visitor, PortalError> {
+        let lang = cookie(&parts.headers, LANG_COOKIE)
+            .and_then(Lang::from_code)
+            .unwrap_or_default();
+        let csrf = parts
+            .extensions
+            .get::<CsrfToken>()
+            .map(|token| token.0.clone())
+            .ok_or_else(|| PortalError::internal(&"CSRF middleware missing"))?;
+        let session_id = cookie(&parts.headers, SESSION_COOKIE).map(str::to_string);
+        let user = session_id
+            .as_deref()
+            .and_then(|id| portal.sessions().get(id));
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |path| path.as_str())
+            .to_string();
+        Ok(Visitor {
+            lang,
+            csrf,
+            user,
+            session_id,
+            path,
+        })
+    }
+}
+
+/// A posted form whose CSRF field matched the visitor's cookie; fields in
+/// the order sent (a field may repeat, as checkboxes do).
+#[derive(Debug)]
+pub(crate) struct Posted {
+    fields: Vec<(String, String)>,
+}
+
+impl Posted {
+    /// The first value of `name`, trimmed; empty when absent.
+    pub(crate) fn get(&self, name: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map_or("", |(_, value)| value.trim())
+    }
+
+    /// Every non-empty value of `name`.
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|(key, value)| key == name && !value.trim().is_empty())
+            .map(|(_, value)| value.trim().to_string())
+            .collect()
+    }
+
+    /// Non-empty lines of a text area.
+    pub(crate) fn lines(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl FromRequest<Portal> for Posted {
+    type Rejection = PortalError;
+
+    async fn from_request(request: Request, portal: &Portal) -> Result<Posted, PortalError> {
+        let expected = cookie(request.headers(), CSRF_COOKIE).map(str::to_string);
+        let body = Bytes::from_request(request, portal)
+            .await
+            .map_err(|_| PortalError::Invalid("the form could not be read".into()))?;
+        if body.len() > MAX_FORM_BYTES {
+            return Err(PortalError::Invalid(format!(
+                "a form holds at most {} KiB",
+                MAX_FORM_BYTES / 1024
+            )));
+        }
+        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+            .map_err(|_| PortalError::Invalid("the form could not be read".into()))?;
+        let sent = fields
+            .iter()
+            .find(|(key, _)| key == CSRF_FIELD)
+            .map(|(_, value)| value.as_str());
+        match (expected, sent) {
+            (Some(expected), Some(sent)) if same_secret(&expected, sent) => Ok(Posted { fields }),
+            _ => {
+                tracing::warn!("form refused: CSRF token missing or wrong");
+                Err(PortalError::Csrf)
+            }
+        }
+    }
+}
+
+/// Compares two secrets in time independent of where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_among_several() {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_static("a=1; lang=en; b="));
+        assert_eq!(cookie(&headers, "lang"), Some("en"));
+        assert_eq!(cookie(&headers, "b"), None);
+        assert_eq!(cookie(&headers, "c"), None);
+    }
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "ab"));
+    }
+
+    #[test]
+    fn sessions_end_when_closed_or_expired() {
+        let sessions = Sessions::default();
+        let user = SignedIn {
+            name: "ana".into(),
+            role: "researcher".into(),
+            token: "t".into(),
+        };
+        let open = sessions
+            .open(user.clone(), Duration::from_secs(60))
+            .unwrap();
+        let expired = sessions.open(user, Duration::ZERO).unwrap();
+        assert_eq!(sessions.get(&open).unwrap().name, "ana");
+        assert!(sessions.get(&expired).is_none());
+        sessions.close(&open);
+        assert!(sessions.get(&open).is_none());
+    }
+}

@@ -1,0 +1,289 @@
+"""The web portal in a real browser: Debian's Chromium driven by Playwright.
+
+A researcher finds a table in the catalog and applies; the chair assigns two
+reviewers, they vote and the chair approves; the researcher's Flight SQL
+session then sees the data; an output release is checked and downloaded;
+an operator finds all of it on the audit page. Committee pages refuse
+everyone else, also by direct URL, and posts without the CSRF token change
+nothing. Every page is saved as a 1280×800 screenshot under
+$ENCLAVE_SCREENSHOTS (default: portal-screenshots/ in the repository).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from conftest import FULL_PERIOD, Project, Release, Server, password, query
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("ENCLAVE_SCREENSHOTS", ROOT / "portal-screenshots"))
+VIEWPORT = {"width": 1280, "height": 800}
+# As the machine's probe starts Chromium: no background traffic, no sandbox
+# (tests run as root in CI), a fresh profile per launch.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+PORTAL_USERS = {
+    "ana": "researcher",
+    "carl": "researcher",  # never in a project; the non-reviewer
+    "rev1": "reviewer",
+    "rev2": "reviewer",
+    "chair": "chair",
+    "otto": "operator",
+    "root": "admin",
+}
+PROJECT_ID = "portal-diag"
+COLUMNS = ["person_id", "sex", "age_band", "service_month", "icd10"]
+STUDY_SQL = ("SELECT age_band, COUNT(DISTINCT person_id) AS persons FROM ndb.diagnoses "
+             "GROUP BY age_band ORDER BY age_band")
+
+
+@pytest.fixture(scope="module")
+def portal(start_server) -> Server:
+    return start_server("portal", PORTAL_USERS, {})
+
+
+@pytest.fixture(scope="module")
+def browser() -> Browser:
+    chromium = subprocess.run([str(ROOT / "scripts" / "browser-env.sh")], capture_output=True, text=True,
+                              check=True).stdout.strip().splitlines()[-1]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def visitor(browser: Browser, server: Server) -> BrowserContext:
+    return browser.new_context(base_url=server.portal_url, viewport=VIEWPORT, accept_downloads=True)
+
+
+def signed_in(browser: Browser, server: Server, user: str) -> Page:
+    page = visitor(browser, server).new_page()
+    page.goto("/login")
+    page.fill("#user", user)
+    page.fill("#password", password(user))
+    page.click("form.narrow button[type=submit]")
+    expect(page.locator(".account .who")).to_contain_text(user)
+    return page
+
+
+def shot(page: Page, name: str) -> None:
+    """Saves the page as seen at 1280×800 and checks nothing overflows sideways."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name}: the page is {overflow}px wider than the window"
+
+
+def status_of(page: Page) -> str:
+    return page.locator("dl.facts .badge").first.inner_text()
+
+
+def test_apply_review_approve_query_release_and_audit(portal: Server, browser: Browser, release: Release):
+    # A visitor finds the diagnoses table by a Japanese keyword.
+    anonymous = visitor(browser, portal).new_page()
+    anonymous.goto("/")
+    shot(anonymous, "01-home")
+    anonymous.goto("/catalog")
+    shot(anonymous, "02-catalog")
+    anonymous.fill("#q", "傷病名")
+    anonymous.click("form.search button")
+    expect(anonymous.locator("table.list a", has_text="ndb.diagnoses")).to_be_visible()
+    anonymous.click("table.list a >> text=ndb.diagnoses")
+    expect(anonymous.locator("h1")).to_have_text("ndb.diagnoses")
+    expect(anonymous.locator("table.columns")).to_contain_text("icd10")
+    shot(anonymous, "03-catalog-table")
+
+    # The researcher applies for five of its columns and submits.
+    ana = signed_in(browser, portal, "ana")
+    ana.goto("/applications/new?table=ndb.diagnoses")
+    ana.fill("#project_id", PROJECT_ID)
+    ana.fill("#title", "年齢階級別の傷病")
+    ana.fill("#purpose", "Describe diagnoses by age band.")
+    ana.fill("#public_interest", "Chronic disease policy.")
+    ana.fill("#planned_outputs", "Tables of counts by age band.")
+    ana.fill("#members", "ana: Test University")
+    ana.fill("#period_first", FULL_PERIOD[0])
+    ana.fill("#period_last", FULL_PERIOD[1])
+    ana.fill("#valid_until", "2099-12-31")
+    ana.select_option("#rounding", "none")
+    for box in ana.locator("input[name=column]").all():
+        table, column = box.get_attribute("value").split("/")
+        box.set_checked(table == "ndb.diagnoses" and column in COLUMNS)
+    shot(ana, "04-application-form")
+    ana.click("form.proposal > button[type=submit]")
+    expect(ana.locator("h1")).to_contain_text("年齢階級別の傷病")
+    assert status_of(ana) == "下書き"
+    application_url = ana.url
+    application_id = application_url.rstrip("/").rsplit("/", 1)[-1]
+    ana.click("form[action$='/submit'] button")
+    assert status_of(ana) == "提出済み"
+    shot(ana, "05-application-submitted")
+
+    # The chair assigns two reviewers; both vote; the chair approves.
+    chair = signed_in(browser, portal, "chair")
+    chair.goto("/review")
+    expect(chair.locator("table.list").first).to_contain_text("年齢階級別の傷病")
+    shot(chair, "06-review-queue")
+    chair.click(f"a[href='/review/applications/{application_id}'] >> nth=0")
+    expect(chair.locator("tr.requested")).to_have_count(len(COLUMNS))
+    for reviewer in ("rev1", "rev2"):
+        chair.check(f"input[name=reviewer][value={reviewer}]")
+    chair.click("form[action$='/assign'] button")
+    assert status_of(chair) == "審査中"
+    for name in ("rev1", "rev2"):
+        reviewer = signed_in(browser, portal, name)
+        reviewer.goto(f"/review/applications/{application_id}")
+        reviewer.check("input[name=choice][value=approve]")
+        reviewer.fill("#opinion", "Proportionate to the purpose.")
+        if name == "rev2":
+            shot(reviewer, "07-review-vote")
+        reviewer.click("form[action$='/vote'] button")
+        expect(reviewer.locator("section.committee")).to_contain_text("Proportionate to the purpose.")
+    chair.reload()
+    chair.select_option("#decision", "approve")
+    chair.fill("#note", "Approved at the December meeting.")
+    shot(chair, "08-review-decide")
+    chair.click("form[action$='/decide'] button")
+    assert status_of(chair) == "承認"
+
+    # The researcher's Flight SQL session now sees the granted data.
+    ana.goto(application_url)
+    assert status_of(ana) == "承認"
+    project = Project(PROJECT_ID, ("ana",), grants=(f"ndb.diagnoses:{','.join(COLUMNS)}",),
+                      period=FULL_PERIOD, rounding=None)
+    with portal.connect("ana", PROJECT_ID) as conn:
+        answered = query(conn, STUDY_SQL)
+    assert answered.num_rows > 0
+    expected = release.expected(STUDY_SQL, project)
+    assert [tuple(row.values()) for row in answered.to_pylist()] == expected
+
+    # An output release: checked automatically, approved by a reviewer, downloaded.
+    ana.fill("#output-title", "Persons by age band")
+    ana.fill("#output-sql", STUDY_SQL)
+    ana.click("section.outputs form button")
+    expect(ana.locator("section.findings")).to_have_class("findings passed")
+    output_url = ana.url
+    output_id = output_url.rsplit("/", 1)[-1]
+    rev1 = signed_in(browser, portal, "rev1")
+    rev1.goto(f"/review/outputs/{output_id}")
+    rev1.check("input[name=approve][value=yes]")
+    rev1.fill("#review-note", "No small cells.")
+    shot(rev1, "09-output-check")
+    rev1.click("form.panel button")
+    assert status_of(rev1) == "承認"
+    ana.goto(output_url)
+    with ana.expect_download() as download:
+        ana.click("a[href$='/download']")
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert rows[0] == ["age_band", "persons"]
+    assert [(band, int(n)) for band, n in rows[1:]] == expected
+    shot(ana, "10-output-approved")
+    ana.goto(application_url)
+    shot(ana, "11-application-approved")
+
+    # The operator finds the application's steps and the query on the audit page.
+    otto = signed_in(browser, portal, "otto")
+    otto.goto("/audit?actor=ana")
+    events = otto.locator("table.list").first
+    for action in ("create application", "submit", "request output"):
+        expect(events).to_contain_text(action)
+    expect(otto.locator("section.verification")).to_have_class("verification passed")
+    shot(otto, "12-audit")
+    otto.goto("/audit?actor=ana&action=query")
+    expect(otto.locator("table.list").first).to_contain_text(PROJECT_ID)
+    otto.locator("table.list").first.locator("tbody tr a").first.click()
+    expect(otto.locator("dl.record")).to_contain_text("ndb.diagnoses")
+    expect(otto.locator("dl.record")).to_contain_text("COUNT(DISTINCT person_id)")
+    shot(otto, "13-audit-event")
+    otto.goto("/audit?actor=chair")
+    expect(otto.locator("table.list").first).to_contain_text("decide application")
+
+
+def test_dashboard_shows_only_protected_counts(portal: Server, browser: Browser):
+    page = visitor(browser, portal).new_page()
+    page.goto("/dashboard")
+    sections = page.locator("section.statistic")
+    assert sections.count() >= 3
+    for index in range(sections.count()):
+        section = sections.nth(index)
+        expect(section.locator("svg[role=img]")).to_be_visible()
+        values = [int(cell) for cell in section.locator("tbody td.num").all_inner_texts()]
+        assert values, "a statistic without rows"
+        assert all(value >= 10 and value % 10 == 0 for value in values), values
+    shot(page, "14-dashboard")
+    first = sections.first
+    shown = first.locator("tbody td.num").all_inner_texts()
+    with page.expect_download() as download:
+        first.locator("a[download]").click()
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8-sig"))))
+    assert [row[-1] for row in rows[1:]] == shown
+
+
+def test_committee_pages_refuse_everyone_else(portal: Server, browser: Browser):
+    anonymous = visitor(browser, portal).new_page()
+    anonymous.goto("/review")
+    assert anonymous.url.endswith("/login")
+    for user in ("carl", "otto"):
+        page = signed_in(browser, portal, user)
+        expect(page.locator("header nav")).not_to_contain_text("審査")
+        for path in ("/review", "/review/applications/1", "/review/outputs/1"):
+            response = page.goto(path)
+            assert response.status == 403, (user, path, response.status)
+            expect(page.locator("h1")).to_have_text("この操作は許可されていません")
+        if user == "carl":
+            shot(page, "15-review-refused")
+            for path in ("/audit", "/admin"):
+                assert page.goto(path).status == 403, path
+
+
+def test_posts_without_the_csrf_token_change_nothing(portal: Server, browser: Browser):
+    page = signed_in(browser, portal, "carl")
+    before = page.goto("/applications").text()
+    form = {"project_id": "csrf-probe", "title": "Forged", "purpose": "x", "public_interest": "x",
+            "planned_outputs": "x", "members": "carl", "period_first": "2023-04", "period_last": "2023-05",
+            "valid_until": "2099-12-31", "k": "10", "rounding": "10", "column": "ndb.receipts/sex"}
+    requests = page.context.request
+    for token in (None, "forged-token"):
+        sent = dict(form) if token is None else {**form, "csrf": token}
+        refused = requests.post(f"{portal.portal_url}/applications/new", form=sent, max_redirects=0)
+        assert refused.status == 403, refused.status
+    assert requests.post(f"{portal.portal_url}/logout", form={}, max_redirects=0).status == 403
+    page.goto("/applications")
+    expect(page.locator("main")).not_to_contain_text("Forged")
+    assert "csrf-probe" not in page.content() and "csrf-probe" not in before
+    # The session cookie cannot be read by scripts and is not sent cross-site.
+    cookies = {cookie["name"]: cookie for cookie in page.context.cookies()}
+    for name in ("enclave_session", "enclave_csrf"):
+        assert cookies[name]["httpOnly"] and cookies[name]["sameSite"] == "Strict", cookies[name]
+
+
+def test_english_and_administration(portal: Server, browser: Browser):
+    root = signed_in(browser, portal, "root")
+    root.goto("/admin")
+    expect(root.locator("main")).to_contain_text("carl")
+    shot(root, "16-admin")
+    root.click("header .account a[hreflang=en]")
+    expect(root.locator("h1")).to_have_text("Users and projects")
+    shot(root, "17-admin-en")
+    row = root.locator("tr", has_text="carl")
+    row.locator("form[action$='/suspend'] button").click()
+    expect(root.locator("tr", has_text="carl")).to_contain_text("Suspended")
+    page = visitor(browser, portal).new_page()
+    page.goto("/login")
+    page.fill("#user", "carl")
+    page.fill("#password", password("carl"))
+    page.click("form.narrow button[type=submit]")
+    expect(page.locator(".error-message")).to_be_visible()
+    root.locator("tr", has_text="carl").locator("form[action$='/restore'] button").click()
+    expect(root.locator("tr", has_text="carl")).to_contain_text("Active")
+    root.goto("/catalog")
+    expect(root.locator("h1")).to_have_text("Data catalog")
+    shot(root, "18-catalog-en")

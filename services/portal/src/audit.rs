@@ -240,6 +240,9 @@ fn verification(lang: Lang, report: &VerifyReport) -> Markup {
     }
 }
 
+/// Columns of long text, wrapped; the others stay on one line.
+const WRAPPED_COLUMNS: [&str; 3] = ["sql", "summary", "detail"];
+
 /// Batches as a table; with `link`, that column's values link to the event.
 fn results_table(batches: &[RecordBatch], link: Option<&str>) -> Markup {
     let Some(first) = batches.first() else {
@@ -259,6 +262,8 @@ fn results_table(batches: &[RecordBatch], link: Option<&str>) -> Markup {
                                     @let value = cell(batch, column, row);
                                     @if Some(column) == link_column {
                                         td { a href={ "/audit/events/" (value) } { (value) } }
+                                    } @else if WRAPPED_COLUMNS.contains(&schema.field(column).name().as_str()) {
+                                        td class="wrap" { (value) }
                                     } @else {
                                         td { (value) }
                                     }

@@ -20,8 +20,8 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use enclave_catalog::Catalog;
-use enclave_state::{Project, ProjectStatus, StateStore};
-use enclave_store::DataStore;
+use enclave_state::{Period, Project, ProjectStatus, StateStore};
+use enclave_store::{DataStore, Manifest};
 use url::Url;
 
 use crate::disclosure::{self, DisclosureRules, Released};
@@ -48,6 +48,8 @@ struct ServedRelease {
     /// Object paths of each table's files, by `schema.table`.
     files: BTreeMap<String, Vec<String>>,
     opt_outs: OptOutIndex,
+    /// The first and last service months with rows in any table.
+    coverage: Option<Period>,
 }
 
 #[derive(Debug)]
@@ -117,6 +119,7 @@ impl QueryEngine {
                     catalog,
                     files,
                     opt_outs,
+                    coverage: coverage(&manifest)?,
                 },
                 limits,
                 object_stores: Arc::new(registry),
@@ -135,6 +138,13 @@ impl QueryEngine {
 
     pub fn state(&self) -> &Arc<StateStore> {
         &self.inner.state
+    }
+
+    /// The service months the served release covers, from the first month
+    /// of its earliest table to the last of its latest; `None` when no table
+    /// has rows.
+    pub fn coverage(&self) -> Option<Period> {
+        self.inner.release.coverage
     }
 
     /// The project `user` works in: the one named by `requested`, or the
@@ -159,11 +169,7 @@ impl QueryEngine {
             None => default_project(projects)?,
         };
         check_project_open(&project)?;
-        Ok(ProjectSession {
-            engine: self.clone(),
-            user: user.to_string(),
-            project,
-        })
+        Ok(ProjectSession::new(self.clone(), user, project))
     }
 
     /// A DataFusion context over `catalog` alone, within the query limits:
@@ -240,6 +246,22 @@ fn store_url() -> Url {
     Url::parse(STORE_URL).expect("static URL")
 }
 
+fn coverage(manifest: &Manifest) -> Result<Option<Period>, QueryError> {
+    let tables = manifest.content.tables.values();
+    let first = tables
+        .clone()
+        .filter_map(|t| t.first_month.as_deref())
+        .min();
+    let last = tables.filter_map(|t| t.last_month.as_deref()).max();
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(None);
+    };
+    format!("{first}..{last}")
+        .parse()
+        .map(Some)
+        .map_err(QueryError::internal)
+}
+
 fn default_project(projects: Vec<Project>) -> Result<Project, QueryError> {
     let open: Vec<&Project> = projects
         .iter()
@@ -301,6 +323,15 @@ pub struct ProjectSession {
 }
 
 impl ProjectSession {
+    /// `user` working in `project`; callers decide whether they may.
+    pub(crate) fn new(engine: QueryEngine, user: &str, project: Project) -> ProjectSession {
+        ProjectSession {
+            engine,
+            user: user.to_string(),
+            project,
+        }
+    }
+
     pub fn project(&self) -> &Project {
         &self.project
     }

@@ -12,6 +12,8 @@
 //! - [`scan`]: what a statement read (plan fingerprint, tables, columns,
 //!   rows) for its audit record.
 //! - [`audit_sql`]: the operators' read-only `audit` schema over the audit log.
+//! - [`public_stats`]: the portal's open statistics, run in a built-in
+//!   project under the same guard and disclosure control.
 //!
 //! Refusals carry a [`Rule`] whose id appears in the error text.
 
@@ -22,6 +24,7 @@ pub mod error;
 pub mod guard;
 pub mod limits;
 pub mod optout;
+pub mod public_stats;
 pub mod scan;
 pub mod tables;
 pub mod tags;

@@ -19,8 +19,9 @@ use crate::disclosure::Released;
 use crate::engine::{Outcome, ProjectSession, QueryEngine};
 use crate::error::QueryError;
 
-/// The id, title and user name of the public-statistics project.
-pub const PUBLIC_PROJECT: &str = "public-statistics";
+/// The id and user name of the public-statistics project (reserved: no
+/// stored project may take it).
+pub use enclave_state::PUBLIC_STATISTICS_SCOPE as PUBLIC_PROJECT;
 
 /// The public project never expires; it exists only while the engine runs.
 const NEVER_EXPIRES: &str = "9999-12-31";

@@ -18,7 +18,7 @@ pub use clock::{Clock, today};
 
 pub use error::StateError;
 pub use model::{
-    AUDIT_SCOPE, DEFAULT_K, Grant, OptOutEntry, Period, Project, ProjectStatus, Role, Rounding,
-    User,
+    AUDIT_SCOPE, DEFAULT_K, Grant, OptOutEntry, PUBLIC_STATISTICS_SCOPE, Period, Project,
+    ProjectStatus, Role, Rounding, User,
 };
 pub use store::{Collection, StateStore, Write};

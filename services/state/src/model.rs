@@ -274,6 +274,10 @@ pub struct Project {
 /// audit log; no project may take this id.
 pub const AUDIT_SCOPE: &str = "audit";
 
+/// The built-in, never-stored project the public dashboard's statistics run
+/// in; no project may take this id.
+pub const PUBLIC_STATISTICS_SCOPE: &str = "public-statistics";
+
 impl Project {
     /// Checks what the store does not: threshold, ids, dates, grants.
     pub fn validate(&self) -> Result<(), StateError> {
@@ -299,6 +303,14 @@ impl Project {
             return Err(StateError::invalid(
                 "id",
                 format!("`{AUDIT_SCOPE}` names the operators' audit schema; choose another id"),
+            ));
+        }
+        if self.id == PUBLIC_STATISTICS_SCOPE {
+            return Err(StateError::invalid(
+                "id",
+                format!(
+                    "`{PUBLIC_STATISTICS_SCOPE}` names the public dashboard's project; choose another id"
+                ),
             ));
         }
         if self.members.is_empty() {

@@ -511,6 +511,12 @@ mod tests {
             store.add_project(&project("p1", "bob")),
             Err(StateError::NoUser(_))
         ));
+        for reserved in [crate::AUDIT_SCOPE, crate::PUBLIC_STATISTICS_SCOPE] {
+            assert!(matches!(
+                store.add_project(&project(reserved, "alice")),
+                Err(StateError::Invalid { field: "id", .. })
+            ));
+        }
         assert!(
             store.projects().unwrap().is_empty(),
             "a refused change writes nothing"

@@ -101,9 +101,17 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     expect(anonymous.locator("table.columns")).to_contain_text("icd10")
     shot(anonymous, "03-catalog-table")
 
+    # Applying asks the researcher to sign in first, then returns to the form.
+    anonymous.click("a.button[href^='/applications/new']")
+    assert "/login?next=" in anonymous.url
+    anonymous.fill("#user", "ana")
+    anonymous.fill("#password", password("ana"))
+    anonymous.click("form.narrow button[type=submit]")
+    ana = anonymous
+    assert ana.url.endswith("/applications/new?table=ndb.diagnoses"), ana.url
+    expect(ana.locator("details.table-pick[open] summary")).to_contain_text("ndb.diagnoses")
+
     # The researcher applies for five of its columns and submits.
-    ana = signed_in(browser, portal, "ana")
-    ana.goto("/applications/new?table=ndb.diagnoses")
     ana.fill("#project_id", PROJECT_ID)
     ana.fill("#title", "年齢階級別の傷病")
     ana.fill("#purpose", "Describe diagnoses by age band.")
@@ -230,7 +238,7 @@ def test_dashboard_shows_only_protected_counts(portal: Server, browser: Browser)
 def test_committee_pages_refuse_everyone_else(portal: Server, browser: Browser):
     anonymous = visitor(browser, portal).new_page()
     anonymous.goto("/review")
-    assert anonymous.url.endswith("/login")
+    assert anonymous.url.endswith("/login?next=%2Freview"), anonymous.url
     for user in ("carl", "otto"):
         page = signed_in(browser, portal, user)
         expect(page.locator("header nav")).not_to_contain_text("審査")

@@ -9,8 +9,9 @@ use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortalError {
+    /// Sign in, then come back to `next` (a path of the portal).
     #[error("sign in first")]
-    SignIn,
+    SignIn { next: String },
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -41,7 +42,7 @@ impl PortalError {
 
     fn status_code(&self) -> StatusCode {
         match self {
-            PortalError::SignIn => StatusCode::UNAUTHORIZED,
+            PortalError::SignIn { .. } => StatusCode::UNAUTHORIZED,
             PortalError::Forbidden(_) | PortalError::Csrf => StatusCode::FORBIDDEN,
             PortalError::NotFound(_) => StatusCode::NOT_FOUND,
             PortalError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -54,7 +55,7 @@ impl PortalError {
     /// no visitor).
     fn heading(&self) -> (&'static str, &'static str) {
         match self {
-            PortalError::SignIn => ("ログインしてください", "Please sign in"),
+            PortalError::SignIn { .. } => ("ログインしてください", "Please sign in"),
             PortalError::Forbidden(_) | PortalError::Csrf => {
                 ("この操作は許可されていません", "This is not allowed")
             }
@@ -70,7 +71,7 @@ impl From<tonic::Status> for PortalError {
     fn from(status: tonic::Status) -> PortalError {
         let message = status.message().to_string();
         match status.code() {
-            Code::Unauthenticated => PortalError::SignIn,
+            Code::Unauthenticated => PortalError::SignIn { next: "/".into() },
             Code::PermissionDenied => PortalError::Forbidden(message),
             Code::NotFound => PortalError::NotFound(message),
             Code::InvalidArgument | Code::FailedPrecondition | Code::AlreadyExists => {
@@ -93,8 +94,9 @@ impl From<enclave_access::AccessError> for PortalError {
 
 impl IntoResponse for PortalError {
     fn into_response(self) -> Response {
-        if matches!(self, PortalError::SignIn) {
-            return Redirect::to("/login").into_response();
+        if let PortalError::SignIn { next } = &self {
+            return Redirect::to(&format!("/login?next={}", crate::page::encode_path(next)))
+                .into_response();
         }
         let (ja, en) = self.heading();
         let body = html! {

@@ -129,8 +129,8 @@ fn header(visitor: &Visitor, section: Section) -> Markup {
     }
 }
 
-/// A path as a query-string value (the switch sends the visitor back).
-fn encode_path(path: &str) -> String {
+/// A path as a query-string value (to send the visitor back to it).
+pub(crate) fn encode_path(path: &str) -> String {
     serde_urlencoded::to_string([("", path)])
         .map(|pair| pair.trim_start_matches('=').to_string())
         .unwrap_or_else(|_| "/".into())

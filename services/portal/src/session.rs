@@ -194,7 +194,9 @@ pub(crate) struct Visitor {
 impl Visitor {
     /// The signed-in account, or a redirect to the sign-in page.
     pub(crate) fn signed_in(&self) -> Result<&SignedIn, PortalError> {
-        self.user.as_ref().ok_or(PortalError::SignIn)
+        self.user.as_ref().ok_or_else(|| PortalError::SignIn {
+            next: self.path.clone(),
+        })
     }
 }
 

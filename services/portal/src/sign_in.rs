@@ -76,11 +76,17 @@ async fn front_page(visitor: Visitor) -> impl IntoResponse {
     )
 }
 
-async fn login_page(visitor: Visitor) -> impl IntoResponse {
-    login_form(&visitor, None)
+#[derive(Debug, Default, serde::Deserialize)]
+struct Next {
+    #[serde(default)]
+    next: String,
 }
 
-fn login_form(visitor: &Visitor, refused: Option<&str>) -> Response {
+async fn login_page(visitor: Visitor, Query(next): Query<Next>) -> impl IntoResponse {
+    login_form(&visitor, &next.next, None)
+}
+
+fn login_form(visitor: &Visitor, next: &str, refused: Option<&str>) -> Response {
     let lang = visitor.lang;
     let status = if refused.is_some() {
         StatusCode::UNAUTHORIZED
@@ -90,6 +96,7 @@ fn login_form(visitor: &Visitor, refused: Option<&str>) -> Response {
     let body = html! {
         form method="post" action="/login" class="narrow" {
             (csrf_field(visitor))
+            input type="hidden" name="next" value=(next);
             @if let Some(message) = refused {
                 p class="error-message" role="alert" { (message) }
             }
@@ -128,7 +135,7 @@ async fn login(
                 "ユーザー名またはパスワードが違います。",
                 "Wrong user name or password.",
             );
-            return Ok(login_form(&visitor, Some(message)));
+            return Ok(login_form(&visitor, form.get("next"), Some(message)));
         }
         Err(status) => return Err(status.into()),
     };
@@ -155,7 +162,10 @@ async fn login(
         set_cookie(&portal, SESSION_COOKIE, &session, Some(lifetime.as_secs())),
     );
     headers.append(SET_COOKIE, set_cookie(&portal, CSRF_COOKIE, &csrf, None));
-    Ok((headers, Redirect::to("/applications")).into_response())
+    let next = Some(form.get("next"))
+        .filter(|path| is_local_path(path))
+        .unwrap_or("/applications");
+    Ok((headers, Redirect::to(next)).into_response())
 }
 
 async fn logout(State(portal): State<Portal>, visitor: Visitor, _form: Posted) -> Response {

@@ -1,11 +1,13 @@
 //! The operators' audit pages: search and filter events, one event's full
 //! record (a query's SQL, plan fingerprint, tables, columns, rows scanned,
 //! what was released), the alerts, and whether the log verifies against
-//! the checkpoint key, with the latest signed checkpoint. Reads go through
-//! the same read-only `audit` SQL schema operators query over Flight SQL,
-//! under its limits; each page view is itself recorded (`portal.audit`).
+//! the checkpoint key (re-read at most once a minute), with the latest
+//! signed checkpoint. Reads go through the same read-only `audit` SQL schema
+//! operators query over Flight SQL, under its limits; each page view is
+//! itself recorded (`portal.audit`).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow::array::RecordBatch;
 use arrow::util::display::array_value_to_string;
@@ -18,6 +20,7 @@ use enclave_access::{Domain, permissions};
 use enclave_audit::{NewEvent, VerifyReport};
 use enclave_query::{AuditSession, Outcome};
 use maud::{Markup, html};
+use tokio::sync::Mutex;
 
 use crate::i18n::Lang;
 use crate::page::{self, Section};
@@ -130,9 +133,9 @@ async fn search_page(
     let session = operator_session(&portal, user, "search", filters.to_json()).await?;
     let events = rows(&session, SEARCH_SQL, filters.params()).await?;
     let alerts = rows(&session, ALERTS_SQL, ParamValues::List(Vec::new())).await?;
-    let report = verify(&portal).await?;
+    let verified = verify(&portal).await?;
     let body = html! {
-        (verification(lang, &report))
+        (verification(lang, &verified))
         section {
             h2 { (lang.t("イベントの検索", "Search events")) }
             form method="get" action="/audit" class="filters" role="search" {
@@ -207,16 +210,49 @@ fn pretty_json(text: &str) -> String {
         .unwrap_or_else(|_| text.to_string())
 }
 
-async fn verify(portal: &Portal) -> Result<VerifyReport, PortalError> {
-    let dir = portal.access().audit().dir().to_path_buf();
-    let key: Arc<[u8]> = portal.audit_public_key().into();
-    tokio::task::spawn_blocking(move || enclave_audit::verify(&dir, &key))
-        .await
-        .map_err(|error| PortalError::internal(&error))?
-        .map_err(|error| PortalError::internal(&error))
+/// How long one verification of the whole log is shown before a page view
+/// re-reads the log (verification reads every event: seconds for millions).
+const VERIFY_EVERY: Duration = Duration::from_secs(60);
+
+/// The latest verification of the log, shared by operators' page views.
+#[derive(Debug, Default)]
+pub(crate) struct LastVerification {
+    verified: Mutex<Option<Verified>>,
 }
 
-fn verification(lang: Lang, report: &VerifyReport) -> Markup {
+#[derive(Debug, Clone)]
+struct Verified {
+    at: Instant,
+    unix_seconds: i64,
+    report: VerifyReport,
+}
+
+/// The log verified within [`VERIFY_EVERY`], verifying it again if older.
+async fn verify(portal: &Portal) -> Result<Verified, PortalError> {
+    let mut last = portal.inner.verification.verified.lock().await;
+    if let Some(verified) = last.as_ref().filter(|v| v.at.elapsed() < VERIFY_EVERY) {
+        return Ok(verified.clone());
+    }
+    let dir = portal.access().audit().dir().to_path_buf();
+    let key: Arc<[u8]> = portal.audit_public_key().into();
+    let report = tokio::task::spawn_blocking(move || enclave_audit::verify(&dir, &key))
+        .await
+        .map_err(|error| PortalError::internal(&error))?
+        .map_err(|error| PortalError::internal(&error))?;
+    let unix_seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64);
+    let verified = Verified {
+        at: Instant::now(),
+        unix_seconds,
+        report,
+    };
+    *last = Some(verified.clone());
+    Ok(verified)
+}
+
+fn verification(lang: Lang, verified: &Verified) -> Markup {
+    let report = &verified.report;
     let checkpoint = report.latest_checkpoint.as_ref();
     html! {
         section class={ "verification " (if report.is_valid() { "passed" } else { "failed" }) } {
@@ -226,6 +262,7 @@ fn verification(lang: Lang, report: &VerifyReport) -> Markup {
                 Some(problem) => p role="alert" { strong { (lang.t("検証失敗: ", "Verification failed: ")) } (problem) },
             }
             (page::facts(&[
+                (lang.t("検証日時", "Verified at"), page::time(verified.unix_seconds)),
                 (lang.t("イベント数", "Events"), html! { (report.events) }),
                 (lang.t("署名付きチェックポイント数", "Signed checkpoints"), html! { (report.checkpoints) }),
                 (lang.t("最新チェックポイント", "Latest checkpoint"), html! {

@@ -74,6 +74,7 @@ struct Inner {
     config: PortalConfig,
     sessions: Sessions,
     dashboard: dashboard::Cache,
+    verification: audit::LastVerification,
 }
 
 impl Portal {
@@ -86,6 +87,7 @@ impl Portal {
                 config,
                 sessions: Sessions::default(),
                 dashboard: dashboard::Cache::default(),
+                verification: audit::LastVerification::default(),
             }),
         }
     }

@@ -74,12 +74,24 @@ def signed_in(browser: Browser, server: Server, user: str) -> Page:
     return page
 
 
+# Form controls without a name a screen reader can announce: no <label>,
+# no aria-label, not inside a labelling <label>.
+UNLABELLED_CONTROLS = """
+[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+  .filter(c => !(c.labels && c.labels.length) && !c.getAttribute('aria-label'))
+  .map(c => c.name || c.id)
+"""
+
+
 def shot(page: Page, name: str) -> None:
-    """Saves the page as seen at 1280×800 and checks nothing overflows sideways."""
+    """Saves the page as seen at 1280×800; checks nothing overflows sideways,
+    the page names its language and every form control has a label."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name}: the page is {overflow}px wider than the window"
+    assert page.evaluate("document.documentElement.lang") in ("ja", "en"), name
+    assert page.evaluate(UNLABELLED_CONTROLS) == [], name
 
 
 def status_of(page: Page) -> str:
@@ -213,6 +225,58 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     shot(otto, "13-audit-event")
     otto.goto("/audit?actor=chair")
     expect(otto.locator("table.list").first).to_contain_text("decide application")
+
+
+def test_a_conflict_removes_a_vote_and_the_chair_needs_a_quorum(portal: Server, browser: Browser):
+    """A reviewer declares a conflict and can no longer vote; with one eligible
+    vote the chair's decision is refused; the chair's message reaches the
+    researcher, who withdraws the application."""
+    carl = signed_in(browser, portal, "carl")
+    carl.goto("/applications/new?table=ndb.receipts")
+    for field, value in [("#project_id", "portal-return"), ("#title", "受診件数の推移"), ("#purpose", "Trends."),
+                         ("#public_interest", "Access to care."), ("#planned_outputs", "Counts."),
+                         ("#members", "carl: Test University"), ("#valid_until", "2099-12-31")]:
+        carl.fill(field, value)
+    carl.click("form.proposal > button[type=submit]")
+    carl.click("form[action$='/submit'] button")
+    application_url = carl.url
+    application_id = application_url.rsplit("/", 1)[-1]
+
+    chair = signed_in(browser, portal, "chair")
+    chair.goto(f"/review/applications/{application_id}")
+    for reviewer in ("rev1", "rev2"):
+        chair.check(f"input[name=reviewer][value={reviewer}]")
+    chair.click("form[action$='/assign'] button")
+
+    rev1 = signed_in(browser, portal, "rev1")
+    rev1.goto(f"/review/applications/{application_id}")
+    rev1.fill("#conflict-reason", "Co-author of the applicant.")
+    rev1.click("form[action$='/conflict'] button")
+    committee = rev1.locator("section.committee")
+    expect(committee).to_contain_text("Co-author of the applicant.")
+    expect(rev1.locator("form[action$='/vote']")).to_have_count(0)
+    rev2 = signed_in(browser, portal, "rev2")
+    rev2.goto(f"/review/applications/{application_id}")
+    rev2.check("input[name=choice][value=return]")
+    rev2.fill("#opinion", "Narrow the columns.")
+    rev2.click("form[action$='/vote'] button")
+    expect(rev2.locator("section.committee p.muted").first).to_contain_text("1")
+
+    # One eligible vote is not a quorum: the chair's decision is refused.
+    chair.reload()
+    chair.select_option("#decision", "return")
+    chair.click("form[action$='/decide'] button")
+    expect(chair.locator(".error-message")).to_contain_text("quorum")
+    chair.goto(f"/review/applications/{application_id}")
+    chair.fill("#message-text", "Please explain why every receipt column is needed.")
+    chair.click("section.messages form button")
+    assert status_of(chair) == "審査中"
+
+    carl.goto(application_url)
+    expect(carl.locator("section.messages")).to_contain_text("Please explain why")
+    carl.click("form[action$='/withdraw'] button")
+    assert status_of(carl) == "取り下げ"
+    shot(carl, "19-application-withdrawn")
 
 
 def test_dashboard_shows_only_protected_counts(portal: Server, browser: Browser):

@@ -109,6 +109,12 @@ impl IntoResponse for PortalError {
                     link rel="stylesheet" href=(crate::assets::STYLESHEET_PATH);
                 }
                 body {
+                    header class="site" {
+                        a class="brand" href="/" {
+                            img src="/assets/icon.svg" alt="" width="28" height="28";
+                            span { "enclave" }
+                        }
+                    }
                     main class="error" {
                         h1 { (ja) }
                         p lang="en" class="muted" { (en) }

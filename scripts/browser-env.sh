@@ -8,24 +8,19 @@
 set -euo pipefail
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 
-if [ ! -x "$chromium" ]; then
-    echo "installing Debian's chromium" >&2
+# Debian's chromium brings no CJK font; Japanese pages need one.
+packages=()
+[ -x "$chromium" ] || packages+=(chromium)
+fc-list 2>/dev/null | grep -qi "CJK" || packages+=(fonts-noto-cjk)
+if [ "${#packages[@]}" -gt 0 ]; then
+    echo "installing ${packages[*]} (Debian)" >&2
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then
         sudo="sudo"
     fi
     export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -q >&2
-    $sudo apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk >&2
-fi
-# Japanese text needs a CJK font; Debian's chromium does not bring one.
-if ! fc-list 2>/dev/null | grep -qi "CJK"; then
-    echo "installing fonts-noto-cjk" >&2
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-        sudo="sudo"
-    fi
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends fonts-noto-cjk >&2
+    $sudo apt-get install -y -q --no-install-recommends "${packages[@]}" >&2
 fi
 "$chromium" --version >&2
 echo "$chromium"

@@ -11,7 +11,7 @@ chromium="${CHROMIUM:-/usr/bin/chromium}"
 # Debian's chromium brings no CJK font; Japanese pages need one.
 packages=()
 [ -x "$chromium" ] || packages+=(chromium)
-fc-list 2>/dev/null | grep -qi "CJK" || packages+=(fonts-noto-cjk)
+dpkg-query -W -f='${Status}' fonts-noto-cjk 2>/dev/null | grep -q "ok installed" || packages+=(fonts-noto-cjk)
 if [ "${#packages[@]}" -gt 0 ]; then
     echo "installing ${packages[*]} (Debian)" >&2
     sudo=""

@@ -187,20 +187,26 @@ _SERVERS: list["Server"] = []
 atexit.register(lambda: [server.stop() for server in list(_SERVERS)])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (held open together while chosen,
+    so the kernel cannot hand out one twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 class Server:
     """One `enclave serve` process and clients for it."""
 
     def __init__(self, cli: Cli, data: Path, state: Path, log: Path, extra: tuple[str, ...] = ()):
-        self.port = free_port()
-        self.uri = f"grpc://127.0.0.1:{self.port}"
         # Every server has its web portal on a port of its own.
-        self.portal_port = free_port()
+        self.port, self.portal_port = free_ports(2)
+        self.uri = f"grpc://127.0.0.1:{self.port}"
         self.portal_url = f"http://127.0.0.1:{self.portal_port}"
         self.log = log
         args = [cli.binary, "serve", "--data", str(data), "--state", str(state),

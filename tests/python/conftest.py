@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as flight_sql
+import boto3
 import duckdb
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -382,6 +383,20 @@ def s3_endpoint(tmp_path_factory):
     yield url
     process.terminate()
     process.wait(10)
+
+
+@pytest.fixture
+def s3(s3_endpoint, monkeypatch):
+    """A client of the local S3; the commands and servers started in the test
+    get the same endpoint, region and (dummy) credentials through the AWS
+    environment (plain HTTP allowed: the endpoint is loopback)."""
+    env = {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
+           "AWS_ACCESS_KEY_ID": "enclave-test", "AWS_SECRET_ACCESS_KEY": "enclave-test"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return boto3.client("s3", endpoint_url=s3_endpoint, region_name=env["AWS_REGION"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
 
 
 @pytest.hookimpl(wrapper=True)

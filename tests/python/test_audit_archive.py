@@ -14,7 +14,6 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -26,19 +25,6 @@ PREFIX = "enclave/test"
 USERS = {"alice": "researcher"}
 ARCHIVE_PROJECTS = {"archive": Project("archive", ("alice",))}
 SQL = "SELECT sex, count(DISTINCT person_id) AS persons FROM ndb.receipts GROUP BY sex"
-
-
-@pytest.fixture
-def s3(s3_endpoint, monkeypatch):
-    """A client of the local S3; the servers started in the test get the same
-    endpoint, region and (dummy) credentials through the AWS environment."""
-    env = {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_REGION": "us-east-1",
-           "AWS_ACCESS_KEY_ID": "enclave-test", "AWS_SECRET_ACCESS_KEY": "enclave-test"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return boto3.client("s3", endpoint_url=s3_endpoint, region_name=env["AWS_REGION"],
-                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
 
 
 def wait_for(what: str, condition, timeout: float = 90):

@@ -18,7 +18,7 @@ use enclave_portal::{Portal, PortalConfig};
 use enclave_query::{Limits, QueryEngine};
 use enclave_review::{ApplicationRoles, Workflow};
 use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Role, Rounding, StateStore};
-use enclave_store::DataStore;
+use enclave_store::{DataLocation, DataStore};
 
 use crate::commands::CommandError;
 use crate::recorded::AuditTarget;
@@ -84,9 +84,9 @@ pub(crate) enum ProjectCommand {
     Close {
         #[arg(long)]
         state: PathBuf,
-        /// Data directory holding the workspace.
+        /// Data store holding the workspace: a directory or s3://bucket/prefix.
         #[arg(long)]
-        data: PathBuf,
+        data: DataLocation,
         #[arg(long)]
         id: String,
         #[command(flatten)]
@@ -169,7 +169,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
         } => {
             let change = async {
                 StateStore::open(&state)?.close_project(&id)?;
-                let store = DataStore::open_local(&data)?;
+                let store = DataStore::open(&data)?;
                 Ok(QueryEngine::delete_workspace(&store, &id).await?)
             };
             let detail = serde_json::json!({ "project": id });
@@ -452,12 +452,12 @@ async fn start_archive(
 const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
 
 pub(crate) async fn serve(
-    data: &Path,
+    data: &DataLocation,
     state: &Path,
     options: ServeOptions,
 ) -> Result<(), CommandError> {
     let state_dir = state;
-    let store = DataStore::open_local(data)?;
+    let store = crate::commands::existing_store(data)?;
     let audit = open_audit(state, &options)?;
     let archive = start_archive(state, &options, &audit).await?;
     let state = Arc::new(StateStore::open(state)?);
@@ -542,7 +542,7 @@ pub(crate) async fn serve(
 /// The web portal over the served release (its catalog as `enclave
 /// catalog` publishes it) and the audit log's checkpoint key.
 async fn portal(
-    data: &Path,
+    data: &DataLocation,
     state: &Path,
     options: &ServeOptions,
     api: Api,

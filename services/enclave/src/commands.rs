@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use enclave_review::{Decision, Member, Proposal, Terms, VoteChoice, Workflow};
 use enclave_state::{Clock, Grant, Role, Rounding, StateStore};
-use enclave_store::DataStore;
+use enclave_store::{DataLocation, DataStore};
 use enclave_synth::{SynthConfig, SynthSummary};
 
 use crate::Command;
@@ -97,7 +97,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
             let catalog = loaded.as_ref().unwrap_or_else(|| Catalog::embedded());
             let detail = serde_json::json!({
                 "extracts": extracts.display().to_string(),
-                "data": data.display().to_string(),
+                "data": data.to_string(),
             });
             let change = ingest(&extracts, &data, &secret, catalog);
             let summary = audit
@@ -153,7 +153,7 @@ fn synth(persons: u64, seed: u64, out: &Path) -> Result<SynthSummary, CommandErr
 
 async fn ingest(
     extracts: &Path,
-    data: &Path,
+    data: &DataLocation,
     secret: &[u8],
     catalog: &Catalog,
 ) -> Result<IngestSummary, CommandError> {
@@ -161,25 +161,30 @@ async fn ingest(
     if !extracts.is_dir() {
         return Err(CommandError::NoExtracts(extracts.display().to_string()));
     }
-    let store = DataStore::open_local(data)?;
+    let store = DataStore::open(data)?;
     Ok(enclave_ingest::ingest(&store, extracts, &keys, catalog).await?)
 }
 
-/// A data directory that must already exist (readers never create one).
-fn existing_store(data: &Path) -> Result<DataStore, CommandError> {
-    if !data.is_dir() {
-        return Err(CommandError::NoRelease(data.display().to_string()));
+/// A data store that must already exist (readers never create a local
+/// directory; a bucket without releases is reported by the reader).
+pub(crate) fn existing_store(data: &DataLocation) -> Result<DataStore, CommandError> {
+    if let DataLocation::Local(dir) = data
+        && !dir.is_dir()
+    {
+        return Err(CommandError::NoRelease(data.to_string()));
     }
-    Ok(DataStore::open_local(data)?)
+    Ok(DataStore::open(data)?)
 }
 
 /// The catalog of the newest release, as it was when that release was made.
-pub(crate) async fn published_catalog(data: &Path) -> Result<PublishedCatalog, CommandError> {
+pub(crate) async fn published_catalog(
+    data: &DataLocation,
+) -> Result<PublishedCatalog, CommandError> {
     let store = existing_store(data)?;
     let manifest = store
         .latest()
         .await?
-        .ok_or_else(|| CommandError::NoRelease(data.display().to_string()))?;
+        .ok_or_else(|| CommandError::NoRelease(data.to_string()))?;
     let entry = manifest.file(CATALOG_PATH).ok_or_else(|| {
         CommandError::Catalog(format!(
             "release {} has no {CATALOG_PATH}",
@@ -203,7 +208,7 @@ pub(crate) async fn published_catalog(data: &Path) -> Result<PublishedCatalog, C
 struct DemoPaths {
     extracts: PathBuf,
     key: PathBuf,
-    data: PathBuf,
+    data: DataLocation,
     state: PathBuf,
 }
 
@@ -258,7 +263,7 @@ async fn demo(
     let paths = DemoPaths {
         extracts: workdir.join("extracts"),
         key: workdir.join("steward").join("pseudonym.key"),
-        data: workdir.join("data"),
+        data: DataLocation::Local(workdir.join("data")),
         state: workdir.join("state"),
     };
     println!("enclave demo in {}\n", workdir.display());
@@ -277,7 +282,7 @@ async fn demo(
         paths.key.display()
     );
 
-    println!("3. ingest → {}", paths.data.display());
+    println!("3. ingest → {}", paths.data);
     let secret = key::load_secret(Some(&paths.key), key::DEFAULT_KEY_ENV)?;
     println!(
         "{}\n",
@@ -337,12 +342,12 @@ async fn seed_demo_state(paths: &DemoPaths) -> Result<(), CommandError> {
     let manifest = store
         .latest()
         .await?
-        .ok_or_else(|| CommandError::NoRelease(paths.data.display().to_string()))?;
+        .ok_or_else(|| CommandError::NoRelease(paths.data.to_string()))?;
     let months = manifest.content.tables.values();
     let first = months.clone().filter_map(|t| t.first_month.clone()).min();
     let last = months.filter_map(|t| t.last_month.clone()).max();
     let (Some(first), Some(last)) = (first, last) else {
-        return Err(CommandError::NoRelease(paths.data.display().to_string()));
+        return Err(CommandError::NoRelease(paths.data.to_string()));
     };
     let clock = Clock::system();
     let until = enclave_core::date::CivilDate::from_days_since_epoch(

@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use enclave_store::DataLocation;
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
@@ -58,9 +59,9 @@ enum Command {
         /// Directory of identified extracts (ndb/, dpc/, care/).
         #[arg(long)]
         extracts: PathBuf,
-        /// Data directory receiving the release.
+        /// Data store receiving the release: a directory or s3://bucket/prefix.
         #[arg(long)]
-        data: PathBuf,
+        data: DataLocation,
         /// File holding the steward's secret key (at least 32 bytes).
         #[arg(long, conflicts_with = "key_env")]
         key_file: Option<PathBuf>,
@@ -78,15 +79,15 @@ enum Command {
         /// The `truth/` directory written by `enclave synth`.
         #[arg(long)]
         truth: PathBuf,
-        /// Data directory holding the release.
+        /// Data store holding the release: a directory or s3://bucket/prefix.
         #[arg(long)]
-        data: PathBuf,
+        data: DataLocation,
     },
     /// Print the published catalog of the newest release.
     Catalog {
-        /// Data directory holding the release.
+        /// Data store holding the release: a directory or s3://bucket/prefix.
         #[arg(long)]
-        data: PathBuf,
+        data: DataLocation,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -111,9 +112,9 @@ enum Command {
     },
     /// Serve Arrow Flight SQL and the gRPC API over the newest release.
     Serve {
-        /// Data directory holding the releases.
+        /// Data store holding the releases: a directory or s3://bucket/prefix.
         #[arg(long)]
-        data: PathBuf,
+        data: DataLocation,
         /// State directory (users, projects, opt-outs).
         #[arg(long)]
         state: PathBuf,

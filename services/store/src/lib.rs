@@ -1,28 +1,32 @@
 //! The data store: dataset releases as atomic sets of objects.
 //!
 //! A release is a set of objects under `releases/<id>/` in an object store
-//! (a local directory by default), and it **exists only once its
-//! `manifest.json` is written**, which is always the last write. Readers look
-//! for the newest release that has a manifest, so an ingest that dies midway
-//! (even by SIGKILL) leaves the previous release as the visible one; its
-//! half-written objects are swept by the next ingest.
+//! (a local directory, or an S3 bucket and prefix: [`DataLocation`]), and it
+//! **exists only once its `manifest.json` is written**, which is always the
+//! last write. Readers look for the newest release that has a manifest, so an
+//! ingest that dies midway (even by SIGKILL) leaves the previous release as
+//! the visible one; its half-written objects are swept by the next ingest.
 //!
 //! The manifest lists every object with its size and SHA-256, the row counts
 //! and coverage of every table, and the fingerprint of the key that made it,
 //! so a release can be verified without trusting the directory listing.
 
+mod location;
 mod manifest;
+mod prefixed;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tracing::{info, warn};
 
+pub use location::DataLocation;
 pub use manifest::{FileEntry, Manifest, ReleaseContent, TableEntry};
 
 const RELEASES: &str = "releases";
@@ -36,6 +40,8 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot use data store {location}: {problem}")]
+    Configure { location: String, problem: String },
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),
     #[error("release {release} has an unreadable manifest: {source}")]
@@ -74,6 +80,30 @@ impl DataStore {
             objects: Arc::new(objects),
             local_root: Some(dir.to_path_buf()),
         })
+    }
+
+    /// Opens the data store at `location`: a local directory (created if
+    /// needed) or an S3 bucket and prefix configured from the environment.
+    pub fn open(location: &DataLocation) -> Result<DataStore, StoreError> {
+        match location {
+            DataLocation::Local(dir) => DataStore::open_local(dir),
+            DataLocation::S3 { bucket, prefix } => {
+                let bucket_store = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()
+                    .map_err(|error| StoreError::Configure {
+                        location: location.to_string(),
+                        problem: error.to_string(),
+                    })?;
+                let objects: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(bucket_store)
+                } else {
+                    Arc::new(prefixed::Prefixed::new(bucket_store, prefix))
+                };
+                tracing::info!(%location, "data store on S3");
+                Ok(DataStore::with_object_store(objects))
+            }
+        }
     }
 
     /// A data store over any object store (e.g. in-memory for tests, S3).

@@ -501,8 +501,9 @@ pub(crate) fn requested_data(
     }
 }
 
-/// Messages between applicant and committee, with a form to add one.
-fn conversation(visitor: &Visitor, application: &Application, base: &str) -> Markup {
+/// Messages between applicant and committee, with a form to add one that
+/// returns to `back`.
+pub(crate) fn conversation(visitor: &Visitor, application: &Application, back: &str) -> Markup {
     let lang = visitor.lang;
     html! {
         section class="messages" {
@@ -513,8 +514,9 @@ fn conversation(visitor: &Visitor, application: &Application, base: &str) -> Mar
                     li { p class="meta" { strong { (message.from) } " · " (page::time(message.at)) } p { (message.text) } }
                 }
             }
-            form method="post" action={ (base) "/message" } {
+            form method="post" action={ "/applications/" (application.id) "/message" } {
                 (csrf_field(visitor))
+                input type="hidden" name="back" value=(back);
                 label for="message-text" { (lang.t("メッセージを送る", "Send a message")) }
                 textarea id="message-text" name="text" rows="3" required {}
                 button type="submit" { (lang.t("送信", "Send")) }

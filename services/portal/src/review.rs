@@ -19,7 +19,9 @@ use enclave_api::proto::{
 use enclave_state::Role;
 use maud::{Markup, html};
 
-use crate::applications::{self, applications_table, history, requested_data, summary};
+use crate::applications::{
+    self, applications_table, conversation, history, requested_data, summary,
+};
 use crate::call::as_user;
 use crate::i18n::Lang;
 use crate::outputs::{self, outputs_table};
@@ -107,7 +109,7 @@ async fn application_page(
         (summary(lang, &application))
         (requested_data(&portal, lang, proposal.terms.as_ref(), lang.t("申請されたデータ(申請列を強調表示)", "Data requested (requested columns highlighted)")))
         (committee_section(&visitor, user, &application, &reviewers))
-        (message_form(&visitor, &application))
+        (conversation(&visitor, &application, &format!("/review/applications/{id}")))
         (history(lang, &application))
     };
     let title = format!(
@@ -225,27 +227,6 @@ fn committee_section(
                     input id="note" name="note";
                     button type="submit" { (lang.t("決定する", "Decide")) }
                 }
-            }
-        }
-    }
-}
-
-fn message_form(visitor: &Visitor, application: &Application) -> Markup {
-    let lang = visitor.lang;
-    html! {
-        section class="messages" {
-            h2 { (lang.t("申請者とのメッセージ", "Messages with the applicant")) }
-            ol class="thread" {
-                @for message in &application.messages {
-                    li { p class="meta" { strong { (message.from) } " · " (page::time(message.at)) } p { (message.text) } }
-                }
-            }
-            form method="post" action={ "/applications/" (application.id) "/message" } {
-                (csrf_field(visitor))
-                input type="hidden" name="back" value={ "/review/applications/" (application.id) };
-                label for="message-text" { (lang.t("メッセージ", "Message")) }
-                textarea id="message-text" name="text" rows="2" required {}
-                button type="submit" class="secondary" { (lang.t("送信", "Send")) }
             }
         }
     }

@@ -17,19 +17,19 @@ use enclave_audit::{
 use enclave_portal::{Portal, PortalConfig};
 use enclave_query::{Limits, QueryEngine};
 use enclave_review::{ApplicationRoles, Workflow};
-use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Role, Rounding, StateStore};
+use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Role, Rounding};
 use enclave_store::{DataLocation, DataStore};
 
 use crate::commands::CommandError;
 use crate::recorded::AuditTarget;
+use crate::state::StateArgs;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum UserCommand {
     /// Add a user; the password is read from standard input.
     Add {
-        /// State directory.
-        #[arg(long)]
-        state: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
         #[arg(long)]
         name: String,
         /// researcher, reviewer, chair, steward, operator or admin.
@@ -48,9 +48,8 @@ pub(crate) enum UserCommand {
 pub(crate) enum ProjectCommand {
     /// Add a project decided outside the review workflow (steward).
     Add {
-        /// State directory.
-        #[arg(long)]
-        state: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
         /// Project id (a-z, 0-9, '-', '_').
         #[arg(long)]
         id: String,
@@ -82,8 +81,8 @@ pub(crate) enum ProjectCommand {
     },
     /// Close a project: queries are refused and its workspace is deleted.
     Close {
-        #[arg(long)]
-        state: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
         /// Data store holding the workspace: a directory or s3://bucket/prefix.
         #[arg(long)]
         data: DataLocation,
@@ -94,8 +93,8 @@ pub(crate) enum ProjectCommand {
     },
     /// List projects.
     List {
-        #[arg(long)]
-        state: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
     },
 }
 
@@ -110,11 +109,11 @@ pub(crate) async fn user(command: UserCommand) -> Result<(), CommandError> {
     let password = crate::client::password_from_stdin()?;
     let detail = serde_json::json!({ "user": name, "role": role.to_string() });
     let change = async {
-        StateStore::open(&state)?.add_user(&name, role, &password)?;
+        state.open()?.add_user(&name, role, &password)?;
         Ok(())
     };
     audit
-        .recorded(Some(&state), "user.add", detail, change)
+        .recorded(Some(&state.state), "user.add", detail, change)
         .await?;
     println!("user {name} ({role}) added");
     Ok(())
@@ -155,9 +154,9 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
                 "until": project.valid_until,
                 "k": project.k,
             });
-            let change = async { Ok(StateStore::open(&state)?.add_project(&project)?) };
+            let change = async { Ok(state.open()?.add_project(&project)?) };
             audit
-                .recorded(Some(&state), "project.add", detail, change)
+                .recorded(Some(&state.state), "project.add", detail, change)
                 .await?;
             println!("project {} added", project.id);
         }
@@ -168,18 +167,18 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
             audit,
         } => {
             let change = async {
-                StateStore::open(&state)?.close_project(&id)?;
+                state.open()?.close_project(&id)?;
                 let store = DataStore::open(&data)?;
                 Ok(QueryEngine::delete_workspace(&store, &id).await?)
             };
             let detail = serde_json::json!({ "project": id });
             let deleted = audit
-                .recorded(Some(&state), "project.close", detail, change)
+                .recorded(Some(&state.state), "project.close", detail, change)
                 .await?;
             println!("project {id} closed; {deleted} workspace tables deleted");
         }
         ProjectCommand::List { state } => {
-            for project in StateStore::open(&state)?.projects()? {
+            for project in state.open()?.projects()? {
                 println!(
                     "{}\t{:?}\t{}\tuntil {}\tk={}\tmembers={}",
                     project.id,
@@ -203,9 +202,8 @@ pub(crate) enum OptOutCommand {
     /// (birth date `YYYY-MM-DD`, sex `1` male / `2` female). Only keyed
     /// lookup values computed under the steward's key are stored.
     Add {
-        /// State directory.
-        #[arg(long)]
-        state: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
         /// The request file.
         #[arg(long)]
         file: PathBuf,
@@ -242,9 +240,9 @@ pub(crate) async fn opt_out(command: OptOutCommand) -> Result<(), CommandError> 
     // The count only: the keyed lookup values stay in the state store.
     let detail =
         serde_json::json!({ "requests": entries.len(), "file": file.display().to_string() });
-    let change = async { Ok(StateStore::open(&state)?.add_opt_outs(&entries)?) };
+    let change = async { Ok(state.open()?.add_opt_outs(&entries)?) };
     let added = audit
-        .recorded(Some(&state), "optout.add", detail, change)
+        .recorded(Some(&state.state), "optout.add", detail, change)
         .await?;
     println!(
         "{} requests read, {added} new opt-outs recorded",
@@ -453,14 +451,14 @@ const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
 
 pub(crate) async fn serve(
     data: &DataLocation,
-    state: &Path,
+    state: &StateArgs,
     options: ServeOptions,
 ) -> Result<(), CommandError> {
-    let state_dir = state;
+    let state_dir = state.state.as_path();
     let store = crate::commands::existing_store(data)?;
-    let audit = open_audit(state, &options)?;
-    let archive = start_archive(state, &options, &audit).await?;
-    let state = Arc::new(StateStore::open(state)?);
+    let audit = open_audit(state_dir, &options)?;
+    let archive = start_archive(state_dir, &options, &audit).await?;
+    let state = Arc::new(state.open()?);
     let limits = Limits {
         query_memory_bytes: options.query_memory_mb << 20,
         total_memory_bytes: options.total_memory_mb << 20,

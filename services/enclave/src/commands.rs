@@ -16,6 +16,7 @@ use enclave_synth::{SynthConfig, SynthSummary};
 use crate::Command;
 use crate::admin;
 use crate::key::{self, KeyError};
+use crate::state::StateArgs;
 
 /// Why a command failed; every message is fit for the terminal.
 #[derive(Debug, thiserror::Error)]
@@ -317,7 +318,12 @@ async fn demo(
         audit_log: admin::AuditLogOptions::default(),
         portal: admin::PortalOptions::default(),
     };
-    admin::serve(&paths.data, &paths.state, options).await
+    admin::serve(
+        &paths.data,
+        &StateArgs::embedded(paths.state.clone()),
+        options,
+    )
+    .await
 }
 
 fn remove_dir(path: &Path) -> Result<(), CommandError> {

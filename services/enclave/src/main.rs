@@ -21,6 +21,7 @@ mod commands;
 mod key;
 mod recorded;
 mod review;
+mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,9 +116,8 @@ enum Command {
         /// Data store holding the releases: a directory or s3://bucket/prefix.
         #[arg(long)]
         data: DataLocation,
-        /// State directory (users, projects, opt-outs).
-        #[arg(long)]
-        state: PathBuf,
+        #[command(flatten)]
+        state: state::StateArgs,
         #[command(flatten)]
         options: admin::ServeOptions,
     },

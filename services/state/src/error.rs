@@ -54,3 +54,14 @@ storage_error!(
     redb::StorageError,
     redb::CommitError
 );
+
+/// PostgreSQL's own message says what went wrong; the error's text alone
+/// is often just "db error".
+impl From<postgres::Error> for StateError {
+    fn from(error: postgres::Error) -> StateError {
+        match error.as_db_error() {
+            Some(db) => StateError::Storage(format!("{error}: {}", db.message())),
+            None => StateError::Storage(error.to_string()),
+        }
+    }
+}

@@ -1,17 +1,22 @@
-//! The embedded state store: users (argon2 password hashes, roles), projects
+//! The state store: users (argon2 password hashes, roles), projects
 //! (members, granted tables and columns, period, disclosure parameters,
 //! workspace quota), the opt-out register, and the documents of the review
 //! workflow (applications, output releases), plus the clock all services share.
 //!
-//! State lives in one [redb] file under the state directory. Every change is
-//! one ACID transaction that advances a change counter ([`StateStore::version`]);
-//! a change that fails validation writes nothing. Projects are written by the
+//! State lives in one [redb] file under the state directory (embedded, the
+//! default) or in a PostgreSQL database that several server replicas share
+//! ([`StateDatabase`]). Either way every change is one ACID transaction that
+//! advances a change counter ([`StateStore::version`]), writers take turns,
+//! and a change that fails validation writes nothing. Projects are written by the
 //! review workflow when an application is approved, or by the steward
 //! (`enclave project add`) for projects decided outside it.
 
+mod backend;
 mod clock;
+mod embedded;
 mod error;
 mod model;
+mod postgresql;
 mod store;
 
 pub use clock::{Clock, today};
@@ -21,4 +26,5 @@ pub use model::{
     AUDIT_SCOPE, DEFAULT_K, Grant, OptOutEntry, PUBLIC_STATISTICS_SCOPE, Period, Project,
     ProjectStatus, Role, Rounding, User,
 };
+pub use postgresql::StateDatabase;
 pub use store::{Collection, StateStore, Write};

@@ -1,28 +1,18 @@
-//! The redb-backed store.
+//! The store's operations, the same over either database.
 
-use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::LazyLock;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use redb::{
-    Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
-};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::StateError;
+use crate::backend::{Backend, Reader, Table, VERSION_COUNTER, Writer};
+use crate::embedded::Embedded;
 use crate::model::{OptOutEntry, Project, ProjectStatus, Role, User};
-
-const USERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("users");
-const PROJECTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("projects");
-const OPT_OUTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("opt_outs");
-const APPLICATIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("applications");
-const OUTPUT_RELEASES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("output_releases");
-/// Counters: the change counter and the id sequences.
-const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-const VERSION_KEY: &str = "version";
+use crate::postgresql::{Postgres, StateDatabase};
 
 /// Records other services keep in the store as JSON documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,14 +24,14 @@ pub enum Collection {
 }
 
 impl Collection {
-    fn table(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+    fn table(self) -> Table {
         match self {
-            Collection::Applications => APPLICATIONS,
-            Collection::OutputReleases => OUTPUT_RELEASES,
+            Collection::Applications => Table::Applications,
+            Collection::OutputReleases => Table::OutputReleases,
         }
     }
 
-    fn sequence_key(self) -> &'static str {
+    fn sequence_counter(self) -> &'static str {
         match self {
             Collection::Applications => "sequence:applications",
             Collection::OutputReleases => "sequence:output_releases",
@@ -76,95 +66,51 @@ impl Write {
     }
 }
 
-/// The file inside the state directory.
-const STATE_FILE: &str = "state.redb";
-
-/// How long an operation waits for another process (an admin command while
-/// the server runs) to release the store file.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
-const LOCK_RETRY: Duration = Duration::from_millis(5);
-
 /// Users, projects and opt-outs. Cheap to share behind an `Arc`.
-///
-/// redb locks its file for as long as it is open, so the store opens it for
-/// each operation only: the server and admin commands (`enclave optout add`,
-/// `enclave project close`) take turns instead of locking each other out,
-/// and every read sees the latest committed change.
 #[derive(Debug)]
 pub struct StateStore {
-    path: PathBuf,
-    in_process: Mutex<()>,
+    backend: Backend,
 }
 
 impl StateStore {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens (creating if needed) the embedded store in `dir`.
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
-        std::fs::create_dir_all(dir).map_err(|error| StateError::Storage(error.to_string()))?;
-        let store = StateStore {
-            path: dir.join(STATE_FILE),
-            in_process: Mutex::new(()),
-        };
-        store.with_db(|db| {
-            let txn = db.begin_write()?;
-            for table in [USERS, PROJECTS, OPT_OUTS, APPLICATIONS, OUTPUT_RELEASES] {
-                txn.open_table(table)?;
-            }
-            txn.open_table(META)?;
-            txn.commit()?;
-            Ok(())
-        })?;
-        Ok(store)
+        Ok(StateStore {
+            backend: Backend::Embedded(Embedded::open(dir)?),
+        })
     }
 
-    /// Runs `operation` on the open database, waiting for other holders.
-    fn with_db<R>(
+    /// Connects to a PostgreSQL state database, creating its tables if needed.
+    pub fn connect(database: &StateDatabase) -> Result<StateStore, StateError> {
+        Ok(StateStore {
+            backend: Backend::Postgres(Box::new(Postgres::open(database)?)),
+        })
+    }
+
+    fn read<R: Send>(
         &self,
-        operation: impl FnOnce(&Database) -> Result<R, StateError>,
+        operation: impl FnOnce(&mut dyn Reader) -> Result<R, StateError> + Send,
     ) -> Result<R, StateError> {
-        let _turn = self
-            .in_process
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let started = Instant::now();
-        let db = loop {
-            match Database::create(&self.path) {
-                Ok(db) => break db,
-                Err(DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < LOCK_WAIT => {
-                    std::thread::sleep(LOCK_RETRY);
-                }
-                Err(DatabaseError::DatabaseAlreadyOpen) => return Err(StateError::Busy),
-                Err(error) => return Err(error.into()),
-            }
-        };
-        operation(&db)
+        self.backend.read(operation)
     }
 
     /// Runs `change` in one write transaction that also advances the change
     /// counter, so readers caching derived state (the access policy) notice.
-    fn write_txn<R>(
+    fn write_txn<R: Send>(
         &self,
-        change: impl FnOnce(&WriteTransaction) -> Result<R, StateError>,
+        change: impl FnOnce(&mut dyn Writer) -> Result<R, StateError> + Send,
     ) -> Result<R, StateError> {
-        self.with_db(|db| {
-            let txn = db.begin_write()?;
-            let result = change(&txn)?;
-            {
-                let mut meta = txn.open_table(META)?;
-                let version = meta.get(VERSION_KEY)?.map_or(0, |v| v.value());
-                meta.insert(VERSION_KEY, version + 1)?;
-            }
-            txn.commit()?;
+        self.backend.write(|txn| {
+            let result = change(txn)?;
+            let version = txn.counter(VERSION_COUNTER)?;
+            txn.set_counter(VERSION_COUNTER, version + 1)?;
             Ok(result)
         })
     }
 
     /// A number that changes with every committed change.
     pub fn version(&self) -> Result<u64, StateError> {
-        self.with_db(|db| {
-            let txn = db.begin_read()?;
-            let meta = txn.open_table(META)?;
-            Ok(meta.get(VERSION_KEY)?.map_or(0, |v| v.value()))
-        })
+        self.read(|txn| txn.counter(VERSION_COUNTER))
     }
 
     pub fn add_user(&self, name: &str, role: Role, password: &str) -> Result<User, StateError> {
@@ -183,7 +129,7 @@ impl StateStore {
             password_hash,
             disabled: false,
         };
-        self.insert_new(USERS, name, &user, || {
+        self.insert_new(Table::Users, name, &user, || {
             StateError::UserExists(name.to_string())
         })?;
         tracing::info!(user = name, %role, "user added");
@@ -191,21 +137,20 @@ impl StateStore {
     }
 
     pub fn user(&self, name: &str) -> Result<Option<User>, StateError> {
-        self.get(USERS, name)
+        self.get(Table::Users, name)
     }
 
     pub fn users(&self) -> Result<Vec<User>, StateError> {
-        self.all(USERS)
+        self.all(Table::Users)
     }
 
     /// Suspends or restores an account; a suspended account cannot log in
     /// and its tokens stop working.
     pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<User, StateError> {
-        let mut user = self
-            .user(name)?
-            .ok_or_else(|| StateError::NoUser(name.into()))?;
-        user.disabled = disabled;
-        self.put(USERS, name, &user)?;
+        let user = self.update(Table::Users, name, |user: &mut User| {
+            user.disabled = disabled;
+        })?;
+        let user = user.ok_or_else(|| StateError::NoUser(name.into()))?;
         tracing::info!(user = name, disabled, "account status changed");
         Ok(user)
     }
@@ -226,7 +171,7 @@ impl StateStore {
 
     pub fn add_project(&self, project: &Project) -> Result<(), StateError> {
         self.check_project(project)?;
-        self.insert_new(PROJECTS, &project.id, project, || {
+        self.insert_new(Table::Projects, &project.id, project, || {
             StateError::ProjectExists(project.id.clone())
         })?;
         tracing::info!(project = project.id, "project added");
@@ -244,11 +189,11 @@ impl StateStore {
     }
 
     pub fn project(&self, id: &str) -> Result<Option<Project>, StateError> {
-        self.get(PROJECTS, id)
+        self.get(Table::Projects, id)
     }
 
     pub fn projects(&self) -> Result<Vec<Project>, StateError> {
-        self.all(PROJECTS)
+        self.all(Table::Projects)
     }
 
     /// The active projects `user` is a member of.
@@ -262,11 +207,10 @@ impl StateStore {
 
     /// Marks a project closed; its workspace is deleted by the query service.
     pub fn close_project(&self, id: &str) -> Result<Project, StateError> {
-        let mut project = self
-            .project(id)?
-            .ok_or_else(|| StateError::NoProject(id.into()))?;
-        project.status = ProjectStatus::Closed;
-        self.put(PROJECTS, id, &project)?;
+        let project = self.update(Table::Projects, id, |project: &mut Project| {
+            project.status = ProjectStatus::Closed;
+        })?;
+        let project = project.ok_or_else(|| StateError::NoProject(id.into()))?;
         tracing::info!(project = id, "project closed");
         Ok(project)
     }
@@ -274,11 +218,10 @@ impl StateStore {
     /// Records opt-outs; returns how many were new.
     pub fn add_opt_outs(&self, entries: &[OptOutEntry]) -> Result<usize, StateError> {
         self.write_txn(|txn| {
-            let mut table = txn.open_table(OPT_OUTS)?;
             let mut added = 0;
             for entry in entries {
-                if table.get(entry.lookup.as_str())?.is_none() {
-                    table.insert(entry.lookup.as_str(), serde_json::to_vec(entry)?.as_slice())?;
+                if txn.get(Table::OptOuts, &entry.lookup)?.is_none() {
+                    txn.put(Table::OptOuts, &entry.lookup, &serde_json::to_vec(entry)?)?;
                     added += 1;
                 }
             }
@@ -287,7 +230,7 @@ impl StateStore {
     }
 
     pub fn opt_outs(&self) -> Result<Vec<OptOutEntry>, StateError> {
-        self.all(OPT_OUTS)
+        self.all(Table::OptOuts)
     }
 
     /// One document of `collection`.
@@ -310,12 +253,8 @@ impl StateStore {
     /// The next number of `collection`'s id sequence (1, 2, …).
     pub fn next_id(&self, collection: Collection) -> Result<u64, StateError> {
         self.write_txn(|txn| {
-            let mut meta = txn.open_table(META)?;
-            let next = meta
-                .get(collection.sequence_key())?
-                .map_or(0, |v| v.value())
-                + 1;
-            meta.insert(collection.sequence_key(), next)?;
+            let next = txn.counter(collection.sequence_counter())? + 1;
+            txn.set_counter(collection.sequence_counter(), next)?;
             Ok(next)
         })
     }
@@ -334,13 +273,9 @@ impl StateStore {
                         collection,
                         key,
                         json,
-                    } => {
-                        txn.open_table(collection.table())?
-                            .insert(key.as_str(), json.as_slice())?;
-                    }
+                    } => txn.put(collection.table(), key, json)?,
                     Write::Project(project) => {
-                        txn.open_table(PROJECTS)?
-                            .insert(project.id.as_str(), serde_json::to_vec(project)?.as_slice())?;
+                        txn.put(Table::Projects, &project.id, &serde_json::to_vec(project)?)?;
                     }
                 }
             }
@@ -348,64 +283,53 @@ impl StateStore {
         })
     }
 
-    fn get<T: DeserializeOwned>(
+    fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, StateError> {
+        let document = self.read(|txn| txn.get(table, key))?;
+        Ok(document
+            .map(|document| serde_json::from_slice(&document))
+            .transpose()?)
+    }
+
+    fn all<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<T>, StateError> {
+        let documents = self.read(|txn| txn.all(table))?;
+        documents
+            .iter()
+            .map(|document| Ok(serde_json::from_slice(document)?))
+            .collect()
+    }
+
+    /// Changes the document under `key` in one transaction; `None` when
+    /// there is none.
+    fn update<T: Serialize + DeserializeOwned + Send>(
         &self,
-        table: TableDefinition<'_, &str, &[u8]>,
+        table: Table,
         key: &str,
+        change: impl FnOnce(&mut T) + Send,
     ) -> Result<Option<T>, StateError> {
-        self.with_db(|db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(table)?;
-            let value = table.get(key)?;
-            Ok(value
-                .map(|v| serde_json::from_slice(v.value()))
-                .transpose()?)
+        self.write_txn(|txn| {
+            let Some(document) = txn.get(table, key)? else {
+                return Ok(None);
+            };
+            let mut record: T = serde_json::from_slice(&document)?;
+            change(&mut record);
+            txn.put(table, key, &serde_json::to_vec(&record)?)?;
+            Ok(Some(record))
         })
     }
 
-    fn all<T: DeserializeOwned>(
+    fn insert_new<T: Serialize + Sync>(
         &self,
-        table: TableDefinition<'_, &str, &[u8]>,
-    ) -> Result<Vec<T>, StateError> {
-        self.with_db(|db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(table)?;
-            let mut records = Vec::new();
-            for entry in table.iter()? {
-                let (_, value) = entry?;
-                records.push(serde_json::from_slice(value.value())?);
-            }
-            Ok(records)
-        })
-    }
-
-    fn put<T: Serialize>(
-        &self,
-        table: TableDefinition<'_, &str, &[u8]>,
+        table: Table,
         key: &str,
         record: &T,
+        exists: impl FnOnce() -> StateError + Send,
     ) -> Result<(), StateError> {
+        let document = serde_json::to_vec(record)?;
         self.write_txn(|txn| {
-            txn.open_table(table)?
-                .insert(key, serde_json::to_vec(record)?.as_slice())?;
-            Ok(())
-        })
-    }
-
-    fn insert_new<T: Serialize>(
-        &self,
-        table: TableDefinition<'_, &str, &[u8]>,
-        key: &str,
-        record: &T,
-        exists: impl FnOnce() -> StateError,
-    ) -> Result<(), StateError> {
-        self.write_txn(|txn| {
-            let mut table = txn.open_table(table)?;
-            if table.get(key)?.is_some() {
+            if txn.get(table, key)?.is_some() {
                 return Err(exists());
             }
-            table.insert(key, serde_json::to_vec(record)?.as_slice())?;
-            Ok(())
+            txn.put(table, key, &document)
         })
     }
 }
@@ -438,14 +362,43 @@ fn validate_user_name(name: &str) -> Result<(), StateError> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
     use crate::model::{Grant, Period, Rounding};
     use enclave_core::date::CivilDate;
 
-    fn store() -> (tempfile::TempDir, StateStore) {
+    /// A server for the PostgreSQL runs (`scripts/postgres-server.sh`
+    /// prints one; `scripts/test.sh` sets it).
+    const POSTGRES_SERVER: &str = "ENCLAVE_TEST_POSTGRES";
+
+    /// Runs `test` against a new embedded store and, when a PostgreSQL
+    /// server is given, against a new database on it. `test` gets a way to
+    /// open more handles on the same store (another process, another replica).
+    fn each_store(test: impl Fn(&(dyn Fn() -> StateStore + Sync))) {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
-        (dir, store)
+        test(&|| StateStore::open(dir.path()).unwrap());
+        match std::env::var(POSTGRES_SERVER) {
+            Ok(server) => {
+                let database = new_database(&server);
+                test(&|| StateStore::connect(&database).unwrap());
+            }
+            Err(_) => eprintln!("{POSTGRES_SERVER} is not set: PostgreSQL not tested"),
+        }
+    }
+
+    fn new_database(server: &str) -> StateDatabase {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "state_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = ::postgres::Client::connect(server, ::postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        format!("{server}/{name}").parse().unwrap()
     }
 
     fn project(id: &str, member: &str) -> Project {
@@ -465,68 +418,76 @@ mod tests {
 
     #[test]
     fn passwords_are_hashed_and_checked() {
-        let (_dir, store) = store();
-        let user = store
-            .add_user("alice", Role::Researcher, "correct horse")
-            .unwrap();
-        assert!(user.password_hash.starts_with("$argon2id$"));
-        assert!(!user.password_hash.contains("correct horse"));
-        assert!(
-            store
-                .authenticate("alice", "correct horse")
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            store
-                .authenticate("alice", "wrong horse!")
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            store
-                .authenticate("nobody", "correct horse")
-                .unwrap()
-                .is_none()
-        );
-        assert!(matches!(
-            store.add_user("alice", Role::Researcher, "another one"),
-            Err(StateError::UserExists(_))
-        ));
+        each_store(|open| {
+            let store = open();
+            let user = store
+                .add_user("alice", Role::Researcher, "correct horse")
+                .unwrap();
+            assert!(user.password_hash.starts_with("$argon2id$"));
+            assert!(!user.password_hash.contains("correct horse"));
+            let login = |name, password| store.authenticate(name, password).unwrap();
+            assert!(login("alice", "correct horse").is_some());
+            assert!(login("alice", "wrong horse!").is_none());
+            assert!(login("nobody", "correct horse").is_none());
+            assert!(matches!(
+                store.add_user("alice", Role::Researcher, "another one"),
+                Err(StateError::UserExists(_))
+            ));
+            store.set_disabled("alice", true).unwrap();
+            assert!(login("alice", "correct horse").is_none());
+            assert!(matches!(
+                store.set_disabled("bob", true),
+                Err(StateError::NoUser(_))
+            ));
+        });
     }
 
     #[test]
     fn projects_cannot_lower_k_and_need_known_members() {
-        let (_dir, store) = store();
-        store
-            .add_user("alice", Role::Researcher, "correct horse")
-            .unwrap();
-        let mut low_k = project("p1", "alice");
-        low_k.k = 5;
-        assert!(matches!(
-            store.add_project(&low_k),
-            Err(StateError::Invalid { field: "k", .. })
-        ));
-        assert!(matches!(
-            store.add_project(&project("p1", "bob")),
-            Err(StateError::NoUser(_))
-        ));
-        for reserved in [crate::AUDIT_SCOPE, crate::PUBLIC_STATISTICS_SCOPE] {
+        each_store(|open| {
+            let store = open();
+            store
+                .add_user("alice", Role::Researcher, "correct horse")
+                .unwrap();
+            let mut low_k = project("p1", "alice");
+            low_k.k = 5;
             assert!(matches!(
-                store.add_project(&project(reserved, "alice")),
-                Err(StateError::Invalid { field: "id", .. })
+                store.add_project(&low_k),
+                Err(StateError::Invalid { field: "k", .. })
             ));
-        }
-        assert!(
-            store.projects().unwrap().is_empty(),
-            "a refused change writes nothing"
-        );
-        store.add_project(&project("p1", "alice")).unwrap();
-        assert_eq!(store.projects_of("alice").unwrap().len(), 1);
-        assert_eq!(
-            store.close_project("p1").unwrap().status,
-            ProjectStatus::Closed
-        );
+            assert!(matches!(
+                store.add_project(&project("p1", "bob")),
+                Err(StateError::NoUser(_))
+            ));
+            for reserved in [crate::AUDIT_SCOPE, crate::PUBLIC_STATISTICS_SCOPE] {
+                assert!(matches!(
+                    store.add_project(&project(reserved, "alice")),
+                    Err(StateError::Invalid { field: "id", .. })
+                ));
+            }
+            assert!(
+                store.projects().unwrap().is_empty(),
+                "a refused change writes nothing"
+            );
+            store.add_project(&project("p1", "alice")).unwrap();
+            assert!(matches!(
+                store.add_project(&project("p1", "alice")),
+                Err(StateError::ProjectExists(_))
+            ));
+            assert_eq!(store.projects_of("alice").unwrap().len(), 1);
+            assert_eq!(
+                store.close_project("p1").unwrap().status,
+                ProjectStatus::Closed
+            );
+            assert_eq!(
+                store.project("p1").unwrap().unwrap().status,
+                ProjectStatus::Closed
+            );
+            assert!(matches!(
+                store.close_project("p2"),
+                Err(StateError::NoProject(_))
+            ));
+        });
     }
 
     #[test]
@@ -544,59 +505,127 @@ mod tests {
     }
 
     #[test]
-    fn a_second_store_on_the_same_directory_takes_turns() {
-        let (dir, store) = store();
-        let other = StateStore::open(dir.path()).unwrap();
-        other
-            .add_user("alice", Role::Researcher, "correct horse")
-            .unwrap();
-        assert!(store.user("alice").unwrap().is_some());
+    fn a_second_handle_on_the_same_store_sees_its_changes() {
+        each_store(|open| {
+            let (store, other) = (open(), open());
+            other
+                .add_user("alice", Role::Researcher, "correct horse")
+                .unwrap();
+            assert!(store.user("alice").unwrap().is_some());
+            assert_eq!(store.version().unwrap(), other.version().unwrap());
+        });
+    }
+
+    #[test]
+    fn handles_writing_at_once_take_turns() {
+        each_store(|open| {
+            let ids: Vec<u64> = std::thread::scope(|scope| {
+                let writers: Vec<_> = (0..4)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let store = open();
+                            (0..10)
+                                .map(|_| store.next_id(Collection::Applications).unwrap())
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                writers
+                    .into_iter()
+                    .flat_map(|writer| writer.join().unwrap())
+                    .collect()
+            });
+            let mut sorted = ids.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (1..=40).collect::<Vec<u64>>(), "every id once");
+        });
     }
 
     #[test]
     fn a_batch_is_all_or_nothing_and_moves_the_version() {
-        let (_dir, store) = store();
-        store
-            .add_user("alice", Role::Researcher, "correct horse")
-            .unwrap();
-        let before = store.version().unwrap();
-        let document = Write::record(Collection::Applications, "1", &"draft").unwrap();
-        let refused = store.write(&[document.clone(), Write::Project(project("p1", "bob"))]);
-        assert!(matches!(refused, Err(StateError::NoUser(_))));
-        assert!(
+        each_store(|open| {
+            let store = open();
             store
-                .records::<String>(Collection::Applications)
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(store.version().unwrap(), before, "nothing was written");
-        store
-            .write(&[document, Write::Project(project("p1", "alice"))])
-            .unwrap();
-        assert!(store.version().unwrap() > before);
-        assert_eq!(
+                .add_user("alice", Role::Researcher, "correct horse")
+                .unwrap();
+            let before = store.version().unwrap();
+            let document = Write::record(Collection::Applications, "1", &"draft").unwrap();
+            let refused = store.write(&[document.clone(), Write::Project(project("p1", "bob"))]);
+            assert!(matches!(refused, Err(StateError::NoUser(_))));
+            assert!(
+                store
+                    .records::<String>(Collection::Applications)
+                    .unwrap()
+                    .is_empty()
+            );
+            assert_eq!(store.version().unwrap(), before, "nothing was written");
             store
-                .record::<String>(Collection::Applications, "1")
-                .unwrap(),
-            Some("draft".to_string())
-        );
-        assert_eq!(store.next_id(Collection::Applications).unwrap(), 1);
-        assert_eq!(store.next_id(Collection::Applications).unwrap(), 2);
-        assert_eq!(store.next_id(Collection::OutputReleases).unwrap(), 1);
+                .write(&[document, Write::Project(project("p1", "alice"))])
+                .unwrap();
+            assert!(store.version().unwrap() > before);
+            assert_eq!(
+                store
+                    .record::<String>(Collection::Applications, "1")
+                    .unwrap(),
+                Some("draft".to_string())
+            );
+            assert_eq!(store.next_id(Collection::Applications).unwrap(), 1);
+            assert_eq!(store.next_id(Collection::Applications).unwrap(), 2);
+            assert_eq!(store.next_id(Collection::OutputReleases).unwrap(), 1);
+        });
+    }
+
+    #[test]
+    fn documents_come_back_in_key_byte_order_and_unchanged() {
+        each_store(|open| {
+            let store = open();
+            let keys = ["b", "B", "a", "10", "9", "é", "~"];
+            let document = |key: &str| format!("{key} \u{0} \"quoted\" 𠮷\n");
+            let writes: Vec<Write> = keys
+                .iter()
+                .map(|key| Write::record(Collection::OutputReleases, *key, &document(key)).unwrap())
+                .collect();
+            store.write(&writes).unwrap();
+            let mut sorted = keys;
+            sorted.sort_unstable();
+            let expected: Vec<String> = sorted.iter().map(|key| document(key)).collect();
+            assert_eq!(
+                store.records::<String>(Collection::OutputReleases).unwrap(),
+                expected
+            );
+        });
     }
 
     #[test]
     fn opt_outs_are_deduplicated() {
-        let (_dir, store) = store();
-        let entry = OptOutEntry {
-            lookup: "ab".repeat(32),
-            recorded_on: "2026-11-24".into(),
-        };
-        assert_eq!(
-            store.add_opt_outs(&[entry.clone(), entry.clone()]).unwrap(),
-            1
-        );
-        assert_eq!(store.add_opt_outs(&[entry]).unwrap(), 0);
-        assert_eq!(store.opt_outs().unwrap().len(), 1);
+        each_store(|open| {
+            let store = open();
+            let entry = OptOutEntry {
+                lookup: "ab".repeat(32),
+                recorded_on: "2026-11-24".into(),
+            };
+            assert_eq!(
+                store.add_opt_outs(&[entry.clone(), entry.clone()]).unwrap(),
+                1
+            );
+            assert_eq!(store.add_opt_outs(&[entry]).unwrap(), 0);
+            assert_eq!(store.opt_outs().unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn a_state_database_url_is_checked_and_never_printed_with_its_password() {
+        let database: StateDatabase = "postgres://enclave:s3cret@db.internal:5432/state"
+            .parse()
+            .unwrap();
+        assert_eq!(database.to_string(), "postgres://enclave@db.internal/state");
+        assert!(!format!("{database:?}").contains("s3cret"));
+        for bad in [
+            "mysql://x@y/z",
+            "postgres:///state",
+            "postgres://a@b/c?sslmode=require",
+        ] {
+            assert!(bad.parse::<StateDatabase>().is_err(), "{bad}");
+        }
     }
 }

@@ -1,0 +1,166 @@
+//! The embedded database: one redb file in the state directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use redb::{
+    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
+};
+
+use crate::StateError;
+use crate::backend::{Reader, Table, Writer};
+
+/// The file inside the state directory.
+const STATE_FILE: &str = "state.redb";
+/// Counters: the change counter and the id sequences.
+const COUNTERS: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+
+/// How long an operation waits for another process (an admin command while
+/// the server runs) to release the store file.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+const LOCK_RETRY: Duration = Duration::from_millis(5);
+
+/// redb locks its file for as long as it is open, so the store opens it for
+/// each operation only: the server and admin commands (`enclave optout add`,
+/// `enclave project close`) take turns instead of locking each other out,
+/// and every read sees the latest committed change.
+#[derive(Debug)]
+pub(crate) struct Embedded {
+    path: PathBuf,
+    in_process: Mutex<()>,
+}
+
+fn documents(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]> {
+    TableDefinition::new(table.name())
+}
+
+impl Embedded {
+    /// Opens (creating if needed) the store file in `dir`.
+    pub(crate) fn open(dir: &Path) -> Result<Embedded, StateError> {
+        std::fs::create_dir_all(dir).map_err(|error| StateError::Storage(error.to_string()))?;
+        let db = Embedded {
+            path: dir.join(STATE_FILE),
+            in_process: Mutex::new(()),
+        };
+        db.with_db(|db| {
+            let txn = db.begin_write()?;
+            for table in Table::ALL {
+                txn.open_table(documents(table))?;
+            }
+            txn.open_table(COUNTERS)?;
+            txn.commit()?;
+            Ok(())
+        })?;
+        Ok(db)
+    }
+
+    /// Runs `operation` on the open database, waiting for other holders.
+    fn with_db<R>(
+        &self,
+        operation: impl FnOnce(&Database) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
+        let _turn = self
+            .in_process
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let started = Instant::now();
+        let db = loop {
+            match Database::create(&self.path) {
+                Ok(db) => break db,
+                Err(DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                Err(DatabaseError::DatabaseAlreadyOpen) => return Err(StateError::Busy),
+                Err(error) => return Err(error.into()),
+            }
+        };
+        operation(&db)
+    }
+
+    pub(crate) fn read<R>(
+        &self,
+        operation: impl FnOnce(&mut dyn Reader) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
+        self.with_db(|db| operation(&mut ReadTxn(db.begin_read()?)))
+    }
+
+    pub(crate) fn write<R>(
+        &self,
+        change: impl FnOnce(&mut dyn Writer) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            let result = change(&mut WriteTxn(&txn))?;
+            txn.commit()?;
+            Ok(result)
+        })
+    }
+}
+
+struct ReadTxn(ReadTransaction);
+
+struct WriteTxn<'a>(&'a WriteTransaction);
+
+impl Reader for ReadTxn {
+    fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        document(&self.0.open_table(documents(table))?, key)
+    }
+
+    fn all(&mut self, table: Table) -> Result<Vec<Vec<u8>>, StateError> {
+        all_documents(&self.0.open_table(documents(table))?)
+    }
+
+    fn counter(&mut self, name: &str) -> Result<u64, StateError> {
+        counter(&self.0.open_table(COUNTERS)?, name)
+    }
+}
+
+impl Reader for WriteTxn<'_> {
+    fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        document(&self.0.open_table(documents(table))?, key)
+    }
+
+    fn all(&mut self, table: Table) -> Result<Vec<Vec<u8>>, StateError> {
+        all_documents(&self.0.open_table(documents(table))?)
+    }
+
+    fn counter(&mut self, name: &str) -> Result<u64, StateError> {
+        counter(&self.0.open_table(COUNTERS)?, name)
+    }
+}
+
+impl Writer for WriteTxn<'_> {
+    fn put(&mut self, table: Table, key: &str, document: &[u8]) -> Result<(), StateError> {
+        self.0.open_table(documents(table))?.insert(key, document)?;
+        Ok(())
+    }
+
+    fn set_counter(&mut self, name: &str, value: u64) -> Result<(), StateError> {
+        self.0.open_table(COUNTERS)?.insert(name, value)?;
+        Ok(())
+    }
+}
+
+fn document(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<Vec<u8>>, StateError> {
+    Ok(table.get(key)?.map(|value| value.value().to_vec()))
+}
+
+fn all_documents(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<Vec<u8>>, StateError> {
+    let mut documents = Vec::new();
+    for entry in table.iter()? {
+        let (_, value) = entry?;
+        documents.push(value.value().to_vec());
+    }
+    Ok(documents)
+}
+
+fn counter(table: &impl ReadableTable<&'static str, u64>, name: &str) -> Result<u64, StateError> {
+    Ok(table.get(name)?.map_or(0, |value| value.value()))
+}

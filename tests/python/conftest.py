@@ -94,6 +94,37 @@ def password(user: str) -> str:
 # ---------------------------------------------------------------- the CLI
 
 
+# ------------------------------------------------------------ state database
+
+# A PostgreSQL server (`scripts/postgres-server.sh` prints its URL): when set,
+# every state directory of the suite gets a database of its own on it, and
+# every command and server given `--state DIR` keeps its users, projects,
+# opt-outs and applications there (`ENCLAVE_STATE_DB`) instead of in DIR.
+STATE_DB_SERVER = os.environ.get("ENCLAVE_TEST_STATE_DB")
+_STATE_DATABASES: dict[Path, str] = {}
+
+
+def state_database(state: Path) -> str:
+    """The URL of the database standing for state directory `state`."""
+    state = Path(state).resolve()
+    if state not in _STATE_DATABASES:
+        name = f"state_{os.getpid()}_{len(_STATE_DATABASES)}"
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", f"{STATE_DB_SERVER}/postgres",
+                        "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=60)
+        _STATE_DATABASES[state] = f"{STATE_DB_SERVER}/{name}"
+    return _STATE_DATABASES[state]
+
+
+def command_env(args) -> dict[str, str]:
+    """The environment of an `enclave` command: the state database of its
+    `--state` directory when the suite runs against PostgreSQL."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    args = [str(arg) for arg in args]
+    if STATE_DB_SERVER and "--state" in args:
+        env["ENCLAVE_STATE_DB"] = state_database(Path(args[args.index("--state") + 1]))
+    return env
+
+
 class Cli:
     def __init__(self, binary: str):
         self.binary = binary
@@ -101,7 +132,8 @@ class Cli:
 
     def run(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run(
-            [self.binary, *map(str, args)], input=input, capture_output=True, text=True, timeout=600
+            [self.binary, *map(str, args)], input=input, capture_output=True, text=True, timeout=600,
+            env=command_env(args),
         )
         if check and done.returncode != 0:
             raise AssertionError(
@@ -214,7 +246,7 @@ class Server:
                 "--listen", f"127.0.0.1:{self.port}", "--portal-listen", f"127.0.0.1:{self.portal_port}", *extra]
         with open(log, "wb") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env={**os.environ, "NO_COLOR": "1"})
+                                            env=command_env(args))
         _SERVERS.append(self)
         self._wait_listening(timeout=60)
 
@@ -407,3 +439,7 @@ def pytest_runtest_makereport(item, call):
         for server in _SERVERS:
             report.sections.append((f"enclave serve on port {server.port} (last lines)", server.output()))
     return report
+
+
+def pytest_report_header(config):
+    return f"state store: {'PostgreSQL at ' + STATE_DB_SERVER if STATE_DB_SERVER else 'embedded (state directories)'}"

@@ -182,6 +182,23 @@ impl Postgres {
     }
 }
 
+/// Closing the connection also runs on the client's own runtime, so it too
+/// happens off the caller's thread.
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(client) = client {
+            std::thread::scope(|scope| {
+                scope.spawn(move || drop(client));
+            });
+        }
+    }
+}
+
 struct Txn<'a, 'conn>(&'a mut Transaction<'conn>);
 
 impl Reader for Txn<'_, '_> {

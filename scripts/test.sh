@@ -12,20 +12,53 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# A throwaway PostgreSQL (Debian's packages) for the state database runs:
-# the state store's tests and the second end-to-end pass use it.
-echo "== PostgreSQL for the state database tests"
+# Servers the tests use, from the project's own scripts; each prints its URL
+# as its first line once it serves, and all stop when this script ends.
 log="$(mktemp)"
-postgres_log="$(mktemp)"
-coproc POSTGRES { exec scripts/postgres-server.sh 2>"$postgres_log"; }
-trap 'kill "$POSTGRES_PID" 2>/dev/null || true; wait "$POSTGRES_PID" 2>/dev/null || true; rm -f "$log" "$postgres_log"' EXIT
-read -r postgres_url <&"${POSTGRES[0]}" || { cat "$postgres_log" >&2; exit 1; }
-echo "$postgres_url"
+servers=()
+scratch=("$log")
+stop_servers() {
+    for pid in "${servers[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -f "${scratch[@]}"
+}
+trap stop_servers EXIT
+start_server() { # variable script: starts script, sets variable to its URL
+    local out errors
+    out="$(mktemp)"
+    errors="$(mktemp)"
+    scratch+=("$out" "$errors")
+    "$2" >"$out" 2>"$errors" &
+    servers+=($!)
+    while ! [ -s "$out" ]; do
+        if ! kill -0 "$!" 2>/dev/null; then
+            cat "$errors" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+    printf -v "$1" '%s' "$(head -n1 "$out")"
+    echo "${!1}"
+}
+venv="$(scripts/python-env.sh | tail -n1)"
+postgres_url="" s3_url=""
+# A throwaway PostgreSQL (Debian's packages) for the state database: the
+# state store's tests and the second end-to-end pass use it.
+echo "== PostgreSQL for the state database tests"
+start_server postgres_url scripts/postgres-server.sh
 export ENCLAVE_TEST_POSTGRES="$postgres_url"
+# A local S3 (moto) with one bucket for the data store's multipart test.
+echo "== S3-compatible server for the data store tests"
+start_server s3_url scripts/s3-server.sh
+"$venv/bin/python" -c 'import sys, boto3
+boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="enclave-test",
+             aws_secret_access_key="enclave-test").create_bucket(Bucket="enclave-store-test")' "$s3_url"
+export ENCLAVE_TEST_S3_ENDPOINT="$s3_url"
 echo "== cargo test"
 cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
 echo "== end-to-end (Python Flight SQL clients against enclave serve)"
-venv="$(scripts/python-env.sh | tail -n1)"
 # `cargo test` built the binary for the integration tests (same features as
 # the test build); a separate `cargo build` would compile DataFusion again.
 ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"

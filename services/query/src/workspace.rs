@@ -172,8 +172,7 @@ impl Workspace {
         if bytes.len() as u64 > remaining {
             return Err(quota_refusal(quota_bytes));
         }
-        self.objects()
-            .put(&self.path(name), bytes.into())
+        enclave_store::put_object(self.objects().as_ref(), &self.path(name), bytes.into())
             .await
             .map_err(QueryError::internal)?;
         tracing::info!(

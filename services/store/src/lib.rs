@@ -23,7 +23,7 @@ use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, PutResult, WriteMultipart};
 use tracing::{info, warn};
 
 pub use location::DataLocation;
@@ -282,10 +282,7 @@ impl ReleaseWriter {
             sha256: sha256_hex(&bytes),
             rows,
         };
-        self.store
-            .objects
-            .put(&path, PutPayload::from(bytes))
-            .await?;
+        put_object(self.store.objects.as_ref(), &path, bytes).await?;
         self.files.push(entry.clone());
         Ok(entry)
     }
@@ -338,6 +335,46 @@ fn release_path(release: &str, relative: &str) -> Result<ObjectPath, StoreError>
         .fold(release_root(release), |path, segment| path.join(segment)))
 }
 
+/// Objects up to this size are written with one PUT, larger ones in parts:
+/// S3 takes at most 5 GiB in one PUT, and parts can be retried alone.
+const MULTIPART_THRESHOLD: usize = 64 << 20;
+/// The size of each part but the last (S3 wants 5 MiB to 5 GiB, at most
+/// 10,000 parts: objects up to 320 GiB).
+const PART_SIZE: usize = 32 << 20;
+
+/// Writes `bytes` to `path`, in parts when it is large. A multipart upload
+/// that fails is aborted, so no parts are left behind.
+pub async fn put_object(
+    objects: &dyn ObjectStore,
+    path: &ObjectPath,
+    bytes: Bytes,
+) -> Result<PutResult, object_store::Error> {
+    if bytes.len() <= MULTIPART_THRESHOLD {
+        return objects.put(path, PutPayload::from(bytes)).await;
+    }
+    put_in_parts(objects, path, bytes, PART_SIZE).await
+}
+
+async fn put_in_parts(
+    objects: &dyn ObjectStore,
+    path: &ObjectPath,
+    bytes: Bytes,
+    part_size: usize,
+) -> Result<PutResult, object_store::Error> {
+    let upload = objects.put_multipart(path).await?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
+    writer.put(bytes);
+    // Waiting for the parts first lets a failed part abort the upload;
+    // `finish` aborts only when completing fails.
+    if let Err(error) = writer.wait_for_capacity(0).await {
+        if let Err(abort) = writer.abort().await {
+            warn!(%path, error = %abort, "could not abort a failed multipart upload");
+        }
+        return Err(error);
+    }
+    writer.finish().await
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
@@ -346,6 +383,57 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A local S3-compatible server holding the bucket `enclave-store-test`
+    /// (`scripts/test.sh` starts one and makes the bucket).
+    const S3_ENDPOINT: &str = "ENCLAVE_TEST_S3_ENDPOINT";
+
+    fn patterned(len: usize) -> Bytes {
+        (0..len)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect::<Vec<u8>>()
+            .into()
+    }
+
+    #[tokio::test]
+    async fn an_object_written_in_parts_comes_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let path = ObjectPath::from("tables/large.parquet");
+        let bytes = patterned(3 * 1024 + 17);
+        put_in_parts(&local, &path, bytes.clone(), 1024)
+            .await
+            .unwrap();
+        let back = local.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(back, bytes);
+    }
+
+    #[tokio::test]
+    async fn a_large_object_goes_to_s3_in_parts() {
+        let Ok(endpoint) = std::env::var(S3_ENDPOINT) else {
+            eprintln!("{S3_ENDPOINT} is not set: multipart upload to S3 not tested");
+            return;
+        };
+        let s3 = AmazonS3Builder::new()
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_bucket_name("enclave-store-test")
+            .with_region("us-east-1")
+            .with_access_key_id("enclave-test")
+            .with_secret_access_key("enclave-test")
+            .build()
+            .unwrap();
+        let path = ObjectPath::from("tables/large.parquet");
+        // 12 MiB in 5 MiB parts (S3's smallest): three parts.
+        let bytes = patterned(12 << 20);
+        let result = put_in_parts(&s3, &path, bytes.clone(), 5 << 20)
+            .await
+            .unwrap();
+        let e_tag = result.e_tag.unwrap();
+        assert!(e_tag.trim_matches('"').ends_with("-3"), "{e_tag}");
+        let back = s3.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(back, bytes);
+    }
 
     fn content() -> ReleaseContent {
         ReleaseContent {

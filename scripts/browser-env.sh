@@ -12,15 +12,6 @@ chromium="${CHROMIUM:-/usr/bin/chromium}"
 packages=()
 [ -x "$chromium" ] || packages+=(chromium)
 dpkg-query -W -f='${Status}' fonts-noto-cjk 2>/dev/null | grep -q "ok installed" || packages+=(fonts-noto-cjk)
-if [ "${#packages[@]}" -gt 0 ]; then
-    echo "installing ${packages[*]} (Debian)" >&2
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-        sudo="sudo"
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -q >&2
-    $sudo apt-get install -y -q --no-install-recommends "${packages[@]}" >&2
-fi
+"$(dirname "$0")/apt-install.sh" "${packages[@]}"
 "$chromium" --version >&2
 echo "$chromium"

@@ -13,14 +13,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 
 bin_dir() { find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -n1; }
 if [ -z "$(bin_dir)" ] || ! command -v psql >/dev/null; then
-    echo "installing postgresql (Debian)" >&2
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-        sudo="sudo"
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -q >&2
-    $sudo apt-get install -y -q --no-install-recommends postgresql >&2
+    "$root/scripts/apt-install.sh" postgresql
 fi
 bin="$(bin_dir)"
 

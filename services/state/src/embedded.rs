@@ -103,33 +103,27 @@ struct ReadTxn(ReadTransaction);
 
 struct WriteTxn<'a>(&'a WriteTransaction);
 
-impl Reader for ReadTxn {
-    fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StateError> {
-        document(&self.0.open_table(documents(table))?, key)
-    }
+/// The same reads over a read or a write transaction: redb gives their
+/// tables different types with one `ReadableTable` interface.
+macro_rules! impl_reader {
+    ($($txn:ty),*) => {$(
+        impl Reader for $txn {
+            fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+                document(&self.0.open_table(documents(table))?, key)
+            }
 
-    fn all(&mut self, table: Table) -> Result<Vec<Vec<u8>>, StateError> {
-        all_documents(&self.0.open_table(documents(table))?)
-    }
+            fn all(&mut self, table: Table) -> Result<Vec<Vec<u8>>, StateError> {
+                all_documents(&self.0.open_table(documents(table))?)
+            }
 
-    fn counter(&mut self, name: &str) -> Result<u64, StateError> {
-        counter(&self.0.open_table(COUNTERS)?, name)
-    }
+            fn counter(&mut self, name: &str) -> Result<u64, StateError> {
+                counter(&self.0.open_table(COUNTERS)?, name)
+            }
+        }
+    )*};
 }
 
-impl Reader for WriteTxn<'_> {
-    fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StateError> {
-        document(&self.0.open_table(documents(table))?, key)
-    }
-
-    fn all(&mut self, table: Table) -> Result<Vec<Vec<u8>>, StateError> {
-        all_documents(&self.0.open_table(documents(table))?)
-    }
-
-    fn counter(&mut self, name: &str) -> Result<u64, StateError> {
-        counter(&self.0.open_table(COUNTERS)?, name)
-    }
-}
+impl_reader!(ReadTxn, WriteTxn<'_>);
 
 impl Writer for WriteTxn<'_> {
     fn put(&mut self, table: Table, key: &str, document: &[u8]) -> Result<(), StateError> {

@@ -12,7 +12,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use postgres::config::{Host, SslMode};
-use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
+use postgres::{Client, Config, GenericClient, NoTls};
 
 use crate::StateError;
 use crate::backend::{Reader, Table, VERSION_COUNTER, Writer};
@@ -153,16 +153,9 @@ impl Postgres {
         &self,
         operation: impl FnOnce(&mut dyn Reader) -> Result<R, StateError> + Send,
     ) -> Result<R, StateError> {
-        self.run(|client| {
-            let mut txn = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
-            let result = operation(&mut Txn(&mut txn))?;
-            txn.commit()?;
-            Ok(result)
-        })
+        // The store reads with one statement at a time, each consistent on
+        // its own: no transaction around them saves two round trips.
+        self.run(|client| operation(&mut Session(client)))
     }
 
     pub(crate) fn write<R: Send>(
@@ -175,7 +168,7 @@ impl Postgres {
                 "SELECT value FROM enclave_counters WHERE name = $1 FOR UPDATE",
                 &[&VERSION_COUNTER],
             )?;
-            let result = change(&mut Txn(&mut txn))?;
+            let result = change(&mut Session(&mut txn))?;
             txn.commit()?;
             Ok(result)
         })
@@ -199,9 +192,10 @@ impl Drop for Postgres {
     }
 }
 
-struct Txn<'a, 'conn>(&'a mut Transaction<'conn>);
+/// Statements on the connection (reads) or in a transaction (writes).
+struct Session<'a, C>(&'a mut C);
 
-impl Reader for Txn<'_, '_> {
+impl<C: GenericClient> Reader for Session<'_, C> {
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         let row = self.0.query_opt(
             "SELECT document::text FROM enclave_documents WHERE collection = $1 AND key = $2",
@@ -232,7 +226,7 @@ impl Reader for Txn<'_, '_> {
     }
 }
 
-impl Writer for Txn<'_, '_> {
+impl<C: GenericClient> Writer for Session<'_, C> {
     fn put(&mut self, table: Table, key: &str, document: &[u8]) -> Result<(), StateError> {
         let document = std::str::from_utf8(document)
             .map_err(|_| StateError::Storage("a document is not UTF-8 JSON".into()))?;

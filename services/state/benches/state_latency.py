@@ -5,7 +5,7 @@ in turn (every statement reads the state: login, grant, opt-outs).
 
     scripts/postgres-server.sh        # in another shell; prints the server's URL
     ENCLAVE_BIN=target/release/enclave ENCLAVE_BENCH_POSTGRES=postgres://postgres@127.0.0.1:PORT \\
-        $VENV/bin/python tests/python/bench_state_store.py
+        $VENV/bin/python services/state/benches/state_latency.py
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import conftest as fixtures
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "python"))
+import conftest as fixtures  # noqa: E402  (the end-to-end suite's fixtures)
 
 ROUNDS, WARM_UP = 60, 10
 SQL = "SELECT sex, COUNT(DISTINCT person_id) AS persons FROM ndb.receipts GROUP BY sex"

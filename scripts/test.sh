@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of README.md: formatting, lints, every test of the workspace,
-# then the end-to-end suite (tests/python) against a debug `enclave serve`,
-# once with embedded state and once with the state in PostgreSQL.
+# then the end-to-end suite (tests/python) against a debug `enclave serve`:
+# with embedded state, with the state in PostgreSQL, and with the release on
+# S3 and queries on a local Ballista cluster.
 # Reuses a cargo target directory outside the clone when one exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +65,9 @@ echo "== end-to-end (Python Flight SQL clients against enclave serve)"
 ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"
 echo "== end-to-end again, users, projects and applications in PostgreSQL (--state-db)"
 ENCLAVE_TEST_STATE_DB="$postgres_url" ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" \
+    "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"
+echo "== end-to-end again, the release on S3 and queries on a Ballista cluster (infra/local-cluster.sh)"
+ENCLAVE_TEST_CLUSTER=1 ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" \
     "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"
 # One closing line over every test binary of the run and the pytest suite.
 awk '/^test result:/ { passed += $4; failed += $6 }

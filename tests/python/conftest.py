@@ -182,10 +182,27 @@ class Cli:
 class Release:
     workdir: Path
     extracts: Path
-    data: Path
+    data: Path  # the local data directory the release was ingested into
     key: Path
     dir: Path  # data/releases/rNNNNNN
+    # The data store servers and commands are given: `data`, or in the
+    # cluster deployment the bucket and prefix holding a copy of it.
+    location: str = ""
+    s3: object = None  # a boto3 client of that bucket, in the cluster deployment
     _duckdb: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.location = self.location or str(self.data)
+
+    def workspace_files(self, project: str = "") -> list[str]:
+        """Paths of the objects in `project`'s workspace (every workspace by
+        default), in the served store."""
+        prefix = f"workspaces/{project}/" if project else "workspaces/"
+        if self.s3 is None:
+            return [p.relative_to(self.data).as_posix() for p in (self.data / prefix).rglob("*") if p.is_file()]
+        bucket, _, root = self.location.removeprefix("s3://").partition("/")
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{root}/{prefix}")
+        return [item["Key"].removeprefix(f"{root}/") for page in pages for item in page.get("Contents", [])]
 
     def parquet(self, table: str) -> str:
         """DuckDB's reader of one release table (`ndb.receipts`)."""
@@ -216,6 +233,8 @@ class Release:
 # ---------------------------------------------------------------- the server
 
 _SERVERS: list["Server"] = []
+# Engine URL of the cluster reading each data store (cluster deployment).
+_CLUSTERS: dict[str, str] = {}
 # Servers die with the test run even when it ends without teardown.
 atexit.register(lambda: [server.stop() for server in list(_SERVERS)])
 
@@ -234,9 +253,10 @@ def free_ports(count: int) -> list[int]:
 
 
 class Server:
-    """One `enclave serve` process and clients for it."""
+    """One `enclave serve` process and clients for it; over a store that a
+    cluster of the suite reads, its project queries run on that cluster."""
 
-    def __init__(self, cli: Cli, data: Path, state: Path, log: Path, extra: tuple[str, ...] = ()):
+    def __init__(self, cli: Cli, data: Path | str, state: Path, log: Path, extra: tuple[str, ...] = ()):
         # Every server has its web portal on a port of its own.
         self.port, self.portal_port = free_ports(2)
         self.uri = f"grpc://127.0.0.1:{self.port}"
@@ -244,6 +264,8 @@ class Server:
         self.log = log
         args = [cli.binary, "serve", "--data", str(data), "--state", str(state),
                 "--listen", f"127.0.0.1:{self.port}", "--portal-listen", f"127.0.0.1:{self.portal_port}", *extra]
+        if str(data) in _CLUSTERS:
+            args += ["--engine", _CLUSTERS[str(data)]]
         with open(log, "wb") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env=command_env(args))
@@ -350,8 +372,9 @@ def cli() -> Cli:
 
 
 @pytest.fixture(scope="session")
-def release(cli: Cli, tmp_path_factory) -> Release:
-    """3,000 synthetic persons (seed 11) ingested into a new data directory."""
+def release(cli: Cli, tmp_path_factory, request) -> Release:
+    """3,000 synthetic persons (seed 11) ingested into a new data directory;
+    in the cluster deployment also copied to S3 with a cluster over it."""
     work = tmp_path_factory.mktemp("enclave")
     extracts, data, key = work / "extracts", work / "data", work / "key"
     cli.run("synth", "--persons", PERSONS, "--seed", SEED, "--out", extracts)
@@ -360,7 +383,73 @@ def release(cli: Cli, tmp_path_factory) -> Release:
     cli.run("ingest", "--extracts", extracts, "--data", data, "--key-file", key)
     releases = sorted((data / "releases").glob("r*"))
     assert releases, f"ingest made no release under {data}"
-    return Release(work, extracts, data, key, releases[-1])
+    release = Release(work, extracts, data, key, releases[-1])
+    if CLUSTER:
+        deploy_on_cluster(cli, release, request.getfixturevalue("s3_endpoint"))
+        request.addfinalizer(stop_clusters)
+    return release
+
+
+# --------------------------------------------------------- cluster deployment
+
+# The deployment of infra/: when set, the suite's release is copied to a
+# bucket of a local S3 (scripts/s3-server.sh), infra/local-cluster.sh starts
+# a Ballista scheduler and two executors over it, and every server over the
+# release reads it from S3 and runs its project queries on the cluster.
+CLUSTER = os.environ.get("ENCLAVE_TEST_CLUSTER") == "1"
+CLUSTER_BUCKET = "enclave-e2e"
+_CLUSTER_PROCESSES: list[subprocess.Popen] = []
+
+
+def s3_environment(endpoint: str) -> dict[str, str]:
+    """The AWS environment of commands and servers using the local S3 (plain
+    HTTP allowed: the endpoint is loopback)."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "enclave-test", "AWS_SECRET_ACCESS_KEY": "enclave-test"}
+
+
+def s3_client(endpoint: str):
+    env = s3_environment(endpoint)
+    return boto3.client("s3", endpoint_url=endpoint, region_name=env["AWS_REGION"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+
+def deploy_on_cluster(cli: Cli, release: Release, endpoint: str) -> None:
+    """Copies the release's data directory to S3 object by object and starts
+    a cluster over that copy; servers over it then use the cluster."""
+    os.environ.update(s3_environment(endpoint))
+    s3 = s3_client(endpoint)
+    s3.create_bucket(Bucket=CLUSTER_BUCKET)
+    prefix = "nationwide"
+    for path in sorted(release.data.rglob("*")):
+        if path.is_file():
+            s3.upload_file(str(path), CLUSTER_BUCKET, f"{prefix}/{path.relative_to(release.data).as_posix()}")
+    release.location, release.s3 = f"s3://{CLUSTER_BUCKET}/{prefix}", s3
+    _CLUSTERS[release.location] = start_cluster(cli, release.location, release.workdir / "cluster")
+
+
+def start_cluster(cli: Cli, data: str, work: Path, *options: str) -> str:
+    """infra/local-cluster.sh over `data` (with its `options`, e.g.
+    `--executors 1`): its engine URL once it is ready."""
+    script = Path(__file__).resolve().parents[2] / "infra" / "local-cluster.sh"
+    log = work.with_suffix(".log")
+    with open(log, "wb") as err:
+        process = subprocess.Popen([script, "--data", data, "--work", work, *options], stdout=subprocess.PIPE, stderr=err,
+                                   stdin=subprocess.DEVNULL, text=True, env={**os.environ, "ENCLAVE_BIN": cli.binary})
+    _CLUSTER_PROCESSES.append(process)
+    url = process.stdout.readline().strip()
+    if not url.startswith("ballista://"):
+        process.wait(10)
+        raise RuntimeError(f"{script} exited {process.returncode}:\n{log.read_text(errors='replace')}")
+    return url
+
+
+def stop_clusters() -> None:
+    for process in _CLUSTER_PROCESSES:
+        process.terminate()
+        process.wait(30)
+    _CLUSTER_PROCESSES.clear()
 
 
 def make_state(cli: Cli, state: Path, users: dict[str, str], projects: dict[str, Project]) -> None:
@@ -378,7 +467,7 @@ def start_server(cli: Cli, release: Release):
     def start(name: str, users: dict[str, str], projects: dict[str, Project], extra: tuple[str, ...] = ()) -> Server:
         state = release.workdir / f"state-{name}"
         make_state(cli, state, users, projects)
-        server = Server(cli, release.data, state, release.workdir / f"serve-{name}.log", extra)
+        server = Server(cli, release.location, state, release.workdir / f"serve-{name}.log", extra)
         server.state = state
         started.append(server)
         return server
@@ -402,7 +491,8 @@ def projects() -> dict[str, Project]:
 
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory):
-    """A local S3-compatible server started by `scripts/s3-server.sh`: its endpoint URL."""
+    """A local S3-compatible server started by `scripts/s3-server.sh`: its
+    endpoint URL (one per run, shared by the tests that use S3)."""
     script = Path(__file__).resolve().parents[2] / "scripts" / "s3-server.sh"
     log = tmp_path_factory.mktemp("s3") / "s3-server.log"
     with open(log, "wb") as err:
@@ -422,13 +512,9 @@ def s3(s3_endpoint, monkeypatch):
     """A client of the local S3; the commands and servers started in the test
     get the same endpoint, region and (dummy) credentials through the AWS
     environment (plain HTTP allowed: the endpoint is loopback)."""
-    env = {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
-           "AWS_ACCESS_KEY_ID": "enclave-test", "AWS_SECRET_ACCESS_KEY": "enclave-test"}
-    for name, value in env.items():
+    for name, value in s3_environment(s3_endpoint).items():
         monkeypatch.setenv(name, value)
-    return boto3.client("s3", endpoint_url=s3_endpoint, region_name=env["AWS_REGION"],
-                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    return s3_client(s3_endpoint)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -442,4 +528,6 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_report_header(config):
-    return f"state store: {'PostgreSQL at ' + STATE_DB_SERVER if STATE_DB_SERVER else 'embedded (state directories)'}"
+    state = f"PostgreSQL at {STATE_DB_SERVER}" if STATE_DB_SERVER else "embedded (state directories)"
+    data = "S3 (local) with a Ballista cluster" if CLUSTER else "local directory, queries in process"
+    return [f"state store: {state}", f"release and queries: {data}"]

@@ -47,7 +47,7 @@ def test_sigkill_under_load_loses_no_answered_event(cli, release, start_server):
     assert len(answered) >= 10, "the load ran"
 
     # Restart on the same state: recovery cuts any torn tail and records it.
-    restarted = Server(cli, release.data, server.state, release.workdir / "serve-crash-2.log")
+    restarted = Server(cli, release.location, server.state, release.workdir / "serve-crash-2.log")
     restarted.stop()
 
     out = cli.run("audit", "search", "--dir", server.state / "audit", "--action", "query").stdout

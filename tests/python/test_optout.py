@@ -105,7 +105,7 @@ def test_optout_removes_exactly_the_persons_present(optout_server, release, cli,
 
     file = tmp_path / "requests.csv"
     file.write_text("kana_name,birth_date,sex\n" + "".join(f"{k},{b},{s}\n" for k, b, s in requests), encoding="utf-8")
-    cli.add_optouts(optout_server.state, release.data, release.key, file)
+    cli.add_optouts(optout_server.state, release.location, release.key, file)
 
     ids = ",".join(map(str, person_ids))
     present = dict(release.expected(

@@ -35,15 +35,14 @@ def test_header_applies_the_chosen_projects_rules(enclave, release, projects):
 def test_closing_a_project_deletes_its_workspace_and_refuses_queries(enclave, release, cli):
     """`enclave project close` deletes the project's saved tables and every
     later query is refused `project-closed`, on a live server."""
-    workspace = release.data / "workspaces" / "closing"
     with enclave.connect("erin") as conn:
         query(conn, "CREATE TABLE work.keep AS SELECT DISTINCT person_id, sex FROM ndb.receipts")
         assert query(conn, "SELECT sex, count(*) AS n FROM work.keep GROUP BY sex").num_rows == 2
-    assert any(workspace.rglob("*")), f"no workspace files under {workspace}"
+    assert release.workspace_files("closing"), "no workspace files for project closing"
 
-    cli.close_project(enclave.state, release.data, "closing")
+    cli.close_project(enclave.state, release.location, "closing")
 
-    assert not workspace.exists() or not any(workspace.rglob("*.parquet"))
+    assert not [path for path in release.workspace_files("closing") if path.endswith(".parquet")]
     with enclave.connect("erin", project="closing") as conn:
         message = error_of(conn, "SELECT sex, count(DISTINCT person_id) AS n FROM ndb.receipts GROUP BY sex")
     assert "refused (project-closed)" in message

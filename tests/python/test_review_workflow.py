@@ -82,8 +82,7 @@ def test_apply_review_approve_query_close(cli, release, workflow_server):
         assert "service_month" in error_of(
             conn, "SELECT service_month, count(DISTINCT person_id) AS n FROM ndb.diagnoses GROUP BY service_month")
         query(conn, "CREATE TABLE work.cohort AS SELECT DISTINCT person_id, sex FROM ndb.diagnoses")
-    workspace = release.data / "workspaces" / "diag"
-    assert any(workspace.rglob("*.parquet"))
+    assert [path for path in release.workspace_files("diag") if path.endswith(".parquet")]
     with server.connect("ben", project="diag") as conn:
         assert error_of(conn, "SELECT count(DISTINCT person_id) AS n FROM ndb.diagnoses")
 
@@ -92,7 +91,7 @@ def test_apply_review_approve_query_close(cli, release, workflow_server):
     assert "approved" in shown and "ndb.diagnoses" in shown
     closed = run(cli, server, "ana", "apply", "close", "--id", application).stdout
     assert application_line(closed) == (application, "closed")
-    assert not any(workspace.rglob("*.parquet"))
+    assert not [path for path in release.workspace_files("diag") if path.endswith(".parquet")]
     with server.connect("ana", project="diag") as conn:
         assert "refused (project-closed)" in error_of(conn, "SELECT count(DISTINCT person_id) AS n FROM ndb.diagnoses")
 

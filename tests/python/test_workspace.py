@@ -82,4 +82,4 @@ def test_drop_removes_the_cohort(enclave, release, cohort):
         query(conn, f"DROP TABLE {cohort}")
         message = error_of(conn, f"SELECT sex, count(*) AS n FROM {cohort} GROUP BY sex")
     assert "not found" in message.lower()
-    assert not list((release.data / "workspaces").rglob("cohort*"))
+    assert not [path for path in release.workspace_files() if "cohort" in path]

@@ -15,7 +15,7 @@ use enclave_audit::{
     load_public_key, public_key_path,
 };
 use enclave_portal::{Portal, PortalConfig};
-use enclave_query::{Limits, QueryEngine};
+use enclave_query::{Execution, Limits, QueryEngine};
 use enclave_review::{ApplicationRoles, Workflow};
 use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Role, Rounding};
 use enclave_store::{DataLocation, DataStore};
@@ -275,6 +275,11 @@ pub(crate) struct ServeOptions {
     /// Time limit of one query, in seconds.
     #[arg(long, default_value_t = 300)]
     pub query_timeout_secs: u64,
+    /// Where project queries run: `embedded` (this process) or
+    /// ballista://host:port (a Ballista cluster over the same --data; see
+    /// `enclave ballista`).
+    #[arg(long, default_value = "embedded")]
+    pub engine: Execution,
     /// Audit log directory [default: <state>/audit].
     #[arg(long)]
     pub audit_dir: Option<PathBuf>,
@@ -466,7 +471,8 @@ pub(crate) async fn serve(
         concurrent_queries_per_user: options.max_concurrent_per_user.max(1),
         ..Limits::default()
     };
-    let engine = QueryEngine::open(store, Arc::clone(&state), limits).await?;
+    let engine =
+        QueryEngine::open_on(store, Arc::clone(&state), limits, options.engine.clone()).await?;
     let release = engine.release_id().to_string();
     let clock = Clock::system();
     let access = Arc::new(Access::new(

@@ -8,6 +8,7 @@ use enclave_ingest::{CATALOG_PATH, IngestSummary, table_stats};
 use enclave_linkage::LinkageKeys;
 use std::sync::Arc;
 
+use enclave_query::Execution;
 use enclave_review::{Decision, Member, Proposal, Terms, VoteChoice, Workflow};
 use enclave_state::{Clock, Grant, Role, Rounding, StateStore};
 use enclave_store::{DataLocation, DataStore};
@@ -47,6 +48,8 @@ pub(crate) enum CommandError {
     Query(#[from] enclave_query::QueryError),
     #[error(transparent)]
     Serve(#[from] enclave_api::ServeError),
+    #[error(transparent)]
+    Cluster(#[from] enclave_cluster::ClusterError),
     #[error("web portal: {0}")]
     Portal(#[from] enclave_portal::PortalError),
     #[error(transparent)]
@@ -55,6 +58,8 @@ pub(crate) enum CommandError {
     Audit(#[from] enclave_audit::AuditError),
     #[error("{0}")]
     Client(String),
+    #[error("{0}")]
+    Usage(String),
     #[error("{}: {}", rpc_code_name(.0.code()), .0.message())]
     Rpc(#[from] tonic::Status),
     #[error("cannot prepare {path}: {source}")]
@@ -142,6 +147,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
         Command::User { command } => admin::user(command).await?,
         Command::Project { command } => admin::project(command).await?,
         Command::Optout { command } => admin::opt_out(command).await?,
+        Command::Ballista { command } => crate::ballista::run(command).await?,
     }
     Ok(())
 }
@@ -313,6 +319,7 @@ async fn demo(
         query_memory_mb: 2048,
         query_timeout_secs: 300,
         total_memory_mb: 8192,
+        engine: Execution::InProcess,
         audit_dir: Some(workdir.join("audit")),
         audit_key: Some(workdir.join("keys").join("audit-signing.key")),
         audit_log: admin::AuditLogOptions::default(),

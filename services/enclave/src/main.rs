@@ -11,11 +11,14 @@
 //! - `audit`: verify, tail and search the audit log (enclave-audit)
 //! - `user`, `project`, `optout`: accounts, projects decided outside the
 //!   workflow, opt-out requests (enclave-state)
+//! - `ballista`: scheduler and executors of a cluster that runs the front
+//!   ends' guarded plans (enclave-cluster; `serve --engine ballista://…`)
 //! - `demo`: all of the above on embedded defaults in a work directory, then serve
 
 mod admin;
 mod apply;
 mod audit;
+mod ballista;
 mod client;
 mod commands;
 mod key;
@@ -150,6 +153,12 @@ enum Command {
     Project {
         #[command(subcommand)]
         command: admin::ProjectCommand,
+    },
+    /// Run a scheduler or executor of the Ballista cluster that
+    /// `enclave serve --engine ballista://host:port` sends queries to.
+    Ballista {
+        #[command(subcommand)]
+        command: ballista::BallistaCommand,
     },
 }
 

@@ -26,6 +26,7 @@ use crate::disclosure::Released;
 use crate::engine::{Outcome, QueryEngine, TableInfo, read_only_plan};
 use crate::error::{QueryError, Rule};
 use crate::guard::statement::{Request, classify};
+use crate::execution::Execution;
 use crate::scan::collect_measured;
 
 /// The schema operators query.
@@ -107,7 +108,7 @@ impl AuditSession {
             .await?
             .with_param_values(params)?;
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        let (batches, scan) = collect_measured(&context, plan).await?;
+        let (batches, scan) = collect_measured(&context, &Execution::InProcess, plan).await?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         if rows > MAX_AUDIT_ROWS {
             return Err(QueryError::Invalid(format!(

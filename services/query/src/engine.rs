@@ -15,7 +15,7 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
@@ -26,11 +26,14 @@ use url::Url;
 
 use crate::disclosure::{self, DisclosureRules, Released};
 use crate::error::{QueryError, Rule};
+use crate::execution::Execution;
 use crate::guard::check_reserved_names;
 use crate::guard::release::{ReleasePlan, release};
 use crate::guard::rewrite::Scope;
 use crate::guard::statement::{Request, WORKSPACE_SCHEMA, classify};
-use crate::limits::{ConcurrencyCaps, Limits, QueryPool, YieldAfterJoins, shared_pool};
+use crate::limits::{
+    ClusterLimits, ConcurrencyCaps, Limits, QueryPool, YieldAfterJoins, shared_pool,
+};
 use crate::optout::OptOutIndex;
 use crate::scan::{ScanStats, collect_measured};
 use crate::tables::{GuardedTable, RowSource, STORE_URL};
@@ -58,6 +61,7 @@ struct EngineInner {
     state: Arc<StateStore>,
     release: ServedRelease,
     limits: Limits,
+    execution: Execution,
     memory: Arc<dyn MemoryPool>,
     object_stores: Arc<dyn ObjectStoreRegistry>,
     running: ConcurrencyCaps,
@@ -70,11 +74,24 @@ pub struct QueryEngine {
 }
 
 impl QueryEngine {
-    /// Serves the newest published release of `store`.
+    /// Serves the newest published release of `store`, running plans in
+    /// this process.
     pub async fn open(
         store: DataStore,
         state: Arc<StateStore>,
         limits: Limits,
+    ) -> Result<QueryEngine, QueryError> {
+        QueryEngine::open_on(store, state, limits, Execution::InProcess).await
+    }
+
+    /// Serves the newest published release of `store`, running project
+    /// queries where `execution` says. A cluster must read the same store:
+    /// that is checked here by counting one table's rows on it.
+    pub async fn open_on(
+        store: DataStore,
+        state: Arc<StateStore>,
+        limits: Limits,
+        execution: Execution,
     ) -> Result<QueryEngine, QueryError> {
         let manifest = store
             .latest()
@@ -108,8 +125,8 @@ impl QueryEngine {
         let opt_outs = OptOutIndex::load(&store, &manifest).await?;
         let registry = DefaultObjectStoreRegistry::new();
         registry.register_store(&store_url(), store.object_store());
-        tracing::info!(release = manifest.release_id, "serving release");
-        Ok(QueryEngine {
+        tracing::info!(release = manifest.release_id, %execution, "serving release");
+        let engine = QueryEngine {
             inner: Arc::new(EngineInner {
                 memory: shared_pool(&limits),
                 store,
@@ -122,10 +139,48 @@ impl QueryEngine {
                     coverage: coverage(&manifest)?,
                 },
                 limits,
+                execution,
                 object_stores: Arc::new(registry),
                 running: ConcurrencyCaps::default(),
             }),
-        })
+        };
+        engine.check_cluster_reads(&manifest).await?;
+        Ok(engine)
+    }
+
+    /// On a cluster, counts the rows of the release's smallest non-empty
+    /// table there and compares them with the manifest: a cluster given
+    /// another data store would otherwise answer every query from nothing.
+    async fn check_cluster_reads(&self, manifest: &Manifest) -> Result<(), QueryError> {
+        if !self.inner.execution.is_cluster() {
+            return Ok(());
+        }
+        let Some((name, entry)) = manifest
+            .content
+            .tables
+            .iter()
+            .filter(|(_, entry)| entry.rows > 0)
+            .min_by_key(|(_, entry)| entry.rows)
+        else {
+            return Ok(());
+        };
+        let release = &self.inner.release;
+        let (_, table) = release
+            .catalog
+            .table(name)
+            .ok_or_else(|| QueryError::internal("release table missing from its catalog"))?;
+        let table = crate::tables::listing_table(&table.arrow_schema(), &release.files[name])?;
+        let context = self.cluster_context(MemoryCatalogProvider::new(), WORKSPACE_SCHEMA)?;
+        let counted = context.read_table(Arc::new(table))?.count().await?;
+        if counted as u64 != entry.rows {
+            return Err(QueryError::Invalid(format!(
+                "the cluster at {} reads another data store than this server \
+                 ({name}: {counted} rows there, {} in release {}); give both the same --data",
+                self.inner.execution, entry.rows, manifest.release_id
+            )));
+        }
+        tracing::info!(engine = %self.inner.execution, "cluster reads the served release");
+        Ok(())
     }
 
     pub fn release_id(&self) -> &str {
@@ -172,13 +227,37 @@ impl QueryEngine {
         Ok(ProjectSession::new(self.clone(), user, project))
     }
 
-    /// A DataFusion context over `catalog` alone, within the query limits:
-    /// no other catalog, no file-reading table functions, no spilling.
+    /// A DataFusion context over `catalog` alone, run in this process.
     pub(crate) fn context(
         &self,
         catalog: MemoryCatalogProvider,
         default_schema: &str,
     ) -> Result<SessionContext, QueryError> {
+        Ok(SessionContext::new_with_state(
+            self.session_state(catalog, default_schema)?,
+        ))
+    }
+
+    /// A DataFusion context over `catalog` alone whose plans run on the
+    /// engine's execution (in this process or on the cluster).
+    pub(crate) fn cluster_context(
+        &self,
+        catalog: MemoryCatalogProvider,
+        default_schema: &str,
+    ) -> Result<SessionContext, QueryError> {
+        let state = self.session_state(catalog, default_schema)?;
+        Ok(SessionContext::new_with_state(
+            self.inner.execution.prepare(state)?,
+        ))
+    }
+
+    /// A session over `catalog` alone, within the query limits: no other
+    /// catalog, no file-reading table functions, no spilling.
+    fn session_state(
+        &self,
+        catalog: MemoryCatalogProvider,
+        default_schema: &str,
+    ) -> Result<SessionState, QueryError> {
         let catalogs = MemoryCatalogProviderList::new();
         datafusion::catalog::CatalogProviderList::register_catalog(
             &catalogs,
@@ -187,6 +266,9 @@ impl QueryEngine {
         );
         let limits = &self.inner.limits;
         let config = SessionConfig::new()
+            .with_option_extension(ClusterLimits {
+                query_memory_bytes: limits.query_memory_bytes,
+            })
             .with_information_schema(false)
             .with_create_default_catalog_and_schema(false)
             .with_default_catalog_and_schema(CATALOG, default_schema)
@@ -210,7 +292,7 @@ impl QueryEngine {
             .with_table_functions(Default::default())
             .with_physical_optimizer_rule(Arc::new(YieldAfterJoins))
             .build();
-        Ok(SessionContext::new_with_state(state))
+        Ok(state)
     }
 
     /// Runs `work` for `user` within the per-user concurrency cap and the
@@ -226,9 +308,22 @@ impl QueryEngine {
             .running
             .acquire(user, limits.concurrent_queries_per_user)?;
         let timeout = limits.query_timeout;
-        tokio::time::timeout(timeout, work)
+        let outcome = tokio::time::timeout(timeout, work)
             .await
-            .map_err(|_| QueryError::Timeout(timeout.as_secs()))?
+            .map_err(|_| QueryError::Timeout(timeout.as_secs()))?;
+        outcome.map_err(|error| self.cluster_limit_reached(error))
+    }
+
+    /// A query that failed on the cluster comes back as an internal error
+    /// whose text may say it reached a limit; such a one becomes that
+    /// limit's own error.
+    fn cluster_limit_reached(&self, error: QueryError) -> QueryError {
+        match &error {
+            QueryError::Internal(detail) if self.inner.execution.is_cluster() => {
+                crate::limits::cluster_limit_reached(detail, &self.inner.limits).unwrap_or(error)
+            }
+            _ => error,
+        }
     }
 
     /// Deletes the workspace of a closed project in the served store.
@@ -435,7 +530,7 @@ impl ProjectSession {
             work.register_table(name, Arc::new(guarded))?;
         }
         catalog.register_schema(WORKSPACE_SCHEMA, Arc::new(work))?;
-        self.engine.context(catalog, WORKSPACE_SCHEMA)
+        self.engine.cluster_context(catalog, WORKSPACE_SCHEMA)
     }
 
     /// The schema a statement's result will have, without running it.
@@ -470,7 +565,7 @@ impl ProjectSession {
             Request::Query(statement) => {
                 let release = self.guarded_plan(&context, statement, Some(params)).await?;
                 let schema = Arc::new(release.plan.schema().as_arrow().clone());
-                let (batches, scan) = collect_measured(&context, release.plan).await?;
+                let (batches, scan) = collect_measured(&context, &self.inner().execution, release.plan).await?;
                 let mut released = if release.checked {
                     disclosure::apply(&self.rules(), schema, &batches)?
                 } else {

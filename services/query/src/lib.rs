@@ -4,6 +4,8 @@
 //! - [`engine`]: serves the newest release; resolves a user's project;
 //!   builds a DataFusion session holding only the project's granted tables
 //!   and columns plus its workspace; runs statements within [`limits`].
+//! - [`execution`]: where guarded plans run — in process, or on a Ballista
+//!   cluster.
 //! - [`guard`]: statement rules and the logical-plan rewrite (period,
 //!   opt-out, person lineage, the released aggregate), failing closed.
 //! - [`disclosure`]: k persons per group, facility and dominance rules,
@@ -21,6 +23,7 @@ pub mod audit_sql;
 pub mod disclosure;
 pub mod engine;
 pub mod error;
+pub mod execution;
 pub mod guard;
 pub mod limits;
 pub mod optout;
@@ -34,5 +37,6 @@ pub mod workspace;
 pub use audit_sql::AuditSession;
 pub use engine::{Outcome, ProjectSession, QueryEngine, TableInfo};
 pub use error::{QueryError, Rule};
+pub use execution::Execution;
 pub use limits::Limits;
 pub use scan::ScanStats;

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use datafusion::common::config::ConfigOptions;
+use datafusion::common::config::{ConfigExtension, ConfigOptions};
+use datafusion::common::extensions_options;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::memory_pool::{
@@ -78,6 +79,51 @@ impl std::fmt::Display for QueryPool {
     }
 }
 
+extensions_options! {
+    /// Limits a query carries in its session configuration to the cluster's
+    /// executors (`enclave.*` keys), which apply them to their part of it.
+    pub struct ClusterLimits {
+        /// Memory the query may hold on each executor, in bytes.
+        pub query_memory_bytes: usize, default = 2 << 30
+    }
+}
+
+impl ConfigExtension for ClusterLimits {
+    const PREFIX: &'static str = "enclave";
+}
+
+/// Why a query was stopped at its own memory limit.
+fn over_query_limit(limit: usize) -> String {
+    format!(
+        "the query needs more than its memory limit of {} MiB; filter earlier, group by fewer columns or narrow the period",
+        limit >> 20
+    )
+}
+
+/// Why a query was stopped at the limit of all queries together.
+const SHARED_MEMORY_IN_USE: &str =
+    "the server's memory for queries is in use by other queries; try again shortly";
+
+/// How every limit error of ours reads (`QueryError::ResourcesExhausted`).
+const ANY_LIMIT: &str = "query exceeded a resource limit";
+
+/// The limit a query that failed on the cluster reached, recognised by the
+/// executors' words (those of [`QueryPool`], carried back as text), or
+/// `None` for any other failure.
+pub(crate) fn cluster_limit_reached(detail: &str, limits: &Limits) -> Option<QueryError> {
+    let over_own = over_query_limit(limits.query_memory_bytes);
+    let message = if detail.contains(&over_own) {
+        over_own
+    } else if detail.contains(SHARED_MEMORY_IN_USE) {
+        "the cluster's memory for queries is in use by other queries; try again shortly".into()
+    } else if detail.contains("Resources exhausted") || detail.contains(ANY_LIMIT) {
+        "the query needs more memory than the cluster allows; filter earlier, group by fewer columns or narrow the period".into()
+    } else {
+        return None;
+    };
+    Some(QueryError::ResourcesExhausted(message))
+}
+
 /// The shared pool of all queries.
 pub fn shared_pool(limits: &Limits) -> Arc<dyn MemoryPool> {
     Arc::new(FairSpillPool::new(limits.total_memory_bytes))
@@ -110,17 +156,11 @@ impl MemoryPool for QueryPool {
         let before = self.used.fetch_add(additional, Ordering::Relaxed);
         if before + additional > self.limit {
             self.used.fetch_sub(additional, Ordering::Relaxed);
-            return Err(exhausted(format!(
-                "the query needs more than its memory limit of {} MiB; filter earlier, group by fewer columns or narrow the period",
-                self.limit >> 20
-            )));
+            return Err(exhausted(over_query_limit(self.limit)));
         }
         self.shared.try_grow(reservation, additional).map_err(|_| {
             self.used.fetch_sub(additional, Ordering::Relaxed);
-            exhausted(
-                "the server's memory for queries is in use by other queries; try again shortly"
-                    .into(),
-            )
+            exhausted(SHARED_MEMORY_IN_USE.into())
         })
     }
 
@@ -208,5 +248,63 @@ impl PhysicalOptimizerRule for YieldAfterJoins {
 
     fn schema_check(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(query_mib: usize) -> Limits {
+        Limits {
+            query_memory_bytes: query_mib << 20,
+            ..Limits::default()
+        }
+    }
+
+    /// The words an executor's pool refuses with, as a failed cluster job
+    /// carries them back inside Ballista's own text.
+    fn job_failure(pool_error: DataFusionError) -> String {
+        format!(
+            "Execution error: Job abc failed: Task failed due to runtime execution error: {pool_error}"
+        )
+    }
+
+    #[test]
+    fn a_cluster_query_over_its_own_limit_gets_the_limit_error() {
+        let pool = QueryPool::new(1 << 20, shared_pool(&limits(1)));
+        let consumer = datafusion::execution::memory_pool::MemoryConsumer::new("join");
+        let shared: Arc<dyn MemoryPool> = Arc::new(pool);
+        let reservation = consumer.register(&shared);
+        let refused = reservation.try_grow(2 << 20).unwrap_err();
+        let error = cluster_limit_reached(&job_failure(refused), &limits(1)).unwrap();
+        assert_eq!(
+            error.to_string(),
+            format!("query exceeded a resource limit: {}", over_query_limit(1 << 20))
+        );
+    }
+
+    #[test]
+    fn other_cluster_failures_are_not_limits_and_other_limits_are_generic() {
+        let detail = job_failure(DataFusionError::Execution("division by zero".into()));
+        assert!(cluster_limit_reached(&detail, &limits(1)).is_none());
+        // A limit other than this front end's is reported without its size.
+        let other = job_failure(exhausted(over_query_limit(7 << 20)));
+        let message = cluster_limit_reached(&other, &limits(1)).unwrap().to_string();
+        assert!(!message.contains("7 MiB") && message.contains("more memory than the cluster"));
+    }
+
+    #[test]
+    fn the_shared_limit_and_the_engines_own_are_recognised() {
+        let busy = job_failure(exhausted(SHARED_MEMORY_IN_USE.into()));
+        assert!(
+            cluster_limit_reached(&busy, &limits(1))
+                .unwrap()
+                .to_string()
+                .contains("in use by other queries")
+        );
+        let engine = job_failure(DataFusionError::ResourcesExhausted("HashJoin: 123 bytes".into()));
+        let message = cluster_limit_reached(&engine, &limits(1)).unwrap().to_string();
+        assert!(!message.contains("bytes") && message.contains("more memory than the cluster"));
     }
 }

@@ -16,6 +16,7 @@ use ring::digest::{SHA256, digest};
 use serde::Serialize;
 
 use crate::error::QueryError;
+use crate::execution::Execution;
 
 /// Hex digits of the plan fingerprint kept (64 bits).
 const FINGERPRINT_HEX: usize = 16;
@@ -32,9 +33,10 @@ pub struct ScanStats {
     pub rows_scanned: u64,
 }
 
-/// Optimizes and runs `plan`, measuring what it read.
+/// Optimizes and runs `plan` on `execution`, measuring what it read.
 pub(crate) async fn collect_measured(
     context: &SessionContext,
+    execution: &Execution,
     plan: LogicalPlan,
 ) -> Result<(Vec<RecordBatch>, ScanStats), QueryError> {
     let state = context.state();
@@ -45,12 +47,18 @@ pub(crate) async fn collect_measured(
         .query_planner()
         .create_physical_plan(&optimized, &state)
         .await?;
+    let job = execution.guard(&physical);
     let batches = collect(Arc::clone(&physical), context.task_ctx()).await?;
+    job.finished();
+    let rows_scanned = match execution.cluster_source_rows(physical.as_ref()).await {
+        Some(rows) => rows,
+        None => source_rows(physical.as_ref()),
+    };
     let stats = ScanStats {
         fingerprint,
         tables,
         columns,
-        rows_scanned: source_rows(physical.as_ref()),
+        rows_scanned,
     };
     Ok((batches, stats))
 }

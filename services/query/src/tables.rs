@@ -80,7 +80,7 @@ impl GuardedTable {
     }
 }
 
-fn listing_table(file_schema: &Schema, files: &[String]) -> DfResult<ListingTable> {
+pub(crate) fn listing_table(file_schema: &Schema, files: &[String]) -> DfResult<ListingTable> {
     let urls = files
         .iter()
         .map(|file| ListingTableUrl::parse(format!("{STORE_URL}{file}")))

@@ -41,9 +41,24 @@ if [ -z "$work" ]; then
 fi
 mkdir -p "$work"
 pids=()
+any_alive() {
+    local pid
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done
+    return 1
+}
+# Stops the given processes: SIGTERM, then SIGKILL after 10 s.
+stop_processes() {
+    [ $# -gt 0 ] || return 0
+    kill "$@" 2>/dev/null || true
+    local deadline=$((SECONDS + 10))
+    while any_alive "$@" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+    kill -KILL "$@" 2>/dev/null || true
+    for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+}
 stop() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # Executors first (they tell the scheduler they leave), then the scheduler.
+    stop_processes "${pids[@]:1}"
+    stop_processes "${pids[@]:0:1}"
     [ -z "$own_work" ] || rm -rf "$own_work"
 }
 trap stop EXIT

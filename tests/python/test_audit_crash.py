@@ -38,7 +38,11 @@ def test_sigkill_under_load_loses_no_answered_event(cli, release, start_server):
     workers = [threading.Thread(target=load, args=(w,)) for w in range(6)]
     for worker in workers:
         worker.start()
-    time.sleep(4)
+    # Killed mid-load: once enough queries were answered (a few seconds in
+    # process, longer on a cluster), with more in flight.
+    deadline = time.monotonic() + 120
+    while len(answered) < 12 and time.monotonic() < deadline:
+        time.sleep(0.2)
     server.process.send_signal(signal.SIGKILL)
     server.process.wait(10)
     stop.set()

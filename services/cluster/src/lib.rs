@@ -61,6 +61,7 @@ pub async fn run_scheduler(listen: SocketAddr, data: &DataStore) -> Result<(), C
         .with_port(listen.port());
     config.bind_host = listen.ip().to_string();
     config.override_session_builder = Some(scheduler_sessions(data));
+    config.override_config_producer = Some(Arc::new(cluster_config));
     let config = Arc::new(config);
     let cluster = BallistaCluster::new_from_config(&config).await?;
     tracing::info!(%listen, "ballista scheduler");
@@ -119,13 +120,16 @@ pub async fn run_executor(options: ExecutorOptions, data: &DataStore) -> Result<
         grpc_port: options.listen.port().saturating_add(1),
         scheduler_host: options.scheduler.0,
         scheduler_port: options.scheduler.1,
+        // Keep trying while the scheduler starts (compose, Kubernetes and
+        // infra/local-cluster.sh start them together).
+        scheduler_connect_timeout_seconds: 60,
         work_dir: Some(options.work_dir.display().to_string()),
         // 0: Ballista installs no pool of its own; ours comes with each
         // session's runtime.
         memory_pool_size: Some(0),
         override_runtime_producer: Some(executor_runtimes(data, options.memory_bytes)),
         override_function_registry: Some(Arc::new(executor_functions())),
-        override_config_producer: Some(Arc::new(executor_config)),
+        override_config_producer: Some(Arc::new(cluster_config)),
         ..ExecutorProcessConfig::default()
     };
     if let Some(slots) = options.task_slots {
@@ -135,8 +139,9 @@ pub async fn run_executor(options: ExecutorOptions, data: &DataStore) -> Result<
     Ok(start_executor_process(Arc::new(config)).await?)
 }
 
-/// Ballista's session configuration, able to hold the limits a query carries.
-fn executor_config() -> SessionConfig {
+/// Ballista's session configuration, able to hold the limits a query
+/// carries: the scheduler passes on only the settings it knows.
+fn cluster_config() -> SessionConfig {
     default_config_producer().with_option_extension(ClusterLimits::default())
 }
 
@@ -152,6 +157,7 @@ fn executor_runtimes(data: &DataStore, total_memory: usize) -> RuntimeProducer {
             .extensions
             .get::<ClusterLimits>()
             .map_or_else(|| ClusterLimits::default().query_memory_bytes, |limits| limits.query_memory_bytes);
+        tracing::debug!(limit, "query runtime");
         let pool = QueryPool::new(limit, Arc::clone(&total));
         let builder = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool))

@@ -2,13 +2,13 @@
 //! time limit (kept enforceable by yield points after joins), and a cap on
 //! each user's concurrent queries.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use datafusion::common::config::{ConfigExtension, ConfigOptions};
-use datafusion::common::extensions_options;
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ConfigOptions, ExtensionOptions};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::memory_pool::{
@@ -79,17 +79,64 @@ impl std::fmt::Display for QueryPool {
     }
 }
 
-extensions_options! {
-    /// Limits a query carries in its session configuration to the cluster's
-    /// executors (`enclave.*` keys), which apply them to their part of it.
-    pub struct ClusterLimits {
-        /// Memory the query may hold on each executor, in bytes.
-        pub query_memory_bytes: usize, default = 2 << 30
+/// Limits a query carries in its session configuration to the cluster's
+/// executors, which apply them to their part of it: `enclave.*` settings,
+/// which the scheduler passes on when it knows this extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterLimits {
+    /// Memory the query may hold on each executor, in bytes.
+    pub query_memory_bytes: usize,
+}
+
+impl Default for ClusterLimits {
+    fn default() -> ClusterLimits {
+        ClusterLimits {
+            query_memory_bytes: Limits::default().query_memory_bytes,
+        }
     }
 }
 
+const QUERY_MEMORY_KEY: &str = "query_memory_bytes";
+
 impl ConfigExtension for ClusterLimits {
     const PREFIX: &'static str = "enclave";
+}
+
+impl ExtensionOptions for ClusterLimits {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> DfResult<()> {
+        match key {
+            QUERY_MEMORY_KEY => {
+                self.query_memory_bytes = value.parse().map_err(|_| {
+                    DataFusionError::Configuration(format!("{key}: not a byte count"))
+                })?;
+                Ok(())
+            }
+            _ => Err(DataFusionError::Configuration(format!(
+                "no setting enclave.{key}"
+            ))),
+        }
+    }
+
+    /// Named with the prefix: Ballista sends settings by these names.
+    fn entries(&self) -> Vec<ConfigEntry> {
+        vec![ConfigEntry {
+            key: format!("{}.{QUERY_MEMORY_KEY}", Self::PREFIX),
+            value: Some(self.query_memory_bytes.to_string()),
+            description: "memory one query may hold on each executor, in bytes",
+        }]
+    }
 }
 
 /// Why a query was stopped at its own memory limit.
@@ -268,6 +315,21 @@ mod tests {
         format!(
             "Execution error: Job abc failed: Task failed due to runtime execution error: {pool_error}"
         )
+    }
+
+    #[test]
+    fn cluster_limits_travel_as_named_settings() {
+        let sent = ClusterLimits {
+            query_memory_bytes: 5 << 20,
+        };
+        let mut received = ConfigOptions::new();
+        received.extensions.insert(ClusterLimits::default());
+        for entry in sent.entries() {
+            received.set(&entry.key, &entry.value.unwrap()).unwrap();
+        }
+        assert_eq!(received.extensions.get::<ClusterLimits>(), Some(&sent));
+        assert!(received.set("enclave.query_memory_bytes", "lots").is_err());
+        assert!(received.set("enclave.other", "1").is_err());
     }
 
     #[test]

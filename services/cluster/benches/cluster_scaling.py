@@ -3,7 +3,7 @@ local Ballista cluster at two data sizes, against the in-process engine,
 side by side in one run, through Flight SQL as a researcher sends it.
 
     ENCLAVE_BIN=target/release/enclave $VENV/bin/python \\
-        services/cluster/benches/cluster_scaling.py [--persons 300000] [--copies 10]
+        services/cluster/benches/cluster_scaling.py [--persons 300000] [--copies 10] [--prepare]
 
 The small release is `--persons` synthetic persons (300,000: about 10M rows
 in the `ndb` tables). The large one holds `--copies` copies of every table
@@ -144,7 +144,7 @@ def measure(cli, work: Path, data: Path, tables: tuple[str, ...], queries) -> di
         if options is not None:
             fixtures._CLUSTERS[str(data)] = fixtures.start_cluster(
                 cli, str(data), work / f"cluster-{data.name}", *options, "--task-slots", "1",
-                "--memory-mb", "8192")
+                "--memory-mb", "6144")
         server = fixtures.Server(cli, data, state, work / f"serve-{data.name}.log", SERVE_LIMITS)
         try:
             results[engine] = time_suite(server, queries)
@@ -173,12 +173,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, default=300_000)
     parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--prepare", action="store_true", help="build the two releases, measure nothing")
     args = parser.parse_args()
     cli = fixtures.Cli(os.environ["ENCLAVE_BIN"])
     work = Path(os.environ.get("ENCLAVE_BENCH_DIR", Path.home() / f".cache/enclave-bench/cluster-{args.persons}"))
     work.mkdir(parents=True, exist_ok=True)
     small = small_release(cli, work, args.persons)
     large = large_release(small, args.copies)
+    if args.prepare:
+        return
     (release,) = sorted((small / "releases").iterdir())
     tables = tuple(sorted(json.loads((release / "manifest.json").read_text())["tables"]))
     queries = suite()

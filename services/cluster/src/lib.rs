@@ -20,9 +20,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ballista_core::RuntimeProducer;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::utils::default_config_producer;
-use ballista_core::RuntimeProducer;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
@@ -156,7 +156,10 @@ fn executor_runtimes(data: &DataStore, total_memory: usize) -> RuntimeProducer {
             .options()
             .extensions
             .get::<ClusterLimits>()
-            .map_or_else(|| ClusterLimits::default().query_memory_bytes, |limits| limits.query_memory_bytes);
+            .map_or_else(
+                || ClusterLimits::default().query_memory_bytes,
+                |limits| limits.query_memory_bytes,
+            );
         tracing::debug!(limit, "query runtime");
         let pool = QueryPool::new(limit, Arc::clone(&total));
         let builder = RuntimeEnvBuilder::new()

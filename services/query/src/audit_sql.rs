@@ -25,8 +25,8 @@ use enclave_audit::{Checkpoint, Event, alerts::Alert};
 use crate::disclosure::Released;
 use crate::engine::{Outcome, QueryEngine, TableInfo, read_only_plan};
 use crate::error::{QueryError, Rule};
-use crate::guard::statement::{Request, classify};
 use crate::execution::Execution;
+use crate::guard::statement::{Request, classify};
 use crate::scan::collect_measured;
 
 /// The schema operators query.

@@ -565,7 +565,8 @@ impl ProjectSession {
             Request::Query(statement) => {
                 let release = self.guarded_plan(&context, statement, Some(params)).await?;
                 let schema = Arc::new(release.plan.schema().as_arrow().clone());
-                let (batches, scan) = collect_measured(&context, &self.inner().execution, release.plan).await?;
+                let (batches, scan) =
+                    collect_measured(&context, &self.inner().execution, release.plan).await?;
                 let mut released = if release.checked {
                     disclosure::apply(&self.rules(), schema, &batches)?
                 } else {

@@ -124,7 +124,8 @@ impl Drop for JobGuard {
         let job_id = job_id.to_string();
         runtime.spawn(async move {
             let cancelled = async {
-                let mut client = SchedulerGrpcClient::connect(format!("http://{scheduler}")).await?;
+                let mut client =
+                    SchedulerGrpcClient::connect(format!("http://{scheduler}")).await?;
                 client
                     .cancel_job(CancelJobParams {
                         job_id: job_id.clone(),
@@ -134,7 +135,9 @@ impl Drop for JobGuard {
             };
             match cancelled.await {
                 Ok(()) => tracing::info!(job_id, "stopped query's cluster job cancelled"),
-                Err(error) => tracing::warn!(job_id, %error, "cannot cancel a stopped query's cluster job"),
+                Err(error) => {
+                    tracing::warn!(job_id, %error, "cannot cancel a stopped query's cluster job")
+                }
             }
         });
     }
@@ -211,7 +214,11 @@ mod tests {
 
     #[test]
     fn engines_parse_and_print_back() {
-        for text in ["embedded", "ballista://127.0.0.1:50050", "ballista://scheduler:50050"] {
+        for text in [
+            "embedded",
+            "ballista://127.0.0.1:50050",
+            "ballista://scheduler:50050",
+        ] {
             let engine: Execution = text.parse().unwrap();
             assert_eq!(engine.to_string(), text);
         }

@@ -342,7 +342,10 @@ mod tests {
         let error = cluster_limit_reached(&job_failure(refused), &limits(1)).unwrap();
         assert_eq!(
             error.to_string(),
-            format!("query exceeded a resource limit: {}", over_query_limit(1 << 20))
+            format!(
+                "query exceeded a resource limit: {}",
+                over_query_limit(1 << 20)
+            )
         );
     }
 
@@ -352,7 +355,9 @@ mod tests {
         assert!(cluster_limit_reached(&detail, &limits(1)).is_none());
         // A limit other than this front end's is reported without its size.
         let other = job_failure(exhausted(over_query_limit(7 << 20)));
-        let message = cluster_limit_reached(&other, &limits(1)).unwrap().to_string();
+        let message = cluster_limit_reached(&other, &limits(1))
+            .unwrap()
+            .to_string();
         assert!(!message.contains("7 MiB") && message.contains("more memory than the cluster"));
     }
 
@@ -365,8 +370,12 @@ mod tests {
                 .to_string()
                 .contains("in use by other queries")
         );
-        let engine = job_failure(DataFusionError::ResourcesExhausted("HashJoin: 123 bytes".into()));
-        let message = cluster_limit_reached(&engine, &limits(1)).unwrap().to_string();
+        let engine = job_failure(DataFusionError::ResourcesExhausted(
+            "HashJoin: 123 bytes".into(),
+        ));
+        let message = cluster_limit_reached(&engine, &limits(1))
+            .unwrap()
+            .to_string();
         assert!(!message.contains("bytes") && message.contains("more memory than the cluster"));
     }
 }

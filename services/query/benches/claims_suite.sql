@@ -1,5 +1,5 @@
 -- The claims-analytics suite: what a health-services researcher asks of
--- claims data. Each query is a `-- name` line, then SQL ending in `;`.
+-- claims data. Each query is a `-- name` line, then SQL ending in a semicolon.
 -- Read by claims_queries.rs (guarded vs DataFusion vs DuckDB) and by
 -- services/cluster/benches/cluster_scaling.py (embedded vs Ballista).
 

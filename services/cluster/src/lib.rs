@@ -56,9 +56,8 @@ pub enum ClusterError {
 
 /// Runs a scheduler on `listen` until the process is stopped.
 pub async fn run_scheduler(listen: SocketAddr, data: &DataStore) -> Result<(), ClusterError> {
-    let mut config = SchedulerConfig::default()
-        .with_hostname(listen.ip().to_string())
-        .with_port(listen.port());
+    // Its external host only names it (one scheduler): Ballista's default.
+    let mut config = SchedulerConfig::default().with_port(listen.port());
     config.bind_host = listen.ip().to_string();
     config.override_session_builder = Some(scheduler_sessions(data));
     config.override_config_producer = Some(Arc::new(cluster_config));

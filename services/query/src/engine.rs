@@ -171,7 +171,20 @@ impl QueryEngine {
             .ok_or_else(|| QueryError::internal("release table missing from its catalog"))?;
         let table = crate::tables::listing_table(&table.arrow_schema(), &release.files[name])?;
         let context = self.cluster_context(MemoryCatalogProvider::new(), WORKSPACE_SCHEMA)?;
-        let counted = context.read_table(Arc::new(table))?.count().await?;
+        let counted = context
+            .read_table(Arc::new(table))?
+            .count()
+            .await
+            .map_err(|error| {
+                // Said to the operator starting the server; a count carries
+                // no data values.
+                let detail = error.to_string();
+                let detail = detail.lines().next().unwrap_or_default();
+                QueryError::Invalid(format!(
+                    "cannot run a query on the cluster at {}: {detail}",
+                    self.inner.execution
+                ))
+            })?;
         if counted as u64 != entry.rows {
             return Err(QueryError::Invalid(format!(
                 "the cluster at {} reads another data store than this server \

@@ -612,6 +612,7 @@ impl ProjectSession {
                         &plan,
                         &self.scope()?,
                         self.project.workspace_quota_bytes,
+                        &self.inner().execution,
                     )
                     .await?;
                 Ok(Outcome::Updated(rows))

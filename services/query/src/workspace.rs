@@ -11,6 +11,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::logical_expr::{Expr, LogicalPlan, Projection};
+use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
@@ -22,6 +23,7 @@ use parquet::file::properties::WriterProperties;
 use enclave_store::DataStore;
 
 use crate::error::{QueryError, Rule};
+use crate::execution::Execution;
 use crate::guard::rewrite::{Scope, rewrite};
 use crate::tables::{GuardedTable, PERSON, RowSource};
 use crate::tags::Tags;
@@ -128,6 +130,7 @@ impl Workspace {
         plan: &LogicalPlan,
         scope: &Scope,
         quota_bytes: u64,
+        execution: &Execution,
     ) -> Result<u64, QueryError> {
         let existing = self.list().await?;
         if existing.contains_key(name) {
@@ -146,11 +149,14 @@ impl Workspace {
             ));
         };
         let (output, schema) = output_plan(guarded.plan, &person, &guarded.tags)?;
-        let mut stream = context
+        let physical = context
             .execute_logical_plan(output)
             .await?
-            .execute_stream()
+            .create_physical_plan()
             .await?;
+        // A cluster job left behind (time limit, quota) is cancelled.
+        let job = execution.guard(&physical);
+        let mut stream = execute_stream(physical, context.task_ctx())?;
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(3).map_err(QueryError::internal)?,
@@ -168,6 +174,7 @@ impl Workspace {
                 return Err(quota_refusal(quota_bytes));
             }
         }
+        job.finished();
         let bytes = writer.into_inner().map_err(QueryError::internal)?;
         if bytes.len() as u64 > remaining {
             return Err(quota_refusal(quota_bytes));

@@ -175,16 +175,7 @@ impl QueryEngine {
             .read_table(Arc::new(table))?
             .count()
             .await
-            .map_err(|error| {
-                // Said to the operator starting the server; a count carries
-                // no data values.
-                let detail = error.to_string();
-                let detail = detail.lines().next().unwrap_or_default();
-                QueryError::Invalid(format!(
-                    "cannot run a query on the cluster at {}: {detail}",
-                    self.inner.execution
-                ))
-            })?;
+            .map_err(|error| self.cluster_unreachable(&error))?;
         if counted as u64 != entry.rows {
             return Err(QueryError::Invalid(format!(
                 "the cluster at {} reads another data store than this server \
@@ -194,6 +185,17 @@ impl QueryEngine {
         }
         tracing::info!(engine = %self.inner.execution, "cluster reads the served release");
         Ok(())
+    }
+
+    /// Why the start-up count failed, for the operator starting the server
+    /// (a count carries no data values).
+    fn cluster_unreachable(&self, error: &datafusion::error::DataFusionError) -> QueryError {
+        let detail = error.to_string();
+        let detail = detail.lines().next().unwrap_or_default();
+        QueryError::Invalid(format!(
+            "cannot run a query on the cluster at {}: {detail}",
+            self.inner.execution
+        ))
     }
 
     pub fn release_id(&self) -> &str {

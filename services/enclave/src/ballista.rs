@@ -94,11 +94,7 @@ pub(crate) async fn run(command: BallistaCommand) -> Result<(), CommandError> {
 
 /// `host:port`.
 fn host_port(text: &str) -> Result<(String, u16), String> {
-    let problem = || format!("{text}: give host:port");
-    let (host, port) = text.rsplit_once(':').ok_or_else(problem)?;
-    let port = port.parse::<u16>().map_err(|_| problem())?;
-    if host.is_empty() || port == 0 {
-        return Err(problem());
-    }
-    Ok((host.to_string(), port))
+    enclave_query::execution::host_port(text)
+        .map(|(host, port)| (host.to_string(), port))
+        .ok_or_else(|| format!("{text}: give host:port"))
 }

@@ -76,10 +76,8 @@ impl Execution {
         let Execution::Ballista { scheduler } = self else {
             return None;
         };
-        let job_id = plan
-            .downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()?
-            .job_id()?;
-        match job_scan_rows(scheduler, job_id.to_string()).await {
+        let job_id = cluster_job_id(plan)?;
+        match job_scan_rows(scheduler, job_id).await {
             Ok(rows) => Some(rows),
             Err(error) => {
                 tracing::warn!(%error, "cluster job metrics unavailable; rows scanned reported as 0");
@@ -111,27 +109,21 @@ impl Drop for JobGuard {
         let Some(scheduler) = self.scheduler.take() else {
             return;
         };
-        let Some(job_id) = self
-            .plan
-            .downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()
-            .and_then(|plan| plan.job_id())
-        else {
+        let Some(job_id) = cluster_job_id(self.plan.as_ref()) else {
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let job_id = job_id.to_string();
         runtime.spawn(async move {
             let cancelled = async {
-                let mut client =
-                    SchedulerGrpcClient::connect(format!("http://{scheduler}")).await?;
-                client
+                scheduler_client(&scheduler)
+                    .await?
                     .cancel_job(CancelJobParams {
                         job_id: job_id.clone(),
                     })
                     .await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+                Ok::<_, ClientError>(())
             };
             match cancelled.await {
                 Ok(()) => tracing::info!(job_id, "stopped query's cluster job cancelled"),
@@ -143,12 +135,25 @@ impl Drop for JobGuard {
     }
 }
 
-async fn job_scan_rows(
+type ClientError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The scheduler's job id of a plan that was submitted to the cluster.
+fn cluster_job_id(plan: &dyn ExecutionPlan) -> Option<String> {
+    let job_id = plan
+        .downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()?
+        .job_id()?;
+    Some(job_id.to_string())
+}
+
+async fn scheduler_client(
     scheduler: &str,
-    job_id: String,
-) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
-    let mut scheduler = SchedulerGrpcClient::connect(format!("http://{scheduler}")).await?;
-    let job = scheduler
+) -> Result<SchedulerGrpcClient<tonic::transport::Channel>, ClientError> {
+    Ok(SchedulerGrpcClient::connect(format!("http://{scheduler}")).await?)
+}
+
+async fn job_scan_rows(scheduler: &str, job_id: String) -> Result<u64, ClientError> {
+    let job = scheduler_client(scheduler)
+        .await?
         .get_job_metrics(GetJobMetricsParams { job_id })
         .await?
         .into_inner();
@@ -181,7 +186,7 @@ impl FromStr for Execution {
         }
         let scheduler = text
             .strip_prefix(BALLISTA_SCHEME)
-            .filter(|address| valid_host_port(address))
+            .filter(|address| host_port(address).is_some())
             .ok_or_else(|| BadEngine(text.to_string()))?;
         Ok(Execution::Ballista {
             scheduler: scheduler.to_string(),
@@ -198,14 +203,11 @@ impl fmt::Display for Execution {
     }
 }
 
-/// `host:port` with a non-empty host and a port number.
-fn valid_host_port(address: &str) -> bool {
-    match address.rsplit_once(':') {
-        Some((host, port)) => {
-            !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok_and(|p| p > 0)
-        }
-        None => false,
-    }
+/// `host:port` with a non-empty host (no path) and a non-zero port.
+pub fn host_port(address: &str) -> Option<(&str, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|port| *port > 0)?;
+    (!host.is_empty() && !host.contains('/')).then_some((host, port))
 }
 
 #[cfg(test)]

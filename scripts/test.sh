@@ -9,10 +9,6 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/enclave-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-echo "== cargo fmt --check"
-cargo fmt --all -- --check
-echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
 # Servers the tests use, from the project's own scripts; each prints its URL
 # as its first line once it serves, and all stop when this script ends.
 log="$(mktemp)"
@@ -43,32 +39,67 @@ start_server() { # variable script: starts script, sets variable to its URL
     printf -v "$1" '%s' "$(head -n1 "$out")"
     echo "${!1}"
 }
-venv="$(scripts/python-env.sh | tail -n1)"
+# Each phase prints its start and, at the next phase or the end, its time.
+phase_name="" phase_start=$SECONDS run_start=$SECONDS
+phase() {
+    if [ -n "$phase_name" ]; then
+        echo "-- $phase_name: $((SECONDS - phase_start)) s"
+    fi
+    phase_name="$1" phase_start=$SECONDS
+    [ -z "$1" ] || echo "== $1"
+}
+
+phase "cargo fmt --check"
+cargo fmt --all -- --check
+# Clippy lints the workspace while the test build compiles it: clippy-driver
+# wraps rustc for the workspace's own crates (as `cargo clippy` does, but
+# with code generation), so the dependency graph is compiled once, not a
+# second time in check mode. Same lints and flags as
+# `cargo clippy --workspace --all-targets -- -D warnings`.
+phase "cargo clippy + test build"
+RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver"
+CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
+# The end-to-end clients (pip) and the browser (apt) install meanwhile.
+prepared="$(mktemp)" prepare_log="$(mktemp)"
+scratch+=("$prepared" "$prepare_log")
+(scripts/python-env.sh >"$prepared" && scripts/browser-env.sh >/dev/null) 2>"$prepare_log" &
+prepare=$!
+servers+=("$prepare")
+cargo test --workspace --all-targets --locked --no-run
+phase "Python clients and browser (scripts/python-env.sh, scripts/browser-env.sh)"
+if ! wait "$prepare"; then
+    cat "$prepare_log" >&2
+    exit 1
+fi
+venv="$(tail -n1 "$prepared")"
 postgres_url="" s3_url=""
 # A throwaway PostgreSQL (Debian's packages) for the state database: the
 # state store's tests and the second end-to-end pass use it.
-echo "== PostgreSQL for the state database tests"
+phase "PostgreSQL for the state database tests"
 start_server postgres_url scripts/postgres-server.sh
 export ENCLAVE_TEST_POSTGRES="$postgres_url"
 # A local S3 (moto) with one bucket for the data store's multipart test.
-echo "== S3-compatible server for the data store tests"
+phase "S3-compatible server for the data store tests"
 start_server s3_url scripts/s3-server.sh
 "$venv/bin/python" -c 'import sys, boto3
 boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="enclave-test",
              aws_secret_access_key="enclave-test").create_bucket(Bucket="enclave-store-test")' "$s3_url"
 export ENCLAVE_TEST_S3_ENDPOINT="$s3_url"
-echo "== cargo test"
+phase "cargo test"
 cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
-echo "== end-to-end (Python Flight SQL clients against enclave serve)"
+phase "end-to-end (Python Flight SQL clients against enclave serve)"
 # `cargo test` built the binary for the integration tests (same features as
 # the test build); a separate `cargo build` would compile DataFusion again.
 ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"
-echo "== end-to-end again, users, projects and applications in PostgreSQL (--state-db)"
+phase "end-to-end again, users, projects and applications in PostgreSQL (--state-db)"
 ENCLAVE_TEST_STATE_DB="$postgres_url" ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" \
     "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"
-echo "== end-to-end again, the release on S3 and queries on a Ballista cluster (infra/local-cluster.sh)"
+phase "end-to-end again, the release on S3 and queries on a Ballista cluster (infra/local-cluster.sh)"
 ENCLAVE_TEST_CLUSTER=1 ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" \
     "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"
+phase ""
+echo "-- total: $((SECONDS - run_start)) s"
 # One closing line over every test binary of the run and the pytest suite.
 awk '/^test result:/ { passed += $4; failed += $6 }
      / passed| failed/ && /^[=]* *[0-9]+ (passed|failed)/ {

@@ -162,6 +162,8 @@ enum Command {
     },
 }
 
+const WORKER_STACK_BYTES: usize = 16 << 20;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -170,7 +172,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Workers get a larger stack than tokio's 2 MiB: statements are bounded
+    // in nesting before planning (see enclave_query::guard::statement), and
+    // this leaves a wide margin for the planner and the guard on any
+    // statement that passes those bounds.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(WORKER_STACK_BYTES)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

@@ -20,7 +20,7 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use enclave_access::Access;
 use enclave_query::QueryEngine;
 
-pub use service::{EnclaveFlightSql, PROJECT_HEADER, SUPPRESSED_KEY, status};
+pub use service::{EnclaveFlightSql, PROJECT_HEADER, status};
 
 /// The Flight SQL service, ready to be added to a gRPC server.
 pub fn flight_service(

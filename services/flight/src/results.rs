@@ -1,7 +1,6 @@
 //! Results waiting to be fetched. A statement runs, and its result passes
 //! disclosure control, when the client asks for its `FlightInfo`; the ticket
-//! names the released result, which `DoGet` then streams once. So the
-//! `FlightInfo` schema already carries the suppressed-group count, the query
+//! names the released result, which `DoGet` then streams once. So the query
 //! is planned once, and a ticket can never run anything.
 
 use std::collections::HashMap;

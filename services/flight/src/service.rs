@@ -43,8 +43,6 @@ use enclave_state::AUDIT_SCOPE;
 
 /// The call header that picks a project.
 pub const PROJECT_HEADER: &str = "x-enclave-project";
-/// Schema metadata key and app-metadata field telling suppressed groups.
-pub const SUPPRESSED_KEY: &str = "enclave.suppressed_groups";
 
 type DataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
@@ -168,6 +166,7 @@ impl EnclaveFlightSql {
                 serde_json::json!({
                     "released_groups": released.released_groups,
                     "suppressed_groups": released.suppressed_groups,
+                    "suppressed_values": released.suppressed_values,
                     "fingerprint": released.scan.fingerprint,
                     "tables": released.scan.tables,
                     "columns": released.scan.columns,
@@ -229,7 +228,7 @@ impl EnclaveFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let outcome = self.execute_audited(session, sql, params).await?;
         let (schema, rows) = match &outcome {
-            Outcome::Rows(released) => (released_schema(released), released.released_groups),
+            Outcome::Rows(released) => (Arc::clone(&released.schema), released.released_groups),
             Outcome::Updated(_) => (Arc::new(Schema::empty()), 0),
         };
         let handle = self.results.insert(session.user(), outcome);
@@ -272,29 +271,15 @@ fn flight_info(
         .with_descriptor(descriptor))
 }
 
-/// A released result's schema, with the suppressed-group count in its
-/// metadata.
-fn released_schema(released: &Released) -> SchemaRef {
-    Arc::new(
-        released.schema.as_ref().clone().with_metadata(
-            [(
-                SUPPRESSED_KEY.to_string(),
-                released.suppressed_groups.to_string(),
-            )]
-            .into(),
-        ),
-    )
-}
-
-/// A released result as Flight data: the suppressed-group count in the
-/// schema metadata and in the app metadata of the first messages.
+/// A released result as Flight data. How many groups or values disclosure
+/// control withheld is not told (it would say that a group of fewer than k
+/// persons exists); the audit record keeps it for operators.
 fn released_stream(released: Released) -> Result<DataStream, Status> {
     let note = serde_json::json!({
-        "suppressed_groups": released.suppressed_groups,
         "released_groups": released.released_groups,
     })
     .to_string();
-    let schema = released_schema(&released);
+    let schema = Arc::clone(&released.schema);
     let mut batches: Vec<RecordBatch> = released
         .batches
         .into_iter()
@@ -666,9 +651,15 @@ fn failure_summary(error: &QueryError) -> (&'static str, serde_json::Value) {
     }
 }
 
+/// The record count Flight SQL answers for a statement whose count is not
+/// told (as JDBC's "unknown").
+const UNKNOWN_ROW_COUNT: i64 = -1;
+
 fn updated_rows(outcome: Outcome) -> Result<i64, Status> {
     match outcome {
-        Outcome::Updated(rows) => Ok(rows as i64),
+        // The number of rows a workspace table got is not told: it would
+        // count persons matching any condition, however few.
+        Outcome::Updated(_) => Ok(UNKNOWN_ROW_COUNT),
         Outcome::Rows(_) => Err(Status::invalid_argument(
             "this call runs CREATE/DROP TABLE work.<name>; send queries as queries",
         )),

@@ -121,6 +121,7 @@ impl AuditSession {
             batches,
             released_groups: rows,
             suppressed_groups: 0,
+            suppressed_values: 0,
             scan,
         }))
     }

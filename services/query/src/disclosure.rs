@@ -1,19 +1,23 @@
 //! Disclosure control on a released result: the rows the engine computed
-//! carry hidden columns (persons, facilities, largest contributions, grouping
-//! levels); this module suppresses every group that fails a rule, adds
-//! complementary suppression for totals, and strips the hidden columns.
+//! carry hidden columns (persons and facilities per group, contributors and
+//! largest contributions per value, grouping levels); this module withholds
+//! every group that fails a rule and every value that fails one (NULL),
+//! adds complementary suppression for totals, and strips the hidden
+//! columns. A value with no contributor is withheld like one with a few,
+//! so a NULL never tells which.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray};
-use arrow::compute::{cast, concat_batches, filter_record_batch};
+use arrow::compute::kernels::nullif::nullif;
+use arrow::compute::{cast, concat_batches, filter};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::array_value_to_string;
 
 use crate::error::QueryError;
-use crate::guard::release::{FACILITIES, GROUPING, KEY, N_PERSONS, TOP2, TOTAL};
+use crate::guard::release::{CONTRIBUTORS, FACILITIES, GROUPING, KEY, N_PERSONS, TOP2, TOTAL};
 use crate::scan::ScanStats;
 use crate::tables::RESERVED_PREFIX;
 
@@ -47,18 +51,24 @@ pub struct Released {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
     pub released_groups: usize,
+    /// Groups withheld whole (for the audit record only: a count of
+    /// suppressed groups would tell a researcher that a group of fewer than
+    /// k persons exists).
     pub suppressed_groups: usize,
+    /// Values withheld in released groups (audit record only).
+    pub suppressed_values: usize,
     /// What the statement read (for the audit record).
     pub scan: ScanStats,
 }
 
-/// The schema a client sees: the computed schema without hidden columns.
+/// The schema a client sees: the computed schema without hidden columns,
+/// every column nullable (a withheld value is NULL).
 pub fn visible_schema(schema: &Schema) -> SchemaRef {
     let fields: Vec<_> = schema
         .fields()
         .iter()
         .filter(|field| !field.name().starts_with(RESERVED_PREFIX))
-        .cloned()
+        .map(|field| Arc::new(field.as_ref().clone().with_nullable(true)))
         .collect();
     Arc::new(Schema::new(fields))
 }
@@ -76,25 +86,38 @@ pub fn apply(
             rules.max_groups
         )));
     }
-    let mut suppressed = primary_suppression(rules, &all)?;
-    complementary_suppression(&all, &mut suppressed)?;
-    let keep: BooleanArray = suppressed.iter().map(|s| Some(!s)).collect();
-    let kept = filter_record_batch(&all, &keep).map_err(QueryError::internal)?;
+    let suppressed_rows = row_suppression(rules, &all)?;
+    let mut values = value_suppression(rules, &all, &suppressed_rows)?;
+    complementary_suppression(rules, &all, &mut values)?;
+    let keep: BooleanArray = suppressed_rows.iter().map(|s| Some(!s)).collect();
     let visible = visible_schema(&schema);
-    let columns: Vec<ArrayRef> = visible
-        .fields()
-        .iter()
-        .map(|field| Ok(Arc::clone(kept.column(schema.index_of(field.name())?))))
-        .collect::<Result<_, arrow::error::ArrowError>>()
-        .map_err(QueryError::internal)?;
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(visible.fields().len());
+    let mut suppressed_values = 0;
+    for (position, field) in schema.fields().iter().enumerate() {
+        if field.name().starts_with(RESERVED_PREFIX) {
+            continue;
+        }
+        let mut column = Arc::clone(all.column(position));
+        if let Some(value) = values.iter().find(|value| value.position == position) {
+            let hidden: BooleanArray = value.hidden.iter().map(|h| Some(*h)).collect();
+            suppressed_values += value
+                .hidden
+                .iter()
+                .zip(&suppressed_rows)
+                .filter(|(value, row)| **value && !**row)
+                .count();
+            column = nullif(&column, &hidden).map_err(QueryError::internal)?;
+        }
+        columns.push(filter(&column, &keep).map_err(QueryError::internal)?);
+    }
     let batch =
         RecordBatch::try_new(Arc::clone(&visible), columns).map_err(QueryError::internal)?;
-    let suppressed_groups = suppressed.iter().filter(|s| **s).count();
     Ok(Released {
         schema: visible,
         released_groups: batch.num_rows(),
         batches: vec![batch],
-        suppressed_groups,
+        suppressed_groups: suppressed_rows.iter().filter(|s| **s).count(),
+        suppressed_values,
         scan: ScanStats::default(),
     })
 }
@@ -107,11 +130,8 @@ fn column_f64(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, Query
     Ok(values.as_primitive::<Float64Type>().iter().collect())
 }
 
-/// Groups failing k, the facility rule or the dominance rule.
-fn primary_suppression(
-    rules: &DisclosureRules,
-    batch: &RecordBatch,
-) -> Result<Vec<bool>, QueryError> {
+/// Groups failing k persons or the facility rule: withheld whole.
+fn row_suppression(rules: &DisclosureRules, batch: &RecordBatch) -> Result<Vec<bool>, QueryError> {
     let rows = batch.num_rows();
     let persons = column_f64(batch, N_PERSONS)?;
     let mut suppressed: Vec<bool> = persons
@@ -140,39 +160,130 @@ fn primary_suppression(
             suppressed[row] |= *count < f64::from(rules.min_facilities);
         }
     }
-    for name in names.iter().filter(|name| name.starts_with(TOP2)) {
-        let index = &name[TOP2.len()..];
-        let top = column_f64(batch, name)?;
-        let total = column_f64(batch, &format!("{TOTAL}{index}"))?;
-        for row in 0..rows {
-            if let (Some(top), Some(total)) = (top[row], total[row])
-                && (total <= 0.0 || top > rules.dominance_share * total)
-                && top > 0.0
-            {
-                suppressed[row] = true;
-            }
-        }
-    }
     Ok(suppressed)
 }
 
-/// For ROLLUP / CUBE / GROUPING SETS: when a released total has exactly one
-/// suppressed child along a dimension, the child could be derived by
-/// subtraction; the smallest other released child is suppressed too, until
-/// no total has a single suppressed child.
-fn complementary_suppression(
+/// One released value column: which rows withhold it, and how many persons
+/// contribute to it in each row.
+#[derive(Debug)]
+struct ValueColumn {
+    position: usize,
+    hidden: Vec<bool>,
+    contributors: Vec<f64>,
+}
+
+/// Each value is withheld where its group is, where fewer than k persons
+/// contribute to it, or where the two largest absolute per-person
+/// contributions exceed the dominance share of their sum.
+fn value_suppression(
+    rules: &DisclosureRules,
     batch: &RecordBatch,
-    suppressed: &mut [bool],
+    suppressed_rows: &[bool],
+) -> Result<Vec<ValueColumn>, QueryError> {
+    let schema = batch.schema();
+    let mut values = Vec::new();
+    for field in schema.fields() {
+        let Some(position) = field.name().strip_prefix(CONTRIBUTORS) else {
+            continue;
+        };
+        let contributors: Vec<f64> = column_f64(batch, field.name())?
+            .into_iter()
+            .map(|n| n.unwrap_or(0.0))
+            .collect();
+        let mut hidden: Vec<bool> = contributors
+            .iter()
+            .zip(suppressed_rows)
+            .map(|(n, row)| *row || *n < f64::from(rules.k))
+            .collect();
+        if let (Some(_), Some(_)) = (
+            batch.column_by_name(&format!("{TOP2}{position}")),
+            batch.column_by_name(&format!("{TOTAL}{position}")),
+        ) {
+            let top = column_f64(batch, &format!("{TOP2}{position}"))?;
+            let total = column_f64(batch, &format!("{TOTAL}{position}"))?;
+            for (row, hide) in hidden.iter_mut().enumerate() {
+                if let (Some(top), Some(total)) = (top[row], total[row])
+                    && total > 0.0
+                    && top > rules.dominance_share * total
+                {
+                    *hide = true;
+                }
+            }
+        }
+        values.push(ValueColumn {
+            position: position.parse().map_err(QueryError::internal)?,
+            hidden,
+            contributors,
+        });
+    }
+    Ok(values)
+}
+
+/// For ROLLUP / CUBE / GROUPING SETS, value by value: where a total's
+/// children withhold that value, the withheld part of the total (the total
+/// minus its released children) must not be one child's value nor come
+/// from fewer than k persons; the smallest released child is withheld too
+/// until it does not.
+fn complementary_suppression(
+    rules: &DisclosureRules,
+    batch: &RecordBatch,
+    values: &mut [ValueColumn],
 ) -> Result<(), QueryError> {
-    let Some(grouping) = batch.column_by_name(GROUPING) else {
+    let Some(families) = families(batch)? else {
         return Ok(());
+    };
+    for value in values.iter_mut() {
+        while let Some(row) = next_complement(rules, &families, value) {
+            value.hidden[row] = true;
+        }
+    }
+    Ok(())
+}
+
+/// A released child to withhold so some family's withheld part is safe.
+fn next_complement(
+    rules: &DisclosureRules,
+    families: &[Vec<usize>],
+    value: &ValueColumn,
+) -> Option<usize> {
+    for children in families {
+        let withheld: Vec<usize> = children
+            .iter()
+            .copied()
+            .filter(|&row| value.hidden[row])
+            .collect();
+        let mass: f64 = withheld.iter().map(|&row| value.contributors[row]).sum();
+        let safe = withheld.is_empty() || (withheld.len() > 1 && mass >= f64::from(rules.k));
+        if safe {
+            continue;
+        }
+        let smallest = children
+            .iter()
+            .copied()
+            .filter(|&row| !value.hidden[row])
+            .min_by(|&a, &b| {
+                value.contributors[a]
+                    .partial_cmp(&value.contributors[b])
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+        if smallest.is_some() {
+            return smallest;
+        }
+    }
+    None
+}
+
+/// The children of each total: rows one grouping level below a total with
+/// the same values of the total's keys. `None` without grouping sets.
+fn families(batch: &RecordBatch) -> Result<Option<Vec<Vec<usize>>>, QueryError> {
+    let Some(grouping) = batch.column_by_name(GROUPING) else {
+        return Ok(None);
     };
     let grouping = cast(grouping, &DataType::Int64).map_err(QueryError::internal)?;
     let grouping = grouping.as_primitive::<Int64Type>();
     let keys: Vec<&ArrayRef> = (0..)
         .map_while(|index| batch.column_by_name(&format!("{KEY}{index}")))
         .collect();
-    let persons = column_f64(batch, N_PERSONS)?;
     let key_count = keys.len();
     let grouped = |row: usize| -> u64 {
         // Bit (n-1-i) of the grouping id is set when key i is rolled up.
@@ -182,15 +293,11 @@ fn complementary_suppression(
             .fold(0, |set, i| set | (1 << i))
     };
     let cell = |row: usize, key: usize| array_value_to_string(keys[key], row).unwrap_or_default();
-    // Families: (parent level, child level, parent key values) → child rows.
     let mut families: HashMap<(u64, u64, Vec<String>), Vec<usize>> = HashMap::new();
     let levels: Vec<u64> = (0..batch.num_rows()).map(grouped).collect();
-    let distinct_levels: Vec<u64> = {
-        let mut all = levels.clone();
-        all.sort_unstable();
-        all.dedup();
-        all
-    };
+    let mut distinct_levels = levels.clone();
+    distinct_levels.sort_unstable();
+    distinct_levels.dedup();
     for (row, &child) in levels.iter().enumerate() {
         for &parent in &distinct_levels {
             let extra = child & !parent;
@@ -206,28 +313,7 @@ fn complementary_suppression(
             }
         }
     }
-    loop {
-        let mut changed = false;
-        for children in families.values() {
-            let hidden = children.iter().filter(|&&row| suppressed[row]).count();
-            if hidden != 1 {
-                continue;
-            }
-            let smallest = children
-                .iter()
-                .filter(|&&row| !suppressed[row])
-                .min_by(|&&a, &&b| {
-                    persons[a]
-                        .partial_cmp(&persons[b])
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                });
-            if let Some(&row) = smallest {
-                suppressed[row] = true;
-                changed = true;
-            }
-        }
-        if !changed {
-            return Ok(());
-        }
-    }
+    let mut families: Vec<Vec<usize>> = families.into_values().collect();
+    families.sort();
+    Ok(Some(families))
 }

@@ -28,6 +28,7 @@ use crate::disclosure::{self, DisclosureRules, Released};
 use crate::error::{QueryError, Rule};
 use crate::execution::Execution;
 use crate::guard::check_reserved_names;
+use crate::guard::expressions::make_total;
 use crate::guard::release::{ReleasePlan, release};
 use crate::guard::rewrite::Scope;
 use crate::guard::statement::{Request, WORKSPACE_SCHEMA, classify};
@@ -36,6 +37,7 @@ use crate::limits::{
 };
 use crate::optout::OptOutIndex;
 use crate::scan::{ScanStats, collect_measured};
+use crate::stage::{run_stage, stage_schema};
 use crate::tables::{GuardedTable, RowSource, STORE_URL};
 use crate::tags::Tags;
 use crate::workspace::Workspace;
@@ -554,7 +556,11 @@ impl ProjectSession {
             Request::Query(statement) => {
                 let context = self.context().await?;
                 let release = self.guarded_plan(&context, statement, None).await?;
-                Ok(disclosure::visible_schema(release.plan.schema().as_arrow()))
+                if release.checked {
+                    stage_schema(&release.result_stage, release.plan.schema())
+                } else {
+                    Ok(disclosure::visible_schema(release.plan.schema().as_arrow()))
+                }
             }
             Request::CreateWorkspaceTable { .. } | Request::DropWorkspaceTable { .. } => {
                 Ok(Arc::new(Schema::empty()))
@@ -579,26 +585,13 @@ impl ProjectSession {
         match classify(sql)? {
             Request::Query(statement) => {
                 let release = self.guarded_plan(&context, statement, Some(params)).await?;
-                let schema = Arc::new(release.plan.schema().as_arrow().clone());
-                let (batches, scan) =
-                    collect_measured(&context, &self.inner().execution, release.plan).await?;
-                let mut released = if release.checked {
-                    disclosure::apply(&self.rules(), schema, &batches)?
-                } else {
-                    Released {
-                        released_groups: batches.iter().map(|b| b.num_rows()).sum(),
-                        schema,
-                        batches,
-                        suppressed_groups: 0,
-                        scan: ScanStats::default(),
-                    }
-                };
-                released.scan = scan;
+                let released = self.release(&context, release).await?;
                 tracing::info!(
                     project = self.project.id,
                     user = self.user,
                     released = released.released_groups,
                     suppressed = released.suppressed_groups,
+                    suppressed_values = released.suppressed_values,
                     rows_scanned = released.scan.rows_scanned,
                     "query released"
                 );
@@ -626,8 +619,38 @@ impl ProjectSession {
         }
     }
 
+    /// Runs a guarded plan: computes the released aggregate, applies
+    /// disclosure control, then the result stage over the released values.
+    async fn release(
+        &self,
+        context: &SessionContext,
+        release: ReleasePlan,
+    ) -> Result<Released, QueryError> {
+        let computed = Arc::clone(release.plan.schema());
+        let schema = Arc::new(computed.as_arrow().clone());
+        let (batches, scan) =
+            collect_measured(context, &self.inner().execution, release.plan).await?;
+        let mut released = if release.checked {
+            let released = disclosure::apply(&self.rules(), schema, &batches)?;
+            run_stage(&release.result_stage, &computed, released).await?
+        } else {
+            Released {
+                released_groups: batches.iter().map(|b| b.num_rows()).sum(),
+                schema,
+                batches,
+                suppressed_groups: 0,
+                suppressed_values: 0,
+                scan: ScanStats::default(),
+            }
+        };
+        released.scan = scan;
+        Ok(released)
+    }
+
     /// The user's statement as a logical plan, checked by DataFusion's own
-    /// statement options too (defence in depth) and for reserved names.
+    /// statement options too (defence in depth) and for reserved names, with
+    /// its implicit casts made explicit (so the guard sees, and makes total,
+    /// every cast).
     async fn user_plan(
         &self,
         context: &SessionContext,
@@ -636,10 +659,14 @@ impl ProjectSession {
     ) -> Result<LogicalPlan, QueryError> {
         let plan = read_only_plan(context, statement).await?;
         check_reserved_names(&plan)?;
-        Ok(match params {
+        let plan = match params {
             Some(params) => plan.with_param_values(params)?,
             None => plan,
-        })
+        };
+        let state = context.state();
+        Ok(state
+            .analyzer()
+            .execute_and_check(plan, state.config_options(), |_, _| {})?)
     }
 
     async fn guarded_plan(
@@ -650,7 +677,11 @@ impl ProjectSession {
     ) -> Result<ReleasePlan, QueryError> {
         let plan = self.user_plan(context, statement, params).await?;
         let rounding = self.project.rounding.base();
-        release(&plan, &self.scope()?, rounding)
+        let release = release(&plan, &self.scope()?, rounding)?;
+        Ok(ReleasePlan {
+            plan: make_total(release.plan)?,
+            ..release
+        })
     }
 }
 

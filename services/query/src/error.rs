@@ -33,8 +33,12 @@ pub enum Rule {
     ScalarSubquery,
     /// Names reserved for the guard's own columns.
     ReservedName,
-    /// SUM/AVG combined with aggregates that cannot be split per person.
-    MixedAggregates,
+    /// SUM/AVG of a value that may be a constant the query chose per row.
+    PaddedSum,
+    /// A subquery over person-level rows that does not just select persons.
+    PersonSubquery,
+    /// A statement over the size, nesting or length limits.
+    InputLimit,
     /// Workspace: bad name, missing person rows, quota.
     Workspace,
     WorkspaceQuota,
@@ -60,7 +64,9 @@ impl Rule {
             Rule::Unsupported => "unsupported",
             Rule::ScalarSubquery => "scalar-subquery",
             Rule::ReservedName => "reserved-name",
-            Rule::MixedAggregates => "mixed-aggregates",
+            Rule::PaddedSum => "padded-sum",
+            Rule::PersonSubquery => "person-subquery",
+            Rule::InputLimit => "input-limit",
             Rule::Workspace => "workspace",
             Rule::WorkspaceQuota => "workspace-quota",
             Rule::NoProject => "no-project",

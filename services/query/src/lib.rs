@@ -8,8 +8,10 @@
 //!   cluster.
 //! - [`guard`]: statement rules and the logical-plan rewrite (period,
 //!   opt-out, person lineage, the released aggregate), failing closed.
-//! - [`disclosure`]: k persons per group, facility and dominance rules,
-//!   complementary suppression; hidden columns stripped.
+//! - [`disclosure`]: k persons per group and k contributors per value,
+//!   facility and dominance rules, complementary suppression; hidden
+//!   columns stripped.
+//! - [`stage`]: HAVING, ORDER BY and LIMIT over the released values only.
 //! - [`workspace`]: `CREATE TABLE work.<name> AS …` inside the enclave.
 //! - [`scan`]: what a statement read (plan fingerprint, tables, columns,
 //!   rows) for its audit record.
@@ -29,6 +31,7 @@ pub mod limits;
 pub mod optout;
 pub mod public_stats;
 pub mod scan;
+pub mod stage;
 pub mod tables;
 pub mod tags;
 pub mod top2;

@@ -1,38 +1,65 @@
 //! What a column of an intermediate result carries from the catalog: whether
-//! it equals the person key, identifies persons or records, is sensitive, or
-//! names a facility. Tags flow from scans up through every expression.
+//! it equals the person key, identifies persons or records, is sensitive,
+//! names a facility, or may hold constants the query chose. Tags flow from
+//! scans up through every expression, join, union and predicate; a column
+//! whose origin the guard does not know gets [`Tags::UNKNOWN`].
 
 use std::collections::HashMap;
-use std::ops::BitOr;
 
 use datafusion::common::{Column, DFSchema};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
 use enclave_catalog::ColumnClass;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tags {
-    /// The value is the person key itself (joins on it link persons).
+    /// The value is the person key itself in every row (joins on it link
+    /// persons). True only when true of every input it came from.
     pub person_equal: bool,
     /// Derived from a person or record key: never a released group.
     pub identifying: bool,
-    /// Derived from a value about a person (health status, measure,
-    /// quasi-identifier): no value-revealing aggregate on it.
+    /// Derived from a value about a person (health status, codes, measures,
+    /// quasi-identifiers): no value-revealing aggregate on it.
     pub sensitive: bool,
     /// Derived from a facility key: released groups need 3 facilities.
     pub facility: bool,
+    /// May be a constant the query chose for some rows (a literal, a VALUES
+    /// row, a CASE branch, a function) rather than each row's own data. Sums
+    /// of it are refused: the other persons' contributions would be known,
+    /// and the total would reveal the one that is not.
+    pub padded: bool,
 }
 
 impl Tags {
+    /// Nothing known against the value: the identity of [`Tags::merge`].
+    pub const NONE: Tags = Tags {
+        person_equal: false,
+        identifying: false,
+        sensitive: false,
+        facility: false,
+        padded: false,
+    };
+
+    /// A column whose origin the guard has not followed: possibly a
+    /// constant, never the person key.
+    pub const UNKNOWN: Tags = Tags {
+        padded: true,
+        ..Tags::NONE
+    };
+
     pub fn of_class(class: ColumnClass, identifies_facility: bool) -> Tags {
         Tags {
             person_equal: class == ColumnClass::PersonKey,
             identifying: matches!(class, ColumnClass::PersonKey | ColumnClass::RecordKey),
             sensitive: matches!(
                 class,
-                ColumnClass::Sensitive | ColumnClass::Measure | ColumnClass::QuasiIdentifier
+                ColumnClass::Sensitive
+                    | ColumnClass::Code
+                    | ColumnClass::Measure
+                    | ColumnClass::QuasiIdentifier
             ),
             facility: identifies_facility,
+            padded: false,
         }
     }
 
@@ -44,16 +71,52 @@ impl Tags {
         }
     }
 
-    /// The tags kept by an aggregate that does not reveal single values
-    /// (counts keep nothing; sums and averages keep sensitivity).
-    pub fn summarized(self, keeps_sensitivity: bool) -> Tags {
+    /// Tags of a value computed from both inputs: every risk of either.
+    pub fn merge(self, other: Tags) -> Tags {
         Tags {
-            sensitive: self.sensitive && keeps_sensitivity,
-            ..Tags::default()
+            person_equal: false,
+            identifying: self.identifying || other.identifying,
+            sensitive: self.sensitive || other.sensitive,
+            facility: self.facility || other.facility,
+            padded: self.padded || other.padded,
         }
     }
 
-    /// Encodes as Arrow field metadata for workspace tables.
+    /// Tags of a column that holds one input's value in some rows and the
+    /// other's in others (UNION arms): the person key only if both are.
+    pub fn either(self, other: Tags) -> Tags {
+        Tags {
+            person_equal: self.person_equal && other.person_equal,
+            ..self.merge(other)
+        }
+    }
+
+    /// What a predicate relating this column to `other` tells about it: a
+    /// column compared with a sensitive, identifying or facility column
+    /// takes on that class (`v.code = d.icd10` makes `v.code` a diagnosis).
+    pub fn constrained_by(self, other: Tags) -> Tags {
+        Tags {
+            identifying: self.identifying || other.identifying,
+            sensitive: self.sensitive || other.sensitive,
+            facility: self.facility || other.facility,
+            ..self
+        }
+    }
+
+    /// The tags kept by an aggregate over persons' rows that does not reveal
+    /// single values: counts keep nothing; sums and averages keep
+    /// sensitivity and whether they may be padded.
+    pub fn summarized(self, keeps_values: bool) -> Tags {
+        Tags {
+            sensitive: self.sensitive && keeps_values,
+            padded: self.padded && keeps_values,
+            ..Tags::NONE
+        }
+    }
+
+    /// Encodes as Arrow field metadata for workspace tables. A column that
+    /// is each row's own data is marked `row-data`; a file without the mark
+    /// (or without metadata) reads back as possibly padded.
     pub fn to_metadata(self) -> String {
         let mut parts = Vec::new();
         for (set, name) in [
@@ -61,6 +124,7 @@ impl Tags {
             (self.identifying, "identifying"),
             (self.sensitive, "sensitive"),
             (self.facility, "facility"),
+            (!self.padded, "row-data"),
         ] {
             if set {
                 parts.push(name);
@@ -76,23 +140,13 @@ impl Tags {
             identifying: has("identifying"),
             sensitive: has("sensitive"),
             facility: has("facility"),
+            padded: !has("row-data"),
         }
     }
 }
 
-impl BitOr for Tags {
-    type Output = Tags;
-    fn bitor(self, other: Tags) -> Tags {
-        Tags {
-            person_equal: self.person_equal || other.person_equal,
-            identifying: self.identifying || other.identifying,
-            sensitive: self.sensitive || other.sensitive,
-            facility: self.facility || other.facility,
-        }
-    }
-}
-
-/// Tags of the output columns of a plan node, by output position.
+/// Tags of the output columns of a plan node, by output position. A
+/// position never set reads as [`Tags::UNKNOWN`].
 #[derive(Debug, Clone, Default)]
 pub struct ColumnTags {
     by_index: HashMap<usize, Tags>,
@@ -100,35 +154,93 @@ pub struct ColumnTags {
 
 impl ColumnTags {
     pub fn set(&mut self, index: usize, tags: Tags) {
-        if tags != Tags::default() {
-            self.by_index.insert(index, tags);
-        }
+        self.by_index.insert(index, tags);
     }
 
     pub fn get(&self, index: usize) -> Tags {
-        self.by_index.get(&index).copied().unwrap_or_default()
+        self.by_index.get(&index).copied().unwrap_or(Tags::UNKNOWN)
+    }
+
+    /// All `width` columns unknown (constants: VALUES, empty relations).
+    pub fn unknown(width: usize) -> ColumnTags {
+        let mut tags = ColumnTags::default();
+        for index in 0..width {
+            tags.set(index, Tags::UNKNOWN);
+        }
+        tags
     }
 
     /// The tags of a column of `schema` (the schema these tags describe).
     pub fn of_column(&self, schema: &DFSchema, column: &Column) -> Tags {
         schema
             .maybe_index_of_column(column)
-            .map(|index| self.get(index))
-            .unwrap_or_default()
+            .map_or(Tags::UNKNOWN, |index| self.get(index))
     }
 
-    /// The tags of an expression over `schema`: a bare column keeps its
-    /// tags; anything computed from columns is derived from their union.
+    /// The tags of an expression over `schema`: a bare column (under
+    /// aliases and casts) keeps its tags; anything computed is derived from
+    /// the union of its columns, and padded unless it is a row's own data
+    /// (see [`is_row_data`]).
     pub fn of_expr(&self, schema: &DFSchema, expr: &Expr) -> Tags {
         match expr {
             Expr::Column(column) => self.of_column(schema, column),
             Expr::Alias(alias) => self.of_expr(schema, &alias.expr),
-            _ => expr
-                .column_refs()
-                .into_iter()
-                .map(|column| self.of_column(schema, column))
-                .fold(Tags::default(), BitOr::bitor)
-                .derived(),
+            _ => {
+                let columns = expr
+                    .column_refs()
+                    .into_iter()
+                    .map(|column| self.of_column(schema, column))
+                    .fold(Tags::NONE, Tags::merge);
+                Tags {
+                    padded: columns.padded || !is_row_data(expr),
+                    ..columns
+                }
+            }
         }
+    }
+}
+
+/// True when `expr` computes each row's value from that row's columns
+/// alone, without constants chosen per row: columns, casts, negation,
+/// arithmetic between columns, scaling by a literal, and a CASE whose
+/// branches are such values or NULL. COALESCE, functions, and literals
+/// elsewhere are not.
+pub fn is_row_data(expr: &Expr) -> bool {
+    match expr {
+        Expr::Column(_) => true,
+        Expr::Alias(alias) => is_row_data(&alias.expr),
+        Expr::Cast(cast) => is_row_data(&cast.expr),
+        Expr::TryCast(cast) => is_row_data(&cast.expr),
+        Expr::Negative(inner) => is_row_data(inner),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            Operator::Plus | Operator::Minus => is_row_data(left) && is_row_data(right),
+            Operator::Multiply => {
+                (is_row_data(left) && (is_row_data(right) || is_literal(right)))
+                    || (is_literal(left) && is_row_data(right))
+            }
+            Operator::Divide => is_row_data(left) && (is_row_data(right) || is_literal(right)),
+            _ => false,
+        },
+        // `CASE WHEN … THEN x END` selects rows like FILTER: the others are
+        // NULL, which no aggregate counts.
+        Expr::Case(case) => {
+            case.when_then_expr
+                .iter()
+                .all(|(_, then)| is_row_data(then))
+                && case
+                    .else_expr
+                    .as_deref()
+                    .is_none_or(|other| matches!(other, Expr::Literal(value, _) if value.is_null()))
+        }
+        _ => false,
+    }
+}
+
+fn is_literal(expr: &Expr) -> bool {
+    match expr {
+        Expr::Literal(..) => true,
+        Expr::Cast(cast) => is_literal(&cast.expr),
+        Expr::TryCast(cast) => is_literal(&cast.expr),
+        _ => false,
     }
 }

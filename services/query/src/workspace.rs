@@ -24,6 +24,7 @@ use enclave_store::DataStore;
 
 use crate::error::{QueryError, Rule};
 use crate::execution::Execution;
+use crate::guard::expressions::make_total;
 use crate::guard::rewrite::{Scope, rewrite};
 use crate::tables::{GuardedTable, PERSON, RowSource};
 use crate::tags::Tags;
@@ -103,7 +104,7 @@ impl Workspace {
                     let tags = field
                         .metadata()
                         .get(TAGS_KEY)
-                        .map_or_else(Tags::default, |t| Tags::from_metadata(t));
+                        .map_or(Tags::UNKNOWN, |t| Tags::from_metadata(t));
                     (
                         Field::new(field.name(), field.data_type().clone(), field.is_nullable()),
                         tags,
@@ -148,7 +149,7 @@ impl Workspace {
                 "workspace tables hold person-level rows; select from catalog or workspace tables",
             ));
         };
-        let (output, schema) = output_plan(guarded.plan, &person, &guarded.tags)?;
+        let (output, schema) = output_plan(make_total(guarded.plan)?, &person, &guarded.tags)?;
         let physical = context
             .execute_logical_plan(output)
             .await?

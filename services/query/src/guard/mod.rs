@@ -1,14 +1,20 @@
 //! The plan guard: what a project session may run, checked on the parsed
 //! statement and then on DataFusion's logical plan, failing closed.
 //!
+//! - [`bounds`]: SQL length and nesting, checked before planning.
 //! - [`statement`]: only queries, plus `CREATE TABLE work.<name> AS SELECT …`
 //!   and `DROP TABLE work.<name>`; everything else is refused by rule.
 //! - [`rewrite`]: every scan restricted to the project (period, opt-out) and
 //!   the person followed through the plan.
+//! - [`expressions`]: the allowlist of expressions and functions, made so
+//!   they cannot fail on a value.
 //! - [`release`]: the outermost aggregate rewritten so disclosure control
-//!   can check every group (see `crate::disclosure`).
+//!   can check every value (see `crate::disclosure`); the result stage
+//!   above it split off to run over released values only.
 
 pub mod aggregates;
+pub mod bounds;
+pub mod expressions;
 pub mod release;
 pub mod rewrite;
 pub mod statement;

@@ -1,39 +1,45 @@
-//! The released result: the outermost aggregate of a query, rewritten so the
-//! engine computes, beside the user's aggregates, what disclosure control
-//! needs (persons per group, facilities per group, the two largest persons'
-//! share of each sum, grouping levels); the result wrappers above it (HAVING,
-//! projection, ORDER BY, LIMIT) are rebuilt to carry those hidden columns.
+//! The released result. A query's plan splits in two:
 //!
-//! When every aggregate splits per person (count, sum, avg, min, max,
-//! count of distinct persons), the aggregate runs in two levels: first one row
-//! per (group, person), then per group. The person count is then the row
-//! count, and sums know each person's contribution. Otherwise the aggregate
-//! runs as written with an added count of distinct persons.
+//! - the **released aggregate** (its outermost aggregate over persons) is
+//!   rewritten to run in two levels, first one row per (group, person), then
+//!   per group, computing beside each of the user's values what disclosure
+//!   control needs: that value's own contributors (persons with a row it
+//!   aggregates, after FILTER and NULLs), the largest absolute per-person
+//!   partials for the dominance rule, persons and facilities per group, and
+//!   grouping levels;
+//! - the **result stage** above it (HAVING, the SELECT list, ORDER BY,
+//!   LIMIT, windows over groups) runs only after disclosure control, over
+//!   the released values alone, so nothing suppressed can steer it. It may
+//!   not read any table.
 
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Column, DFSchema};
+use datafusion::functions::core::expr_fn::nullif;
+use datafusion::functions::math::expr_fn::abs;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, min, sum};
-use datafusion::functions_aggregate::min_max::max_udaf;
 use datafusion::functions_aggregate::sum::sum_udaf;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    Aggregate, Expr, Filter, GroupingSet, LogicalPlan, Projection, SubqueryAlias, cast, col, lit,
+    Aggregate, Distinct, Expr, GroupingSet, LogicalPlan, Projection, cast, col, lit, try_cast,
 };
 
 use crate::error::{QueryError, Rule};
-use crate::guard::aggregates::{
-    Partial, aggregate_function, argument_tags, function_name, is_value_revealing,
-};
-use crate::guard::rewrite::{Guarded, Scope, rewrite, with_guarded_subqueries};
-use crate::tables::{PERSON, RESERVED_PREFIX};
+use crate::guard::aggregates::{Partial, aggregate_function, argument_tags};
+use crate::guard::expressions::check_node;
+use crate::guard::rewrite::{Guarded, Scope, has_subquery, rewrite, with_guarded_subqueries};
 use crate::top2::top2_sum;
 
 pub const N_PERSONS: &str = "__enclave_n_persons";
 pub const FACILITIES: &str = "__enclave_facilities_";
+/// `__enclave_contributors_<i>`: persons contributing to visible column i.
+pub const CONTRIBUTORS: &str = "__enclave_contributors_";
+/// `__enclave_top2_<i>`: the two largest absolute per-person partials.
 pub const TOP2: &str = "__enclave_top2_";
+/// `__enclave_total_<i>`: the sum of absolute per-person partials.
 pub const TOTAL: &str = "__enclave_total_";
 pub const GROUPING: &str = "__enclave_grouping";
 pub const KEY: &str = "__enclave_key_";
@@ -41,11 +47,16 @@ pub const KEY: &str = "__enclave_key_";
 /// A query plan ready to run.
 #[derive(Debug)]
 pub struct ReleasePlan {
+    /// The released aggregate with its hidden columns (or, for a plan that
+    /// reads no table, the whole plan).
     pub plan: LogicalPlan,
     /// False only for plans that read no table (e.g. the `SELECT 1` clients
     /// send to test a connection): they hold no data and skip disclosure
     /// control. Every other result must pass it.
     pub checked: bool,
+    /// The result stage, outermost node first, to rebuild over the released
+    /// values (see [`result_stage`]).
+    pub result_stage: Vec<LogicalPlan>,
 }
 
 /// Rewrites a query plan for release.
@@ -58,11 +69,14 @@ pub fn release(
         return Ok(ReleasePlan {
             plan: plan.clone(),
             checked: false,
+            result_stage: Vec::new(),
         });
     }
+    let (stage, aggregate) = split_result_stage(plan)?;
     Ok(ReleasePlan {
-        plan: release_node(plan, scope, rounding)?,
+        plan: release_aggregate(aggregate, scope, rounding)?,
         checked: true,
+        result_stage: stage,
     })
 }
 
@@ -70,63 +84,58 @@ fn reads_tables(plan: &LogicalPlan) -> Result<bool, QueryError> {
     let mut reads = false;
     plan.apply_with_subqueries(|node| {
         reads |= matches!(node, LogicalPlan::TableScan(_));
-        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        Ok(TreeNodeRecursion::Continue)
     })?;
     Ok(reads)
 }
 
-fn release_node(
-    plan: &LogicalPlan,
-    scope: &Scope,
-    rounding: i64,
-) -> Result<LogicalPlan, QueryError> {
-    match plan {
-        LogicalPlan::Aggregate(aggregate) => release_aggregate(aggregate, scope, rounding),
-        LogicalPlan::Projection(projection) => {
-            let input = release_node(&projection.input, scope, rounding)?;
-            let mut exprs = projection
-                .expr
-                .iter()
-                .map(|expr| with_guarded_subqueries(expr.clone(), scope))
-                .collect::<Result<Vec<_>, _>>()?;
-            exprs.extend(hidden_columns(input.schema()));
-            Ok(LogicalPlan::Projection(Projection::try_new(
-                exprs,
-                Arc::new(input),
-            )?))
+/// The nodes above the outermost aggregate, and that aggregate. They may
+/// only compute over its output: no subquery, no other input.
+fn split_result_stage(plan: &LogicalPlan) -> Result<(Vec<LogicalPlan>, &Aggregate), QueryError> {
+    let mut stage = Vec::new();
+    let mut node = plan;
+    loop {
+        match node {
+            LogicalPlan::Aggregate(aggregate) => return Ok((stage, aggregate)),
+            LogicalPlan::Projection(_)
+            | LogicalPlan::Filter(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::Window(_)
+            | LogicalPlan::Distinct(Distinct::All(_)) => {
+                if node.expressions().iter().any(has_subquery) {
+                    return Err(QueryError::refused(
+                        Rule::PersonSubquery,
+                        "conditions on a released result may only use its released values, not subqueries",
+                    ));
+                }
+                stage.push(node.clone());
+                node = node.inputs()[0];
+            }
+            _ => return Err(row_level_refusal()),
         }
-        LogicalPlan::Filter(filter) => {
-            let input = release_node(&filter.input, scope, rounding)?;
-            let predicate = with_guarded_subqueries(filter.predicate.clone(), scope)?;
-            Ok(LogicalPlan::Filter(Filter::try_new(
-                predicate,
-                Arc::new(input),
-            )?))
-        }
-        LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => {
-            let input = release_node(plan.inputs()[0], scope, rounding)?;
-            Ok(plan.with_new_exprs(plan.expressions(), vec![input])?)
-        }
-        LogicalPlan::SubqueryAlias(alias) => {
-            let input = release_node(&alias.input, scope, rounding)?;
-            Ok(LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(
-                Arc::new(input),
-                alias.alias.clone(),
-            )?))
-        }
-        _ => Err(QueryError::refused(
-            Rule::RowLevel,
-            "only aggregates over persons may leave the enclave: aggregate with GROUP BY and count/sum/avg, or save rows inside the enclave with CREATE TABLE work.<name> AS SELECT …",
-        )),
     }
 }
 
-fn hidden_columns(schema: &DFSchema) -> Vec<Expr> {
-    schema
-        .iter()
-        .filter(|(_, field)| field.name().starts_with(RESERVED_PREFIX) && field.name() != PERSON)
-        .map(|(qualifier, field)| Expr::Column(Column::new(qualifier.cloned(), field.name())))
-        .collect()
+fn row_level_refusal() -> QueryError {
+    QueryError::refused(
+        Rule::RowLevel,
+        "only aggregates over persons may leave the enclave: aggregate with GROUP BY and count/sum/avg, or save rows inside the enclave with CREATE TABLE work.<name> AS SELECT …",
+    )
+}
+
+/// The result stage rebuilt over `released` (a plan whose output has the
+/// released aggregate's schema, e.g. a scan of the released values).
+pub fn result_stage(
+    stage: &[LogicalPlan],
+    released: LogicalPlan,
+) -> Result<LogicalPlan, QueryError> {
+    let mut plan = released;
+    for node in stage.iter().rev() {
+        plan = node.with_new_exprs(node.expressions(), vec![plan])?;
+    }
+    Ok(plan)
 }
 
 /// One aggregate of the user's released aggregate, checked and classified.
@@ -140,6 +149,7 @@ fn release_aggregate(
     scope: &Scope,
     rounding: i64,
 ) -> Result<LogicalPlan, QueryError> {
+    check_node(&LogicalPlan::Aggregate(aggregate.clone()))?;
     let input = rewrite(&aggregate.input, scope)?;
     let Some(person) = input.person.clone() else {
         return Err(QueryError::refused(
@@ -147,43 +157,21 @@ fn release_aggregate(
             "the released aggregate must read person-level rows directly",
         ));
     };
-    let schema = Arc::clone(input.plan.schema());
     let groups = distinct_groups(aggregate);
     check_groups(&input, &groups)?;
-    let facility_columns = facility_columns(&input, &groups);
-    let users = aggregate
-        .aggr_expr
-        .iter()
-        .map(|expr| classify_aggregate(&input, &schema, expr, scope))
-        .collect::<Result<Vec<_>, _>>()?;
-    let direct = users.iter().any(|user| user.partial == Partial::Direct);
-    if direct && users.iter().any(|user| user.partial.has_dominance()) {
-        return Err(QueryError::refused(
-            Rule::MixedAggregates,
-            "SUM and AVG cannot be combined with this aggregate in one query; run them in separate queries",
-        ));
-    }
-    let plan = if direct {
-        direct_aggregate(
-            aggregate,
-            input.plan,
-            &person,
-            &users,
-            &facility_columns,
-            rounding,
-        )?
-    } else {
-        two_level_aggregate(
-            aggregate,
-            input.plan,
-            &person,
-            &groups,
-            &users,
-            &facility_columns,
-            rounding,
-        )?
+    let released = ReleasedAggregate {
+        aggregate,
+        facility_columns: facility_columns(&input, &groups),
+        users: aggregate
+            .aggr_expr
+            .iter()
+            .map(|expr| classify_aggregate(&input, expr, scope))
+            .collect::<Result<Vec<_>, _>>()?,
+        groups,
+        person,
+        rounding,
     };
-    Ok(plan)
+    released.plan(input.plan)
 }
 
 fn distinct_groups(aggregate: &Aggregate) -> Vec<Expr> {
@@ -221,26 +209,15 @@ fn facility_columns(input: &Guarded, groups: &[Expr]) -> Vec<Column> {
 
 fn classify_aggregate(
     input: &Guarded,
-    schema: &DFSchema,
     expr: &Expr,
     scope: &Scope,
 ) -> Result<UserAggregate, QueryError> {
-    let expr = with_guarded_subqueries(expr.clone(), scope)?;
+    let expr = with_guarded_subqueries(expr.clone(), input, scope)?;
     let function = aggregate_function(&expr)
         .ok_or_else(|| QueryError::internal("aggregate expression is not a function"))?
         .clone();
-    let tags = argument_tags(&input.tags, schema, &function);
-    let name = function_name(&function);
-    if is_value_revealing(&name) && (tags.sensitive || tags.identifying) {
-        return Err(QueryError::refused(
-            Rule::ValueRevealingAggregate,
-            format!(
-                "{} of a sensitive or identifying column can reveal one person's value; use counts, sums or averages",
-                name.to_uppercase()
-            ),
-        ));
-    }
-    let partial = Partial::of(&function, tags);
+    let tags = argument_tags(&input.tags, input.plan.schema(), &function);
+    let partial = Partial::of(&function, tags)?;
     Ok(UserAggregate { function, partial })
 }
 
@@ -250,83 +227,22 @@ fn restore_name(expr: Expr, schema: &DFSchema, index: usize) -> Expr {
     expr.alias_qualified(qualifier.cloned(), field.name())
 }
 
-fn rounded(expr: Expr, base: i64) -> Expr {
+/// Half up to a multiple of `base`, in the value's own type.
+fn rounded(expr: Expr, base: i64, data_type: &DataType) -> Expr {
     if base <= 1 {
         return expr;
     }
-    ((expr + lit(base / 2)) / lit(base)) * lit(base)
-}
-
-fn group_field_count(aggregate: &Aggregate) -> usize {
-    aggregate.schema.fields().len() - aggregate.aggr_expr.len()
+    if data_type.is_integer() {
+        return ((expr + lit(base / 2)) / lit(base)) * lit(base);
+    }
+    let base = base as f64;
+    let scaled = cast(expr, DataType::Float64) / lit(base);
+    datafusion::functions::math::expr_fn::round(vec![scaled]) * lit(base)
 }
 
 fn output_column(plan: &LogicalPlan, index: usize) -> Expr {
     let (qualifier, field) = plan.schema().qualified_field(index);
     Expr::Column(Column::new(qualifier.cloned(), field.name()))
-}
-
-/// The aggregate as written plus a distinct count of persons (and of
-/// facilities where groups name facilities).
-fn direct_aggregate(
-    aggregate: &Aggregate,
-    input: LogicalPlan,
-    person: &Column,
-    users: &[UserAggregate],
-    facility_columns: &[Column],
-    rounding: i64,
-) -> Result<LogicalPlan, QueryError> {
-    let mut aggregates: Vec<Expr> = users
-        .iter()
-        .map(|user| Expr::AggregateFunction(user.function.clone()))
-        .collect();
-    aggregates.push(count_distinct(Expr::Column(person.clone())).alias(N_PERSONS));
-    for (index, column) in facility_columns.iter().enumerate() {
-        aggregates.push(
-            count_distinct(Expr::Column(column.clone())).alias(format!("{FACILITIES}{index}_all")),
-        );
-    }
-    let computed = LogicalPlan::Aggregate(Aggregate::try_new(
-        Arc::new(input),
-        aggregate.group_expr.clone(),
-        aggregates,
-    )?);
-    let group_fields = group_field_count(aggregate);
-    let mut exprs: Vec<Expr> = (0..group_fields)
-        .map(|index| restore_name(output_column(&computed, index), &aggregate.schema, index))
-        .collect();
-    for (index, user) in users.iter().enumerate() {
-        let value = output_column(&computed, group_fields + index);
-        let value = if function_name(&user.function) == "count" {
-            rounded(value, rounding)
-        } else {
-            value
-        };
-        exprs.push(restore_name(value, &aggregate.schema, group_fields + index));
-    }
-    let hidden_from = group_fields + users.len();
-    for index in hidden_from..computed.schema().fields().len() {
-        exprs.push(output_column(&computed, index));
-    }
-    exprs.extend(grouping_columns(aggregate, &computed));
-    Ok(LogicalPlan::Projection(Projection::try_new(
-        exprs,
-        Arc::new(computed),
-    )?))
-}
-
-/// Hidden copies of the grouping level and keys, for complementary
-/// suppression of ROLLUP / CUBE / GROUPING SETS totals.
-fn grouping_columns(aggregate: &Aggregate, computed: &LogicalPlan) -> Vec<Expr> {
-    let [Expr::GroupingSet(_)] = aggregate.group_expr.as_slice() else {
-        return Vec::new();
-    };
-    let keys = group_field_count(aggregate) - 1;
-    let mut exprs: Vec<Expr> = (0..keys)
-        .map(|index| output_column(computed, index).alias(format!("{KEY}{index}")))
-        .collect();
-    exprs.push(output_column(computed, keys).alias(GROUPING));
-    exprs
 }
 
 fn with_args(
@@ -343,6 +259,10 @@ fn with_args(
     ))
 }
 
+fn group_name(index: usize) -> String {
+    format!("__enclave_g{index}")
+}
+
 fn partial_name(index: usize) -> String {
     format!("__enclave_p{index}")
 }
@@ -351,142 +271,200 @@ fn partial_count_name(index: usize) -> String {
     format!("__enclave_c{index}")
 }
 
-/// One row per (group, person), then per group.
-#[allow(clippy::too_many_arguments)]
-fn two_level_aggregate(
-    aggregate: &Aggregate,
-    input: LogicalPlan,
-    person: &Column,
-    groups: &[Expr],
-    users: &[UserAggregate],
-    facility_columns: &[Column],
-    rounding: i64,
-) -> Result<LogicalPlan, QueryError> {
-    let group_name = |index: usize| format!("__enclave_g{index}");
-    let mut inner_groups: Vec<Expr> = groups
-        .iter()
-        .enumerate()
-        .map(|(index, group)| group.clone().alias(group_name(index)))
-        .collect();
-    inner_groups.push(Expr::Column(person.clone()));
-    let mut inner_aggregates = Vec::new();
-    for (index, user) in users.iter().enumerate() {
-        let function = &user.function;
-        let partial = match user.partial {
-            Partial::Persons => with_args(function, max_udaf()),
-            Partial::Avg => {
-                inner_aggregates
-                    .push(with_args(function, count_udaf()).alias(partial_count_name(index)));
-                with_args(function, sum_udaf())
-            }
-            _ => Expr::AggregateFunction(function.clone()),
-        };
-        inner_aggregates.push(partial.alias(partial_name(index)));
-    }
-    for (index, column) in facility_columns.iter().enumerate() {
-        let column = Expr::Column(column.clone());
-        inner_aggregates.push(min(column.clone()).alias(format!("__enclave_fmin{index}")));
-        inner_aggregates.push(max(column).alias(format!("__enclave_fmax{index}")));
-    }
-    let inner = LogicalPlan::Aggregate(Aggregate::try_new(
-        Arc::new(input),
-        inner_groups,
-        inner_aggregates,
-    )?);
-
-    let outer_groups = match aggregate.group_expr.as_slice() {
-        [Expr::GroupingSet(set)] => vec![Expr::GroupingSet(map_grouping_set(
-            set,
-            groups,
-            &group_name,
-        ))],
-        _ => (0..groups.len())
-            .map(|index| col(group_name(index)))
-            .collect(),
-    };
-    let partial = |index: usize| Expr::Column(Column::from_name(partial_name(index)));
-    let mut outer_aggregates = Vec::new();
-    let mut hidden_aggregates = Vec::new();
-    for (index, user) in users.iter().enumerate() {
-        let value = match user.partial {
-            Partial::Count | Partial::Sum | Partial::Avg => sum(partial(index)),
-            Partial::Persons => count(partial(index)),
-            Partial::Min => min(partial(index)),
-            Partial::Max | Partial::Direct => max(partial(index)),
-        };
-        outer_aggregates.push(value.alias(format!("__enclave_o{index}")));
-        if user.partial == Partial::Avg {
-            hidden_aggregates.push(
-                sum(Expr::Column(Column::from_name(partial_count_name(index))))
-                    .alias(format!("__enclave_oc{index}")),
-            );
-        }
-        if user.partial.has_dominance() {
-            hidden_aggregates.push(top2_sum(partial(index)).alias(format!("{TOP2}{index}")));
-        }
-    }
-    hidden_aggregates.push(count(Expr::Column(person.clone())).alias(N_PERSONS));
-    for index in 0..facility_columns.len() {
-        for end in ["min", "max"] {
-            hidden_aggregates.push(
-                count_distinct(col(format!("__enclave_f{end}{index}")))
-                    .alias(format!("{FACILITIES}{index}_{end}")),
-            );
-        }
-    }
-    let user_count = outer_aggregates.len();
-    outer_aggregates.extend(hidden_aggregates);
-    let outer = LogicalPlan::Aggregate(Aggregate::try_new(
-        Arc::new(inner),
-        outer_groups,
-        outer_aggregates,
-    )?);
-
-    let group_fields = group_field_count(aggregate);
-    let mut exprs: Vec<Expr> = (0..group_fields)
-        .map(|index| restore_name(output_column(&outer, index), &aggregate.schema, index))
-        .collect();
-    for (index, user) in users.iter().enumerate() {
-        let value = col(format!("__enclave_o{index}"));
-        let value = match user.partial {
-            Partial::Count | Partial::Persons => rounded(value, rounding),
-            Partial::Avg => {
-                cast(value, DataType::Float64)
-                    / cast(col(format!("__enclave_oc{index}")), DataType::Float64)
-            }
-            _ => value,
-        };
-        exprs.push(restore_name(value, &aggregate.schema, group_fields + index));
-        if user.partial.has_dominance() {
-            exprs.push(col(format!("__enclave_o{index}")).alias(format!("{TOTAL}{index}")));
-            exprs.push(col(format!("{TOP2}{index}")));
-        }
-    }
-    let first_hidden = group_fields + user_count;
-    for index in first_hidden..outer.schema().fields().len() {
-        let name = outer.schema().field(index).name().clone();
-        if name == N_PERSONS || name.starts_with(FACILITIES) {
-            exprs.push(col(name));
-        }
-    }
-    exprs.extend(grouping_columns(aggregate, &outer));
-    Ok(LogicalPlan::Projection(Projection::try_new(
-        exprs,
-        Arc::new(outer),
-    )?))
+fn value_name(index: usize) -> String {
+    format!("__enclave_o{index}")
 }
 
-fn map_grouping_set(
-    set: &GroupingSet,
-    groups: &[Expr],
-    name: &dyn Fn(usize) -> String,
-) -> GroupingSet {
+fn partial(index: usize) -> Expr {
+    Expr::Column(Column::from_name(partial_name(index)))
+}
+
+/// The user's released aggregate, checked, with what its plan needs.
+struct ReleasedAggregate<'a> {
+    aggregate: &'a Aggregate,
+    groups: Vec<Expr>,
+    person: Column,
+    users: Vec<UserAggregate>,
+    facility_columns: Vec<Column>,
+    rounding: i64,
+}
+
+impl ReleasedAggregate<'_> {
+    /// Group fields of the user's aggregate (with the grouping id, if any).
+    fn group_fields(&self) -> usize {
+        self.aggregate.schema.fields().len() - self.aggregate.aggr_expr.len()
+    }
+
+    fn plan(&self, input: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+        let inner = self.per_person(input)?;
+        let outer = self.per_group(inner)?;
+        let exprs = self.released_columns(&outer);
+        Ok(LogicalPlan::Projection(Projection::try_new(
+            exprs,
+            Arc::new(outer),
+        )?))
+    }
+
+    /// One row per (group, person): each aggregate's per-person partial
+    /// (NULL or 0 when the person does not contribute to it).
+    fn per_person(&self, input: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+        let mut groups: Vec<Expr> = self
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(index, group)| group.clone().alias(group_name(index)))
+            .collect();
+        groups.push(Expr::Column(self.person.clone()));
+        let mut aggregates = Vec::new();
+        for (index, user) in self.users.iter().enumerate() {
+            let function = &user.function;
+            let partial = match user.partial {
+                Partial::Persons => with_args(function, count_udaf()),
+                Partial::Avg => {
+                    aggregates
+                        .push(with_args(function, count_udaf()).alias(partial_count_name(index)));
+                    with_args(function, sum_udaf())
+                }
+                Partial::Min | Partial::Max => with_args(function, Arc::clone(&function.func)),
+                Partial::Count | Partial::Sum => Expr::AggregateFunction(function.clone()),
+            };
+            aggregates.push(partial.alias(partial_name(index)));
+        }
+        for (index, column) in self.facility_columns.iter().enumerate() {
+            let column = Expr::Column(column.clone());
+            aggregates.push(min(column.clone()).alias(format!("__enclave_fmin{index}")));
+            aggregates.push(max(column).alias(format!("__enclave_fmax{index}")));
+        }
+        Ok(LogicalPlan::Aggregate(Aggregate::try_new(
+            Arc::new(input),
+            groups,
+            aggregates,
+        )?))
+    }
+
+    /// One row per group: each value, its contributors and dominance
+    /// figures, the group's persons and facilities.
+    fn per_group(&self, inner: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+        let groups = match self.aggregate.group_expr.as_slice() {
+            [Expr::GroupingSet(set)] => {
+                vec![Expr::GroupingSet(map_grouping_set(set, &self.groups))]
+            }
+            _ => (0..self.groups.len())
+                .map(|index| col(group_name(index)))
+                .collect(),
+        };
+        let first_value = self.group_fields();
+        let mut aggregates = Vec::new();
+        for (index, user) in self.users.iter().enumerate() {
+            aggregates.push(outer_value(user.partial, index).alias(value_name(index)));
+        }
+        for (index, user) in self.users.iter().enumerate() {
+            let position = first_value + index;
+            aggregates
+                .push(contributors(user.partial, index).alias(format!("{CONTRIBUTORS}{position}")));
+            if user.partial == Partial::Avg {
+                aggregates.push(
+                    sum(Expr::Column(Column::from_name(partial_count_name(index))))
+                        .alias(format!("__enclave_oc{index}")),
+                );
+            }
+            if user.partial.has_dominance() {
+                let size = abs(cast(partial(index), DataType::Float64));
+                aggregates.push(top2_sum(size.clone()).alias(format!("{TOP2}{position}")));
+                aggregates.push(sum(size).alias(format!("{TOTAL}{position}")));
+            }
+        }
+        aggregates.push(count(Expr::Column(self.person.clone())).alias(N_PERSONS));
+        for index in 0..self.facility_columns.len() {
+            for end in ["min", "max"] {
+                aggregates.push(
+                    count_distinct(col(format!("__enclave_f{end}{index}")))
+                        .alias(format!("{FACILITIES}{index}_{end}")),
+                );
+            }
+        }
+        Ok(LogicalPlan::Aggregate(Aggregate::try_new(
+            Arc::new(inner),
+            groups,
+            aggregates,
+        )?))
+    }
+
+    /// The user's columns under their own names and types (values rounded
+    /// by the project's rule), then the hidden columns disclosure control
+    /// reads.
+    fn released_columns(&self, outer: &LogicalPlan) -> Vec<Expr> {
+        let schema = &self.aggregate.schema;
+        let group_fields = self.group_fields();
+        let mut exprs: Vec<Expr> = (0..group_fields)
+            .map(|index| restore_name(output_column(outer, index), schema, index))
+            .collect();
+        for (index, user) in self.users.iter().enumerate() {
+            let position = group_fields + index;
+            let data_type = schema.field(position).data_type();
+            let mut value = col(value_name(index));
+            if user.partial == Partial::Avg {
+                value = cast(value, DataType::Float64)
+                    / cast(col(format!("__enclave_oc{index}")), DataType::Float64);
+            }
+            if user.partial.is_rounded() {
+                value = rounded(value, self.rounding, data_type);
+            }
+            let value = try_cast(value, data_type.clone());
+            exprs.push(restore_name(value, schema, position));
+        }
+        let hidden_from = group_fields + self.users.len();
+        for index in hidden_from..outer.schema().fields().len() {
+            let name = outer.schema().field(index).name();
+            if !name.starts_with("__enclave_oc") {
+                exprs.push(col(name.as_str()));
+            }
+        }
+        exprs.extend(self.grouping_columns(outer));
+        exprs
+    }
+
+    /// Hidden copies of the grouping level and keys, for complementary
+    /// suppression of ROLLUP / CUBE / GROUPING SETS totals.
+    fn grouping_columns(&self, outer: &LogicalPlan) -> Vec<Expr> {
+        let [Expr::GroupingSet(_)] = self.aggregate.group_expr.as_slice() else {
+            return Vec::new();
+        };
+        let keys = self.group_fields() - 1;
+        let mut exprs: Vec<Expr> = (0..keys)
+            .map(|index| output_column(outer, index).alias(format!("{KEY}{index}")))
+            .collect();
+        exprs.push(output_column(outer, keys).alias(GROUPING));
+        exprs
+    }
+}
+
+/// A value over the per-person partials of one group.
+fn outer_value(partial_kind: Partial, index: usize) -> Expr {
+    match partial_kind {
+        Partial::Count | Partial::Sum | Partial::Avg => sum(partial(index)),
+        Partial::Persons => count(nullif(partial(index), lit(0_i64))),
+        Partial::Min => min(partial(index)),
+        Partial::Max => max(partial(index)),
+    }
+}
+
+/// Persons with a row the value aggregates: a non-zero count, or a
+/// non-NULL partial.
+fn contributors(partial_kind: Partial, index: usize) -> Expr {
+    match partial_kind {
+        Partial::Count | Partial::Persons => count(nullif(partial(index), lit(0_i64))),
+        Partial::Sum | Partial::Avg | Partial::Min | Partial::Max => count(partial(index)),
+    }
+}
+
+fn map_grouping_set(set: &GroupingSet, groups: &[Expr]) -> GroupingSet {
     let map = |expr: &Expr| {
         let index = groups
             .iter()
             .position(|group| group == expr)
             .unwrap_or_default();
-        col(name(index))
+        col(group_name(index))
     };
     match set {
         GroupingSet::Rollup(exprs) => GroupingSet::Rollup(exprs.iter().map(map).collect()),

@@ -5,11 +5,17 @@
 //! restricted to the project's period and without opted-out persons; every
 //! other node passes the person column up, or is refused when it would lose
 //! track of persons (fail closed: unknown node types are refused).
+//!
+//! The person is followed by the hidden column itself, never by a visible
+//! column that looks like it: joins of person-level inputs also match the
+//! hidden columns, windows are also partitioned by it, inner aggregates also
+//! group by it. Tags follow every column (see `crate::tags`), including
+//! through predicates: a column compared with a diagnosis becomes one.
 
 use std::sync::Arc;
 
-use datafusion::common::Column;
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema};
 use datafusion::datasource::{TableProvider, provider_as_source, source_as_provider};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::expr::{Exists, InSubquery};
@@ -20,7 +26,8 @@ use datafusion::logical_expr::{
 };
 
 use crate::error::{QueryError, Rule};
-use crate::guard::aggregates::output_tags;
+use crate::guard::aggregates::{check_inner_aggregate, output_tags};
+use crate::guard::expressions::check_node;
 use crate::tables::{GuardedTable, PERSON, RowSource};
 use crate::tags::{ColumnTags, Tags};
 
@@ -43,14 +50,21 @@ pub struct Guarded {
 }
 
 pub fn rewrite(plan: &LogicalPlan, scope: &Scope) -> Result<Guarded, QueryError> {
+    check_node(plan)?;
+    check_subquery_places(plan)?;
     match plan {
         LogicalPlan::TableScan(scan) => guarded_scan(scan, scope),
         LogicalPlan::Projection(projection) => rewrite_projection(projection, scope),
         LogicalPlan::Filter(filter) => {
             let input = rewrite(&filter.input, scope)?;
-            let predicate = with_guarded_subqueries(filter.predicate.clone(), scope)?;
+            let predicate = with_guarded_subqueries(filter.predicate.clone(), &input, scope)?;
+            let tags = constrained(&input.tags, input.plan.schema(), &predicate);
             let plan = LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(input.plan))?);
-            Ok(Guarded { plan, ..input })
+            Ok(Guarded {
+                plan,
+                person: input.person,
+                tags,
+            })
         }
         LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => {
             let input = rewrite(plan.inputs()[0], scope)?;
@@ -91,13 +105,31 @@ pub fn rewrite(plan: &LogicalPlan, scope: &Scope) -> Result<Guarded, QueryError>
         LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Ok(Guarded {
             plan: plan.clone(),
             person: None,
-            tags: ColumnTags::default(),
+            tags: ColumnTags::unknown(plan.schema().fields().len()),
         }),
         other => Err(QueryError::refused(
             Rule::Unsupported,
             format!("the guard does not support {} in a query", node_name(other)),
         )),
     }
+}
+
+/// Subqueries are guarded where rows are selected or computed (SELECT
+/// lists, WHERE, aggregate arguments and FILTERs); anywhere else (ORDER BY,
+/// GROUP BY, windows, join conditions) they are refused.
+fn check_subquery_places(plan: &LogicalPlan) -> Result<(), QueryError> {
+    let placed = match plan {
+        LogicalPlan::Projection(_) | LogicalPlan::Filter(_) => return Ok(()),
+        LogicalPlan::Aggregate(aggregate) => aggregate.group_expr.iter().any(has_subquery),
+        other => other.expressions().iter().any(has_subquery),
+    };
+    if placed {
+        return Err(QueryError::refused(
+            Rule::PersonSubquery,
+            "subqueries may only select rows (WHERE) or compute values (SELECT list); not in ORDER BY, GROUP BY, windows or join conditions",
+        ));
+    }
+    Ok(())
 }
 
 fn node_name(plan: &LogicalPlan) -> &'static str {
@@ -175,7 +207,7 @@ pub fn person_tags() -> Tags {
     Tags {
         person_equal: true,
         identifying: true,
-        ..Tags::default()
+        ..Tags::NONE
     }
 }
 
@@ -185,7 +217,7 @@ fn rewrite_projection(projection: &Projection, scope: &Scope) -> Result<Guarded,
     let mut exprs = Vec::with_capacity(projection.expr.len() + 1);
     let mut tags = ColumnTags::default();
     for (index, expr) in projection.expr.iter().enumerate() {
-        let expr = with_guarded_subqueries(expr.clone(), scope)?;
+        let expr = with_guarded_subqueries(expr.clone(), &input, scope)?;
         tags.set(index, input.tags.of_expr(&schema, &expr));
         exprs.push(expr);
     }
@@ -202,45 +234,128 @@ fn rewrite_projection(projection: &Projection, scope: &Scope) -> Result<Guarded,
 }
 
 /// Joins of two person-level inputs must match persons on the person key:
-/// anything else would put two persons' values into one row.
+/// anything else would put two persons' values into one row. The join
+/// also matches the hidden person columns, so a visible column that only
+/// looks like the person key (NULL after an outer join) cannot mix persons.
+/// A semi or anti join may not let person-level rows filter rows that carry
+/// no person: which constants survive would tell about single persons.
 fn rewrite_join(
     join: &datafusion::logical_expr::Join,
     scope: &Scope,
 ) -> Result<Guarded, QueryError> {
     let left = rewrite(&join.left, scope)?;
     let right = rewrite(&join.right, scope)?;
-    if left.person.is_some() && right.person.is_some() {
-        if !joins_on_person(join, &left, &right) {
-            return Err(QueryError::refused(
-                Rule::PersonJoin,
-                "person-level tables may only be joined on person_id (e.g. JOIN … ON a.person_id = b.person_id)",
-            ));
-        }
-        if join.join_type == JoinType::Full {
-            return Err(QueryError::refused(
-                Rule::PersonJoin,
-                "FULL JOIN of person-level tables is not supported; use LEFT or INNER joins",
-            ));
-        }
+    let mut on = join.on.clone();
+    if let (Some(left_person), Some(right_person)) = (&left.person, &right.person) {
+        check_person_join(join, &left, &right)?;
+        on.push((
+            Expr::Column(left_person.clone()),
+            Expr::Column(right_person.clone()),
+        ));
     }
-    let filter = join
-        .filter
-        .clone()
-        .map(|filter| with_guarded_subqueries(filter, scope))
-        .transpose()?;
+    check_filtering_join(join.join_type, &left, &right)?;
     let left_width = left.plan.schema().fields().len();
     let (person, tags) = join_output(join.join_type, &left, &right, left_width);
     let plan = LogicalPlan::Join(datafusion::logical_expr::Join::try_new(
         Arc::new(left.plan),
         Arc::new(right.plan),
-        join.on.clone(),
-        filter,
+        on,
+        join.filter.clone(),
         join.join_type,
         join.join_constraint,
         join.null_equality,
         join.null_aware,
     )?);
+    let tags = join_constrained(tags, join, &plan);
     Ok(Guarded { plan, person, tags })
+}
+
+fn check_person_join(
+    join: &datafusion::logical_expr::Join,
+    left: &Guarded,
+    right: &Guarded,
+) -> Result<(), QueryError> {
+    if !joins_on_person(join, left, right) {
+        return Err(QueryError::refused(
+            Rule::PersonJoin,
+            "person-level tables may only be joined on person_id (e.g. JOIN … ON a.person_id = b.person_id)",
+        ));
+    }
+    if join.join_type == JoinType::Full {
+        return Err(QueryError::refused(
+            Rule::PersonJoin,
+            "FULL JOIN of person-level tables is not supported; use LEFT or INNER joins",
+        ));
+    }
+    Ok(())
+}
+
+fn check_filtering_join(
+    join_type: JoinType,
+    left: &Guarded,
+    right: &Guarded,
+) -> Result<(), QueryError> {
+    let (kept, filtering) = match join_type {
+        JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => (left, right),
+        JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => (right, left),
+        _ => return Ok(()),
+    };
+    if kept.person.is_none() && filtering.person.is_some() {
+        return Err(QueryError::refused(
+            Rule::PersonSubquery,
+            "person-level rows may not decide which constant rows are kept; select persons with person_id IN (SELECT person_id FROM …)",
+        ));
+    }
+    Ok(())
+}
+
+/// The join's conditions constrain the columns they name: each takes on
+/// the classes of the columns it is compared with.
+fn join_constrained(
+    mut tags: ColumnTags,
+    join: &datafusion::logical_expr::Join,
+    plan: &LogicalPlan,
+) -> ColumnTags {
+    let schema = plan.schema();
+    for (left, right) in &join.on {
+        tags = constrained(&tags, schema, &left.clone().eq(right.clone()));
+    }
+    if let Some(filter) = &join.filter {
+        tags = constrained(&tags, schema, filter);
+    }
+    tags
+}
+
+/// Tags after a predicate: in each conjunct, every column named takes on
+/// the classes of all the columns of that conjunct. Columns the output does
+/// not have (semi joins) are skipped.
+pub fn constrained(tags: &ColumnTags, schema: &DFSchema, predicate: &Expr) -> ColumnTags {
+    let mut result = tags.clone();
+    for conjunct in split_conjunction(predicate) {
+        let columns: Vec<usize> = conjunct
+            .column_refs()
+            .into_iter()
+            .filter_map(|column| schema.maybe_index_of_column(column))
+            .collect();
+        let all = columns
+            .iter()
+            .map(|&index| tags.get(index))
+            .fold(Tags::NONE, Tags::merge);
+        for index in columns {
+            result.set(index, result.get(index).constrained_by(all));
+        }
+    }
+    result
+}
+
+pub fn has_subquery(expr: &Expr) -> bool {
+    expr.exists(|node| {
+        Ok(matches!(
+            node,
+            Expr::InSubquery(_) | Expr::Exists(_) | Expr::ScalarSubquery(_)
+        ))
+    })
+    .unwrap_or(true)
 }
 
 fn joins_on_person(join: &datafusion::logical_expr::Join, left: &Guarded, right: &Guarded) -> bool {
@@ -355,7 +470,8 @@ fn rewrite_inner_aggregate(aggregate: &Aggregate, scope: &Scope) -> Result<Guard
     groups.push(Expr::Column(person.clone()));
     let mut aggregates = Vec::with_capacity(aggregate.aggr_expr.len());
     for (index, expr) in aggregate.aggr_expr.iter().enumerate() {
-        let expr = with_guarded_subqueries(expr.clone(), scope)?;
+        check_inner_aggregate(expr)?;
+        let expr = with_guarded_subqueries(expr.clone(), &input, scope)?;
         tags.set(
             groups.len() + index,
             output_tags(&input.tags, &schema, &expr),
@@ -382,38 +498,107 @@ fn keeps_person_key(input: &Guarded) -> bool {
 }
 
 /// Window functions only within one person's rows (PARTITION BY person_id):
-/// a window across persons would move one person's value into another's row.
+/// a window across persons would move one person's value into another's
+/// row. Each is also partitioned by the hidden person column.
 fn rewrite_window(window: &Window, scope: &Scope) -> Result<Guarded, QueryError> {
     let input = rewrite(&window.input, scope)?;
     let schema = Arc::clone(input.plan.schema());
     let width = schema.fields().len();
     let mut tags = input.tags.clone();
+    let mut exprs = Vec::with_capacity(window.window_expr.len());
     for (index, expr) in window.window_expr.iter().enumerate() {
-        let per_person = match expr.clone().unalias() {
-            Expr::WindowFunction(function) => function
-                .params
-                .partition_by
-                .iter()
-                .any(|partition| input.tags.of_expr(&schema, partition).person_equal),
-            _ => false,
+        let expr = match &input.person {
+            Some(person) => per_person_window(expr, &input, person)?,
+            None => expr.clone(),
         };
-        if input.person.is_some() && !per_person {
-            return Err(QueryError::refused(
-                Rule::Unsupported,
-                "window functions must be PARTITION BY person_id",
-            ));
-        }
-        tags.set(width + index, input.tags.of_expr(&schema, expr).derived());
+        tags.set(width + index, window_tags(&input.tags, &schema, &expr));
+        exprs.push(expr);
     }
-    let plan = LogicalPlan::Window(Window::try_new(
-        window.window_expr.clone(),
-        Arc::new(input.plan),
-    )?);
+    let plan = LogicalPlan::Window(Window::try_new(exprs, Arc::new(input.plan))?);
     Ok(Guarded {
         plan,
         person: input.person,
         tags,
     })
+}
+
+/// Tags of a window function's column over one person's rows: what its
+/// arguments carry (counts and ranks carry nothing; sums keep sensitivity);
+/// the partition only says whose rows they are.
+fn window_tags(tags: &ColumnTags, schema: &DFSchema, expr: &Expr) -> Tags {
+    let Expr::WindowFunction(function) = expr.clone().unalias() else {
+        return Tags::UNKNOWN;
+    };
+    let arguments = function
+        .params
+        .args
+        .iter()
+        .map(|arg| tags.of_expr(schema, arg))
+        .fold(Tags::NONE, Tags::merge);
+    match function.fun.name().to_ascii_lowercase().as_str() {
+        "count" | "row_number" | "rank" | "dense_rank" => arguments.summarized(false),
+        "sum" | "avg" => arguments.summarized(true),
+        _ => arguments.derived(),
+    }
+}
+
+/// Window functions over one person's rows: none can fail on a value.
+const PER_PERSON_WINDOWS: &[&str] = &[
+    "row_number",
+    "rank",
+    "dense_rank",
+    "lag",
+    "lead",
+    "first_value",
+    "last_value",
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+];
+
+fn per_person_window(expr: &Expr, input: &Guarded, person: &Column) -> Result<Expr, QueryError> {
+    let refuse = || {
+        QueryError::refused(
+            Rule::Unsupported,
+            "window functions must be PARTITION BY person_id",
+        )
+    };
+    let (mut function, alias) = match expr.clone() {
+        Expr::WindowFunction(function) => (function, None),
+        Expr::Alias(alias) => match *alias.expr {
+            Expr::WindowFunction(function) => (function, Some((alias.relation, alias.name))),
+            _ => return Err(refuse()),
+        },
+        _ => return Err(refuse()),
+    };
+    let name = function.fun.name().to_ascii_lowercase();
+    if !PER_PERSON_WINDOWS.contains(&name.as_str()) {
+        return Err(QueryError::refused(
+            Rule::Unsupported,
+            format!("the window function {name} is not available (see docs/query-rules.md)"),
+        ));
+    }
+    let schema = input.plan.schema();
+    let per_person = function
+        .params
+        .partition_by
+        .iter()
+        .any(|partition| input.tags.of_expr(schema, partition).person_equal);
+    if !per_person {
+        return Err(refuse());
+    }
+    // Keeps the name the query refers to the column by.
+    let (relation, name) = match alias {
+        Some(alias) => alias,
+        None => (None, expr.schema_name().to_string()),
+    };
+    function
+        .params
+        .partition_by
+        .push(Expr::Column(person.clone()));
+    Ok(Expr::WindowFunction(function).alias_qualified(relation, name))
 }
 
 /// UNION [ALL] of person-level inputs: the person column is moved last in
@@ -433,10 +618,16 @@ fn rewrite_union(union: &Union, scope: &Scope) -> Result<Guarded, QueryError> {
     }
     let mut tags = ColumnTags::default();
     let mut plans = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let plan = person_last(input.plan, input.person.as_ref())?;
-        for index in 0..plan.schema().fields().len() {
-            tags.set(index, tags.get(index) | input.tags.get(index));
+    for (arm, input) in inputs.into_iter().enumerate() {
+        let (plan, order) = person_last(input.plan, input.person.as_ref())?;
+        for (index, &from) in order.iter().enumerate() {
+            let arm_tags = input.tags.get(from);
+            let merged = if arm == 0 {
+                arm_tags
+            } else {
+                tags.get(index).either(arm_tags)
+            };
+            tags.set(index, merged);
         }
         plans.push(Arc::new(plan));
     }
@@ -450,49 +641,66 @@ fn rewrite_union(union: &Union, scope: &Scope) -> Result<Guarded, QueryError> {
     Ok(Guarded { plan, person, tags })
 }
 
-fn person_last(plan: LogicalPlan, person: Option<&Column>) -> Result<LogicalPlan, QueryError> {
+/// The plan with its person column moved last, and for each output column
+/// the input column it came from.
+fn person_last(
+    plan: LogicalPlan,
+    person: Option<&Column>,
+) -> Result<(LogicalPlan, Vec<usize>), QueryError> {
+    let width = plan.schema().fields().len();
+    let identity = (0..width).collect();
     let Some(person) = person else {
-        return Ok(plan);
+        return Ok((plan, identity));
     };
     let schema = Arc::clone(plan.schema());
     let person_index = schema.index_of_column(person)?;
-    if person_index == schema.fields().len() - 1 {
-        return Ok(plan);
+    if person_index == width - 1 {
+        return Ok((plan, identity));
     }
-    let mut exprs: Vec<Expr> = schema
-        .columns()
-        .into_iter()
-        .enumerate()
-        .filter(|(index, _)| *index != person_index)
-        .map(|(_, column)| Expr::Column(column))
+    let mut order: Vec<usize> = (0..width).filter(|&index| index != person_index).collect();
+    order.push(person_index);
+    let columns = schema.columns();
+    let exprs: Vec<Expr> = order
+        .iter()
+        .map(|&index| Expr::Column(columns[index].clone()))
         .collect();
-    exprs.push(Expr::Column(person.clone()));
-    Ok(LogicalPlan::Projection(Projection::try_new(
-        exprs,
-        Arc::new(plan),
-    )?))
+    let plan = LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(plan))?);
+    Ok((plan, order))
 }
 
 /// Subqueries inside expressions read tables too: their plans get the same
-/// scan guard. IN/EXISTS only filter rows; a scalar subquery could carry one
-/// person's value into every released cell and is refused.
-pub fn with_guarded_subqueries(expr: Expr, scope: &Scope) -> Result<Expr, QueryError> {
+/// scan guard, and nothing computed from fewer than k persons may steer
+/// which rows count. So a subquery over person-level rows may only select
+/// persons (`person_id [NOT] IN (SELECT person_id FROM …)`, uncorrelated);
+/// `x IN (SELECT …)` may otherwise only read constants; EXISTS may not read
+/// person-level rows; a scalar subquery is refused (it could carry one
+/// person's value into every released cell).
+pub fn with_guarded_subqueries(
+    expr: Expr,
+    input: &Guarded,
+    scope: &Scope,
+) -> Result<Expr, QueryError> {
+    let schema = Arc::clone(input.plan.schema());
     expr.transform_up(|expr| match expr {
         Expr::ScalarSubquery(_) => Err(to_df(QueryError::refused(
             Rule::ScalarSubquery,
-            "scalar subqueries are not allowed; join the subquery or use IN / EXISTS",
+            "scalar subqueries are not allowed; join the subquery or use person_id IN (SELECT person_id FROM …)",
         ))),
         Expr::InSubquery(InSubquery {
             expr,
             subquery,
             negated,
-        }) => Ok(Transformed::yes(Expr::InSubquery(InSubquery {
-            expr,
-            subquery: guarded_subquery(subquery, scope).map_err(to_df)?,
-            negated,
-        }))),
+        }) => {
+            let selects_persons = input.tags.of_expr(&schema, &expr).person_equal;
+            let subquery = guarded_subquery(subquery, scope, selects_persons).map_err(to_df)?;
+            Ok(Transformed::yes(Expr::InSubquery(InSubquery {
+                expr,
+                subquery,
+                negated,
+            })))
+        }
         Expr::Exists(Exists { subquery, negated }) => Ok(Transformed::yes(Expr::Exists(Exists {
-            subquery: guarded_subquery(subquery, scope).map_err(to_df)?,
+            subquery: guarded_subquery(subquery, scope, false).map_err(to_df)?,
             negated,
         }))),
         other => Ok(Transformed::no(other)),
@@ -501,15 +709,42 @@ pub fn with_guarded_subqueries(expr: Expr, scope: &Scope) -> Result<Expr, QueryE
     .map_err(QueryError::from)
 }
 
-fn guarded_subquery(subquery: Subquery, scope: &Scope) -> Result<Subquery, QueryError> {
+/// The guarded subquery, refused unless it reads only constants, or it
+/// selects persons (`selects_persons`: the outer side is the person key)
+/// and returns the person key.
+fn guarded_subquery(
+    subquery: Subquery,
+    scope: &Scope,
+    selects_persons: bool,
+) -> Result<Subquery, QueryError> {
+    if !subquery.outer_ref_columns.is_empty() {
+        return Err(person_subquery_refusal());
+    }
     let guarded = rewrite(&subquery.subquery, scope)?;
-    // The person column was appended last: drop it so the subquery keeps its
+    if let Some(person) = &guarded.person {
+        let schema = guarded.plan.schema();
+        let first_visible = (0..schema.fields().len())
+            .find(|&index| schema.qualified_field(index).1.name() != person.name());
+        let returns_persons =
+            first_visible.is_some_and(|index| guarded.tags.get(index).person_equal);
+        if !(selects_persons && returns_persons) {
+            return Err(person_subquery_refusal());
+        }
+    }
+    // The person column was appended: drop it so the subquery keeps its
     // original width (IN compares one column).
     let plan = drop_person(guarded.plan, guarded.person.as_ref())?;
     Ok(Subquery {
         subquery: Arc::new(plan),
         ..subquery
     })
+}
+
+fn person_subquery_refusal() -> QueryError {
+    QueryError::refused(
+        Rule::PersonSubquery,
+        "a subquery over person-level rows may only select persons: person_id IN (SELECT person_id FROM …), without references to the outer query",
+    )
 }
 
 fn drop_person(plan: LogicalPlan, person: Option<&Column>) -> Result<LogicalPlan, QueryError> {

@@ -9,6 +9,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::error::{QueryError, Rule};
+use crate::guard::bounds;
 
 /// The schema of project workspaces.
 pub const WORKSPACE_SCHEMA: &str = "work";
@@ -24,7 +25,15 @@ pub enum Request {
     DropWorkspaceTable { name: String, if_exists: bool },
 }
 
+/// Parses one statement within the input bounds (see [`bounds`]) and says
+/// what it asks for.
 pub fn classify(sql: &str) -> Result<Request, QueryError> {
+    bounds::check_length(sql)?;
+    let sql = sql.to_string();
+    bounds::on_parse_stack(move || classify_bounded(&sql))
+}
+
+fn classify_bounded(sql: &str) -> Result<Request, QueryError> {
     let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
         .map_err(|error| QueryError::Invalid(error.to_string()))?;
     if statements.len() != 1 {
@@ -36,6 +45,7 @@ pub fn classify(sql: &str) -> Result<Request, QueryError> {
     let statement = statements.pop_front().expect("one statement");
     match statement {
         DfStatement::Statement(mut inner) => {
+            bounds::check_nesting(&inner)?;
             number_positional_placeholders(&mut inner);
             classify_sql(*inner)
         }

@@ -1,0 +1,158 @@
+"""Utility and cost of a guard change, side by side in one run.
+
+Two `enclave` binaries (before and after a change) serve the same synthetic
+release, one after the other, with the same project (all tables, k = 10, no
+rounding). Every query of the claims suite (`claims_suite.sql`) and of
+`examples/adbc_quickstart.py` runs through each over Flight SQL (ADBC); the
+script prints, per query, the median time of each over RUNS runs, the groups
+each released, and how many released cells differ. A cell that differs is
+either a value the new rules withhold (NULL after, a number before) or a
+changed value; both are counted.
+
+    ENCLAVE_BIN_BEFORE=/path/old/enclave ENCLAVE_BIN=/path/new/enclave \\
+        $VENV/bin/python services/query/benches/guard_utility.py [PERSONS]
+
+(default 20,000 persons; the venv is scripts/python-env.sh's).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import adbc_driver_flightsql.dbapi as flight_sql
+
+ROOT = Path(__file__).resolve().parents[3]
+RUNS = 3
+USER, PASSWORD = "bench", "bench-password-long-enough"
+
+
+def suite() -> list[tuple[str, str]]:
+    text = (ROOT / "services/query/benches/claims_suite.sql").read_text()
+    queries = []
+    for block in text.split(";"):
+        name, sql = None, []
+        for line in (line.strip() for line in block.splitlines()):
+            if not line:
+                continue
+            if line.startswith("-- ") and not sql:
+                name = line[3:]
+            else:
+                sql.append(line)
+        if name and sql:
+            queries.append((name, " ".join(sql)))
+    example = (ROOT / "examples/adbc_quickstart.py").read_text()
+    for index, sql in enumerate(re.findall(r'"""\s*(SELECT.*?)"""', example, re.S)):
+        queries.append((f"example {index + 1}", " ".join(sql.split())))
+    return queries
+
+
+def run(binary: str, *args) -> None:
+    subprocess.run([binary, *map(str, args)], check=True, capture_output=True, text=True,
+                   input=PASSWORD + "\n")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare(work: Path, binary: str, persons: int) -> Path:
+    data, key, extracts = work / "data", work / "key", work / "extracts"
+    run(binary, "synth", "--persons", persons, "--seed", 7, "--out", extracts)
+    key.write_text(secrets.token_hex(32))
+    key.chmod(0o600)
+    run(binary, "ingest", "--extracts", extracts, "--data", data, "--key-file", key)
+    return data
+
+
+def serve(binary: str, data: Path, work: Path, name: str) -> tuple[subprocess.Popen, str]:
+    state = work / f"state-{name}"
+    run(binary, "user", "add", "--state", state, "--name", USER, "--role", "researcher", "--password-stdin")
+    tables = ["ndb.receipts", "ndb.diagnoses", "ndb.procedures", "ndb.drugs", "dpc.admissions",
+              "dpc.details", "care.claims", "care.services", "care.certifications"]
+    args = ["project", "add", "--state", state, "--id", "bench", "--title", "Guard utility bench",
+            "--period", "2000-01..2099-12", "--until", "2099-12-31", "--k", "10", "--rounding", "none",
+            "--member", USER]
+    for table in tables:
+        args += ["--grant", table]
+    run(binary, *args)
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "serve", "--data", data, "--state", state, "--listen", f"127.0.0.1:{port}", "--no-portal"],
+        stdout=subprocess.DEVNULL, stderr=open(work / f"serve-{name}.log", "wb"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, f"grpc://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{binary} serve did not start")
+
+
+def measure(uri: str, sql: str) -> tuple[float, set | str]:
+    with flight_sql.connect(uri, db_kwargs={"username": USER, "password": PASSWORD}) as conn:
+        times, result = [], None
+        for _ in range(RUNS):
+            started = time.perf_counter()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(sql)
+                    table = cur.fetch_arrow_table()
+                result = {tuple(row.values()) for row in table.to_pylist()}
+            except Exception as error:  # a refusal is a result too
+                result = str(error).splitlines()[0][:60]
+            times.append(time.perf_counter() - started)
+        return statistics.median(times), result
+
+
+def cells(result: set | str) -> dict:
+    """Group key (all but the last numeric columns) → row, for comparison."""
+    if isinstance(result, str):
+        return {}
+    return {row[:-1]: row for row in result}
+
+
+def main() -> None:
+    before, after = os.environ["ENCLAVE_BIN_BEFORE"], os.environ["ENCLAVE_BIN"]
+    persons = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data = prepare(work, after, persons)
+        servers = {name: serve(binary, data, work, name) for name, binary in
+                   [("before", before), ("after", after)]}
+        try:
+            print(f"{persons} persons, median of {RUNS} runs each")
+            print(f"{'query':<44} {'before':>8} {'after':>8} {'ratio':>6}  groups before/after, cells differing")
+            ratios = []
+            for name, sql in suite():
+                (t_before, r_before), (t_after, r_after) = (
+                    measure(servers[side][1], sql) for side in ("before", "after"))
+                groups = [len(r) if isinstance(r, set) else "refused" for r in (r_before, r_after)]
+                old, new = cells(r_before), cells(r_after)
+                differing = sum(1 for key, row in old.items() if new.get(key) != row)
+                ratios.append(t_after / t_before)
+                print(f"{name:<44} {t_before:>7.3f}s {t_after:>7.3f}s {t_after / t_before:>5.2f}x  "
+                      f"{groups[0]}/{groups[1]}, {differing}")
+                if isinstance(r_after, str):
+                    print(f"    after: {r_after}")
+            print(f"median ratio after/before: {statistics.median(ratios):.2f}x")
+        finally:
+            for process, _ in servers.values():
+                process.terminate()
+                process.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@
 //! operators' read-only audit schema), results held
 //! for one fetch between `GetFlightInfo` and `DoGet`, server-side prepared statements with bound parameters, the
 //! metadata calls clients browse with (catalogs, schemas, tables, SqlInfo),
+//! the bound on statement length (`MAX_SQL_BYTES`, checked before parsing)
 //! and the mapping of refusals to gRPC status codes. Everything about what
 //! may run and leave is decided by `enclave-query`.
 
@@ -20,7 +21,7 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use enclave_access::Access;
 use enclave_query::QueryEngine;
 
-pub use service::{EnclaveFlightSql, PROJECT_HEADER, SUPPRESSED_KEY, status};
+pub use service::{EnclaveFlightSql, MAX_SQL_BYTES, PROJECT_HEADER, SUPPRESSED_KEY, status};
 
 /// The Flight SQL service, ready to be added to a gRPC server.
 pub fn flight_service(

@@ -37,12 +37,15 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::prepared::PreparedStatements;
 use crate::results::PendingResults;
 use crate::session::Session;
-use enclave_access::{Access, Domain, basic_credentials, permissions};
+use enclave_access::{Access, Domain, basic_credentials, client_address, permissions};
 use enclave_audit::NewEvent;
 use enclave_state::AUDIT_SCOPE;
 
 /// The call header that picks a project.
 pub const PROJECT_HEADER: &str = "x-enclave-project";
+/// Longest SQL statement accepted (bytes); a longer one is refused before
+/// it is parsed.
+pub const MAX_SQL_BYTES: usize = 256 * 1024;
 /// Schema metadata key and app-metadata field telling suppressed groups.
 pub const SUPPRESSED_KEY: &str = "enclave.suppressed_groups";
 
@@ -161,7 +164,10 @@ impl EnclaveFlightSql {
         params: Option<ParamValues>,
     ) -> Result<Outcome, Status> {
         let started = Instant::now();
-        let outcome = session.execute(sql, params).await;
+        let outcome = match bounded_sql(sql) {
+            Ok(()) => session.execute(sql, params).await,
+            Err(error) => Err(error),
+        };
         let summary = match &outcome {
             Ok(Outcome::Rows(released)) => (
                 "ok",
@@ -186,7 +192,10 @@ impl EnclaveFlightSql {
     /// executed one (clients such as ADBC prepare every query).
     async fn prepare_audited(&self, session: &Session, sql: &str) -> Result<SchemaRef, Status> {
         let started = Instant::now();
-        let prepared = session.prepare(sql).await;
+        let prepared = match bounded_sql(sql) {
+            Ok(()) => session.prepare(sql).await,
+            Err(error) => Err(error),
+        };
         if let Err(error) = &prepared {
             self.record_statement(session, sql, "prepare", failure_summary(error), started)
                 .await?;
@@ -240,6 +249,17 @@ impl EnclaveFlightSql {
         let info = flight_info(&schema, ticket, descriptor)?.with_total_records(rows as i64);
         Ok(Response::new(info))
     }
+}
+
+/// Refuses a statement longer than [`MAX_SQL_BYTES`] before it is parsed.
+fn bounded_sql(sql: &str) -> Result<(), QueryError> {
+    if sql.len() <= MAX_SQL_BYTES {
+        return Ok(());
+    }
+    Err(QueryError::Invalid(format!(
+        "the statement is {} bytes long; statements are at most {MAX_SQL_BYTES} bytes",
+        sql.len()
+    )))
 }
 
 /// Maps query errors to gRPC status codes; the message is the user message.
@@ -389,7 +409,8 @@ impl FlightSqlService for EnclaveFlightSql {
         Status,
     > {
         let (user, password) = basic_credentials(request.metadata())?;
-        let token = self.access.login(&user, &password).await?;
+        let address = client_address(&request);
+        let token = self.access.login(&user, &password, address).await?;
         let response = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into_bytes().into(),
@@ -672,5 +693,19 @@ fn updated_rows(outcome: Outcome) -> Result<i64, Status> {
         Outcome::Rows(_) => Err(Status::invalid_argument(
             "this call runs CREATE/DROP TABLE work.<name>; send queries as queries",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_longer_than_the_bound_are_refused_by_their_length() {
+        assert!(bounded_sql(&"x".repeat(MAX_SQL_BYTES)).is_ok());
+        let error = bounded_sql(&"x".repeat(MAX_SQL_BYTES + 1)).unwrap_err();
+        let message = error.user_message();
+        assert!(message.contains("at most 262144 bytes"), "{message}");
+        assert!(!message.contains("xxx"), "the text is not echoed");
     }
 }

@@ -117,7 +117,7 @@ mod tests {
         let sql = "SELECT ".to_string() + &"1,".repeat(700_000);
         let bounded = bound_event(event(
             "alice".into(),
-            serde_json::json!({ "sql": sql, "list": [sql.clone()], "nested": { "m": sql } }),
+            serde_json::json!({ "sql": sql.clone(), "list": [sql.clone()], "nested": { "m": sql } }),
         ));
         for text in [
             &bounded.detail["sql"],

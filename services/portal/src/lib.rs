@@ -155,7 +155,9 @@ impl Portal {
             .local_addr()
             .map_err(|source| PortalError::Bind { address, source })?;
         ready(bound);
-        let service = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        let service = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await

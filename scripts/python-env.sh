@@ -18,7 +18,7 @@ have="$(cat "$venv/.requirements.sha256" 2>/dev/null || true)"
 if [ "$want" != "$have" ]; then
     echo "installing $req" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2
-    "$venv/bin/python" -c 'import adbc_driver_flightsql.dbapi, adbc_driver_manager, pyarrow.flight, duckdb, pytest, playwright.sync_api' >&2
+    "$venv/bin/python" -c 'import adbc_driver_flightsql.dbapi, adbc_driver_manager, pyarrow.flight, grpc, duckdb, pytest, playwright.sync_api' >&2
     echo "$want" >"$venv/.requirements.sha256"
 fi
 echo "$venv"

@@ -331,9 +331,9 @@ def test_posts_without_the_csrf_token_change_nothing(portal: Server, browser: Br
     page.goto("/applications")
     expect(page.locator("main")).not_to_contain_text("Forged")
     assert "csrf-probe" not in page.content() and "csrf-probe" not in before
-    # The session cookie cannot be read by scripts and is not sent cross-site.
+    # The session and pre-session cookies cannot be read by scripts and are not sent cross-site.
     cookies = {cookie["name"]: cookie for cookie in page.context.cookies()}
-    for name in ("enclave_session", "enclave_csrf"):
+    for name in ("enclave_session", "enclave_presession"):
         assert cookies[name]["httpOnly"] and cookies[name]["sameSite"] == "Strict", cookies[name]
 
 

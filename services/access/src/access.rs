@@ -1,21 +1,26 @@
 //! Who is calling and whether they may: the service every front end asks.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use enclave_audit::{AuditLog, NewEvent};
 use enclave_core::date::CivilDate;
-use enclave_state::{Clock, StateError, StateStore, User};
+use enclave_state::{Clock, StateError, StateStore, User, is_valid_user_name};
 use tokio::sync::Mutex;
 use tonic::metadata::MetadataMap;
 
 use crate::AccessError;
 use crate::policy::{Authorizer, Domain, Permission, RoleLine};
+use crate::throttle::LoginThrottle;
 use crate::token::{Signer, bearer_token};
 
 /// How long a login token is valid.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+/// Longest password accepted at login: hashing a longer one would be work
+/// anybody could make the server do.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// Role lines kept outside this crate (the applicants, members and assigned
 /// reviewers of applications), read from the same state store.
@@ -36,6 +41,7 @@ pub struct Access {
     sources: Vec<Arc<dyn RoleSource>>,
     current: Mutex<Option<Built>>,
     audit: Arc<AuditLog>,
+    throttle: LoginThrottle,
 }
 
 #[derive(Debug)]
@@ -59,6 +65,7 @@ impl Access {
             sources,
             current: Mutex::new(None),
             audit,
+            throttle: LoginThrottle::default(),
         }
     }
 
@@ -76,26 +83,70 @@ impl Access {
     }
 
     /// Checks a password (off the I/O threads: hashing is slow on purpose)
-    /// and issues a token. Success and failure are both recorded first.
-    pub async fn login(&self, user: &str, password: &str) -> Result<String, AccessError> {
+    /// and issues a token. Names and passwords out of bounds, and accounts
+    /// or addresses throttled after failures (`throttle`), are
+    /// refused before any hashing. Every attempt is recorded first.
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+        address: Option<IpAddr>,
+    ) -> Result<String, AccessError> {
+        if let Err(error) = check_credentials(user, password) {
+            self.throttle.failed(None, address);
+            self.record_login(user, "refused", address, error.to_string())
+                .await?;
+            return Err(error);
+        }
+        if let Some(wait) = self.throttle.refuse(user, address) {
+            let error = AccessError::Throttled(wait.as_millis().div_ceil(1000) as u64);
+            tracing::warn!(user, ?address, "login throttled");
+            self.record_login(user, "refused", address, "throttled".into())
+                .await?;
+            return Err(error);
+        }
         let state = Arc::clone(&self.state);
-        let (name, password) = (user.to_string(), password.to_string());
-        let account = blocking(move || state.authenticate(&name, &password)).await?;
-        let outcome = if account.is_some() { "ok" } else { "refused" };
+        let (name, secret) = (user.to_string(), password.to_string());
+        let account = blocking(move || state.authenticate(&name, &secret)).await?;
+        if account.is_none() {
+            self.throttle.failed(Some(user), address);
+            self.record_login(user, "refused", address, "wrong name or password".into())
+                .await?;
+            tracing::warn!(user, ?address, "login failed");
+            return Err(AccessError::BadCredentials);
+        }
+        self.throttle.succeeded(user);
+        self.record_login(user, "ok", address, String::new())
+            .await?;
+        tracing::info!(user, "login");
+        Ok(self.signer.issue_token(user, TOKEN_LIFETIME))
+    }
+
+    /// Records one login attempt: the name given, the client's address and
+    /// why a refused one was refused.
+    async fn record_login(
+        &self,
+        user: &str,
+        outcome: &str,
+        address: Option<IpAddr>,
+        reason: String,
+    ) -> Result<(), AccessError> {
+        let mut detail = serde_json::Map::new();
+        if let Some(address) = address {
+            detail.insert("address".into(), address.to_string().into());
+        }
+        if !reason.is_empty() {
+            detail.insert("reason".into(), reason.into());
+        }
         self.audit
             .record(NewEvent {
                 actor: user.to_string(),
                 action: "login".into(),
                 outcome: outcome.into(),
-                detail: serde_json::Value::Null,
+                detail: detail.into(),
             })
             .await?;
-        if account.is_none() {
-            tracing::warn!(user, "login failed");
-            return Err(AccessError::BadCredentials);
-        }
-        tracing::info!(user, "login");
-        Ok(self.signer.issue_token(user, TOKEN_LIFETIME))
+        Ok(())
     }
 
     /// The enabled account a call's bearer token was issued to. A refused
@@ -195,6 +246,19 @@ impl Access {
         })
         .await
     }
+}
+
+/// Refuses a name no account can have and an overlong password.
+fn check_credentials(user: &str, password: &str) -> Result<(), AccessError> {
+    if !is_valid_user_name(user) {
+        return Err(AccessError::Invalid(
+            "user names are 1-64 characters of letters, digits, '.', '-' and '_'",
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(AccessError::Invalid("passwords are at most 1024 bytes"));
+    }
+    Ok(())
 }
 
 /// One line per enabled account: its role in the system domain.

@@ -8,6 +8,10 @@ pub enum AccessError {
     Unauthenticated,
     #[error("invalid user name or password")]
     BadCredentials,
+    #[error("login refused: {0}")]
+    Invalid(&'static str),
+    #[error("too many login attempts for this account or from this address; retry after {0} s")]
+    Throttled(u64),
     #[error("permission denied: {0}")]
     Denied(String),
     #[error("access policy: {0}")]
@@ -27,6 +31,8 @@ impl From<AccessError> for Status {
                 Status::unauthenticated(error.to_string())
             }
             AccessError::Denied(_) => Status::permission_denied(error.to_string()),
+            AccessError::Invalid(_) => Status::invalid_argument(error.to_string()),
+            AccessError::Throttled(_) => Status::resource_exhausted(error.to_string()),
             AccessError::Audit(error) => error.into(),
             AccessError::Policy(_) | AccessError::State(_) | AccessError::Internal(_) => {
                 tracing::error!(%error, "access check failed");

@@ -6,17 +6,20 @@
 //! reviewers hold roles in their application's domain; members of an
 //! approved project hold `project_member` in the project's domain only while
 //! its grant is current. Every front end (Flight SQL, the gRPC API) asks
-//! [`Access`] before it acts.
+//! [`Access`] before it acts. Logins are bounded (names, password length)
+//! and throttled per account and per client address
+//! (`throttle`).
 
 mod access;
 mod error;
 mod policy;
+mod throttle;
 mod token;
 
-pub use access::{Access, RoleSource, TOKEN_LIFETIME};
+pub use access::{Access, MAX_PASSWORD_BYTES, RoleSource, TOKEN_LIFETIME};
 pub use error::AccessError;
 pub use policy::{Authorizer, BASE_POLICY, Domain, MODEL, Permission, RoleLine};
-pub use token::{Signer, basic_credentials, bearer_token};
+pub use token::{ClientAddress, Signer, basic_credentials, bearer_token, client_address};
 
 /// The permissions front ends check (objects and actions of `policy.csv`).
 pub mod permissions {

@@ -5,6 +5,7 @@
 //! `base64url(user:expiry:nonce).base64url(HMAC)`, signed with a key drawn
 //! at server start. Every later call must carry it.
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -13,8 +14,8 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
-use tonic::Status;
 use tonic::metadata::MetadataMap;
+use tonic::{Request, Status};
 
 /// Standard base64 that accepts input with or without padding (ADBC's Go
 /// client sends Basic credentials unpadded).
@@ -105,6 +106,22 @@ pub fn basic_credentials(metadata: &MetadataMap) -> Result<(String, String), Sta
     let text = String::from_utf8(decoded).map_err(|_| bad())?;
     let (user, password) = text.split_once(':').ok_or_else(bad)?;
     Ok((user.to_string(), password.to_string()))
+}
+
+/// The address of the client a login comes from, set by a front end that
+/// calls the API in-process for a remote visitor (the portal); it takes
+/// precedence over the connection's peer address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+/// The client address of a call: [`ClientAddress`] when a front end set
+/// one, else the peer of its connection.
+pub fn client_address<T>(request: &Request<T>) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<ClientAddress>()
+        .map(|client| client.0)
+        .or_else(|| request.remote_addr().map(|peer| peer.ip()))
 }
 
 /// The token from `authorization: Bearer …`.

@@ -1,6 +1,6 @@
 //! `Session`: logins.
 
-use enclave_access::TOKEN_LIFETIME;
+use enclave_access::{TOKEN_LIFETIME, client_address};
 use tonic::{Request, Response, Status};
 
 use crate::proto::session_server::Session;
@@ -13,8 +13,9 @@ impl Session for Api {
         &self,
         request: Request<LoginRequest>,
     ) -> Result<Response<LoginResponse>, Status> {
+        let address = client_address(&request);
         let LoginRequest { user, password } = request.into_inner();
-        let token = self.access().login(&user, &password).await?;
+        let token = self.access().login(&user, &password, address).await?;
         Ok(Response::new(LoginResponse {
             token,
             expires_in: TOKEN_LIFETIME.as_secs(),

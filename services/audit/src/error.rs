@@ -2,9 +2,10 @@ use std::path::Path;
 
 use thiserror::Error;
 
-/// Why the audit log could not do what was asked. When writing fails the
-/// log stays failed: every later event is refused, so the actions they
-/// record are refused too.
+/// Why the audit log could not do what was asked. When the disk fails
+/// (`Io`) the log stays failed: every later event is refused, so the
+/// actions they record are refused too. Any other refusal refuses only the
+/// events it concerns.
 #[derive(Debug, Error)]
 pub enum AuditError {
     #[error("audit log {path}: {source}")]

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::AuditError;
+use crate::bound::bound_event;
 use crate::log::NewEvent;
 
 const INBOX: &str = "inbox";
@@ -37,7 +38,8 @@ pub fn spool(dir: &Path, event: &NewEvent) -> Result<PathBuf, AuditError> {
     );
     let path = inbox.join(&name);
     let partial = inbox.join(format!(".{name}.partial"));
-    let bytes = serde_json::to_vec(event).map_err(|e| AuditError::Corrupt(e.to_string()))?;
+    let bytes = serde_json::to_vec(&bound_event(event.clone()))
+        .map_err(|e| AuditError::Corrupt(e.to_string()))?;
     File::create(&partial)
         .and_then(|mut file| file.write_all(&bytes).and_then(|()| file.sync_all()))
         .map_err(|e| AuditError::io(&partial, e))?;
@@ -66,7 +68,8 @@ pub(crate) fn waiting(dir: &Path) -> Result<Vec<(PathBuf, NewEvent)>, AuditError
     for path in paths {
         let bytes = fs::read(&path).map_err(|e| AuditError::io(&path, e))?;
         match serde_json::from_slice::<NewEvent>(&bytes) {
-            Ok(mut event) => {
+            Ok(event) => {
+                let mut event = bound_event(event);
                 event.detail["inbox"] = crate::log::file_name(&path).into();
                 events.push((path, event));
             }

@@ -8,8 +8,11 @@
 //! consistency proofs, signed checkpoints (Ed25519 via ring; the key kept
 //! apart from the log) every N events or T seconds, and `verify`, which
 //! re-reads everything and names the first bad event or checkpoint.
-//! If the log cannot be written it stays failed and every later event is
-//! refused, so the actions they record are refused. `alerts` finds patterns
+//! Every event's fields are bounded before it is queued (`bound`: a long
+//! user name or SQL text is kept as a prefix and a SHA-256), so no input
+//! makes an event the log cannot hold. If the disk cannot be written the
+//! log stays failed and every later event is refused, so the actions they
+//! record are refused. `alerts` finds patterns
 //! operators should look at (repeated refusals, failed logins, near-identical
 //! queries). `archive` copies sealed segments and checkpoints to S3 under
 //! Object Lock (compliance mode) so that nobody can delete them before their
@@ -18,6 +21,7 @@
 pub mod alerts;
 #[cfg(feature = "archive")]
 mod archive;
+mod bound;
 mod checkpoint;
 mod error;
 mod inbox;
@@ -28,6 +32,7 @@ mod verify;
 
 #[cfg(feature = "archive")]
 pub use archive::{Archive, ArchiveLocation, ArchiveTask};
+pub use bound::{MAX_NAME_BYTES, MAX_TEXT_BYTES, bound_event, bound_text};
 pub use checkpoint::{Checkpoint, CheckpointSigner, hex, load_public_key, public_key_path};
 pub use error::AuditError;
 pub use inbox::spool;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::AuditError;
+use crate::bound::bound_event;
 use crate::checkpoint::{CHECKPOINT_FILE, CheckpointSigner};
 use crate::inbox;
 use crate::merkle::{Frontier, Hash, leaf_hash};
@@ -128,10 +129,12 @@ impl AuditLog {
         &self.dir
     }
 
-    /// Makes `event` durable; answers with its sequence number once it is
-    /// on disk. An error means the action it records must be refused.
+    /// Makes `event` durable, its fields bounded first ([`bound_event`]);
+    /// answers with its sequence number once it is on disk. An error means
+    /// the action it records must be refused.
     pub async fn record(&self, event: NewEvent) -> Result<u64, AuditError> {
         let (reply, answer) = oneshot::channel();
+        let event = bound_event(event);
         self.requests
             .send(Request { event, reply })
             .map_err(|_| AuditError::Unwritable)?;
@@ -255,7 +258,7 @@ impl Writer {
             for (index, request) in batch.into_iter().enumerate() {
                 let answer = match &written {
                     Ok(first_seq) => Ok(first_seq + index as u64),
-                    Err(_) => Err(AuditError::Unwritable),
+                    Err(error) => Err(refusal(error)),
                 };
                 let _ = request.reply.send(answer);
             }
@@ -264,15 +267,21 @@ impl Writer {
         }
     }
 
-    /// Appends `events` and fsyncs; returns the first one's number.
+    /// Appends `events` and fsyncs; returns the first one's number. Only a
+    /// failure of the disk fails the log; an event that cannot be framed
+    /// refuses its batch, which is then not written at all.
     fn write_batch(&mut self, events: &[NewEvent]) -> Result<u64, AuditError> {
         if self.failed {
             return Err(AuditError::Unwritable);
         }
         let result = self.append(events);
-        if let Err(error) = &result {
-            tracing::error!(%error, "audit log write failed; refusing further actions");
-            self.failed = true;
+        match &result {
+            Err(error @ AuditError::Io { .. }) => {
+                tracing::error!(%error, "audit log write failed; refusing further actions");
+                self.failed = true;
+            }
+            Err(error) => tracing::error!(%error, "audit events refused"),
+            Ok(_) => {}
         }
         result
     }
@@ -401,6 +410,15 @@ impl Writer {
                 self.failed = true;
             }
         }
+    }
+}
+
+/// What each caller of a refused batch is told.
+fn refusal(error: &AuditError) -> AuditError {
+    match error {
+        AuditError::TooLarge(bytes) => AuditError::TooLarge(*bytes),
+        AuditError::Corrupt(message) => AuditError::Corrupt(message.clone()),
+        _ => AuditError::Unwritable,
     }
 }
 

@@ -37,7 +37,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::prepared::PreparedStatements;
 use crate::results::PendingResults;
 use crate::session::Session;
-use enclave_access::{Access, Domain, basic_credentials, permissions};
+use enclave_access::{Access, Domain, basic_credentials, client_address, permissions};
 use enclave_audit::NewEvent;
 use enclave_state::AUDIT_SCOPE;
 
@@ -374,7 +374,8 @@ impl FlightSqlService for EnclaveFlightSql {
         Status,
     > {
         let (user, password) = basic_credentials(request.metadata())?;
-        let token = self.access.login(&user, &password).await?;
+        let address = client_address(&request);
+        let token = self.access.login(&user, &password, address).await?;
         let response = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into_bytes().into(),

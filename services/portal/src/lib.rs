@@ -85,7 +85,7 @@ impl Portal {
                 access,
                 engine,
                 config,
-                sessions: Sessions::default(),
+                sessions: Sessions::new(),
                 dashboard: dashboard::Cache::default(),
                 verification: audit::LastVerification::default(),
             }),
@@ -134,7 +134,7 @@ impl Portal {
             .merge(assets::routes())
             .layer(middleware::from_fn_with_state(
                 self.clone(),
-                session::ensure_csrf_cookie,
+                session::ensure_presession,
             ))
             .layer(middleware::from_fn(security_headers))
             .with_state(self.clone())
@@ -155,7 +155,10 @@ impl Portal {
             .local_addr()
             .map_err(|source| PortalError::Bind { address, source })?;
         ready(bound);
-        axum::serve(listener, self.router())
+        let service = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(|error| PortalError::internal(&error))

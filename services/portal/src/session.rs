@@ -2,18 +2,23 @@
 //! token every form carries, and the visitor's language.
 //!
 //! A session is a random id in an `HttpOnly`, `SameSite=Strict` cookie
-//! mapped, in memory, to the account and the bearer token the API issued at
-//! sign-in; it ends with the token (or at sign-out, or when the server
-//! restarts). Every POST must carry a `csrf` field equal to the
-//! `enclave_csrf` cookie (double submit); the cookie is set on the first
-//! page a visitor opens and renewed at sign-in.
+//! mapped, in memory, to the account, the bearer token the API issued at
+//! sign-in and the session's own random CSRF token; it ends with the token
+//! (or at sign-out, or when the server restarts). Before sign-in a visitor
+//! has a pre-session: a random id in the `enclave_presession` cookie, set
+//! on the first page they open and replaced at sign-in and sign-out, whose
+//! CSRF token is an HMAC of the id under a key drawn at start (nothing is
+//! stored per visitor). Every POST must carry in its `csrf` field the token
+//! of the session its cookie names, or else of its pre-session: a token
+//! and cookie chosen by someone else, or taken from another session, are
+//! refused.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
@@ -21,6 +26,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::Portal;
@@ -28,9 +34,9 @@ use crate::error::PortalError;
 use crate::i18n::Lang;
 
 pub(crate) const SESSION_COOKIE: &str = "enclave_session";
-pub(crate) const CSRF_COOKIE: &str = "enclave_csrf";
+pub(crate) const PRESESSION_COOKIE: &str = "enclave_presession";
 pub(crate) const LANG_COOKIE: &str = "lang";
-/// The form field that must equal the CSRF cookie.
+/// The form field that must hold the session's CSRF token.
 pub(crate) const CSRF_FIELD: &str = "csrf";
 /// Sessions held at once; the oldest are dropped beyond this.
 const MAX_SESSIONS: usize = 10_000;
@@ -62,19 +68,36 @@ impl SignedIn {
 #[derive(Debug)]
 struct Stored {
     user: SignedIn,
+    csrf: String,
     expires: Instant,
 }
 
-/// Open sessions, in memory.
-#[derive(Debug, Default)]
+/// Open sessions, in memory, and the key of pre-session CSRF tokens.
+#[derive(Debug)]
 pub(crate) struct Sessions {
     by_id: Mutex<HashMap<String, Stored>>,
+    presession_key: hmac::Key,
 }
 
 impl Sessions {
+    pub(crate) fn new() -> Sessions {
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
+            .expect("system randomness");
+        Sessions {
+            by_id: Mutex::default(),
+            presession_key: key,
+        }
+    }
+
+    /// The CSRF token of the pre-session `id`.
+    fn presession_csrf(&self, id: &str) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.presession_key, id.as_bytes()))
+    }
+
     /// Opens a session for `user` and returns its id.
     pub(crate) fn open(&self, user: SignedIn, lifetime: Duration) -> Result<String, PortalError> {
         let id = random_token()?;
+        let csrf = random_token()?;
         let now = Instant::now();
         let mut sessions = self.lock();
         sessions.retain(|_, stored| stored.expires > now);
@@ -90,16 +113,27 @@ impl Sessions {
             id.clone(),
             Stored {
                 user,
+                csrf,
                 expires: now + lifetime,
             },
         );
         Ok(id)
     }
 
-    fn get(&self, id: &str) -> Option<SignedIn> {
+    /// The account of an open session and the session's CSRF token.
+    fn get(&self, id: &str) -> Option<(SignedIn, String)> {
         let sessions = self.lock();
         let stored = sessions.get(id)?;
-        (stored.expires > Instant::now()).then(|| stored.user.clone())
+        (stored.expires > Instant::now()).then(|| (stored.user.clone(), stored.csrf.clone()))
+    }
+
+    /// The CSRF token a form posted with `headers` must carry: its open
+    /// session's, else its pre-session's.
+    fn expected_csrf(&self, headers: &HeaderMap) -> Option<String> {
+        if let Some((_, csrf)) = cookie(headers, SESSION_COOKIE).and_then(|id| self.get(id)) {
+            return Some(csrf);
+        }
+        cookie(headers, PRESESSION_COOKIE).map(|id| self.presession_csrf(id))
     }
 
     pub(crate) fn close(&self, id: &str) {
@@ -155,27 +189,29 @@ pub(crate) fn set_cookie(
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The CSRF token of this request, put there by [`ensure_csrf_cookie`].
+/// The pre-session id of this request, put there by [`ensure_presession`].
 #[derive(Debug, Clone)]
-struct CsrfToken(String);
+struct PreSession(String);
 
-/// Gives every visitor a CSRF cookie on the first request that lacks one.
-pub(crate) async fn ensure_csrf_cookie(
+/// Gives every visitor a pre-session cookie on the first request that
+/// lacks one.
+pub(crate) async fn ensure_presession(
     axum::extract::State(portal): axum::extract::State<Portal>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, PortalError> {
-    if let Some(token) = cookie(request.headers(), CSRF_COOKIE) {
-        let token = CsrfToken(token.to_string());
-        request.extensions_mut().insert(token);
+    if let Some(id) = cookie(request.headers(), PRESESSION_COOKIE) {
+        let id = PreSession(id.to_string());
+        request.extensions_mut().insert(id);
         return Ok(next.run(request).await);
     }
-    let token = random_token()?;
-    request.extensions_mut().insert(CsrfToken(token.clone()));
+    let id = random_token()?;
+    request.extensions_mut().insert(PreSession(id.clone()));
     let mut response = next.run(request).await;
-    response
-        .headers_mut()
-        .append(SET_COOKIE, set_cookie(&portal, CSRF_COOKIE, &token, None));
+    response.headers_mut().append(
+        SET_COOKIE,
+        set_cookie(&portal, PRESESSION_COOKIE, &id, None),
+    );
     Ok(response)
 }
 
@@ -187,6 +223,8 @@ pub(crate) struct Visitor {
     pub csrf: String,
     pub user: Option<SignedIn>,
     pub session_id: Option<String>,
+    /// The address the visitor connects from, when the server knows it.
+    pub address: Option<IpAddr>,
     /// Path and query of the page, for the language switch to return to.
     pub path: String,
 }
@@ -210,15 +248,22 @@ impl FromRequestParts<Portal> for Visitor {
         let lang = cookie(&parts.headers, LANG_COOKIE)
             .and_then(Lang::from_code)
             .unwrap_or_default();
-        let csrf = parts
+        let presession = parts
             .extensions
-            .get::<CsrfToken>()
-            .map(|token| token.0.clone())
-            .ok_or_else(|| PortalError::internal(&"CSRF middleware missing"))?;
+            .get::<PreSession>()
+            .ok_or_else(|| PortalError::internal(&"pre-session middleware missing"))?;
         let session_id = cookie(&parts.headers, SESSION_COOKIE).map(str::to_string);
-        let user = session_id
+        let (user, csrf) = match session_id
             .as_deref()
-            .and_then(|id| portal.sessions().get(id));
+            .and_then(|id| portal.sessions().get(id))
+        {
+            Some((user, csrf)) => (Some(user), csrf),
+            None => (None, portal.sessions().presession_csrf(&presession.0)),
+        };
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
         let path = parts
             .uri
             .path_and_query()
@@ -229,12 +274,13 @@ impl FromRequestParts<Portal> for Visitor {
             csrf,
             user,
             session_id,
+            address,
             path,
         })
     }
 }
 
-/// A posted form whose CSRF field matched the visitor's cookie; fields in
+/// A posted form whose CSRF field holds its session's token; fields in
 /// the order sent (a field may repeat, as checkboxes do).
 #[derive(Debug)]
 pub(crate) struct Posted {
@@ -274,16 +320,16 @@ impl FromRequest<Portal> for Posted {
     type Rejection = PortalError;
 
     async fn from_request(request: Request, portal: &Portal) -> Result<Posted, PortalError> {
-        let expected = cookie(request.headers(), CSRF_COOKIE).map(str::to_string);
-        let body = Bytes::from_request(request, portal)
+        let expected = portal.sessions().expected_csrf(request.headers());
+        // Read no further than the bound: a larger body is refused unread.
+        let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES)
             .await
-            .map_err(|_| PortalError::Invalid("the form could not be read".into()))?;
-        if body.len() > MAX_FORM_BYTES {
-            return Err(PortalError::Invalid(format!(
-                "a form holds at most {} KiB",
-                MAX_FORM_BYTES / 1024
-            )));
-        }
+            .map_err(|_| {
+                PortalError::Invalid(format!(
+                    "the form could not be read; a form holds at most {} KiB",
+                    MAX_FORM_BYTES / 1024
+                ))
+            })?;
         let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
             .map_err(|_| PortalError::Invalid("the form could not be read".into()))?;
         let sent = fields
@@ -331,7 +377,7 @@ mod tests {
 
     #[test]
     fn sessions_end_when_closed_or_expired() {
-        let sessions = Sessions::default();
+        let sessions = Sessions::new();
         let user = SignedIn {
             name: "ana".into(),
             role: "researcher".into(),
@@ -341,9 +387,52 @@ mod tests {
             .open(user.clone(), Duration::from_secs(60))
             .unwrap();
         let expired = sessions.open(user, Duration::ZERO).unwrap();
-        assert_eq!(sessions.get(&open).unwrap().name, "ana");
+        assert_eq!(sessions.get(&open).unwrap().0.name, "ana");
         assert!(sessions.get(&expired).is_none());
         sessions.close(&open);
         assert!(sessions.get(&open).is_none());
+    }
+
+    fn headers(cookies: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_str(cookies).unwrap());
+        headers
+    }
+
+    #[test]
+    fn csrf_tokens_belong_to_one_session_or_pre_session() {
+        let sessions = Sessions::new();
+        let user = SignedIn {
+            name: "ana".into(),
+            role: "researcher".into(),
+            token: "t".into(),
+        };
+        let one = sessions
+            .open(user.clone(), Duration::from_secs(60))
+            .unwrap();
+        let two = sessions.open(user, Duration::from_secs(60)).unwrap();
+        let token_of = |cookies: &str| sessions.expected_csrf(&headers(cookies)).unwrap();
+        let (session_one, session_two) = (
+            token_of(&format!("{SESSION_COOKIE}={one}")),
+            token_of(&format!("{SESSION_COOKIE}={two}")),
+        );
+        assert_ne!(session_one, session_two);
+        assert_eq!(session_one, sessions.get(&one).unwrap().1);
+        let (pre_one, pre_two) = (
+            token_of(&format!("{PRESESSION_COOKIE}=p1")),
+            token_of(&format!("{PRESESSION_COOKIE}=p2")),
+        );
+        assert_ne!(pre_one, pre_two);
+        assert_ne!(pre_one, "p1", "the token is no copy of the cookie");
+        assert_eq!(
+            token_of(&format!("{PRESESSION_COOKIE}=p1; {SESSION_COOKIE}={one}")),
+            session_one,
+            "a signed-in visitor's forms carry the session's token"
+        );
+        assert_eq!(
+            token_of(&format!("{PRESESSION_COOKIE}=p1; {SESSION_COOKIE}=closed")),
+            pre_one
+        );
+        assert!(sessions.expected_csrf(&HeaderMap::new()).is_none());
     }
 }

@@ -6,6 +6,7 @@ use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use enclave_access::ClientAddress;
 use enclave_api::proto::session_server::Session as _;
 use enclave_api::proto::{LoginRequest, WhoAmIRequest};
 use maud::html;
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use crate::page::{self, Section, csrf_field};
 use crate::session::{
-    CSRF_COOKIE, LANG_COOKIE, Posted, SESSION_COOKIE, SignedIn, Visitor, random_token, set_cookie,
+    LANG_COOKIE, PRESESSION_COOKIE, Posted, SESSION_COOKIE, SignedIn, Visitor, random_token,
+    set_cookie,
 };
 use crate::{Portal, PortalError};
 
@@ -124,20 +126,16 @@ async fn login(
     visitor: Visitor,
     form: Posted,
 ) -> Result<Response, PortalError> {
-    let request = tonic::Request::new(LoginRequest {
+    let mut request = tonic::Request::new(LoginRequest {
         user: form.get("user").to_string(),
         password: form.get("password").to_string(),
     });
+    if let Some(address) = visitor.address {
+        request.extensions_mut().insert(ClientAddress(address));
+    }
     let login = match portal.api().login(request).await {
         Ok(response) => response.into_inner(),
-        Err(status) if status.code() == tonic::Code::Unauthenticated => {
-            let message = visitor.lang.t(
-                "ユーザー名またはパスワードが違います。",
-                "Wrong user name or password.",
-            );
-            return Ok(login_form(&visitor, form.get("next"), Some(message)));
-        }
-        Err(status) => return Err(status.into()),
+        Err(status) => return refused_login(&visitor, form.get("next"), status),
     };
     let mut whoami = tonic::Request::new(WhoAmIRequest {});
     crate::call::authorize(&mut whoami, &login.token);
@@ -154,27 +152,59 @@ async fn login(
         },
         lifetime,
     )?;
-    // A new CSRF token at sign-in: one planted before cannot be reused.
-    let csrf = random_token()?;
-    let mut headers = HeaderMap::new();
+    // The session has its own CSRF token; a new pre-session at sign-in,
+    // so one planted before is not used after sign-out either.
+    let mut headers = new_presession(&portal)?;
     headers.append(
         SET_COOKIE,
         set_cookie(&portal, SESSION_COOKIE, &session, Some(lifetime.as_secs())),
     );
-    headers.append(SET_COOKIE, set_cookie(&portal, CSRF_COOKIE, &csrf, None));
-    let next = Some(form.get("next"))
-        .filter(|path| is_local_path(path))
-        .unwrap_or("/applications");
+    let next = site_path(form.get("next")).unwrap_or("/applications");
     Ok((headers, Redirect::to(next)).into_response())
 }
 
-async fn logout(State(portal): State<Portal>, visitor: Visitor, _form: Posted) -> Response {
+/// The sign-in form again with why the API refused: wrong credentials, a
+/// name or password out of bounds, or too many attempts.
+fn refused_login(
+    visitor: &Visitor,
+    next: &str,
+    status: tonic::Status,
+) -> Result<Response, PortalError> {
+    let message = match status.code() {
+        tonic::Code::Unauthenticated => visitor
+            .lang
+            .t(
+                "ユーザー名またはパスワードが違います。",
+                "Wrong user name or password.",
+            )
+            .to_string(),
+        tonic::Code::InvalidArgument | tonic::Code::ResourceExhausted => {
+            status.message().to_string()
+        }
+        _ => return Err(status.into()),
+    };
+    Ok(login_form(visitor, next, Some(&message)))
+}
+
+/// A `Set-Cookie` of a fresh pre-session.
+fn new_presession(portal: &Portal) -> Result<HeaderMap, PortalError> {
+    let mut headers = HeaderMap::new();
+    let id = random_token()?;
+    headers.append(SET_COOKIE, set_cookie(portal, PRESESSION_COOKIE, &id, None));
+    Ok(headers)
+}
+
+async fn logout(
+    State(portal): State<Portal>,
+    visitor: Visitor,
+    _form: Posted,
+) -> Result<Response, PortalError> {
     if let Some(id) = &visitor.session_id {
         portal.sessions().close(id);
     }
-    let mut headers = HeaderMap::new();
+    let mut headers = new_presession(&portal)?;
     headers.append(SET_COOKIE, set_cookie(&portal, SESSION_COOKIE, "", Some(0)));
-    (headers, Redirect::to("/")).into_response()
+    Ok((headers, Redirect::to("/")).into_response())
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -190,12 +220,9 @@ async fn switch_language(
 ) -> Result<Response, PortalError> {
     let lang = crate::i18n::Lang::from_code(&code)
         .ok_or_else(|| PortalError::NotFound("no such language".into()))?;
-    let back = back
-        .back
-        .filter(|path| is_local_path(path))
-        .unwrap_or_else(|| "/".into());
+    let back = back.back.as_deref().and_then(site_path).unwrap_or("/");
     let location =
-        HeaderValue::from_str(&back).map_err(|_| PortalError::Invalid("bad return path".into()))?;
+        HeaderValue::from_str(back).map_err(|_| PortalError::Invalid("bad return path".into()))?;
     let mut headers = HeaderMap::new();
     headers.append(
         SET_COOKIE,
@@ -205,9 +232,60 @@ async fn switch_language(
     Ok((StatusCode::SEE_OTHER, headers).into_response())
 }
 
-/// A path on this site: `/…` but not `//host` or `/\host`.
-fn is_local_path(path: &str) -> bool {
-    path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\")
+/// `target` if it is a path on this site, to redirect to: printable ASCII
+/// only (no whitespace or control characters, which browsers strip or
+/// reinterpret), starting with one `/`, and with no backslash and no `//`
+/// in its path, also once percent-decoded (`/%2F%2Fhost`, `/%5Chost`).
+/// Anything else (`//host`, `/\thost`, `https://host`, `javascript:`) is
+/// refused, and the caller falls back to a page of its own.
+fn site_path(target: &str) -> Option<&str> {
+    let printable = target.bytes().all(|b| b.is_ascii_graphic());
+    let path = target.split(['?', '#']).next().unwrap_or_default();
+    let local = |path: &[u8]| {
+        path.first() == Some(&b'/')
+            && !path.contains(&b'\\')
+            && !path.windows(2).any(|pair| pair == b"//")
+            && path.iter().all(u8::is_ascii_graphic)
+    };
+    let safe = printable && local(path.as_bytes()) && local(&percent_decoded(path.as_bytes()));
+    safe.then_some(target)
+}
+
+/// `bytes` with `%XX` escapes decoded, repeatedly (a double-encoded `%252F`
+/// is a `/` too), for at most a few rounds.
+fn percent_decoded(bytes: &[u8]) -> Vec<u8> {
+    let mut decoded = bytes.to_vec();
+    for _ in 0..4 {
+        let once = percent_decode_once(&decoded);
+        if once == decoded {
+            break;
+        }
+        decoded = once;
+    }
+    decoded
+}
+
+fn percent_decode_once(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = bytes
+            .get(index + 1..index + 3)
+            .filter(|_| bytes[index] == b'%')
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                index += 3;
+            }
+            None => {
+                out.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -215,10 +293,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_local_paths_are_returned_to() {
-        assert!(is_local_path("/catalog?q=x"));
-        assert!(!is_local_path("//evil.example/"));
-        assert!(!is_local_path("/\\evil.example/"));
-        assert!(!is_local_path("https://evil.example/"));
+    fn local_paths_are_returned_to() {
+        for path in [
+            "/",
+            "/catalog?q=x",
+            "/applications/3/edit",
+            "/catalog?q=http://x/",
+            "/catalog?q=%E5%82%B7",
+        ] {
+            assert_eq!(site_path(path), Some(path));
+        }
+    }
+
+    #[test]
+    fn other_targets_are_refused() {
+        for target in [
+            "",
+            "catalog",
+            "//evil.example/",
+            "/\\evil.example/",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "\t//evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "/%2F/evil.example",
+            "/%2f%2fevil.example",
+            "/%5Cevil.example",
+            "/%09/evil.example",
+            "/%252F%252Fevil.example",
+            "/a//b",
+            "/カタログ",
+        ] {
+            assert_eq!(site_path(target), None, "{target:?}");
+        }
     }
 }

@@ -581,8 +581,9 @@ impl ProjectSession {
     }
 
     async fn run(&self, sql: &str, params: ParamValues) -> Result<Outcome, QueryError> {
+        let request = classify(sql)?;
         let context = self.context().await?;
-        match classify(sql)? {
+        match request {
             Request::Query(statement) => {
                 let release = self.guarded_plan(&context, statement, Some(params)).await?;
                 let released = self.release(&context, release).await?;

@@ -27,4 +27,4 @@ pub use model::{
     ProjectStatus, Role, Rounding, User,
 };
 pub use postgresql::StateDatabase;
-pub use store::{Collection, StateStore, Write};
+pub use store::{Collection, MAX_USER_NAME_BYTES, StateStore, Write, is_valid_user_name};

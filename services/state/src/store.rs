@@ -344,13 +344,20 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
         .to_string()
 });
 
-fn validate_user_name(name: &str) -> Result<(), StateError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
+/// Longest user name, in bytes.
+pub const MAX_USER_NAME_BYTES: usize = 64;
+
+/// Whether `name` can name an account: 1-64 letters, digits, `.`, `-`, `_`.
+pub fn is_valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_USER_NAME_BYTES
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+fn validate_user_name(name: &str) -> Result<(), StateError> {
+    if is_valid_user_name(name) {
         Ok(())
     } else {
         Err(StateError::invalid(

@@ -28,8 +28,7 @@ absent or NULL. Tests check for the leak itself:
 After every attack the server must still be up and answer an ordinary query
 from another member of the project. Attacks that could stop a server (the
 denial-of-service class, login throttling) each get a server of their own.
-The gRPC API's Login is called with `curl --http2-prior-knowledge` (the
-venv has no gRPC client).
+The gRPC API's Login is called with grpcio and a hand-built request.
 
 Many of these tests fail against a guard that leaks; none is marked xfail:
 they are the definition of done for the guard.
@@ -40,13 +39,10 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import subprocess
-import tempfile
 import time
-import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
 
+import grpc
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
@@ -313,6 +309,16 @@ def assert_same(a: Outcome, b: Outcome, what: str) -> None:
     """Matching the target or nobody must make no difference."""
     assert a.key() == b.key(), (
         f"{what}: the outcome depends on the target\n"
+        f"  matching the target: {a}\n  matching nobody:     {b}")
+
+
+def assert_same_failure(a: Outcome, b: Outcome, what: str) -> None:
+    """Whether a statement fails, and how, must not depend on the target.
+    (The values of two answers whose populations differ by the target are
+    the differencing attack, answered by rounding and the release ledger:
+    not this check.)"""
+    assert (a.error is None) == (b.error is None) and a.error == b.error, (
+        f"{what}: whether it fails depends on the target\n"
         f"  matching the target: {a}\n  matching nobody:     {b}")
 
 
@@ -852,9 +858,10 @@ FAILING = [
 def test_error_depends_on_one_persons_row(mallory, target, table, condition):
     """An expression that fails only on the target's rows: the query fails
     iff the target exists (person_id = <target> vs a person_id of nobody)."""
-    differential(mallory, target,
-                 f"SELECT sex, count(*) AS n FROM {table} WHERE {condition} GROUP BY sex",
-                 "a data-dependent error")
+    sql = f"SELECT sex, count(*) AS n FROM {table} WHERE {condition} GROUP BY sex"
+    has = mallory.run(sql.format(who=f"person_id = {target.person_id}"))
+    nobody = mallory.run(sql.format(who=f"person_id = {target.nobody}"))
+    assert_same_failure(has, nobody, "a data-dependent error")
 
 
 def test_error_depends_on_one_persons_diagnosis(mallory, target):
@@ -864,7 +871,7 @@ def test_error_depends_on_one_persons_diagnosis(mallory, target):
            "WHERE CASE WHEN {cell} AND icd10 = '{code}' THEN CAST(icd10 AS INT) ELSE 0 END = 0 GROUP BY sex")
     has = mallory.run(sql.format(cell=target.cell(), code=sorted(target.codes)[0]))
     lacks = mallory.run(sql.format(cell=target.cell(), code=target.absent_code))
-    assert_same(has, lacks, "a data-dependent error")
+    assert_same_failure(has, lacks, "a data-dependent error")
 
 
 def test_workspace_row_count_reveals_one_persons_rows(mallory, target):
@@ -886,7 +893,7 @@ def test_workspace_error_depends_on_one_persons_row(mallory, target):
         outcomes.append(mallory.run("CREATE TABLE work.probe2 AS SELECT person_id FROM ndb.receipts "
                                     f"WHERE 1 / CASE WHEN {who} THEN 0 ELSE 1 END = 1"))
         mallory.run("DROP TABLE IF EXISTS work.probe2")
-    assert_same(*outcomes, "a workspace error")
+    assert_same_failure(*outcomes, "a workspace error")
 
 
 # =====================================================================
@@ -1003,21 +1010,15 @@ def test_deeply_nested_parentheses_are_refused(lone_server):
 
 
 def grpc_login(server, user: str, secret: str) -> tuple[str, str]:
-    """enclave.v1.Session/Login over plain HTTP/2 with curl (no credentials
-    needed to call it): (grpc-status, grpc-message)."""
+    """enclave.v1.Session/Login over gRPC (no credentials needed to call
+    it), with a hand-built request: (grpc-status number, message)."""
     body = flightsql._field(1, user.encode()) + flightsql._field(2, secret.encode())
-    with tempfile.TemporaryDirectory() as tmp:
-        request = Path(tmp) / "login.grpc"
-        request.write_bytes(b"\x00" + len(body).to_bytes(4, "big") + body)
-        done = subprocess.run(
-            ["curl", "-sS", "--http2-prior-knowledge", "--max-time", "60", "-X", "POST",
-             "-H", "content-type: application/grpc", "-H", "te: trailers",
-             "--data-binary", f"@{request}", "-D", "-", "-o", "/dev/null",
-             f"http://127.0.0.1:{server.port}/enclave.v1.Session/Login"],
-            capture_output=True, text=True, timeout=90)
-    headers = dict(re.findall(r"(?im)^(grpc-status|grpc-message):\s*(.*?)\s*$", done.stdout))
-    status = headers.get("grpc-status", f"no grpc-status (curl exit {done.returncode}: {done.stderr.strip()})")
-    return status, urllib.parse.unquote(headers.get("grpc-message", ""))
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        try:
+            channel.unary_unary("/enclave.v1.Session/Login")(body, timeout=60)
+        except grpc.RpcError as error:
+            return str(error.code().value[0]), error.details() or ""
+    return "0", ""
 
 
 def test_two_megabyte_user_name_at_login_is_refused(lone_server):
@@ -1048,8 +1049,11 @@ def test_two_megabyte_user_name_in_flight_handshake_is_refused(lone_server):
 def test_wrong_passwords_are_throttled(lone_server):
     """20 wrong passwords in a row for one account: they must not all be
     answered as ordinary wrong-password refusals at full speed (a lockout,
-    a distinct throttling error or growing delays); other users still log
-    in and query."""
+    a distinct throttling error or growing delays); a user already signed in
+    from the same address keeps working (new logins from that address are
+    throttled too, by design: see test_hardening.py for other addresses)."""
+    bystander = lone_server.connect(BYSTANDER)
+    assert query(bystander, ORDINARY).num_rows == 2
     client = flight.FlightClient(lone_server.uri)
     answers = []
     started = time.monotonic()
@@ -1059,12 +1063,12 @@ def test_wrong_passwords_are_throttled(lone_server):
             answers.append("logged in")
         except flight.FlightUnauthenticatedError as error:
             answers.append(f"unauthenticated: {str(error).splitlines()[0]}")
-        except flight.FlightError as error:
+        except (flight.FlightError, pa.ArrowException) as error:
             answers.append(f"{type(error).__name__}: {str(error).splitlines()[0]}")
     elapsed = time.monotonic() - started
     assert "logged in" not in answers
     plain = all(answer == answers[0] for answer in answers) and answers[0].startswith("unauthenticated")
     assert not (plain and elapsed < 10), (
         f"20 wrong passwords were all answered alike in {elapsed:.1f} s: {answers[0]}")
-    with lone_server.connect(BYSTANDER) as conn:
-        assert query(conn, ORDINARY).num_rows == 2
+    with bystander:
+        assert query(bystander, ORDINARY).num_rows == 2

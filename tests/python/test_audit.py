@@ -66,7 +66,7 @@ def test_near_identical_queries_raise_an_alert(cli, enclave):
 # What a query event may hold: SQL, counts, timings and refusals, never the
 # values of a result (the audit schema is not under disclosure control).
 QUERY_DETAIL_KEYS = {"project", "sql", "phase", "duration_ms", "released_groups",
-                     "suppressed_groups", "rows_written", "rule", "error",
+                     "suppressed_groups", "suppressed_values", "rows_written", "rule", "error",
                      "fingerprint", "tables", "columns", "rows_scanned"}
 
 

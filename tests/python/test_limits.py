@@ -58,9 +58,11 @@ ENDLESS = ("SELECT r1.sex, count(*) AS n FROM ndb.receipts r1 "
            + " ".join(f"JOIN ndb.receipts r{i} ON r1.person_id = r{i}.person_id" for i in range(2, 7))
            + " GROUP BY r1.sex")
 
-# Holds every receipt of the period in a join's hash table.
-MEMORY_HUNGRY = ("SELECT r1.sex, count(DISTINCT r2.receipt_id) AS n FROM ndb.receipts r1 "
-                 "JOIN ndb.receipts r2 ON r1.person_id = r2.person_id GROUP BY r1.sex")
+# Every person's receipts paired with each other, grouped finely: the
+# per-person level of the released aggregate holds a group per pair.
+MEMORY_HUNGRY = ("SELECT r1.sex, r1.service_month, r2.facility_id, count(*) AS n FROM ndb.receipts r1 "
+                 "JOIN ndb.receipts r2 ON r1.person_id = r2.person_id "
+                 "GROUP BY r1.sex, r1.service_month, r2.facility_id")
 
 
 def limited_server(start_server, name: str, *limits: str):

@@ -1,9 +1,10 @@
-"""Small groups are suppressed, and the client is told how many."""
+"""Small groups and values from few persons are withheld, and the client is
+not told how many."""
 
 import json
 
 import flightsql
-from conftest import query, suppressed
+from conftest import query
 
 SMALL_GROUPS = ("SELECT prefecture_code, age_band, service_month, count(DISTINCT person_id) AS persons "
                 "FROM ndb.receipts GROUP BY prefecture_code, age_band, service_month")
@@ -29,32 +30,44 @@ def test_small_groups_are_suppressed(enclave, release, projects):
     assert got == kept
 
 
-def test_suppressed_count_in_adbc_result_schema(enclave, release, projects):
-    """An ADBC client finds the number of suppressed groups in the result
-    schema's metadata (b"enclave.suppressed_groups", decimal)."""
+def test_how_many_groups_were_withheld_is_not_told(enclave, release, projects):
+    """Neither the result schema (ADBC) nor the Flight stream tells how many
+    groups were withheld: that count would say whether a group of fewer than
+    k persons exists. The operators' audit record keeps it."""
     _, small = expected_groups(release, projects["main"])
+    assert small > 0
     with enclave.connect("alice") as conn:
         table = query(conn, SMALL_GROUPS)
-    assert suppressed(table) == small
-
-
-def test_nothing_suppressed_reports_zero(enclave):
-    """A result without small groups says so: enclave.suppressed_groups = 0."""
-    with enclave.connect("alice") as conn:
-        table = query(conn, "SELECT sex, count(DISTINCT person_id) AS persons FROM ndb.receipts GROUP BY sex")
-    assert suppressed(table) == 0
-
-
-def test_suppressed_count_reaches_pyarrow_flight(enclave, release, projects):
-    """Over plain Flight the count is in the stream's schema metadata and in
-    the first message's app_metadata as JSON {"suppressed_groups": n}."""
-    _, small = expected_groups(release, projects["main"])
+    assert not any(b"suppress" in key for key in (table.schema.metadata or {})), table.schema.metadata
     client, options = enclave.flight("alice")
     reader, _ = flightsql.fetch(client, options, flightsql.statement_query(SMALL_GROUPS))
-    assert int(reader.schema.metadata[b"enclave.suppressed_groups"]) == small
+    assert not any(b"suppress" in key for key in (reader.schema.metadata or {}))
     chunk = reader.read_chunk()
-    assert chunk.app_metadata is not None, "first message has no app_metadata"
-    note = json.loads(chunk.app_metadata.to_pybytes())
-    assert note["suppressed_groups"] == small
+    note = json.loads(chunk.app_metadata.to_pybytes()) if chunk.app_metadata else {}
+    assert "suppressed_groups" not in note, note
     rows = chunk.data.num_rows + reader.read_all().num_rows
     assert note.get("released_groups", rows) == rows
+    with enclave.connect("otto", project="audit") as conn:
+        details = query(conn, "SELECT detail FROM audit.events WHERE action = 'query'").column("detail")
+    recorded = [json.loads(detail) for detail in details.to_pylist()]
+    assert any(event.get("sql") == SMALL_GROUPS and event.get("suppressed_groups") == small
+               for event in recorded), "the audit record keeps the count"
+
+
+def test_a_value_from_fewer_than_k_persons_is_null_in_a_released_group(enclave, release, projects):
+    """Groups of thousands of persons are released, but a value of each
+    counted over the persons aged 95+ of one prefecture comes from fewer than
+    k persons and is NULL (a count too: 0 would tell nobody from a few)."""
+    main = projects["main"]
+    sql = ("SELECT sex, count(DISTINCT person_id) AS persons, "
+           "count(DISTINCT person_id) FILTER (WHERE age_band = '95+' AND prefecture_code = '{p}') AS few "
+           "FROM ndb.receipts GROUP BY sex")
+    rows = release.expected(
+        "SELECT prefecture_code, count(DISTINCT person_id) FROM ndb.receipts "
+        "WHERE age_band = '95+' GROUP BY prefecture_code", main)
+    prefecture = next(p for p, n in sorted(rows, key=lambda row: row[1]) if n < main.k)
+    with enclave.connect("alice") as conn:
+        table = query(conn, sql.format(p=prefecture))
+    assert table.num_rows == 2
+    for row in table.to_pylist():
+        assert row["persons"] >= main.k and row["few"] is None, row

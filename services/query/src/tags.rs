@@ -103,12 +103,12 @@ impl Tags {
         }
     }
 
-    /// The tags kept by an aggregate over persons' rows that does not reveal
-    /// single values: counts keep nothing; sums and averages keep
-    /// sensitivity and whether they may be padded.
+    /// The tags of a per-person summary (a count, sum or average over one
+    /// person's rows): a value about that person, so sensitive; padded only
+    /// when it sums padded values (`keeps_values`), never identifying.
     pub fn summarized(self, keeps_values: bool) -> Tags {
         Tags {
-            sensitive: self.sensitive && keeps_values,
+            sensitive: true,
             padded: self.padded && keeps_values,
             ..Tags::NONE
         }

@@ -66,8 +66,8 @@ pub fn argument_tags(tags: &ColumnTags, schema: &DFSchema, function: &AggregateF
 }
 
 /// Tags of a per-person aggregate's output column: value-revealing
-/// functions keep everything their input had; sums and averages keep
-/// sensitivity and padding; counts are the person's own data.
+/// functions keep everything their input had; counts, sums and averages
+/// are values about the person (sensitive), padded if their input was.
 pub fn output_tags(tags: &ColumnTags, schema: &DFSchema, expr: &Expr) -> Tags {
     let Some(function) = aggregate_function(expr) else {
         return tags.of_expr(schema, expr).derived();

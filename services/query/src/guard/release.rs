@@ -157,6 +157,7 @@ fn release_aggregate(
             "the released aggregate must read person-level rows directly",
         ));
     };
+    check_grouping_sets(aggregate)?;
     let groups = distinct_groups(aggregate);
     check_groups(&input, &groups)?;
     let released = ReleasedAggregate {
@@ -172,6 +173,21 @@ fn release_aggregate(
         rounding,
     };
     released.plan(input.plan)
+}
+
+/// ROLLUP and CUBE only: their totals nest, so complementary suppression
+/// covers every total and its children. Arbitrary GROUPING SETS can hold two
+/// groupings whose groups differ by one person (`GROUPING SETS ((sex),
+/// (flag))` with a flag that singles a person out), which no rule within
+/// one result covers.
+fn check_grouping_sets(aggregate: &Aggregate) -> Result<(), QueryError> {
+    match aggregate.group_expr.as_slice() {
+        [Expr::GroupingSet(GroupingSet::GroupingSets(_))] => Err(QueryError::refused(
+            Rule::Unsupported,
+            "GROUPING SETS is not available; use ROLLUP or CUBE, whose totals nest",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn distinct_groups(aggregate: &Aggregate) -> Vec<Expr> {

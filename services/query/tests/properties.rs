@@ -92,16 +92,18 @@ impl Released {
         )
     }
 
-    /// Persons per group and contributors to the value, without the guard.
+    /// Persons per group and contributors to the value, without the guard
+    /// (and without the person who opted out).
     fn truth_sql(&self) -> String {
         format!(
             "SELECT CAST({g} AS VARCHAR) AS g, count(DISTINCT person_id) AS persons, \
              count(DISTINCT person_id) FILTER (WHERE person_id % {f} = 0 AND {arg} IS NOT NULL) AS contributors \
-             FROM receipts WHERE {p} GROUP BY {g}",
+             FROM receipts WHERE {p} AND person_id <> {o} GROUP BY {g}",
             g = self.group,
             f = self.filter_modulus,
             arg = self.aggregate.argument,
-            p = self.population()
+            p = self.population(),
+            o = common::OPTED_OUT,
         )
     }
 }

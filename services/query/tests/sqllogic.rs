@@ -72,13 +72,22 @@ fn render_row(batch: &arrow::record_batch::RecordBatch, row: usize) -> Vec<Strin
                 "NULL".to_string()
             } else if matches!(column.data_type(), DataType::Float32 | DataType::Float64) {
                 let text = array_value_to_string(column, row).unwrap_or_default();
-                text.parse::<f64>()
-                    .map_or(text, |value| format!("{value:.3}"))
+                text.parse::<f64>().map_or(text, render_float)
             } else {
                 array_value_to_string(column, row).unwrap_or_default()
             }
         })
         .collect()
+}
+
+/// Floats to a precision that does not depend on the order of summation:
+/// three decimals, or seven significant digits for large values.
+fn render_float(value: f64) -> String {
+    if value.abs() >= 1e6 {
+        format!("{value:.6e}")
+    } else {
+        format!("{value:.3}")
+    }
 }
 
 fn slt_files() -> Vec<PathBuf> {

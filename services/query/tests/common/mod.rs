@@ -7,6 +7,8 @@
 //! - `spring`: the same for 2024-01 to 2024-03 only;
 //! - `narrow`: `ndb.receipts` with only `person_id`, `sex`, `age_band`;
 //! - `ended`: a project whose validity ended in 2020.
+//!
+//! Person 2 has opted out.
 
 use std::sync::Arc;
 
@@ -82,10 +84,51 @@ pub(crate) async fn fixture() -> Fixture {
             "2020-01-01",
         ))
         .unwrap();
+    opt_out(&state, &dir.path().join("data"), OPTED_OUT);
     let engine = QueryEngine::open(store, Arc::new(state), Limits::default())
         .await
         .unwrap();
     Fixture { _dir: dir, engine }
+}
+
+/// The person who opted out (recorded before the engine opens).
+pub(crate) const OPTED_OUT: i64 = 2;
+
+/// Records the opt-out of the release's `person`, by the keyed lookup value
+/// the release's opt-out index holds for them (as `enclave optout add`
+/// would from their identity).
+fn opt_out(state: &StateStore, data: &std::path::Path, person: i64) {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+    let releases = data.join("releases");
+    let release = std::fs::read_dir(&releases)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.join("linkage/optout_index.parquet").is_file())
+        .expect("a release with an opt-out index");
+    let file = std::fs::File::open(release.join("linkage/optout_index.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let lookups = batch.column_by_name("lookup").unwrap().as_string::<i32>();
+        let persons = batch
+            .column_by_name("person_id")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        if let Some(row) = (0..batch.num_rows()).find(|&row| persons.value(row) == person) {
+            state
+                .add_opt_outs(&[enclave_state::OptOutEntry {
+                    lookup: lookups.value(row).to_string(),
+                    recorded_on: "2025-01-01".into(),
+                }])
+                .unwrap();
+            return;
+        }
+    }
+    panic!("person {person} is not in the opt-out index");
 }
 
 impl Fixture {

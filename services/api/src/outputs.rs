@@ -3,7 +3,7 @@
 //! and the download.
 
 use enclave_access::{Domain, permissions};
-use enclave_query::disclosure::Released;
+use enclave_query::Released;
 use enclave_query::{Outcome, QueryError};
 use enclave_review::{CheckFindings, OutputRelease, Workflow};
 use enclave_state::User;

@@ -36,7 +36,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 use enclave_query::limits::{ClusterLimits, QueryPool};
 use enclave_query::tables::STORE_URL;
-use enclave_query::top2::top2_sum_udaf;
+use enclave_query::top2_sum_udaf;
 use enclave_store::DataStore;
 use url::Url;
 

@@ -173,7 +173,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     // Workers get a larger stack than tokio's 2 MiB: statements are bounded
-    // in nesting before planning (see enclave_query::guard::statement), and
+    // in nesting before planning (see enclave_guard::bounds), and
     // this leaves a wide margin for the planner and the guard on any
     // statement that passes those bounds.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -27,7 +27,7 @@ use arrow_flight::{
     IpcMessage, SchemaAsIpc, Ticket,
 };
 use datafusion::common::{ParamValues, ScalarValue};
-use enclave_query::disclosure::Released;
+use enclave_query::Released;
 use enclave_query::{Outcome, ProjectSession, QueryEngine, QueryError, Rule};
 use futures::{Stream, TryStreamExt, stream};
 use prost::Message;

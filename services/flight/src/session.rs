@@ -3,7 +3,7 @@
 
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
-use enclave_query::guard::statement::WORKSPACE_SCHEMA;
+use enclave_query::WORKSPACE_SCHEMA;
 use enclave_query::{AuditSession, Outcome, ProjectSession, QueryError, TableInfo};
 use enclave_state::AUDIT_SCOPE;
 

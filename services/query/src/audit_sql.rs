@@ -22,12 +22,12 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use enclave_audit::{Checkpoint, Event, alerts::Alert};
 
-use crate::disclosure::Released;
 use crate::engine::{Outcome, QueryEngine, TableInfo, read_only_plan};
-use crate::error::{QueryError, Rule};
 use crate::execution::Execution;
-use crate::guard::statement::{Request, classify};
 use crate::scan::collect_measured;
+use enclave_guard::disclosure::Released;
+use enclave_guard::error::{QueryError, Rule};
+use enclave_guard::statement::{Request, classify};
 
 /// The schema operators query.
 pub const AUDIT_SCHEMA: &str = "audit";

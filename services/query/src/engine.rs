@@ -24,23 +24,25 @@ use enclave_state::{Period, Project, ProjectStatus, StateStore};
 use enclave_store::{DataStore, Manifest};
 use url::Url;
 
-use crate::disclosure::{self, DisclosureRules, Released};
-use crate::error::{QueryError, Rule};
 use crate::execution::Execution;
-use crate::guard::check_reserved_names;
-use crate::guard::expressions::make_total;
-use crate::guard::release::{ReleasePlan, release};
-use crate::guard::rewrite::Scope;
-use crate::guard::statement::{Request, WORKSPACE_SCHEMA, classify};
 use crate::limits::{
     ClusterLimits, ConcurrencyCaps, Limits, QueryPool, YieldAfterJoins, shared_pool,
 };
 use crate::optout::OptOutIndex;
 use crate::scan::{ScanStats, collect_measured};
 use crate::stage::{run_stage, stage_schema};
-use crate::tables::{GuardedTable, RowSource, STORE_URL};
-use crate::tags::Tags;
+use crate::tables::{STORE_URL, guarded_table};
 use crate::workspace::Workspace;
+use enclave_guard::check_reserved_names;
+use enclave_guard::disclosure::{self, DisclosureRules, Released};
+use enclave_guard::error::{QueryError, Rule};
+use enclave_guard::expressions::make_total;
+use enclave_guard::release::{ReleasePlan, release};
+use enclave_guard::rewrite::Scope;
+use enclave_guard::statement::{Request, WORKSPACE_SCHEMA, classify};
+use enclave_guard::table::GuardedTable;
+use enclave_guard::table::RowSource;
+use enclave_guard::tags::Tags;
 
 /// The catalog name every session uses.
 pub const CATALOG: &str = "enclave";
@@ -520,9 +522,8 @@ impl ProjectSession {
                 })
                 .collect();
             let files = release.files.get(&grant.table).cloned().unwrap_or_default();
-            let guarded =
-                GuardedTable::new(visible, &table.arrow_schema(), &files, RowSource::Release)
-                    .map_err(QueryError::internal)?;
+            let guarded = guarded_table(visible, &table.arrow_schema(), &files, RowSource::Release)
+                .map_err(QueryError::internal)?;
             tables.push((schema.name.clone(), table.name.clone(), guarded));
         }
         Ok(tables)

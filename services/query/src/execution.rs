@@ -22,7 +22,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion_proto::protobuf::LogicalPlanNode;
 
-use crate::top2::top2_sum_udaf;
+use enclave_guard::top2::top2_sum_udaf;
 
 /// The prefix of a cluster engine's address.
 const BALLISTA_SCHEME: &str = "ballista://";

@@ -6,11 +6,7 @@
 //!   and columns plus its workspace; runs statements within [`limits`].
 //! - [`execution`]: where guarded plans run — in process, or on a Ballista
 //!   cluster.
-//! - [`guard`]: statement rules and the logical-plan rewrite (period,
-//!   opt-out, person lineage, the released aggregate), failing closed.
-//! - [`disclosure`]: k persons per group and k contributors per value,
-//!   facility and dominance rules, complementary suppression; hidden
-//!   columns stripped.
+//! - [`tables`]: the Parquet files behind each guarded table.
 //! - [`stage`]: HAVING, ORDER BY and LIMIT over the released values only.
 //! - [`workspace`]: `CREATE TABLE work.<name> AS …` inside the enclave.
 //! - [`scan`]: what a statement read (plan fingerprint, tables, columns,
@@ -19,27 +15,26 @@
 //! - [`public_stats`]: the portal's open statistics, run in a built-in
 //!   project under the same guard and disclosure control.
 //!
+//! What may run and what may leave is decided by `enclave-guard` (the plan
+//! guard, tags and disclosure control, without I/O); this crate runs it.
 //! Refusals carry a [`Rule`] whose id appears in the error text.
 
 pub mod audit_sql;
-pub mod disclosure;
 pub mod engine;
-pub mod error;
 pub mod execution;
-pub mod guard;
 pub mod limits;
 pub mod optout;
 pub mod public_stats;
 pub mod scan;
 pub mod stage;
 pub mod tables;
-pub mod tags;
-pub mod top2;
 pub mod workspace;
 
 pub use audit_sql::AuditSession;
+pub use enclave_guard::disclosure::{Released, ScanStats};
+pub use enclave_guard::statement::WORKSPACE_SCHEMA;
+pub use enclave_guard::top2::top2_sum_udaf;
+pub use enclave_guard::{QueryError, Rule};
 pub use engine::{Outcome, ProjectSession, QueryEngine, TableInfo};
-pub use error::{QueryError, Rule};
 pub use execution::Execution;
 pub use limits::Limits;
-pub use scan::ScanStats;

@@ -22,7 +22,7 @@ use datafusion::physical_plan::joins::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{QueryError, Rule};
+use enclave_guard::error::{QueryError, Rule};
 
 /// Limits of the query service.
 #[derive(Debug, Clone)]

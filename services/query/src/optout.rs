@@ -9,7 +9,7 @@ use enclave_state::OptOutEntry;
 use enclave_store::{DataStore, Manifest};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::error::QueryError;
+use enclave_guard::error::QueryError;
 
 use enclave_ingest::optout::OPT_OUT_INDEX_PATH;
 

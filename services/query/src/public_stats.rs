@@ -15,9 +15,9 @@ use arrow::record_batch::RecordBatch;
 use enclave_core::masters::Masters;
 use enclave_state::{DEFAULT_K, Grant, Project, ProjectStatus, Rounding};
 
-use crate::disclosure::Released;
 use crate::engine::{Outcome, ProjectSession, QueryEngine};
-use crate::error::QueryError;
+use enclave_guard::disclosure::Released;
+use enclave_guard::error::QueryError;
 
 /// The id and user name of the public-statistics project (reserved: no
 /// stored project may take it).
@@ -300,8 +300,8 @@ mod tests {
     use enclave_store::DataStore;
 
     use super::*;
-    use crate::error::Rule;
     use crate::limits::Limits;
+    use enclave_guard::error::Rule;
 
     struct Release {
         dir: tempfile::TempDir,

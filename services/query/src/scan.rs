@@ -13,25 +13,13 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
 use ring::digest::{SHA256, digest};
-use serde::Serialize;
 
-use crate::error::QueryError;
 use crate::execution::Execution;
+pub use enclave_guard::disclosure::ScanStats;
+use enclave_guard::error::QueryError;
 
 /// Hex digits of the plan fingerprint kept (64 bits).
 const FINGERPRINT_HEX: usize = 16;
-
-/// What one statement read.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ScanStats {
-    pub fingerprint: String,
-    /// `schema.table`, sorted.
-    pub tables: Vec<String>,
-    /// `schema.table.column`, sorted.
-    pub columns: Vec<String>,
-    /// Rows produced by the plan's sources (after file and row-group pruning).
-    pub rows_scanned: u64,
-}
 
 /// Optimizes and runs `plan` on `execution`, measuring what it read.
 pub(crate) async fn collect_measured(

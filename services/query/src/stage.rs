@@ -12,10 +12,10 @@ use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 
-use crate::disclosure::Released;
-use crate::error::QueryError;
-use crate::guard::release::result_stage;
-use crate::tables::RESERVED_PREFIX;
+use enclave_guard::disclosure::Released;
+use enclave_guard::error::QueryError;
+use enclave_guard::release::result_stage;
+use enclave_guard::table::RESERVED_PREFIX;
 
 const RELEASED: &str = "__enclave_released";
 
@@ -62,7 +62,9 @@ pub fn stage_plan(
 /// The schema a client gets for a result with this stage.
 pub fn stage_schema(stage: &[LogicalPlan], computed: &DFSchema) -> Result<SchemaRef, QueryError> {
     let plan = stage_plan(stage, computed, Vec::new())?;
-    Ok(crate::disclosure::visible_schema(plan.schema().as_arrow()))
+    Ok(enclave_guard::disclosure::visible_schema(
+        plan.schema().as_arrow(),
+    ))
 }
 
 /// Runs the stage over a released result.
@@ -75,7 +77,7 @@ pub async fn run_stage(
         return Ok(released);
     }
     let plan = stage_plan(stage, computed, released.batches)?;
-    let schema = crate::disclosure::visible_schema(plan.schema().as_arrow());
+    let schema = enclave_guard::disclosure::visible_schema(plan.schema().as_arrow());
     let batches = SessionContext::new()
         .execute_logical_plan(plan)
         .await?

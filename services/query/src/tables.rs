@@ -1,83 +1,30 @@
-//! The tables a project session sees.
-//!
-//! Each granted table (and each workspace table) is registered as a
-//! [`GuardedTable`]: a placeholder whose schema holds only what the project
-//! may name. It cannot be scanned itself; the guard replaces every scan of it
-//! with a scan of the real Parquet files, restricted to the project's period,
-//! without opted-out persons, and carrying the hidden person column.
+//! The raw tables behind a session's guarded tables: Parquet files of the
+//! data store, read through DataFusion's listing table (see
+//! `enclave_guard::table::GuardedTable` for what a session sees).
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
-use async_trait::async_trait;
-use datafusion::catalog::Session;
-use datafusion::datasource::TableProvider;
+use arrow::datatypes::{Field, Schema};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::error::Result as DfResult;
+use enclave_guard::table::{GuardedTable, RowSource};
+use enclave_guard::tags::Tags;
 
-use crate::tags::Tags;
-
-/// The hidden column that carries the person through a guarded plan.
-pub const PERSON: &str = "__enclave_person";
-/// Prefix of every column the guard adds; user SQL may not use it.
-pub const RESERVED_PREFIX: &str = "__enclave";
 /// The URL the data store is registered under in every session.
 pub const STORE_URL: &str = "enclave://data/";
 
-/// Where a guarded table's rows come from.
-#[derive(Debug, Clone)]
-pub enum RowSource {
-    /// A release table: person in `person_id`, month in `service_month`.
-    Release,
-    /// A workspace table: person in the hidden column, rows already in period.
-    Workspace,
-}
-
-/// A table as one project may see it.
-#[derive(Debug)]
-pub struct GuardedTable {
-    visible: SchemaRef,
-    tags: Vec<Tags>,
-    raw: Arc<ListingTable>,
+/// A guarded table over Parquet `files` whose full schema is `file_schema`.
+pub fn guarded_table(
+    visible: Vec<(Field, Tags)>,
+    file_schema: &Schema,
+    files: &[String],
     source: RowSource,
-}
-
-impl GuardedTable {
-    /// `visible` columns (with their tags) of the Parquet `files`, whose full
-    /// schema is `file_schema`.
-    pub fn new(
-        visible: Vec<(Field, Tags)>,
-        file_schema: &Schema,
-        files: &[String],
-        source: RowSource,
-    ) -> DfResult<GuardedTable> {
-        let (fields, tags): (Vec<Field>, Vec<Tags>) = visible.into_iter().unzip();
-        let visible = Arc::new(Schema::new(fields));
-        let raw = listing_table(file_schema, files)?;
-        Ok(GuardedTable {
-            visible,
-            tags,
-            raw: Arc::new(raw),
-            source,
-        })
-    }
-
-    pub fn tags(&self) -> &[Tags] {
-        &self.tags
-    }
-
-    pub fn raw(&self) -> Arc<ListingTable> {
-        Arc::clone(&self.raw)
-    }
-
-    pub fn source(&self) -> &RowSource {
-        &self.source
-    }
+) -> DfResult<GuardedTable> {
+    let raw = listing_table(file_schema, files)?;
+    Ok(GuardedTable::new(visible, Arc::new(raw), source))
 }
 
 pub(crate) fn listing_table(file_schema: &Schema, files: &[String]) -> DfResult<ListingTable> {
@@ -91,29 +38,4 @@ pub(crate) fn listing_table(file_schema: &Schema, files: &[String]) -> DfResult<
         .with_listing_options(options)
         .with_schema(Arc::new(file_schema.clone()));
     ListingTable::try_new(config)
-}
-
-#[async_trait]
-impl TableProvider for GuardedTable {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.visible)
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    /// Never reached when the guard ran; failing here keeps a plan that
-    /// skipped the guard from reading anything.
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        _projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Err(DataFusionError::Internal(
-            "a guarded table was scanned without the guard".into(),
-        ))
-    }
 }

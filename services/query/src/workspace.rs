@@ -22,12 +22,13 @@ use parquet::file::properties::WriterProperties;
 
 use enclave_store::DataStore;
 
-use crate::error::{QueryError, Rule};
 use crate::execution::Execution;
-use crate::guard::expressions::make_total;
-use crate::guard::rewrite::{Scope, rewrite};
-use crate::tables::{GuardedTable, PERSON, RowSource};
-use crate::tags::Tags;
+use crate::tables::guarded_table;
+use enclave_guard::error::{QueryError, Rule};
+use enclave_guard::expressions::make_total;
+use enclave_guard::rewrite::{Scope, rewrite};
+use enclave_guard::table::{GuardedTable, PERSON, RowSource};
+use enclave_guard::tags::Tags;
 
 const TAGS_KEY: &str = "enclave.tags";
 const ROOT: &str = "workspaces";
@@ -111,7 +112,7 @@ impl Workspace {
                     )
                 })
                 .collect();
-            let table = GuardedTable::new(
+            let table = guarded_table(
                 visible,
                 &file_schema,
                 &[path.to_string()],
@@ -238,7 +239,7 @@ fn quota_refusal(quota_bytes: u64) -> QueryError {
 fn output_plan(
     plan: LogicalPlan,
     person: &datafusion::common::Column,
-    tags: &crate::tags::ColumnTags,
+    tags: &enclave_guard::tags::ColumnTags,
 ) -> Result<(LogicalPlan, SchemaRef), QueryError> {
     let mut exprs = Vec::new();
     let mut fields = Vec::new();
@@ -271,7 +272,7 @@ fn output_plan(
         .with_name(PERSON);
     fields.push(person_field.with_metadata(HashMap::from([(
         TAGS_KEY.to_string(),
-        crate::guard::rewrite::person_tags().to_metadata(),
+        enclave_guard::rewrite::person_tags().to_metadata(),
     )])));
     let output = LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(plan))?);
     Ok((output, Arc::new(Schema::new(fields))))

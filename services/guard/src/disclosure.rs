@@ -15,11 +15,11 @@ use arrow::compute::{cast, concat_batches, filter};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::array_value_to_string;
+use serde::Serialize;
 
 use crate::error::QueryError;
-use crate::guard::release::{CONTRIBUTORS, FACILITIES, GROUPING, KEY, N_PERSONS, TOP2, TOTAL};
-use crate::scan::ScanStats;
-use crate::tables::RESERVED_PREFIX;
+use crate::release::{CONTRIBUTORS, FACILITIES, GROUPING, KEY, N_PERSONS, TOP2, TOTAL};
+use crate::table::RESERVED_PREFIX;
 
 /// The thresholds applied to every released group.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +43,18 @@ impl DisclosureRules {
             max_groups: 1_000_000,
         }
     }
+}
+
+/// What one statement read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ScanStats {
+    pub fingerprint: String,
+    /// `schema.table`, sorted.
+    pub tables: Vec<String>,
+    /// `schema.table.column`, sorted.
+    pub columns: Vec<String>,
+    /// Rows produced by the plan's sources (after file and row-group pruning).
+    pub rows_scanned: u64,
 }
 
 /// What leaves the enclave.

@@ -8,8 +8,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
+use crate::bounds;
 use crate::error::{QueryError, Rule};
-use crate::guard::bounds;
 
 /// The schema of project workspaces.
 pub const WORKSPACE_SCHEMA: &str = "work";

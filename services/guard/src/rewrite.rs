@@ -25,10 +25,10 @@ use datafusion::logical_expr::{
     Operator, Projection, Subquery, SubqueryAlias, TableScan, Union, Window, lit,
 };
 
+use crate::aggregates::{check_inner_aggregate, output_tags};
 use crate::error::{QueryError, Rule};
-use crate::guard::aggregates::{check_inner_aggregate, output_tags};
-use crate::guard::expressions::check_node;
-use crate::tables::{GuardedTable, PERSON, RowSource};
+use crate::expressions::check_node;
+use crate::table::{GuardedTable, PERSON, RowSource};
 use crate::tags::{ColumnTags, Tags};
 
 /// What the guard applies to every scan of a session.

@@ -27,10 +27,10 @@ use datafusion::logical_expr::{
     Aggregate, Distinct, Expr, GroupingSet, LogicalPlan, Projection, cast, col, lit, try_cast,
 };
 
+use crate::aggregates::{Partial, aggregate_function, argument_tags};
 use crate::error::{QueryError, Rule};
-use crate::guard::aggregates::{Partial, aggregate_function, argument_tags};
-use crate::guard::expressions::check_node;
-use crate::guard::rewrite::{Guarded, Scope, has_subquery, rewrite, with_guarded_subqueries};
+use crate::expressions::check_node;
+use crate::rewrite::{Guarded, Scope, has_subquery, rewrite, with_guarded_subqueries};
 use crate::top2::top2_sum;
 
 pub const N_PERSONS: &str = "__enclave_n_persons";

@@ -1,0 +1,41 @@
+//! The privacy core of the enclave: what a project session may run, and
+//! what may leave. No I/O: it reads logical plans and released batches and
+//! returns rewritten plans, refusals and disclosure-checked results, so a
+//! reviewer can read every promise of docs/query-rules.md here.
+//!
+//! - [`bounds`]: SQL length and nesting, checked before planning.
+//! - [`statement`]: only queries, plus `CREATE TABLE work.<name> AS SELECT …`
+//!   and `DROP TABLE work.<name>`; everything else is refused by rule.
+//! - [`table`] and [`tags`]: the tables a session sees and what each column
+//!   carries (person key, identifying, sensitive, facility, padded).
+//! - [`rewrite`]: every scan restricted to the project (period, opt-out) and
+//!   the person followed through the plan, with tags through every
+//!   expression, join, union and predicate.
+//! - [`expressions`]: the allowlist of expressions and functions, made so
+//!   they cannot fail on a value.
+//! - [`aggregates`]: the aggregates the guard has rules for.
+//! - [`release`]: the released aggregate rewritten so disclosure control
+//!   can check every value; the result stage above it split off to run over
+//!   released values only.
+//! - [`disclosure`]: k persons per group and k contributors per value,
+//!   facility and dominance rules, complementary suppression.
+//! - [`top2`]: the aggregate the dominance rule uses.
+//! - [`error`]: refusals and their rule ids.
+//!
+//! Refusals carry a [`Rule`] whose id appears in the error text.
+
+pub mod aggregates;
+pub mod bounds;
+pub mod disclosure;
+pub mod error;
+pub mod expressions;
+pub mod release;
+pub mod reserved;
+pub mod rewrite;
+pub mod statement;
+pub mod table;
+pub mod tags;
+pub mod top2;
+
+pub use error::{QueryError, Rule};
+pub use reserved::check_reserved_names;

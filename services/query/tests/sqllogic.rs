@@ -2,13 +2,13 @@
 //! `tests/slt/*.slt` file lists queries and what the guard releases for
 //! each (rows, with NULL where a value is withheld), or its refusal rule,
 //! run against a small fixed synthetic release. A reviewer reads the files;
-//! a changed answer fails the test. Rows are compared in sorted order. `ENCLAVE_BLESS=1 cargo test -p
-//! enclave-query --test sqllogic` rewrites the answers after an intended
-//! change (then read the diff).
+//! a changed answer fails the test. Rows are compared in sorted order.
+//! `ENCLAVE_BLESS=1 cargo test --workspace --test sqllogic` rewrites the
+//! answers after an intended change (then read the diff).
 //!
 //! Besides SQL, a file may say `statement ok` + `USE PROJECT <id>` to run
 //! the following records in another project of the fixture (`main` by
-//! default; see [`fixture`]).
+//! default; see `common::fixture`).
 
 mod common;
 

@@ -3,7 +3,7 @@
 //! disclosure control released and nothing else: what was withheld cannot
 //! steer which rows come back or in what order.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -18,6 +18,11 @@ use enclave_guard::release::result_stage;
 use enclave_guard::table::RESERVED_PREFIX;
 
 const RELEASED: &str = "__enclave_released";
+
+/// The session result stages run in: built once (a session registers every
+/// built-in function), it holds no table; each stage's plan carries its own
+/// released values.
+static STAGE_SESSION: LazyLock<SessionContext> = LazyLock::new(SessionContext::new);
 
 /// The result stage's plan over `batches` (the released values of a result
 /// whose computed schema, hidden columns included, is `computed`).
@@ -78,7 +83,7 @@ pub async fn run_stage(
     }
     let plan = stage_plan(stage, computed, released.batches)?;
     let schema = enclave_guard::disclosure::visible_schema(plan.schema().as_arrow());
-    let batches = SessionContext::new()
+    let batches = STAGE_SESSION
         .execute_logical_plan(plan)
         .await?
         .collect()

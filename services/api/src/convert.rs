@@ -204,7 +204,6 @@ pub(crate) fn output_release(release: &review::OutputRelease) -> proto::OutputRe
             refused_rule: findings.refused_rule.clone().unwrap_or_default(),
             message: findings.message.clone(),
             released_groups: findings.released_groups,
-            suppressed_groups: findings.suppressed_groups,
             k: findings.k,
             rounding: findings.rounding.clone(),
         }),

@@ -43,7 +43,6 @@ impl Api {
             refused_rule: None,
             message: String::new(),
             released_groups: 0,
-            suppressed_groups: 0,
             k,
             rounding: rounding_name(rounding).to_string(),
         };
@@ -53,7 +52,6 @@ impl Api {
                 findings.passed = true;
                 findings.message = "every released group passed the disclosure rules".into();
                 findings.released_groups = released.released_groups as u64;
-                findings.suppressed_groups = released.suppressed_groups as u64;
                 Ok((findings, Some(csv)))
             }
             Ok(Outcome::Updated(_)) => {

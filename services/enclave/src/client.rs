@@ -222,11 +222,10 @@ pub(crate) fn print_output(release: &proto::OutputRelease) {
         release.id, release.status, release.project_id, release.title
     );
     println!(
-        "  automatic check: {} ({}); {} groups released, {} suppressed, k={}, rounding {}",
+        "  automatic check: {} ({}); {} groups released, k={}, rounding {}",
         if findings.passed { "passed" } else { "refused" },
         findings.message,
         findings.released_groups,
-        findings.suppressed_groups,
         findings.k,
         findings.rounding
     );

@@ -185,7 +185,6 @@ pub(crate) fn details(lang: Lang, release: &OutputRelease) -> Markup {
                 (lang.t("規則", "Rule"), html! { (if findings.refused_rule.is_empty() { "—" } else { &findings.refused_rule }) }),
                 (lang.t("所見", "Finding"), html! { (findings.message) }),
                 (lang.t("公表されるセル", "Cells released"), html! { (findings.released_groups) }),
-                (lang.t("秘匿されたセル", "Cells suppressed"), html! { (findings.suppressed_groups) }),
                 (lang.t("最小セル(k)・丸め", "Minimum cell (k), rounding"), html! { (findings.k) " · " (findings.rounding) }),
             ]))
         }

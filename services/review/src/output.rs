@@ -39,7 +39,6 @@ pub struct CheckFindings {
     /// The refusal as the researcher saw it (no data values).
     pub message: String,
     pub released_groups: u64,
-    pub suppressed_groups: u64,
     pub k: u32,
     pub rounding: String,
 }

@@ -49,6 +49,9 @@ class Project:
     until: str = "2099-12-31"
     k: int = 10
     rounding: int | None = 10
+    # `single-query`: exact answers, so values can be checked against DuckDB;
+    # None: the server's default (the release ledger).
+    protection: str | None = "single-query"
 
     def round(self, n: int) -> int:
         """The released value of a count: half up to a multiple of the base."""
@@ -156,6 +159,8 @@ class Cli:
         args = ["project", "add", "--state", state, "--id", project.id, "--title", f"Test project {project.id}",
                 "--period", "..".join(project.period), "--until", project.until, "--k", str(project.k),
                 "--rounding", "none" if project.rounding is None else str(project.rounding)]
+        if project.protection and self.takes(("project", "add"), "--protection"):
+            args += ["--protection", project.protection]
         for member in project.members:
             args += ["--member", member]
         for grant in project.grants:
@@ -355,6 +360,16 @@ def as_dict(table: pa.Table, key: str | tuple[str, ...], value: str) -> dict:
     out = {tuple(r[k] for k in keys) if len(keys) > 1 else r[keys[0]]: r[value] for r in rows}
     assert len(out) == len(rows), "duplicate groups in a result"
     return out
+
+
+def assert_within_ledger_noise(got: list[tuple], expected: list[tuple], noise_persons: float = 2.0) -> None:
+    """Rows of a ledger-protected project against exact rows: the same
+    groups (all but the last column), each count within five standard
+    deviations of the ledger's noise for a count of persons (plus one for
+    rounding to a whole number)."""
+    assert [row[:-1] for row in got] == [row[:-1] for row in expected]
+    for released, exact in zip(got, expected):
+        assert abs(released[-1] - exact[-1]) <= 5 * noise_persons + 1, (released, exact)
 
 
 # ---------------------------------------------------------------- fixtures

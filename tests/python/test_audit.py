@@ -63,11 +63,12 @@ def test_near_identical_queries_raise_an_alert(cli, enclave):
 
 # ------------------------------------------------- the operators' audit schema
 
-# What a query event may hold: SQL, counts, timings and refusals, never the
-# values of a result (the audit schema is not under disclosure control).
+# What a query event may hold: SQL, counts, timings, refusals and the release
+# ledger's note (counts and ledger release numbers), never the values of a
+# result (the audit schema is not under disclosure control).
 QUERY_DETAIL_KEYS = {"project", "sql", "phase", "duration_ms", "released_groups",
                      "suppressed_groups", "suppressed_values", "rows_written", "rule", "error",
-                     "fingerprint", "tables", "columns", "rows_scanned"}
+                     "fingerprint", "tables", "columns", "rows_scanned", "ledger"}
 
 
 def test_an_operator_queries_the_audit_log_with_sql(enclave):

@@ -36,7 +36,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 use enclave_query::limits::{ClusterLimits, QueryPool};
 use enclave_query::tables::STORE_URL;
-use enclave_query::top2_sum_udaf;
+use enclave_query::{person_set_udaf, top2_sum_udaf};
 use enclave_store::DataStore;
 use url::Url;
 
@@ -68,7 +68,7 @@ pub async fn run_scheduler(listen: SocketAddr, data: &DataStore) -> Result<(), C
 }
 
 /// The scheduler's per-query sessions: Ballista's defaults plus the data
-/// store and the dominance aggregate.
+/// store and the guard's aggregates (dominance, person-set sketches).
 fn scheduler_sessions(data: &DataStore) -> SessionBuilder {
     let store = data.object_store();
     Arc::new(move |config: SessionConfig| {
@@ -80,6 +80,7 @@ fn scheduler_sessions(data: &DataStore) -> SessionBuilder {
             .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
             .build();
         state.register_udaf(top2_sum_udaf())?;
+        state.register_udaf(person_set_udaf())?;
         Ok(state)
     })
 }
@@ -172,10 +173,11 @@ fn executor_runtimes(data: &DataStore, total_memory: usize) -> RuntimeProducer {
 
 fn executor_functions() -> BallistaFunctionRegistry {
     let mut registry = BallistaFunctionRegistry::default();
-    let top2 = top2_sum_udaf();
-    registry
-        .aggregate_functions
-        .insert(top2.name().to_string(), top2);
+    for function in [top2_sum_udaf(), person_set_udaf()] {
+        registry
+            .aggregate_functions
+            .insert(function.name().to_string(), function);
+    }
     registry
 }
 

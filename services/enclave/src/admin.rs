@@ -17,7 +17,7 @@ use enclave_audit::{
 use enclave_portal::{Portal, PortalConfig};
 use enclave_query::{Execution, Limits, QueryEngine};
 use enclave_review::{ApplicationRoles, Workflow};
-use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Role, Rounding};
+use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Protection, Role, Rounding};
 use enclave_store::{DataLocation, DataStore};
 
 use crate::commands::CommandError;
@@ -73,6 +73,12 @@ pub(crate) enum ProjectCommand {
         /// Rounding of released counts: none, 5 or 10.
         #[arg(long, default_value = "10")]
         rounding: Rounding,
+        /// Protection across queries: `ledger` (a cell within k-1 persons of
+        /// an earlier release repeats its answer; fresh answers carry sticky
+        /// noise) or `single-query` (exact answers, for projects whose every
+        /// output is checked by hand; see docs/query-rules.md).
+        #[arg(long, default_value = "ledger")]
+        protection: Protection,
         /// Workspace quota in MiB.
         #[arg(long, default_value_t = 1024)]
         quota_mb: u64,
@@ -131,6 +137,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
             until,
             k,
             rounding,
+            protection,
             quota_mb,
             audit,
         } => {
@@ -143,6 +150,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
                 valid_until: until,
                 k,
                 rounding,
+                protection,
                 workspace_quota_bytes: quota_mb << 20,
                 status: ProjectStatus::Active,
             };
@@ -153,6 +161,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
                 "period": project.period.to_string(),
                 "until": project.valid_until,
                 "k": project.k,
+                "protection": project.protection.name(),
             });
             let change = async { Ok(state.open()?.add_project(&project)?) };
             audit

@@ -171,6 +171,7 @@ impl EnclaveFlightSql {
                     "tables": released.scan.tables,
                     "columns": released.scan.columns,
                     "rows_scanned": released.scan.rows_scanned,
+                    "ledger": released.ledger,
                 }),
             ),
             Ok(Outcome::Updated(rows)) => ("ok", serde_json::json!({ "rows_written": rows })),
@@ -273,10 +274,13 @@ fn flight_info(
 
 /// A released result as Flight data. How many groups or values disclosure
 /// control withheld is not told (it would say that a group of fewer than k
-/// persons exists); the audit record keeps it for operators.
+/// persons exists); the audit record keeps it for operators. The release
+/// ledger's note (values answered fresh or repeating an earlier release, by
+/// ledger release number) counts released groups only.
 fn released_stream(released: Released) -> Result<DataStream, Status> {
     let note = serde_json::json!({
         "released_groups": released.released_groups,
+        "ledger": released.ledger,
     })
     .to_string();
     let schema = Arc::clone(&released.schema);

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, Float64Array};
 use arrow::compute::kernels::nullif::nullif;
 use arrow::compute::{cast, concat_batches, filter};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, Schema, SchemaRef};
@@ -17,8 +17,14 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::display::array_value_to_string;
 use serde::Serialize;
 
+use crate::aggregates::Partial;
 use crate::error::QueryError;
-use crate::release::{CONTRIBUTORS, FACILITIES, GROUPING, KEY, N_PERSONS, TOP2, TOTAL};
+use crate::ledger::{Answer, Cell, CellKind, Decision};
+use crate::release::{
+    CONTRIBUTORS, FACILITIES, GROUP_SET, GROUPING, KEY, N_PERSONS, PERSON_SET, ReleasedValue, TOP2,
+    TOTAL,
+};
+use crate::sketch::SetSketch;
 use crate::table::RESERVED_PREFIX;
 
 /// The thresholds applied to every released group.
@@ -71,6 +77,23 @@ pub struct Released {
     pub suppressed_values: usize,
     /// What the statement read (for the audit record).
     pub scan: ScanStats,
+    /// How the release ledger answered (ledger-protected projects).
+    pub ledger: Option<LedgerNote>,
+}
+
+/// How the release ledger answered a result's values, counting released
+/// groups only (withheld groups are not told).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LedgerNote {
+    /// The ledger release that remembers this result's fresh answers.
+    pub release: Option<u64>,
+    /// Values answered fresh.
+    pub fresh_values: usize,
+    /// Values that repeat an earlier answer (their persons are within k-1
+    /// of an earlier released cell's, or the same).
+    pub repeated_values: usize,
+    /// The earlier ledger releases those answers come from.
+    pub repeats: Vec<u64>,
 }
 
 /// The schema a client sees: the computed schema without hidden columns,
@@ -85,12 +108,36 @@ pub fn visible_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Applies the rules to a guarded result (`schema` includes hidden columns).
+/// Applies the single-query rules to a guarded result (`schema` includes
+/// hidden columns) and releases it.
 pub fn apply(
     rules: &DisclosureRules,
     schema: SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<Released, QueryError> {
+    assess(rules, schema, batches)?.release()
+}
+
+/// A computed result with the single-query rules' findings, before its
+/// hidden columns are stripped: the release ledger may still change them
+/// (see [`Assessment::cells`] and [`Assessment::answer`]).
+#[derive(Debug)]
+pub struct Assessment {
+    schema: SchemaRef,
+    all: RecordBatch,
+    suppressed_rows: Vec<bool>,
+    values: Vec<ValueColumn>,
+    /// Replacement columns by position (answers from the ledger).
+    answered: HashMap<usize, ArrayRef>,
+    ledger: Option<LedgerNote>,
+}
+
+/// Withholds groups and values by the single-query rules.
+pub fn assess(
+    rules: &DisclosureRules,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Assessment, QueryError> {
     let all = concat_batches(&schema, batches).map_err(QueryError::internal)?;
     if all.num_rows() > rules.max_groups {
         return Err(QueryError::ResourcesExhausted(format!(
@@ -101,37 +148,273 @@ pub fn apply(
     let suppressed_rows = row_suppression(rules, &all)?;
     let mut values = value_suppression(rules, &all, &suppressed_rows)?;
     complementary_suppression(rules, &all, &mut values)?;
-    let keep: BooleanArray = suppressed_rows.iter().map(|s| Some(!s)).collect();
-    let visible = visible_schema(&schema);
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(visible.fields().len());
-    let mut suppressed_values = 0;
-    for (position, field) in schema.fields().iter().enumerate() {
-        if field.name().starts_with(RESERVED_PREFIX) {
-            continue;
-        }
-        let mut column = Arc::clone(all.column(position));
-        if let Some(value) = values.iter().find(|value| value.position == position) {
-            let hidden: BooleanArray = value.hidden.iter().map(|h| Some(*h)).collect();
-            suppressed_values += value
-                .hidden
-                .iter()
-                .zip(&suppressed_rows)
-                .filter(|(value, row)| **value && !**row)
-                .count();
-            column = nullif(&column, &hidden).map_err(QueryError::internal)?;
-        }
-        columns.push(filter(&column, &keep).map_err(QueryError::internal)?);
-    }
-    let batch =
-        RecordBatch::try_new(Arc::clone(&visible), columns).map_err(QueryError::internal)?;
-    Ok(Released {
-        schema: visible,
-        released_groups: batch.num_rows(),
-        batches: vec![batch],
-        suppressed_groups: suppressed_rows.iter().filter(|s| **s).count(),
-        suppressed_values,
-        scan: ScanStats::default(),
+    Ok(Assessment {
+        schema,
+        all,
+        suppressed_rows,
+        values,
+        answered: HashMap::new(),
+        ledger: None,
     })
+}
+
+impl Assessment {
+    /// The result as it leaves: withheld groups dropped, withheld values
+    /// NULL, hidden columns stripped.
+    pub fn release(self) -> Result<Released, QueryError> {
+        let keep: BooleanArray = self.suppressed_rows.iter().map(|s| Some(!s)).collect();
+        let visible = visible_schema(&self.schema);
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(visible.fields().len());
+        let mut suppressed_values = 0;
+        for (position, field) in self.schema.fields().iter().enumerate() {
+            if field.name().starts_with(RESERVED_PREFIX) {
+                continue;
+            }
+            let mut column = self
+                .answered
+                .get(&position)
+                .map_or_else(|| Arc::clone(self.all.column(position)), Arc::clone);
+            if let Some(value) = self.values.iter().find(|value| value.position == position) {
+                let hidden: BooleanArray = value.hidden.iter().map(|h| Some(*h)).collect();
+                suppressed_values += value
+                    .hidden
+                    .iter()
+                    .zip(&self.suppressed_rows)
+                    .filter(|(value, row)| **value && !**row)
+                    .count();
+                column = nullif(&column, &hidden).map_err(QueryError::internal)?;
+            }
+            columns.push(filter(&column, &keep).map_err(QueryError::internal)?);
+        }
+        let batch =
+            RecordBatch::try_new(Arc::clone(&visible), columns).map_err(QueryError::internal)?;
+        Ok(Released {
+            schema: visible,
+            released_groups: batch.num_rows(),
+            batches: vec![batch],
+            suppressed_groups: self.suppressed_rows.iter().filter(|s| **s).count(),
+            suppressed_values,
+            scan: ScanStats::default(),
+            ledger: self.ledger,
+        })
+    }
+}
+
+impl Assessment {
+    /// The result's cells for the release ledger, each group followed by
+    /// its ledgered values, row by row (the order [`Assessment::answer`]
+    /// takes decisions in).
+    pub fn cells(&self, values: &[ReleasedValue]) -> Result<Vec<Cell>, QueryError> {
+        let group_sets = sketches(&self.all, GROUP_SET)?;
+        let persons = column_f64(&self.all, N_PERSONS)?;
+        let ledgered = self.ledgered(values)?;
+        let mut cells = Vec::new();
+        for (row, suppressed) in self.suppressed_rows.iter().enumerate() {
+            cells.push(Cell {
+                kind: CellKind::Group,
+                persons: persons[row].unwrap_or(0.0) as u64,
+                sketch: group_sets[row],
+                exact: if *suppressed {
+                    Answer::Withheld
+                } else {
+                    Answer::Shown
+                },
+                noise_scale: 1.0,
+            });
+            for value in &ledgered {
+                cells.push(value.cell(row));
+            }
+        }
+        Ok(cells)
+    }
+
+    /// Takes the ledger's decisions on [`Assessment::cells`] (remembered
+    /// as ledger release `release`, if any was fresh), rounding released
+    /// counts and sums to a multiple of `rounding`.
+    pub fn answer(
+        &mut self,
+        values: &[ReleasedValue],
+        decisions: &[Decision],
+        release: Option<u64>,
+        rounding: i64,
+    ) -> Result<(), QueryError> {
+        let ledgered = self.ledgered(values)?;
+        let stride = 1 + ledgered.len();
+        if decisions.len() != stride * self.all.num_rows() {
+            return Err(QueryError::internal("ledger decisions do not match cells"));
+        }
+        for (row, decisions) in decisions.chunks(stride).enumerate() {
+            self.suppressed_rows[row] = decisions[0].answer != Answer::Shown;
+        }
+        self.ledger = Some(self.note(decisions, stride, release));
+        let answered: Vec<(usize, Vec<Option<f64>>)> = ledgered
+            .iter()
+            .enumerate()
+            .map(|(index, value)| {
+                let answers = decisions
+                    .chunks(stride)
+                    .map(|row| match row[1 + index].answer {
+                        Answer::Value(v) => Some(value.rounded(v, rounding)),
+                        Answer::Withheld | Answer::Shown => None,
+                    })
+                    .collect();
+                (value.position, answers)
+            })
+            .collect();
+        for (position, answers) in answered {
+            let data_type = self.schema.field(position).data_type().clone();
+            let column = cast(&Float64Array::from(answers.clone()), &data_type)
+                .map_err(QueryError::internal)?;
+            if let Some(value) = self.values.iter_mut().find(|v| v.position == position) {
+                value.hidden = answers.iter().map(Option::is_none).collect();
+            }
+            self.answered.insert(position, column);
+        }
+        Ok(())
+    }
+
+    fn note(&self, decisions: &[Decision], stride: usize, release: Option<u64>) -> LedgerNote {
+        let mut note = LedgerNote {
+            release,
+            ..LedgerNote::default()
+        };
+        let shown = decisions
+            .chunks(stride)
+            .zip(&self.suppressed_rows)
+            .filter(|(_, suppressed)| !**suppressed);
+        for (row, _) in shown {
+            for decision in &row[1..] {
+                match decision.repeats {
+                    Some(earlier) => {
+                        note.repeated_values += 1;
+                        note.repeats.push(earlier);
+                    }
+                    None => note.fresh_values += 1,
+                }
+            }
+        }
+        note.repeats.sort_unstable();
+        note.repeats.dedup();
+        note
+    }
+
+    fn ledgered(&self, values: &[ReleasedValue]) -> Result<Vec<LedgeredValue>, QueryError> {
+        values
+            .iter()
+            .filter_map(|value| {
+                let kind = match value.partial {
+                    Partial::Count | Partial::Persons | Partial::Sum => CellKind::Sum,
+                    Partial::Avg => CellKind::Average,
+                    Partial::Min | Partial::Max => return None,
+                };
+                Some(LedgeredValue::read(self, value, kind))
+            })
+            .collect()
+    }
+}
+
+/// One ledgered value column with what its cells need.
+struct LedgeredValue {
+    position: usize,
+    kind: CellKind,
+    integer: bool,
+    rounded: bool,
+    exact: Vec<Option<f64>>,
+    hidden: Vec<bool>,
+    contributors: Vec<f64>,
+    sketches: Vec<SetSketch>,
+    /// The mean absolute per-person partial (at least 1).
+    mean_partial: Vec<f64>,
+}
+
+impl LedgeredValue {
+    fn read(
+        assessment: &Assessment,
+        value: &ReleasedValue,
+        kind: CellKind,
+    ) -> Result<LedgeredValue, QueryError> {
+        let position = value.position;
+        let batch = &assessment.all;
+        let column = value_column(assessment, position)?;
+        let exact =
+            cast(batch.column(position), &DataType::Float64).map_err(QueryError::internal)?;
+        let mean_partial = match batch.column_by_name(&format!("{TOTAL}{position}")) {
+            Some(_) => column_f64(batch, &format!("{TOTAL}{position}"))?
+                .into_iter()
+                .zip(&column.contributors)
+                .map(|(total, n)| total.map_or(1.0, |total| (total / n.max(1.0)).max(1.0)))
+                .collect(),
+            None => vec![1.0; batch.num_rows()],
+        };
+        Ok(LedgeredValue {
+            position,
+            kind,
+            integer: assessment.schema.field(position).data_type().is_integer(),
+            rounded: value.partial.is_rounded(),
+            exact: exact.as_primitive::<Float64Type>().iter().collect(),
+            hidden: column.hidden.clone(),
+            contributors: column.contributors.clone(),
+            sketches: sketches(batch, &format!("{PERSON_SET}{position}"))?,
+            mean_partial,
+        })
+    }
+
+    fn cell(&self, row: usize) -> Cell {
+        let contributors = self.contributors[row];
+        let exact = match self.exact[row] {
+            Some(value) if !self.hidden[row] => Answer::Value(value),
+            _ => Answer::Withheld,
+        };
+        let noise_scale = match self.kind {
+            CellKind::Average => self.mean_partial[row] / contributors.max(1.0),
+            CellKind::Sum | CellKind::Group => self.mean_partial[row],
+        };
+        Cell {
+            kind: self.kind,
+            persons: contributors as u64,
+            sketch: self.sketches[row],
+            exact,
+            noise_scale,
+        }
+    }
+
+    /// Half away from zero to a multiple of `base` (counts and sums), to
+    /// a whole number in an integer column.
+    fn rounded(&self, value: f64, base: i64) -> f64 {
+        let base = if self.rounded {
+            base.max(1) as f64
+        } else {
+            1.0
+        };
+        if self.rounded || self.integer {
+            (value / base).round() * base
+        } else {
+            value
+        }
+    }
+}
+
+fn value_column(assessment: &Assessment, position: usize) -> Result<&ValueColumn, QueryError> {
+    assessment
+        .values
+        .iter()
+        .find(|value| value.position == position)
+        .ok_or_else(|| QueryError::internal(format!("no contributors for value {position}")))
+}
+
+fn sketches(batch: &RecordBatch, name: &str) -> Result<Vec<SetSketch>, QueryError> {
+    let column = batch
+        .column_by_name(name)
+        .ok_or_else(|| QueryError::internal(format!("hidden column {name} missing")))?;
+    column
+        .as_binary::<i32>()
+        .iter()
+        .map(|bytes| {
+            bytes
+                .and_then(SetSketch::from_bytes)
+                .ok_or_else(|| QueryError::internal("malformed person-set sketch"))
+        })
+        .collect()
 }
 
 fn column_f64(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, QueryError> {

@@ -19,6 +19,9 @@
 //!   released values only.
 //! - [`disclosure`]: k persons per group and k contributors per value,
 //!   facility and dominance rules, complementary suppression.
+//! - [`ledger`] and [`sketch`]: disclosure control across queries: every
+//!   released cell remembered as a sketch of its persons, a cell near a
+//!   remembered one answered the same way, fresh answers with sticky noise.
 //! - [`top2`]: the aggregate the dominance rule uses.
 //! - [`error`]: refusals and their rule ids.
 //!
@@ -29,9 +32,11 @@ pub mod bounds;
 pub mod disclosure;
 pub mod error;
 pub mod expressions;
+pub mod ledger;
 pub mod release;
 pub mod reserved;
 pub mod rewrite;
+pub mod sketch;
 pub mod statement;
 pub mod table;
 pub mod tags;

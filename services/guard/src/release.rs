@@ -18,7 +18,7 @@ use arrow::datatypes::DataType;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Column, DFSchema};
 use datafusion::functions::core::expr_fn::nullif;
-use datafusion::functions::math::expr_fn::abs;
+use datafusion::functions::math::expr_fn::{abs, signum};
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, min, sum};
 use datafusion::functions_aggregate::sum::sum_udaf;
@@ -31,6 +31,7 @@ use crate::aggregates::{Partial, aggregate_function, argument_tags};
 use crate::error::{QueryError, Rule};
 use crate::expressions::check_node;
 use crate::rewrite::{Guarded, Scope, has_subquery, rewrite, with_guarded_subqueries};
+use crate::sketch::person_set;
 use crate::top2::top2_sum;
 
 pub const N_PERSONS: &str = "__enclave_n_persons";
@@ -42,6 +43,11 @@ pub const TOP2: &str = "__enclave_top2_";
 /// `__enclave_total_<i>`: the sum of absolute per-person partials.
 pub const TOTAL: &str = "__enclave_total_";
 pub const GROUPING: &str = "__enclave_grouping";
+/// `__enclave_set_<i>`: the person-set sketch of visible column i's
+/// contributors with their partials (release ledger only).
+pub const PERSON_SET: &str = "__enclave_set_";
+/// The person-set sketch of the group's persons (release ledger only).
+pub const GROUP_SET: &str = "__enclave_set_group";
 pub const KEY: &str = "__enclave_key_";
 
 /// A query plan ready to run.
@@ -57,26 +63,50 @@ pub struct ReleasePlan {
     /// The result stage, outermost node first, to rebuild over the released
     /// values (see [`result_stage`]).
     pub result_stage: Vec<LogicalPlan>,
+    /// The released aggregate's values and how each is computed.
+    pub values: Vec<ReleasedValue>,
+}
+
+/// One value column of the released aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleasedValue {
+    /// Its position in the released aggregate's schema.
+    pub position: usize,
+    pub partial: Partial,
+}
+
+/// How the released aggregate is computed for a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseOptions {
+    /// Counts and sums are rounded half up to a multiple of this in the
+    /// plan (1: not rounded).
+    pub rounding: i64,
+    /// Whether the plan computes the person-set sketches the release
+    /// ledger reads (then rounding is left to the ledger's answers).
+    pub person_sets: bool,
 }
 
 /// Rewrites a query plan for release.
 pub fn release(
     plan: &LogicalPlan,
     scope: &Scope,
-    rounding: i64,
+    options: ReleaseOptions,
 ) -> Result<ReleasePlan, QueryError> {
     if !reads_tables(plan)? {
         return Ok(ReleasePlan {
             plan: plan.clone(),
             checked: false,
             result_stage: Vec::new(),
+            values: Vec::new(),
         });
     }
     let (stage, aggregate) = split_result_stage(plan)?;
+    let (plan, values) = release_aggregate(aggregate, scope, options)?;
     Ok(ReleasePlan {
-        plan: release_aggregate(aggregate, scope, rounding)?,
+        plan,
         checked: true,
         result_stage: stage,
+        values,
     })
 }
 
@@ -147,8 +177,8 @@ struct UserAggregate {
 fn release_aggregate(
     aggregate: &Aggregate,
     scope: &Scope,
-    rounding: i64,
-) -> Result<LogicalPlan, QueryError> {
+    options: ReleaseOptions,
+) -> Result<(LogicalPlan, Vec<ReleasedValue>), QueryError> {
     check_node(&LogicalPlan::Aggregate(aggregate.clone()))?;
     let input = rewrite(&aggregate.input, scope)?;
     let Some(person) = input.person.clone() else {
@@ -170,9 +200,10 @@ fn release_aggregate(
             .collect::<Result<Vec<_>, _>>()?,
         groups,
         person,
-        rounding,
+        options,
     };
-    released.plan(input.plan)
+    let values = released.values();
+    Ok((released.plan(input.plan)?, values))
 }
 
 /// ROLLUP and CUBE only: their totals nest, so complementary suppression
@@ -302,13 +333,25 @@ struct ReleasedAggregate<'a> {
     person: Column,
     users: Vec<UserAggregate>,
     facility_columns: Vec<Column>,
-    rounding: i64,
+    options: ReleaseOptions,
 }
 
 impl ReleasedAggregate<'_> {
     /// Group fields of the user's aggregate (with the grouping id, if any).
     fn group_fields(&self) -> usize {
         self.aggregate.schema.fields().len() - self.aggregate.aggr_expr.len()
+    }
+
+    fn values(&self) -> Vec<ReleasedValue> {
+        let first_value = self.group_fields();
+        self.users
+            .iter()
+            .enumerate()
+            .map(|(index, user)| ReleasedValue {
+                position: first_value + index,
+                partial: user.partial,
+            })
+            .collect()
     }
 
     fn plan(&self, input: LogicalPlan) -> Result<LogicalPlan, QueryError> {
@@ -391,6 +434,9 @@ impl ReleasedAggregate<'_> {
             }
         }
         aggregates.push(count(Expr::Column(self.person.clone())).alias(N_PERSONS));
+        if self.options.person_sets {
+            aggregates.extend(self.person_sets());
+        }
         for index in 0..self.facility_columns.len() {
             for end in ["min", "max"] {
                 aggregates.push(
@@ -404,6 +450,30 @@ impl ReleasedAggregate<'_> {
             groups,
             aggregates,
         )?))
+    }
+
+    /// The sketches of the group's persons and of each ledgered value's
+    /// contributors with their partials (see [`crate::ledger`]).
+    fn person_sets(&self) -> Vec<Expr> {
+        let person = || Expr::Column(self.person.clone());
+        let first_value = self.group_fields();
+        let mut sets = vec![person_set(person(), Vec::new()).alias(GROUP_SET)];
+        for (index, user) in self.users.iter().enumerate() {
+            let partials = match user.partial {
+                // A person counted: present (1) or not (NULL).
+                Partial::Persons => vec![signum(nullif(partial(index), lit(0_i64)))],
+                Partial::Count => vec![nullif(partial(index), lit(0_i64))],
+                Partial::Sum => vec![partial(index)],
+                Partial::Avg => vec![
+                    partial(index),
+                    Expr::Column(Column::from_name(partial_count_name(index))),
+                ],
+                Partial::Min | Partial::Max => continue,
+            };
+            let position = first_value + index;
+            sets.push(person_set(person(), partials).alias(format!("{PERSON_SET}{position}")));
+        }
+        sets
     }
 
     /// The user's columns under their own names and types (values rounded
@@ -423,8 +493,8 @@ impl ReleasedAggregate<'_> {
                 value = cast(value, DataType::Float64)
                     / cast(col(format!("__enclave_oc{index}")), DataType::Float64);
             }
-            if user.partial.is_rounded() {
-                value = rounded(value, self.rounding, data_type);
+            if user.partial.is_rounded() && !self.options.person_sets {
+                value = rounded(value, self.options.rounding, data_type);
             }
             let value = try_cast(value, data_type.clone());
             exprs.push(restore_name(value, schema, position));

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use enclave_query::{Limits, Outcome, QueryEngine};
-use enclave_state::{Grant, Project, ProjectStatus, Role, Rounding, StateStore};
+use enclave_state::{Grant, Project, ProjectStatus, Protection, Role, Rounding, StateStore};
 use enclave_store::{DataStore, Manifest};
 
 #[global_allocator]
@@ -182,6 +182,7 @@ async fn guarded_engine(
         valid_until: "2099-12-31".into(),
         k: 10,
         rounding: Rounding::None,
+        protection: Protection::SingleQuery,
         workspace_quota_bytes: 0,
         status: ProjectStatus::Active,
     })?;

@@ -123,6 +123,7 @@ impl AuditSession {
             suppressed_groups: 0,
             suppressed_values: 0,
             scan,
+            ledger: None,
         }))
     }
 

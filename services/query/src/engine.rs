@@ -20,11 +20,12 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use enclave_catalog::Catalog;
-use enclave_state::{Period, Project, ProjectStatus, StateStore};
+use enclave_state::{Period, Project, ProjectStatus, Protection, StateStore};
 use enclave_store::{DataStore, Manifest};
 use url::Url;
 
 use crate::execution::Execution;
+use crate::ledger::ReleaseLedger;
 use crate::limits::{
     ClusterLimits, ConcurrencyCaps, Limits, QueryPool, YieldAfterJoins, shared_pool,
 };
@@ -34,11 +35,13 @@ use crate::stage::{run_stage, stage_schema};
 use crate::tables::{STORE_URL, guarded_table};
 use crate::workspace::Workspace;
 use enclave_guard::check_reserved_names;
-use enclave_guard::disclosure::{self, DisclosureRules, Released};
+use enclave_guard::disclosure::{self, Assessment, DisclosureRules, Released};
 use enclave_guard::error::{QueryError, Rule};
 use enclave_guard::expressions::make_total;
-use enclave_guard::release::{ReleasePlan, release};
+use enclave_guard::ledger::{LedgerRules, NOISE_SD};
+use enclave_guard::release::{ReleaseOptions, ReleasePlan, ReleasedValue, release};
 use enclave_guard::rewrite::Scope;
+use enclave_guard::sketch::CAPACITY;
 use enclave_guard::statement::{Request, WORKSPACE_SCHEMA, classify};
 use enclave_guard::table::GuardedTable;
 use enclave_guard::table::RowSource;
@@ -69,6 +72,7 @@ struct EngineInner {
     memory: Arc<dyn MemoryPool>,
     object_stores: Arc<dyn ObjectStoreRegistry>,
     running: ConcurrencyCaps,
+    ledger: ReleaseLedger,
 }
 
 /// Shared by every connection; cheap to clone.
@@ -146,6 +150,7 @@ impl QueryEngine {
                 execution,
                 object_stores: Arc::new(registry),
                 running: ConcurrencyCaps::default(),
+                ledger: ReleaseLedger::default(),
             }),
         };
         engine.check_cluster_reads(&manifest).await?;
@@ -633,7 +638,14 @@ impl ProjectSession {
         let (batches, scan) =
             collect_measured(context, &self.inner().execution, release.plan).await?;
         let mut released = if release.checked {
-            let released = disclosure::apply(&self.rules(), schema, &batches)?;
+            let assessment = disclosure::assess(&self.rules(), schema, &batches)?;
+            let released = match self.project.protection {
+                Protection::SingleQuery => assessment.release()?,
+                Protection::Ledger => self
+                    .answer_from_ledger(assessment, &release.values)
+                    .await?
+                    .release()?,
+            };
             run_stage(&release.result_stage, &computed, released).await?
         } else {
             Released {
@@ -643,10 +655,37 @@ impl ProjectSession {
                 suppressed_groups: 0,
                 suppressed_values: 0,
                 scan: ScanStats::default(),
+                ledger: None,
             }
         };
         released.scan = scan;
         Ok(released)
+    }
+
+    /// The release ledger's answers to the result's cells (docs/query-rules.md,
+    /// "Across queries"), durable before they leave.
+    async fn answer_from_ledger(
+        &self,
+        mut assessment: Assessment,
+        values: &[ReleasedValue],
+    ) -> Result<Assessment, QueryError> {
+        let cells = assessment.cells(values)?;
+        let rules = LedgerRules {
+            k: (self.rules().k as usize).min(CAPACITY),
+            noise_sd: NOISE_SD,
+        };
+        let decided = self
+            .inner()
+            .ledger
+            .decide(&self.inner().state, &self.project.id, cells, rules)
+            .await?;
+        assessment.answer(
+            values,
+            &decided.decisions,
+            decided.release,
+            self.project.rounding.base(),
+        )?;
+        Ok(assessment)
     }
 
     /// The user's statement as a logical plan, checked by DataFusion's own
@@ -678,8 +717,11 @@ impl ProjectSession {
         params: Option<ParamValues>,
     ) -> Result<ReleasePlan, QueryError> {
         let plan = self.user_plan(context, statement, params).await?;
-        let rounding = self.project.rounding.base();
-        let release = release(&plan, &self.scope()?, rounding)?;
+        let options = ReleaseOptions {
+            rounding: self.project.rounding.base(),
+            person_sets: self.project.protection == Protection::Ledger,
+        };
+        let release = release(&plan, &self.scope()?, options)?;
         Ok(ReleasePlan {
             plan: make_total(release.plan)?,
             ..release

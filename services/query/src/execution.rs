@@ -22,6 +22,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion_proto::protobuf::LogicalPlanNode;
 
+use enclave_guard::sketch::person_set_udaf;
 use enclave_guard::top2::top2_sum_udaf;
 
 /// The prefix of a cluster engine's address.
@@ -45,6 +46,7 @@ impl Execution {
             Execution::Ballista { scheduler } => {
                 let mut state = state.upgrade_for_ballista(format!("df://{scheduler}"))?;
                 state.register_udaf(top2_sum_udaf())?;
+                state.register_udaf(person_set_udaf())?;
                 Ok(state)
             }
         }

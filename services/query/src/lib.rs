@@ -8,6 +8,8 @@
 //!   cluster.
 //! - [`tables`]: the Parquet files behind each guarded table.
 //! - [`stage`]: HAVING, ORDER BY and LIMIT over the released values only.
+//! - `ledger`: the release ledger (disclosure control across queries and
+//!   projects) kept durable in the state store.
 //! - [`workspace`]: `CREATE TABLE work.<name> AS …` inside the enclave.
 //! - [`scan`]: what a statement read (plan fingerprint, tables, columns,
 //!   rows) for its audit record.
@@ -22,6 +24,7 @@
 pub mod audit_sql;
 pub mod engine;
 pub mod execution;
+mod ledger;
 pub mod limits;
 pub mod optout;
 pub mod public_stats;
@@ -31,7 +34,8 @@ pub mod tables;
 pub mod workspace;
 
 pub use audit_sql::AuditSession;
-pub use enclave_guard::disclosure::{Released, ScanStats};
+pub use enclave_guard::disclosure::{LedgerNote, Released, ScanStats};
+pub use enclave_guard::sketch::person_set_udaf;
 pub use enclave_guard::statement::WORKSPACE_SCHEMA;
 pub use enclave_guard::top2::top2_sum_udaf;
 pub use enclave_guard::{QueryError, Rule};

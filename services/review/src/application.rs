@@ -6,7 +6,7 @@
 use std::fmt;
 
 use enclave_catalog::Catalog;
-use enclave_state::{DEFAULT_K, Grant, Period, Project, ProjectStatus, Rounding};
+use enclave_state::{DEFAULT_K, Grant, Period, Project, ProjectStatus, Protection, Rounding};
 use serde::{Deserialize, Serialize};
 
 use crate::WorkflowError;
@@ -622,6 +622,7 @@ fn project_of(proposal: &Proposal, terms: &Terms, status: ProjectStatus) -> Proj
         valid_until: terms.valid_until.clone(),
         k: terms.k,
         rounding: terms.rounding,
+        protection: Protection::Ledger,
         workspace_quota_bytes: WORKSPACE_QUOTA_BYTES,
         status,
     }

@@ -15,15 +15,18 @@ pub(crate) enum Table {
     OptOuts,
     Applications,
     OutputReleases,
+    /// The release ledger's batches and its noise key.
+    Ledger,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 5] = [
+    pub(crate) const ALL: [Table; 6] = [
         Table::Users,
         Table::Projects,
         Table::OptOuts,
         Table::Applications,
         Table::OutputReleases,
+        Table::Ledger,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -33,6 +36,7 @@ impl Table {
             Table::OptOuts => "opt_outs",
             Table::Applications => "applications",
             Table::OutputReleases => "output_releases",
+            Table::Ledger => "release_ledger",
         }
     }
 }

@@ -24,7 +24,9 @@ pub use clock::{Clock, today};
 pub use error::StateError;
 pub use model::{
     AUDIT_SCOPE, DEFAULT_K, Grant, OptOutEntry, PUBLIC_STATISTICS_SCOPE, Period, Project,
-    ProjectStatus, Role, Rounding, User,
+    ProjectStatus, Protection, Role, Rounding, User,
 };
 pub use postgresql::StateDatabase;
-pub use store::{Collection, MAX_USER_NAME_BYTES, StateStore, Write, is_valid_user_name};
+pub use store::{
+    Collection, LedgerBatch, MAX_USER_NAME_BYTES, StateStore, Write, is_valid_user_name,
+};

@@ -114,6 +114,44 @@ impl FromStr for Rounding {
     }
 }
 
+/// How a project's answers are protected across its queries (and every
+/// other project's): docs/query-rules.md, "Across queries".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protection {
+    /// The release ledger: a cell within k-1 persons of any cell released
+    /// before repeats that answer; fresh answers carry sticky noise.
+    #[default]
+    Ledger,
+    /// The single-query rules alone: exact (rounded) answers, open to
+    /// differencing across queries. Only for projects whose every output
+    /// is checked by hand before it is used.
+    SingleQuery,
+}
+
+impl Protection {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protection::Ledger => "ledger",
+            Protection::SingleQuery => "single-query",
+        }
+    }
+}
+
+impl FromStr for Protection {
+    type Err = StateError;
+    fn from_str(text: &str) -> Result<Protection, StateError> {
+        match text {
+            "ledger" => Ok(Protection::Ledger),
+            "single-query" => Ok(Protection::SingleQuery),
+            _ => Err(StateError::invalid(
+                "protection",
+                "expected ledger or single-query",
+            )),
+        }
+    }
+}
+
 /// One granted table and the columns of it the project may use
 /// (`None` = every column).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,6 +304,9 @@ pub struct Project {
     pub valid_until: String,
     pub k: u32,
     pub rounding: Rounding,
+    /// Stored projects from before the ledger read as protected by it.
+    #[serde(default)]
+    pub protection: Protection,
     pub workspace_quota_bytes: u64,
     pub status: ProjectStatus,
 }

@@ -283,6 +283,50 @@ impl StateStore {
         })
     }
 
+    /// The release ledger's noise key: `fresh` (hex), stored on first use.
+    pub fn ledger_key(&self, fresh: &str) -> Result<String, StateError> {
+        if let Some(key) = self.get::<String>(Table::Ledger, LEDGER_KEY)? {
+            return Ok(key);
+        }
+        self.backend.write(|txn| {
+            if let Some(key) = txn.get(Table::Ledger, LEDGER_KEY)? {
+                return Ok(serde_json::from_slice(&key)?);
+            }
+            txn.put(Table::Ledger, LEDGER_KEY, &serde_json::to_vec(fresh)?)?;
+            Ok(fresh.to_string())
+        })
+    }
+
+    /// Release-ledger batches numbered above `after`, in order.
+    pub fn ledger_batches(&self, after: u64) -> Result<Vec<LedgerBatch>, StateError> {
+        self.read(|txn| read_ledger(txn, after))
+    }
+
+    /// Runs `decide` on the batches above `after` and the number the next
+    /// batch gets, and stores the batch it returns (if any) as that one, in one transaction that other
+    /// writers wait for: decisions are taken one at a time over the whole
+    /// ledger. It does not move [`StateStore::version`] (nothing cached
+    /// from users and projects changes). Returns the new batch's number
+    /// (or the last one's) and what `decide` returned.
+    pub fn append_ledger<R: Send>(
+        &self,
+        after: u64,
+        decide: impl FnOnce(Vec<LedgerBatch>, u64) -> Result<(Option<Vec<u8>>, R), StateError> + Send,
+    ) -> Result<(u64, R), StateError> {
+        self.backend.write(|txn| {
+            let batches = read_ledger(txn, after)?;
+            let last = txn.counter(LEDGER_COUNTER)?;
+            let (batch, result) = decide(batches, last + 1)?;
+            let Some(batch) = batch else {
+                return Ok((last, result));
+            };
+            let number = last + 1;
+            txn.put(Table::Ledger, &ledger_batch_key(number), &batch)?;
+            txn.set_counter(LEDGER_COUNTER, number)?;
+            Ok((number, result))
+        })
+    }
+
     fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, StateError> {
         let document = self.read(|txn| txn.get(table, key))?;
         Ok(document
@@ -332,6 +376,32 @@ impl StateStore {
             txn.put(table, key, &document)
         })
     }
+}
+
+/// One stored batch of the release ledger: a JSON document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerBatch {
+    pub number: u64,
+    pub json: Vec<u8>,
+}
+
+const LEDGER_COUNTER: &str = "ledger";
+const LEDGER_KEY: &str = "key";
+
+fn ledger_batch_key(number: u64) -> String {
+    format!("batch/{number:020}")
+}
+
+fn read_ledger(txn: &mut dyn Reader, after: u64) -> Result<Vec<LedgerBatch>, StateError> {
+    let last = txn.counter(LEDGER_COUNTER)?;
+    let mut batches = Vec::new();
+    for number in after + 1..=last {
+        let json = txn
+            .get(Table::Ledger, &ledger_batch_key(number))?
+            .ok_or_else(|| StateError::Storage(format!("release ledger batch {number} missing")))?;
+        batches.push(LedgerBatch { number, json });
+    }
+    Ok(batches)
 }
 
 /// An argon2id hash of a fixed string, verified against when the user does
@@ -418,6 +488,7 @@ mod tests {
             valid_until: "2030-01-01".into(),
             k: 10,
             rounding: Rounding::To10,
+            protection: Default::default(),
             workspace_quota_bytes: 1 << 20,
             status: ProjectStatus::Active,
         }

@@ -2,7 +2,10 @@
 //! synthetic release (seed 5) ingested into a temporary store, user `alice`
 //! and her projects:
 //!
-//! - `main`: every table, all months, k = 10, no rounding;
+//! - `main`: every table, all months, k = 10, no rounding, exact answers
+//!   (protection `single-query`, as every project here but `ledger`);
+//! - `ledger`: the same under the release ledger (a fixed noise key, so
+//!   its answers are reproducible);
 //! - `rounded`: the same with counts and sums rounded to 10;
 //! - `spring`: the same for 2024-01 to 2024-03 only;
 //! - `narrow`: `ndb.receipts` with only `person_id`, `sex`, `age_band`;
@@ -13,7 +16,7 @@
 use std::sync::Arc;
 
 use enclave_query::{Limits, QueryEngine};
-use enclave_state::{Grant, Project, ProjectStatus, Role, Rounding, StateStore};
+use enclave_state::{Grant, Project, ProjectStatus, Protection, Role, Rounding, StateStore};
 use enclave_store::DataStore;
 
 pub(crate) struct Fixture {
@@ -52,6 +55,7 @@ pub(crate) async fn fixture() -> Fixture {
         valid_until: until.into(),
         k: 10,
         rounding: Rounding::None,
+        protection: Protection::SingleQuery,
         workspace_quota_bytes: 64 << 20,
         status: ProjectStatus::Active,
     };
@@ -64,6 +68,13 @@ pub(crate) async fn fixture() -> Fixture {
             ..project("rounded", all_tables.clone(), "2099-12-31")
         })
         .unwrap();
+    state
+        .add_project(&Project {
+            protection: Protection::Ledger,
+            ..project("ledger", all_tables.clone(), "2099-12-31")
+        })
+        .unwrap();
+    state.ledger_key(LEDGER_KEY).unwrap();
     state
         .add_project(&Project {
             period: "2024-01..2024-03".parse().unwrap(),
@@ -90,6 +101,9 @@ pub(crate) async fn fixture() -> Fixture {
         .unwrap();
     Fixture { _dir: dir, engine }
 }
+
+/// The release ledger's noise key in the fixture.
+const LEDGER_KEY: &str = "golden-cases-fixed-ledger-key";
 
 /// The person who opted out (recorded before the engine opens).
 pub(crate) const OPTED_OUT: i64 = 2;

@@ -1,0 +1,125 @@
+"""The release ledger (docs/query-rules.md, "Across queries"): a value whose
+persons are within k-1 of a value released before repeats that answer, in
+any project, after a restart and after a SIGKILL right after an answer; the
+Flight metadata says which earlier ledger release an answer repeats."""
+
+import json
+import signal
+
+import flightsql
+from conftest import Project, Server, query
+
+USERS = {"lena": "researcher", "marc": "researcher"}
+# Two ledger-protected projects (the server's default protection) of one
+# researcher over the same data, and one of another researcher.
+PROJECTS = {
+    "led-a": Project("led-a", ("lena",), protection=None, rounding=None),
+    "led-b": Project("led-b", ("lena",), protection=None, rounding=None),
+    "led-c": Project("led-c", ("marc",), protection=None, rounding=None),
+}
+
+
+def persons_sql(sex: str, bands: tuple[str, ...]) -> str:
+    listed = ", ".join(f"'{band}'" for band in bands)
+    return ("SELECT count(DISTINCT person_id) AS persons FROM ndb.receipts "
+            f"WHERE sex = '{sex}' AND age_band IN ({listed})")
+
+
+BANDS = ["00-04", "05-09", "10-14", "15-19", "20-24", "25-29", "30-34", "35-39", "40-44", "45-49", "50-54",
+         "55-59", "60-64", "65-69", "70-74", "75-79", "80-84", "85-89", "90-94", "95+"]
+
+
+def near_pairs(release, project: Project) -> list[tuple[str, str]]:
+    """Pairs of counts of persons whose sets differ by 1 to k-1 persons
+    (found in the release with DuckDB): persons of one sex in a run of age
+    bands, with and without its last band."""
+    pairs = []
+    for sex in ("1", "2"):
+        for start in range(len(BANDS) - 1):
+            for end in range(start + 2, len(BANDS) + 1):
+                wide, narrow = persons_sql(sex, tuple(BANDS[start:end])), persons_sql(sex, tuple(BANDS[start:end - 1]))
+                [(n_wide,)] = release.expected(wide, project)
+                [(n_narrow,)] = release.expected(narrow, project)
+                if 0 < n_wide - n_narrow < project.k and n_narrow >= project.k:
+                    pairs.append((wide, narrow))
+    assert len(pairs) >= 2, "the release has too few pairs of counts a few persons apart"
+    return pairs
+
+
+def far_pair(release, project: Project) -> tuple[str, str]:
+    """Two counts of persons k or more apart."""
+    wide, narrow = persons_sql("1", ("85-89", "90-94")), persons_sql("1", ("85-89",))
+    [(n_wide,)] = release.expected(wide, project)
+    [(n_narrow,)] = release.expected(narrow, project)
+    assert n_wide - n_narrow >= project.k
+    return wide, narrow
+
+
+def answer_and_note(server: Server, user: str, project: str, sql: str) -> tuple[int, dict]:
+    client, options = server.flight(user, project)
+    reader, _ = flightsql.fetch(client, options, flightsql.statement_query(sql))
+    chunk = reader.read_chunk()
+    note = json.loads(chunk.app_metadata.to_pybytes())
+    return chunk.data.column(0)[0].as_py(), note["ledger"]
+
+
+def test_a_count_a_few_persons_apart_repeats_the_earlier_answer(release, start_server):
+    server = start_server("ledger", USERS, PROJECTS)
+    project = PROJECTS["led-a"]
+    wide, narrow = near_pairs(release, project)[0]
+    first, first_note = answer_and_note(server, "lena", "led-a", wide)
+    assert first_note["fresh_values"] == 1 and first_note["repeated_values"] == 0
+    assert first_note["release"] is not None
+    second, second_note = answer_and_note(server, "lena", "led-a", narrow)
+    assert second == first
+    assert second_note == {"release": None, "fresh_values": 0, "repeated_values": 1,
+                           "repeats": [first_note["release"]]}
+    # Counts k or more persons apart get answers of their own, near their
+    # exact values (noise of a few persons).
+    far_wide, far_narrow = far_pair(release, project)
+    wide_value, wide_note = answer_and_note(server, "lena", "led-a", far_wide)
+    narrow_value, narrow_note = answer_and_note(server, "lena", "led-a", far_narrow)
+    assert narrow_note["repeats"] != [wide_note["release"]]
+    for sql, value in ((far_wide, wide_value), (far_narrow, narrow_value)):
+        [(exact,)] = release.expected(sql, project)
+        assert abs(value - exact) <= 20, (sql, value, exact)
+
+
+def test_two_projects_of_one_researcher_share_the_ledger(release, start_server):
+    """Asking the two halves of a difference in two projects (or as two
+    researchers) gives one answer twice."""
+    server = start_server("ledger-projects", USERS, PROJECTS)
+    wide, narrow = near_pairs(release, PROJECTS["led-a"])[0]
+    with server.connect("lena", "led-a") as conn:
+        first = query(conn, wide).column(0)[0].as_py()
+    with server.connect("lena", "led-b") as conn:
+        assert query(conn, narrow).column(0)[0].as_py() == first
+    with server.connect("marc", "led-c") as conn:
+        assert query(conn, narrow).column(0)[0].as_py() == first
+
+
+def test_the_ledger_survives_a_restart_and_a_sigkill(cli, release, start_server):
+    """The second count of a near pair, asked after a restart (or after a
+    SIGKILL that came right after the first was answered), repeats the
+    first: its cell was durable before the answer left. (Asking the same
+    count again would not show it: the same persons get the same noise.)"""
+    server = start_server("ledger-restart", USERS, PROJECTS)
+    (wide, narrow), (killed_wide, killed_narrow) = near_pairs(release, PROJECTS["led-a"])[:2]
+    with server.connect("lena", "led-a") as conn:
+        first = query(conn, wide).column(0)[0].as_py()
+    server.stop()
+    restarted = Server(cli, release.location, server.state, release.workdir / "serve-ledger-restart-2.log")
+    try:
+        with restarted.connect("lena", "led-b") as conn:
+            assert query(conn, narrow).column(0)[0].as_py() == first
+            killed_answer = query(conn, killed_wide).column(0)[0].as_py()
+        restarted.process.send_signal(signal.SIGKILL)
+        restarted.process.wait(10)
+    finally:
+        restarted.stop()
+    again = Server(cli, release.location, server.state, release.workdir / "serve-ledger-restart-3.log")
+    try:
+        with again.connect("marc", "led-c") as conn:
+            assert query(conn, killed_narrow).column(0)[0].as_py() == killed_answer
+    finally:
+        again.stop()

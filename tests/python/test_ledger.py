@@ -72,8 +72,8 @@ def test_a_count_a_few_persons_apart_repeats_the_earlier_answer(release, start_s
     assert first_note["release"] is not None
     second, second_note = answer_and_note(server, "lena", "led-a", narrow)
     assert second == first
-    assert second_note == {"release": None, "fresh_values": 0, "repeated_values": 1,
-                           "repeats": [first_note["release"]]}
+    assert (second_note["fresh_values"], second_note["repeated_values"]) == (0, 1)
+    assert second_note["repeats"] == [first_note["release"]]
     # Counts k or more persons apart get answers of their own, near their
     # exact values (noise of a few persons).
     far_wide, far_narrow = far_pair(release, project)

@@ -35,26 +35,44 @@ use datafusion::logical_expr::{
 /// persons are measured exactly, so k up to `CAPACITY` is covered.
 pub const CAPACITY: usize = 24;
 
+/// Buckets of the quick filter: each element also goes to one of these by
+/// its top bits, XORed into that bucket's word. A difference of d elements
+/// changes at most d bucket words, so two sketches whose words differ in k
+/// or more buckets are k or more apart without decoding (and sets that
+/// differ by many elements differ in nearly every non-empty bucket).
+pub const BUCKETS: usize = 64;
+
 /// Bytes of a sketch's binary form.
-pub const SKETCH_BYTES: usize = CAPACITY * 8;
+pub const SKETCH_BYTES: usize = (CAPACITY + BUCKETS) * 8;
 
 /// GF(2^64) modulo x^64 + x^4 + x^3 + x + 1.
 mod field {
-    /// Carry-less product, four bits of `b` at a time.
-    fn clmul(a: u64, b: u64) -> u128 {
-        let mut table = [0u128; 16];
-        for index in 1..16 {
-            table[index] = if index & 1 == 1 {
-                table[index - 1] ^ a as u128
-            } else {
-                table[index / 2] << 1
-            };
+    /// Multiplication by one fixed element: its carry-less products with
+    /// every 4-bit value, so a product takes 16 table lookups.
+    pub(super) struct Multiplier {
+        table: [u128; 16],
+    }
+
+    impl Multiplier {
+        pub(super) fn new(a: u64) -> Multiplier {
+            let mut table = [0u128; 16];
+            for index in 1..16 {
+                table[index] = if index & 1 == 1 {
+                    table[index - 1] ^ a as u128
+                } else {
+                    table[index / 2] << 1
+                };
+            }
+            Multiplier { table }
         }
-        let mut product = 0u128;
-        for nibble in (0..16).rev() {
-            product = (product << 4) ^ table[((b >> (nibble * 4)) & 0xf) as usize];
+
+        pub(super) fn mul(&self, b: u64) -> u64 {
+            let mut product = 0u128;
+            for nibble in (0..16).rev() {
+                product = (product << 4) ^ self.table[((b >> (nibble * 4)) & 0xf) as usize];
+            }
+            reduce(product)
         }
-        product
     }
 
     /// `high · x^64` reduced once: x^64 = x^4 + x^3 + x + 1.
@@ -69,7 +87,7 @@ mod field {
     }
 
     pub(super) fn mul(a: u64, b: u64) -> u64 {
-        reduce(clmul(a, b))
+        Multiplier::new(a).mul(b)
     }
 }
 
@@ -77,12 +95,14 @@ mod field {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SetSketch {
     sums: [u64; CAPACITY],
+    buckets: [u64; BUCKETS],
 }
 
 impl Default for SetSketch {
     fn default() -> SetSketch {
         SetSketch {
             sums: [0; CAPACITY],
+            buckets: [0; BUCKETS],
         }
     }
 }
@@ -90,25 +110,34 @@ impl Default for SetSketch {
 impl SetSketch {
     /// Adds (or, added twice, removes) one non-zero element.
     pub fn toggle(&mut self, element: u64) {
-        let square = field::mul(element, element);
+        self.buckets[(element >> 58) as usize] ^= element;
+        let by_square = field::Multiplier::new(field::mul(element, element));
         let mut power = element;
         for sum in &mut self.sums {
             *sum ^= power;
-            power = field::mul(power, square);
+            power = by_square.mul(power);
         }
     }
 
     /// The sketch of the symmetric difference of both sets.
     pub fn xor(&self, other: &SetSketch) -> SetSketch {
-        let mut sums = self.sums;
-        for (sum, theirs) in sums.iter_mut().zip(&other.sums) {
-            *sum ^= theirs;
+        let mut result = *self;
+        for (word, theirs) in result.words_mut().zip(other.words()) {
+            *word ^= theirs;
         }
-        SetSketch { sums }
+        result
+    }
+
+    fn words(&self) -> impl Iterator<Item = &u64> {
+        self.sums.iter().chain(&self.buckets)
+    }
+
+    fn words_mut(&mut self) -> impl Iterator<Item = &mut u64> {
+        self.sums.iter_mut().chain(&mut self.buckets)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sums.iter().all(|sum| *sum == 0)
+        self.words().all(|word| *word == 0)
     }
 
     /// The set's size if it is below `capacity` (at most [`CAPACITY`]);
@@ -122,7 +151,14 @@ impl SetSketch {
     /// Whether the sets of both sketches differ by fewer than `limit`
     /// elements (identical sets included).
     pub fn differs_by_fewer_than(&self, other: &SetSketch, limit: usize) -> bool {
-        self.xor(other).size_below(limit).is_some()
+        let differing_buckets = self
+            .buckets
+            .iter()
+            .zip(&other.buckets)
+            .filter(|(mine, theirs)| mine != theirs)
+            .take(limit)
+            .count();
+        differing_buckets < limit && self.xor(other).size_below(limit).is_some()
     }
 
     /// `S_1 … S_2c` from the odd sums: `S_2j = S_j²` in characteristic 2.
@@ -141,7 +177,7 @@ impl SetSketch {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.sums.iter().flat_map(|sum| sum.to_le_bytes()).collect()
+        self.words().flat_map(|word| word.to_le_bytes()).collect()
     }
 
     /// A sketch from [`SetSketch::to_bytes`]; `None` if the length is wrong.
@@ -150,8 +186,8 @@ impl SetSketch {
             return None;
         }
         let mut sketch = SetSketch::default();
-        for (sum, chunk) in sketch.sums.iter_mut().zip(bytes.chunks_exact(8)) {
-            *sum = u64::from_le_bytes(chunk.try_into().ok()?);
+        for (word, chunk) in sketch.words_mut().zip(bytes.chunks_exact(8)) {
+            *word = u64::from_le_bytes(chunk.try_into().ok()?);
         }
         Some(sketch)
     }

@@ -2,12 +2,17 @@
 
 Two `enclave` binaries (before and after a change) serve the same synthetic
 release, one after the other, with the same project (all tables, k = 10, no
-rounding). Every query of the claims suite (`claims_suite.sql`) and of
-`examples/adbc_quickstart.py` runs through each over Flight SQL (ADBC); the
-script prints, per query, the median time of each over RUNS runs, the groups
-each released, and how many released cells differ. A cell that differs is
-either a value the new rules withhold (NULL after, a number before) or a
-changed value; both are counted.
+rounding, each binary's default protection across queries unless
+PROTECTION_BEFORE / PROTECTION_AFTER name one). Every query of the claims
+suite (`claims_suite.sql`), of `examples/adbc_quickstart.py` and of the
+studies suite (`studies_suite.sql`) runs through each over Flight SQL
+(ADBC); the script prints, per query, the median time of each over RUNS
+runs, the groups each released, and how many released cells differ. A cell
+that differs is either a value the new rules withhold (NULL after, a number
+before) or a changed value; both are counted. Then, per suite, utility
+after against before: the share of the numbers released before that are
+still released, and the median and 95th-percentile relative error of those
+(before's values are exact when it runs without rounding or noise).
 
     ENCLAVE_BIN_BEFORE=/path/old/enclave ENCLAVE_BIN=/path/new/enclave \\
         $VENV/bin/python services/query/benches/guard_utility.py [PERSONS]
@@ -35,8 +40,8 @@ RUNS = 3
 USER, PASSWORD = "bench", "bench-password-long-enough"
 
 
-def suite() -> list[tuple[str, str]]:
-    text = (ROOT / "services/query/benches/claims_suite.sql").read_text()
+def read_suite(file: str) -> list[tuple[str, str]]:
+    text = (ROOT / "services/query/benches" / file).read_text()
     queries = []
     for block in text.split(";"):
         name, sql = None, []
@@ -49,10 +54,15 @@ def suite() -> list[tuple[str, str]]:
                 sql.append(line)
         if name and sql:
             queries.append((name, " ".join(sql)))
+    return queries
+
+
+def suites() -> dict[str, list[tuple[str, str]]]:
+    claims = read_suite("claims_suite.sql")
     example = (ROOT / "examples/adbc_quickstart.py").read_text()
     for index, sql in enumerate(re.findall(r'"""\s*(SELECT.*?)"""', example, re.S)):
-        queries.append((f"example {index + 1}", " ".join(sql.split())))
-    return queries
+        claims.append((f"example {index + 1}", " ".join(sql.split())))
+    return {"claims": claims, "studies": read_suite("studies_suite.sql")}
 
 
 def run(binary: str, *args) -> None:
@@ -83,6 +93,9 @@ def serve(binary: str, data: Path, work: Path, name: str) -> tuple[subprocess.Po
     args = ["project", "add", "--state", state, "--id", "bench", "--title", "Guard utility bench",
             "--period", "2000-01..2099-12", "--until", "2099-12-31", "--k", "10", "--rounding", "none",
             "--member", USER]
+    protection = os.environ.get(f"PROTECTION_{name.upper()}")
+    if protection:
+        args += ["--protection", protection]
     for table in tables:
         args += ["--grant", table]
     run(binary, *args)
@@ -101,6 +114,18 @@ def serve(binary: str, data: Path, work: Path, name: str) -> tuple[subprocess.Po
     raise RuntimeError(f"{binary} serve did not start")
 
 
+def group_columns(sql: str) -> int:
+    """How many leading result columns are group keys: the expressions of
+    the outermost (last) GROUP BY (the suites list them first)."""
+    clause = re.split(r"\bGROUP BY\b", sql, flags=re.I)[-1]
+    clause = re.split(r"\b(ORDER BY|HAVING|LIMIT)\b", clause, flags=re.I)[0]
+    depth, items = 0, 1
+    for char in clause:
+        depth += (char == "(") - (char == ")")
+        items += char == "," and depth == 0
+    return items
+
+
 def measure(uri: str, sql: str) -> tuple[float, set | str]:
     with flight_sql.connect(uri, db_kwargs={"username": USER, "password": PASSWORD}) as conn:
         times, result = [], None
@@ -117,11 +142,45 @@ def measure(uri: str, sql: str) -> tuple[float, set | str]:
         return statistics.median(times), result
 
 
-def cells(result: set | str) -> dict:
-    """Group key (all but the last numeric columns) → row, for comparison."""
+def cells(result: set | str, keys: int) -> dict:
+    """Group key (the first `keys` columns) → row, for comparison."""
     if isinstance(result, str):
         return {}
-    return {row[:-1]: row for row in result}
+    return {row[:keys]: row for row in result}
+
+
+def numbers(result: set | str, keys: int) -> dict:
+    """(group key, column) → number, for every value released."""
+    out = {}
+    for key, row in cells(result, keys).items():
+        for column, value in enumerate(row[keys:], start=keys):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[(key, column)] = value
+    return out
+
+
+class Utility:
+    """Numbers released before, how many are still released after, and
+    their relative errors."""
+
+    def __init__(self):
+        self.before = 0
+        self.errors: list[float] = []
+
+    def add(self, r_before, r_after, keys: int) -> None:
+        old, new = numbers(r_before, keys), numbers(r_after, keys)
+        self.before += len(old)
+        for cell, value in old.items():
+            if new.get(cell) is not None:
+                self.errors.append(abs(new[cell] - value) / abs(value) if value else 0.0)
+
+    def summary(self) -> str:
+        if not self.before:
+            return "no numbers released before"
+        errors = sorted(self.errors)
+        p95 = errors[min(len(errors) - 1, int(0.95 * len(errors)))] if errors else float("nan")
+        return (f"{len(errors)}/{self.before} numbers still released ({100 * len(errors) / self.before:.1f} %), "
+                f"relative error median {100 * statistics.median(errors):.2f} %, p95 {100 * p95:.2f} %")
 
 
 def main() -> None:
@@ -136,11 +195,14 @@ def main() -> None:
             print(f"{persons} persons, median of {RUNS} runs each")
             print(f"{'query':<44} {'before':>8} {'after':>8} {'ratio':>6}  groups before/after, cells differing")
             ratios = []
-            for name, sql in suite():
+            utility: dict[str, Utility] = {}
+            for suite_name, name, sql in ((s, n, q) for s, queries in suites().items() for n, q in queries):
                 (t_before, r_before), (t_after, r_after) = (
                     measure(servers[side][1], sql) for side in ("before", "after"))
+                keys = group_columns(sql)
+                utility.setdefault(suite_name, Utility()).add(r_before, r_after, keys)
                 groups = [len(r) if isinstance(r, set) else "refused" for r in (r_before, r_after)]
-                old, new = cells(r_before), cells(r_after)
+                old, new = cells(r_before, keys), cells(r_after, keys)
                 differing = sum(1 for key, row in old.items() if new.get(key) != row)
                 ratios.append(t_after / t_before)
                 print(f"{name:<44} {t_before:>7.3f}s {t_after:>7.3f}s {t_after / t_before:>5.2f}x  "
@@ -148,6 +210,8 @@ def main() -> None:
                 if isinstance(r_after, str):
                     print(f"    after: {r_after}")
             print(f"median ratio after/before: {statistics.median(ratios):.2f}x")
+            for suite_name, measured in utility.items():
+                print(f"utility, {suite_name} suite: {measured.summary()}")
         finally:
             for process, _ in servers.values():
                 process.terminate()

@@ -74,7 +74,38 @@ impl ReleaseLedger {
 }
 
 impl Loaded {
+    /// Decides first over what is stored (a read): when every cell repeats
+    /// a remembered answer, nothing is written, and a cell appended by
+    /// another server meanwhile cannot change that (an answer repeats the
+    /// earliest near cell). Otherwise decides again in a write transaction.
     fn decide(
+        &mut self,
+        state: &StateStore,
+        project: &str,
+        cells: &[Cell],
+        rules: &LedgerRules,
+    ) -> Result<Decided, QueryError> {
+        if cells.is_empty() {
+            return Ok(Decided {
+                decisions: Vec::new(),
+                release: None,
+            });
+        }
+        let stored = state
+            .ledger_batches(self.last)
+            .map_err(QueryError::internal)?;
+        self.absorb(stored).map_err(QueryError::internal)?;
+        let (decisions, fresh) = self.ledger.decide(cells, rules, self.last + 1);
+        if fresh.is_empty() {
+            return Ok(Decided {
+                decisions,
+                release: None,
+            });
+        }
+        self.decide_and_append(state, project, cells, rules)
+    }
+
+    fn decide_and_append(
         &mut self,
         state: &StateStore,
         project: &str,

@@ -119,6 +119,10 @@ impl Partial {
                 Rule::PaddedSum,
                 "SUM and AVG take a column or arithmetic of columns (scaled by constants), not CASE, COALESCE, functions or constants: other persons' contributions would be known; select rows with FILTER (WHERE …)",
             )),
+            ("sum", false) if argument.volume_computed => Err(QueryError::refused(
+                Rule::Publication,
+                "a drug volume is totalled only as sum(quantity), not of a value computed from it: the publication rule (totals under its minimum withheld, policies/disclosure.toml) checks the column's own total",
+            )),
             ("sum", false) => Ok(Partial::Sum),
             ("avg" | "mean", false) => Ok(Partial::Avg),
             ("min" | "max", _) if argument.sensitive || argument.identifying => {

@@ -38,6 +38,8 @@ pub struct DisclosureRules {
     pub dominance_share: f64,
     /// Most groups one result may hold.
     pub max_groups: usize,
+    /// Totals of volume columns below this are withheld (0: no minimum).
+    pub volume_minimum: f64,
 }
 
 impl DisclosureRules {
@@ -47,6 +49,7 @@ impl DisclosureRules {
             min_facilities: 3,
             dominance_share: 0.9,
             max_groups: 1_000_000,
+            volume_minimum: 0.0,
         }
     }
 }
@@ -108,16 +111,6 @@ pub fn visible_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Applies the single-query rules to a guarded result (`schema` includes
-/// hidden columns) and releases it.
-pub fn apply(
-    rules: &DisclosureRules,
-    schema: SchemaRef,
-    batches: &[RecordBatch],
-) -> Result<Released, QueryError> {
-    assess(rules, schema, batches)?.release()
-}
-
 /// A computed result with the single-query rules' findings, before its
 /// hidden columns are stripped: the release ledger may still change them
 /// (see [`Assessment::cells`] and [`Assessment::answer`]).
@@ -132,11 +125,14 @@ pub struct Assessment {
     ledger: Option<LedgerNote>,
 }
 
-/// Withholds groups and values by the single-query rules.
+/// Withholds groups and values by the single-query rules (`values`: the
+/// released aggregate's values, for the rules that depend on what a value
+/// computes).
 pub fn assess(
     rules: &DisclosureRules,
     schema: SchemaRef,
     batches: &[RecordBatch],
+    values: &[ReleasedValue],
 ) -> Result<Assessment, QueryError> {
     let all = concat_batches(&schema, batches).map_err(QueryError::internal)?;
     if all.num_rows() > rules.max_groups {
@@ -146,13 +142,14 @@ pub fn assess(
         )));
     }
     let suppressed_rows = row_suppression(rules, &all)?;
-    let mut values = value_suppression(rules, &all, &suppressed_rows)?;
-    complementary_suppression(rules, &all, &mut values)?;
+    let mut value_columns = value_suppression(rules, &all, &suppressed_rows)?;
+    volume_minimum(rules, &all, values, &mut value_columns)?;
+    complementary_suppression(rules, &all, &mut value_columns)?;
     Ok(Assessment {
         schema,
         all,
         suppressed_rows,
-        values,
+        values: value_columns,
         answered: HashMap::new(),
         ledger: None,
     })
@@ -512,6 +509,34 @@ fn value_suppression(
         });
     }
     Ok(values)
+}
+
+/// Totals of a volume column (publication rules: NDB drug volumes) under
+/// the minimum are withheld.
+fn volume_minimum(
+    rules: &DisclosureRules,
+    batch: &RecordBatch,
+    values: &[ReleasedValue],
+    columns: &mut [ValueColumn],
+) -> Result<(), QueryError> {
+    let totals = values
+        .iter()
+        .filter(|value| value.volume && value.partial == Partial::Sum);
+    for value in totals {
+        let exact =
+            cast(batch.column(value.position), &DataType::Float64).map_err(QueryError::internal)?;
+        let Some(column) = columns.iter_mut().find(|c| c.position == value.position) else {
+            continue;
+        };
+        for (hide, total) in column
+            .hidden
+            .iter_mut()
+            .zip(exact.as_primitive::<Float64Type>())
+        {
+            *hide |= total.is_none_or(|total| total < rules.volume_minimum);
+        }
+    }
+    Ok(())
 }
 
 /// For ROLLUP / CUBE / GROUPING SETS, value by value: where a total's

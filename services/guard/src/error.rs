@@ -35,6 +35,9 @@ pub enum Rule {
     ReservedName,
     /// SUM/AVG of a value that may be a constant the query chose per row.
     PaddedSum,
+    /// A total a publication rule (policies/disclosure.toml) cannot check:
+    /// a volume column computed on before it is summed.
+    Publication,
     /// A subquery over person-level rows that does not just select persons.
     PersonSubquery,
     /// A statement over the size, nesting or length limits.
@@ -65,6 +68,7 @@ impl Rule {
             Rule::ScalarSubquery => "scalar-subquery",
             Rule::ReservedName => "reserved-name",
             Rule::PaddedSum => "padded-sum",
+            Rule::Publication => "publication",
             Rule::PersonSubquery => "person-subquery",
             Rule::InputLimit => "input-limit",
             Rule::Workspace => "workspace",

@@ -22,6 +22,7 @@
 //! - [`ledger`] and [`sketch`]: disclosure control across queries: every
 //!   released cell remembered as a sketch of its persons, a cell near a
 //!   remembered one answered the same way, fresh answers with sticky noise.
+//! - [`policy`]: the publication rules as data (`policies/disclosure.toml`).
 //! - [`top2`]: the aggregate the dominance rule uses.
 //! - [`error`]: refusals and their rule ids.
 //!
@@ -33,6 +34,7 @@ pub mod disclosure;
 pub mod error;
 pub mod expressions;
 pub mod ledger;
+pub mod policy;
 pub mod release;
 pub mod reserved;
 pub mod rewrite;

@@ -73,6 +73,8 @@ pub struct ReleasedValue {
     /// Its position in the released aggregate's schema.
     pub position: usize,
     pub partial: Partial,
+    /// Computed from a volume column (its totals have a minimum).
+    pub volume: bool,
 }
 
 /// How the released aggregate is computed for a project.
@@ -172,6 +174,7 @@ pub fn result_stage(
 struct UserAggregate {
     function: AggregateFunction,
     partial: Partial,
+    volume: bool,
 }
 
 fn release_aggregate(
@@ -265,7 +268,11 @@ fn classify_aggregate(
         .clone();
     let tags = argument_tags(&input.tags, input.plan.schema(), &function);
     let partial = Partial::of(&function, tags)?;
-    Ok(UserAggregate { function, partial })
+    Ok(UserAggregate {
+        function,
+        partial,
+        volume: tags.volume,
+    })
 }
 
 /// Names a restored output column like the user's aggregate named it.
@@ -350,6 +357,7 @@ impl ReleasedAggregate<'_> {
             .map(|(index, user)| ReleasedValue {
                 position: first_value + index,
                 partial: user.partial,
+                volume: user.volume,
             })
             .collect()
     }

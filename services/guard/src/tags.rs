@@ -23,6 +23,12 @@ pub struct Tags {
     pub sensitive: bool,
     /// Derived from a facility key: released groups need 3 facilities.
     pub facility: bool,
+    /// Derived from a column whose totals have a minimum of their own in the
+    /// publication rules (NDB drug volumes; [`crate::policy`]).
+    pub volume: bool,
+    /// Computed from such a column (`quantity * 2`): its total could not be
+    /// held to the column's minimum, so it is not summed.
+    pub volume_computed: bool,
     /// May be a constant the query chose for some rows (a literal, a VALUES
     /// row, a CASE branch, a function) rather than each row's own data. Sums
     /// of it are refused: the other persons' contributions would be known,
@@ -37,6 +43,8 @@ impl Tags {
         identifying: false,
         sensitive: false,
         facility: false,
+        volume: false,
+        volume_computed: false,
         padded: false,
     };
 
@@ -47,7 +55,7 @@ impl Tags {
         ..Tags::NONE
     };
 
-    pub fn of_class(class: ColumnClass, identifies_facility: bool) -> Tags {
+    pub fn of_class(class: ColumnClass, identifies_facility: bool, volume: bool) -> Tags {
         Tags {
             person_equal: class == ColumnClass::PersonKey,
             identifying: matches!(class, ColumnClass::PersonKey | ColumnClass::RecordKey),
@@ -59,6 +67,8 @@ impl Tags {
                     | ColumnClass::QuasiIdentifier
             ),
             facility: identifies_facility,
+            volume,
+            volume_computed: false,
             padded: false,
         }
     }
@@ -78,6 +88,8 @@ impl Tags {
             identifying: self.identifying || other.identifying,
             sensitive: self.sensitive || other.sensitive,
             facility: self.facility || other.facility,
+            volume: self.volume || other.volume,
+            volume_computed: self.volume_computed || other.volume_computed,
             padded: self.padded || other.padded,
         }
     }
@@ -109,6 +121,8 @@ impl Tags {
     pub fn summarized(self, keeps_values: bool) -> Tags {
         Tags {
             sensitive: true,
+            volume: self.volume && keeps_values,
+            volume_computed: self.volume_computed && keeps_values,
             padded: self.padded && keeps_values,
             ..Tags::NONE
         }
@@ -124,6 +138,8 @@ impl Tags {
             (self.identifying, "identifying"),
             (self.sensitive, "sensitive"),
             (self.facility, "facility"),
+            (self.volume, "volume"),
+            (self.volume_computed, "volume-computed"),
             (!self.padded, "row-data"),
         ] {
             if set {
@@ -140,8 +156,21 @@ impl Tags {
             identifying: has("identifying"),
             sensitive: has("sensitive"),
             facility: has("facility"),
+            volume: has("volume"),
+            volume_computed: has("volume-computed"),
             padded: !has("row-data"),
         }
+    }
+}
+
+/// A column under casts only (the type coercion a sum adds).
+fn is_cast_column(expr: &Expr) -> bool {
+    match expr {
+        Expr::Column(_) => true,
+        Expr::Cast(cast) => is_cast_column(&cast.expr),
+        Expr::TryCast(cast) => is_cast_column(&cast.expr),
+        Expr::Alias(alias) => is_cast_column(&alias.expr),
+        _ => false,
     }
 }
 
@@ -193,6 +222,8 @@ impl ColumnTags {
                     .fold(Tags::NONE, Tags::merge);
                 Tags {
                     padded: columns.padded || !is_row_data(expr),
+                    volume_computed: columns.volume_computed
+                        || (columns.volume && !is_cast_column(expr)),
                     ..columns
                 }
             }

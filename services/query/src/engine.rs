@@ -39,6 +39,7 @@ use enclave_guard::disclosure::{self, Assessment, DisclosureRules, Released};
 use enclave_guard::error::{QueryError, Rule};
 use enclave_guard::expressions::make_total;
 use enclave_guard::ledger::{LedgerRules, NOISE_SD};
+use enclave_guard::policy::PublicationPolicy;
 use enclave_guard::release::{ReleaseOptions, ReleasePlan, ReleasedValue, release};
 use enclave_guard::rewrite::Scope;
 use enclave_guard::sketch::CAPACITY;
@@ -467,8 +468,10 @@ impl ProjectSession {
         Workspace::new(self.inner().store.clone(), &self.project.id)
     }
 
-    fn rules(&self) -> DisclosureRules {
-        DisclosureRules::new(self.project.k.max(enclave_state::DEFAULT_K))
+    /// The publication rules' thresholds for this project's k.
+    fn rules(&self) -> Result<DisclosureRules, QueryError> {
+        let policy = PublicationPolicy::embedded().map_err(QueryError::internal)?;
+        Ok(policy.rules(self.project.k.max(enclave_state::DEFAULT_K)))
     }
 
     fn scope(&self) -> Result<Scope, QueryError> {
@@ -510,6 +513,7 @@ impl ProjectSession {
 
     fn granted_tables(&self) -> Result<Vec<(String, String, GuardedTable)>, QueryError> {
         let release = &self.inner().release;
+        let policy = PublicationPolicy::embedded().map_err(QueryError::internal)?;
         let mut tables = Vec::new();
         for grant in &self.project.grants {
             let Some((schema, table)) = release.catalog.table(&grant.table) else {
@@ -520,9 +524,10 @@ impl ProjectSession {
                 .iter()
                 .filter(|column| grant.allows_column(&column.name))
                 .map(|column| {
+                    let volume = policy.volume_minimum(&grant.table, &column.name).is_some();
                     (
                         column.arrow_field(),
-                        Tags::of_class(column.class, column.identifies_facility),
+                        Tags::of_class(column.class, column.identifies_facility, volume),
                     )
                 })
                 .collect();
@@ -638,7 +643,7 @@ impl ProjectSession {
         let (batches, scan) =
             collect_measured(context, &self.inner().execution, release.plan).await?;
         let mut released = if release.checked {
-            let assessment = disclosure::assess(&self.rules(), schema, &batches)?;
+            let assessment = disclosure::assess(&self.rules()?, schema, &batches, &release.values)?;
             let released = match self.project.protection {
                 Protection::SingleQuery => assessment.release()?,
                 Protection::Ledger => self
@@ -671,7 +676,7 @@ impl ProjectSession {
     ) -> Result<Assessment, QueryError> {
         let cells = assessment.cells(values)?;
         let rules = LedgerRules {
-            k: (self.rules().k as usize).min(CAPACITY),
+            k: (self.rules()?.k as usize).min(CAPACITY),
             noise_sd: NOISE_SD,
         };
         let decided = self

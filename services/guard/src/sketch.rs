@@ -136,10 +136,6 @@ impl SetSketch {
         self.sums.iter_mut().chain(&mut self.buckets)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.words().all(|word| *word == 0)
-    }
-
     /// The set's size if it is below `capacity` (at most [`CAPACITY`]);
     /// `None` for a larger set.
     pub fn size_below(&self, capacity: usize) -> Option<usize> {

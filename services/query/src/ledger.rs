@@ -74,10 +74,12 @@ impl ReleaseLedger {
 }
 
 impl Loaded {
-    /// Decides first over what is stored (a read): when every cell repeats
-    /// a remembered answer, nothing is written, and a cell appended by
-    /// another server meanwhile cannot change that (an answer repeats the
-    /// earliest near cell). Otherwise decides again in a write transaction.
+    /// Decides first over what is stored (a read): when every cell is a
+    /// set already held, nothing is written. Otherwise decides again in a
+    /// write transaction. (Between the read and the answer another server
+    /// may append a withheld set near one of these cells, which would have
+    /// won over the answered one repeated here: the read path trusts sets
+    /// held, not the absence of newer ones.)
     fn decide(
         &mut self,
         state: &StateStore,
@@ -85,12 +87,6 @@ impl Loaded {
         cells: &[Cell],
         rules: &LedgerRules,
     ) -> Result<Decided, QueryError> {
-        if cells.is_empty() {
-            return Ok(Decided {
-                decisions: Vec::new(),
-                release: None,
-            });
-        }
         let stored = state
             .ledger_batches(self.last)
             .map_err(QueryError::internal)?;

@@ -227,13 +227,16 @@ impl Assessment {
 
     /// Takes the ledger's decisions on [`Assessment::cells`] (remembered
     /// as ledger release `release`, if any was fresh), rounding released
-    /// counts and sums to a multiple of `rounding`.
+    /// counts and sums to a multiple of `rounding`. A shown group holds at
+    /// least `least_count` persons, which is public, so no released count
+    /// falls below it whatever its noise.
     pub fn answer(
         &mut self,
         values: &[ReleasedValue],
         decisions: &[Decision],
         release: Option<u64>,
         rounding: i64,
+        least_count: u64,
     ) -> Result<(), QueryError> {
         let ledgered = self.ledgered(values)?;
         let stride = 1 + ledgered.len();
@@ -248,10 +251,11 @@ impl Assessment {
             .iter()
             .enumerate()
             .map(|(index, value)| {
+                let presentation = value.presentation(rounding, least_count);
                 let answers = decisions
                     .chunks(stride)
                     .map(|row| match row[1 + index].answer {
-                        Answer::Value(v) => Some(value.rounded(v, rounding)),
+                        Answer::Value(v) => Some(presentation.apply(v)),
                         Answer::Withheld | Answer::Shown => None,
                     })
                     .collect();
@@ -316,6 +320,7 @@ struct LedgeredValue {
     kind: CellKind,
     integer: bool,
     rounded: bool,
+    count: bool,
     exact: Vec<Option<f64>>,
     hidden: Vec<bool>,
     contributors: Vec<f64>,
@@ -348,6 +353,7 @@ impl LedgeredValue {
             kind,
             integer: assessment.schema.field(position).data_type().is_integer(),
             rounded: value.partial.is_rounded(),
+            count: matches!(value.partial, Partial::Count | Partial::Persons),
             exact: exact.as_primitive::<Float64Type>().iter().collect(),
             hidden: column.hidden.clone(),
             contributors: column.contributors.clone(),
@@ -375,18 +381,45 @@ impl LedgeredValue {
         }
     }
 
-    /// Half away from zero to a multiple of `base` (counts and sums), to
-    /// a whole number in an integer column.
-    fn rounded(&self, value: f64, base: i64) -> f64 {
-        let base = if self.rounded {
-            base.max(1) as f64
+    /// How this column's ledger answers are released.
+    fn presentation(&self, rounding: i64, least_count: u64) -> Presentation {
+        Presentation {
+            base: if self.rounded {
+                rounding.max(1) as f64
+            } else {
+                1.0
+            },
+            whole: self.rounded || self.integer,
+            least: if self.count {
+                least_count as f64
+            } else {
+                f64::MIN
+            },
+        }
+    }
+}
+
+/// How a ledger answer is released: a count no lower than the least size
+/// of a shown group, half away from zero to a multiple of `base` (a count
+/// up to the first multiple at or above `least`) when `whole`.
+#[derive(Debug, Clone, Copy)]
+struct Presentation {
+    base: f64,
+    whole: bool,
+    least: f64,
+}
+
+impl Presentation {
+    fn apply(self, value: f64) -> f64 {
+        let value = value.max(self.least);
+        if !self.whole {
+            return value;
+        }
+        let rounded = (value / self.base).round() * self.base;
+        if rounded < self.least {
+            (self.least / self.base).ceil() * self.base
         } else {
-            1.0
-        };
-        if self.rounded || self.integer {
-            (value / base).round() * base
-        } else {
-            value
+            rounded
         }
     }
 }
@@ -636,4 +669,43 @@ fn families(batch: &RecordBatch) -> Result<Option<Vec<Vec<usize>>>, QueryError> 
     let mut families: Vec<Vec<usize>> = families.into_values().collect();
     families.sort();
     Ok(Some(families))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Presentation;
+
+    fn count(base: f64, least: f64) -> Presentation {
+        Presentation {
+            base,
+            whole: true,
+            least,
+        }
+    }
+
+    #[test]
+    fn a_noisy_count_is_released_no_lower_than_a_shown_group() {
+        assert_eq!(count(10.0, 10.0).apply(3.2), 10.0);
+        assert_eq!(count(10.0, 10.0).apply(-4.0), 10.0);
+        assert_eq!(count(3.0, 10.0).apply(9.0), 12.0);
+        assert_eq!(count(1.0, 10.0).apply(9.6), 10.0);
+        assert_eq!(count(10.0, 10.0).apply(14.9), 10.0);
+        assert_eq!(count(10.0, 10.0).apply(15.0), 20.0);
+    }
+
+    #[test]
+    fn sums_and_averages_keep_their_sign_and_fraction() {
+        let sum = Presentation {
+            base: 10.0,
+            whole: true,
+            least: f64::MIN,
+        };
+        assert_eq!(sum.apply(-26.0), -30.0);
+        let average = Presentation {
+            base: 1.0,
+            whole: false,
+            least: f64::MIN,
+        };
+        assert_eq!(average.apply(2.345), 2.345);
+    }
 }

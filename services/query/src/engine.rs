@@ -675,8 +675,9 @@ impl ProjectSession {
         values: &[ReleasedValue],
     ) -> Result<Assessment, QueryError> {
         let cells = assessment.cells(values)?;
+        let least_count = self.rules()?.k;
         let rules = LedgerRules {
-            k: (self.rules()?.k as usize).min(CAPACITY),
+            k: (least_count as usize).min(CAPACITY),
             noise_sd: NOISE_SD,
         };
         let decided = self
@@ -689,6 +690,7 @@ impl ProjectSession {
             &decided.decisions,
             decided.release,
             self.project.rounding.base(),
+            least_count as u64,
         )?;
         Ok(assessment)
     }

@@ -134,6 +134,7 @@ const TABLES: [(&str, &[&str]); 9] = [
             "sex",
             "age_band",
             "prefecture_code",
+            "municipality_code",
             "service_month",
             "care_level",
             "total_units",

@@ -3,7 +3,11 @@
 //! They are small, curated subsets in the shape of the official masters
 //! (支払基金 傷病名/医薬品/診療行為 masters, JIS X 0401 prefectures, 介護
 //! サービス種類). The synthetic generator draws codes from them, and ingest
-//! maps 7-digit disease codes to ICD-10 through them.
+//! maps 7-digit disease codes to ICD-10 through them. The municipalities
+//! are those of the synthetic release (six per prefecture, codes in the
+//! form of 全国地方公共団体コード with their check digit, populations chosen
+//! to span the publication tiers); a deployment over real extracts ships
+//! the 住民基本台帳 populations in the same shape.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -52,6 +56,19 @@ pub struct Prefecture {
     pub population_thousands: u32,
 }
 
+/// A municipality (市区町村): the insurer of long-term care, with the
+/// population its publication tier follows.
+#[derive(Debug, Clone)]
+pub struct Municipality {
+    /// 6 digits: prefecture, municipality, check digit (the care insurer
+    /// number of a municipality).
+    pub code: String,
+    pub prefecture: u8,
+    pub name_ja: String,
+    pub name_en: String,
+    pub population: u64,
+}
+
 /// A care service type (サービス種類コード, 2 characters).
 #[derive(Debug, Clone)]
 pub struct CareService {
@@ -71,6 +88,7 @@ pub struct Masters {
     pub procedures: Vec<Procedure>,
     pub prefectures: Vec<Prefecture>,
     pub care_services: Vec<CareService>,
+    pub municipalities: Vec<Municipality>,
     disease_index: HashMap<String, usize>,
 }
 
@@ -79,6 +97,7 @@ const DRUGS_CSV: &str = include_str!("../../../catalog/masters/drugs.csv");
 const PROCEDURES_CSV: &str = include_str!("../../../catalog/masters/procedures.csv");
 const PREFECTURES_CSV: &str = include_str!("../../../catalog/masters/prefectures.csv");
 const CARE_SERVICES_CSV: &str = include_str!("../../../catalog/masters/care_services.csv");
+const MUNICIPALITIES_CSV: &str = include_str!("../../../catalog/masters/municipalities.csv");
 
 /// Data rows of a master file, split on commas (masters hold no quoted commas).
 fn rows(csv: &str) -> impl Iterator<Item = Vec<&str>> {
@@ -147,6 +166,15 @@ impl Masters {
                 setting: f[4].into(),
             })
             .collect();
+        let municipalities = rows(MUNICIPALITIES_CSV)
+            .map(|f| Municipality {
+                code: f[0].into(),
+                prefecture: number(f[1]),
+                name_ja: f[2].into(),
+                name_en: f[3].into(),
+                population: number(f[4]),
+            })
+            .collect();
         let disease_index = diseases
             .iter()
             .enumerate()
@@ -158,6 +186,7 @@ impl Masters {
             procedures,
             prefectures,
             care_services,
+            municipalities,
             disease_index,
         }
     }
@@ -176,6 +205,12 @@ mod tests {
     fn masters_parse_and_have_the_expected_shapes() {
         let m = Masters::get();
         assert_eq!(m.prefectures.len(), 47);
+        assert!(m.municipalities.iter().all(|municipality| {
+            let code = &municipality.code;
+            code.len() == 6
+                && crate::card::check_digit(&code[..5]).to_string() == code[5..]
+                && code[..2] == format!("{:02}", municipality.prefecture)
+        }));
         assert!(
             m.diseases
                 .iter()

@@ -20,9 +20,10 @@ use serde::Serialize;
 use crate::aggregates::Partial;
 use crate::error::QueryError;
 use crate::ledger::{Answer, Cell, CellKind, Decision};
+use crate::policy::{GroupLimit, MunicipalityLimits};
 use crate::release::{
-    CONTRIBUTORS, FACILITIES, GROUP_SET, GROUPING, KEY, N_PERSONS, PERSON_SET, ReleasedValue, TOP2,
-    TOTAL,
+    CONTRIBUTORS, FACILITIES, GROUP_SET, GROUPING, KEY, MUNICIPALITY, N_PERSONS, PERSON_SET,
+    ReleasedValue, TOP2, TOTAL,
 };
 use crate::sketch::SetSketch;
 use crate::table::RESERVED_PREFIX;
@@ -40,6 +41,9 @@ pub struct DisclosureRules {
     pub max_groups: usize,
     /// Totals of volume columns below this are withheld (0: no minimum).
     pub volume_minimum: f64,
+    /// What a group of one municipality needs (`None`: every such group is
+    /// withheld).
+    pub municipalities: Option<&'static MunicipalityLimits>,
 }
 
 impl DisclosureRules {
@@ -50,6 +54,7 @@ impl DisclosureRules {
             dominance_share: 0.9,
             max_groups: 1_000_000,
             volume_minimum: 0.0,
+            municipalities: None,
         }
     }
 }
@@ -119,6 +124,8 @@ pub struct Assessment {
     schema: SchemaRef,
     all: RecordBatch,
     suppressed_rows: Vec<bool>,
+    /// The persons each group needs (k, or its municipality's tier).
+    least_persons: Vec<f64>,
     values: Vec<ValueColumn>,
     /// Replacement columns by position (answers from the ledger).
     answered: HashMap<usize, ArrayRef>,
@@ -141,14 +148,16 @@ pub fn assess(
             rules.max_groups
         )));
     }
-    let suppressed_rows = row_suppression(rules, &all)?;
-    let mut value_columns = value_suppression(rules, &all, &suppressed_rows)?;
+    let least_persons = least_persons(rules, &all)?;
+    let suppressed_rows = row_suppression(rules, &all, &least_persons)?;
+    let mut value_columns = value_suppression(rules, &all, &suppressed_rows, &least_persons)?;
     volume_minimum(rules, &all, values, &mut value_columns)?;
     complementary_suppression(rules, &all, &mut value_columns)?;
     Ok(Assessment {
         schema,
         all,
         suppressed_rows,
+        least_persons,
         values: value_columns,
         answered: HashMap::new(),
         ledger: None,
@@ -228,15 +237,14 @@ impl Assessment {
     /// Takes the ledger's decisions on [`Assessment::cells`] (remembered
     /// as ledger release `release`, if any was fresh), rounding released
     /// counts and sums to a multiple of `rounding`. A shown group holds at
-    /// least `least_count` persons, which is public, so no released count
-    /// falls below it whatever its noise.
+    /// least the persons its rules need, which is public, so no released
+    /// count falls below that whatever its noise.
     pub fn answer(
         &mut self,
         values: &[ReleasedValue],
         decisions: &[Decision],
         release: Option<u64>,
         rounding: i64,
-        least_count: u64,
     ) -> Result<(), QueryError> {
         let ledgered = self.ledgered(values)?;
         let stride = 1 + ledgered.len();
@@ -251,11 +259,12 @@ impl Assessment {
             .iter()
             .enumerate()
             .map(|(index, value)| {
-                let presentation = value.presentation(rounding, least_count);
+                let presentation = value.presentation(rounding);
                 let answers = decisions
                     .chunks(stride)
-                    .map(|row| match row[1 + index].answer {
-                        Answer::Value(v) => Some(presentation.apply(v)),
+                    .zip(&self.least_persons)
+                    .map(|(row, least)| match row[1 + index].answer {
+                        Answer::Value(v) => Some(presentation.apply(v, *least)),
                         Answer::Withheld | Answer::Shown => None,
                     })
                     .collect();
@@ -382,7 +391,7 @@ impl LedgeredValue {
     }
 
     /// How this column's ledger answers are released.
-    fn presentation(&self, rounding: i64, least_count: u64) -> Presentation {
+    fn presentation(&self, rounding: i64) -> Presentation {
         Presentation {
             base: if self.rounded {
                 rounding.max(1) as f64
@@ -390,34 +399,31 @@ impl LedgeredValue {
                 1.0
             },
             whole: self.rounded || self.integer,
-            least: if self.count {
-                least_count as f64
-            } else {
-                f64::MIN
-            },
+            count: self.count,
         }
     }
 }
 
-/// How a ledger answer is released: a count no lower than the least size
-/// of a shown group, half away from zero to a multiple of `base` (a count
-/// up to the first multiple at or above `least`) when `whole`.
+/// How a ledger answer is released: a count no lower than the persons its
+/// group needs, half away from zero to a multiple of `base` (a count up to
+/// the first multiple at or above that least) when `whole`.
 #[derive(Debug, Clone, Copy)]
 struct Presentation {
     base: f64,
     whole: bool,
-    least: f64,
+    count: bool,
 }
 
 impl Presentation {
-    fn apply(self, value: f64) -> f64 {
-        let value = value.max(self.least);
+    fn apply(self, value: f64, least_persons: f64) -> f64 {
+        let least = if self.count { least_persons } else { f64::MIN };
+        let value = value.max(least);
         if !self.whole {
             return value;
         }
         let rounded = (value / self.base).round() * self.base;
-        if rounded < self.least {
-            (self.least / self.base).ceil() * self.base
+        if rounded < least {
+            (least / self.base).ceil() * self.base
         } else {
             rounded
         }
@@ -455,13 +461,62 @@ fn column_f64(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, Query
     Ok(values.as_primitive::<Float64Type>().iter().collect())
 }
 
-/// Groups failing k persons or the facility rule: withheld whole.
-fn row_suppression(rules: &DisclosureRules, batch: &RecordBatch) -> Result<Vec<bool>, QueryError> {
+/// The persons each group needs: k, or for a group of one municipality
+/// (the least and greatest code of a grouped-by municipality column are
+/// equal) what its population tier needs, infinite when it shows no counts.
+fn least_persons(rules: &DisclosureRules, batch: &RecordBatch) -> Result<Vec<f64>, QueryError> {
+    let k = f64::from(rules.k);
+    let mut least = vec![k; batch.num_rows()];
+    let schema = batch.schema();
+    let columns = schema.fields().iter().filter_map(|field| {
+        let name = field.name().strip_prefix(MUNICIPALITY)?;
+        name.strip_suffix("_min").map(str::to_owned)
+    });
+    for index in columns {
+        let codes = |end: &str| -> Result<Vec<Option<String>>, QueryError> {
+            let column = column_utf8(batch, &format!("{MUNICIPALITY}{index}_{end}"))?;
+            Ok(column.iter().map(|code| code.map(str::to_owned)).collect())
+        };
+        let (lowest, highest) = (codes("min")?, codes("max")?);
+        for (row, least) in least.iter_mut().enumerate() {
+            let (Some(low), Some(high)) = (&lowest[row], &highest[row]) else {
+                continue;
+            };
+            if low != high {
+                continue;
+            }
+            let limit = rules
+                .municipalities
+                .map_or(GroupLimit::Withheld, |limits| limits.of(low));
+            *least = match limit {
+                GroupLimit::Withheld => f64::INFINITY,
+                GroupLimit::AtLeast(n) => least.max(f64::from(n)),
+            };
+        }
+    }
+    Ok(least)
+}
+
+fn column_utf8(batch: &RecordBatch, name: &str) -> Result<arrow::array::StringArray, QueryError> {
+    let column = batch
+        .column_by_name(name)
+        .ok_or_else(|| QueryError::internal(format!("hidden column {name} missing")))?;
+    let text = cast(column, &DataType::Utf8).map_err(QueryError::internal)?;
+    Ok(text.as_string::<i32>().clone())
+}
+
+/// Groups failing their least persons or the facility rule: withheld whole.
+fn row_suppression(
+    rules: &DisclosureRules,
+    batch: &RecordBatch,
+    least_persons: &[f64],
+) -> Result<Vec<bool>, QueryError> {
     let rows = batch.num_rows();
     let persons = column_f64(batch, N_PERSONS)?;
     let mut suppressed: Vec<bool> = persons
         .iter()
-        .map(|n| n.is_none_or(|n| n < f64::from(rules.k)))
+        .zip(least_persons)
+        .map(|(n, least)| n.is_none_or(|n| n < *least))
         .collect();
     let names: Vec<String> = batch
         .schema()
@@ -497,13 +552,14 @@ struct ValueColumn {
     contributors: Vec<f64>,
 }
 
-/// Each value is withheld where its group is, where fewer than k persons
-/// contribute to it, or where the two largest absolute per-person
+/// Each value is withheld where its group is, where fewer persons than
+/// its group needs contribute to it, or where the two largest absolute per-person
 /// contributions exceed the dominance share of their sum.
 fn value_suppression(
     rules: &DisclosureRules,
     batch: &RecordBatch,
     suppressed_rows: &[bool],
+    least_persons: &[f64],
 ) -> Result<Vec<ValueColumn>, QueryError> {
     let schema = batch.schema();
     let mut values = Vec::new();
@@ -518,7 +574,8 @@ fn value_suppression(
         let mut hidden: Vec<bool> = contributors
             .iter()
             .zip(suppressed_rows)
-            .map(|(n, row)| *row || *n < f64::from(rules.k))
+            .zip(least_persons)
+            .map(|((n, row), least)| *row || n < least)
             .collect();
         if let (Some(_), Some(_)) = (
             batch.column_by_name(&format!("{TOP2}{position}")),
@@ -675,22 +732,23 @@ fn families(batch: &RecordBatch) -> Result<Option<Vec<Vec<usize>>>, QueryError> 
 mod tests {
     use super::Presentation;
 
-    fn count(base: f64, least: f64) -> Presentation {
+    fn count(base: f64) -> Presentation {
         Presentation {
             base,
             whole: true,
-            least,
+            count: true,
         }
     }
 
     #[test]
     fn a_noisy_count_is_released_no_lower_than_a_shown_group() {
-        assert_eq!(count(10.0, 10.0).apply(3.2), 10.0);
-        assert_eq!(count(10.0, 10.0).apply(-4.0), 10.0);
-        assert_eq!(count(3.0, 10.0).apply(9.0), 12.0);
-        assert_eq!(count(1.0, 10.0).apply(9.6), 10.0);
-        assert_eq!(count(10.0, 10.0).apply(14.9), 10.0);
-        assert_eq!(count(10.0, 10.0).apply(15.0), 20.0);
+        assert_eq!(count(10.0).apply(3.2, 10.0), 10.0);
+        assert_eq!(count(10.0).apply(-4.0, 10.0), 10.0);
+        assert_eq!(count(3.0).apply(9.0, 10.0), 12.0);
+        assert_eq!(count(1.0).apply(9.6, 10.0), 10.0);
+        assert_eq!(count(10.0).apply(14.9, 10.0), 10.0);
+        assert_eq!(count(10.0).apply(15.0, 10.0), 20.0);
+        assert_eq!(count(10.0).apply(13.0, 20.0), 20.0);
     }
 
     #[test]
@@ -698,14 +756,14 @@ mod tests {
         let sum = Presentation {
             base: 10.0,
             whole: true,
-            least: f64::MIN,
+            count: false,
         };
-        assert_eq!(sum.apply(-26.0), -30.0);
+        assert_eq!(sum.apply(-26.0, 10.0), -30.0);
         let average = Presentation {
             base: 1.0,
             whole: false,
-            least: f64::MIN,
+            count: false,
         };
-        assert_eq!(average.apply(2.345), 2.345);
+        assert_eq!(average.apply(2.345, 10.0), 2.345);
     }
 }

@@ -1,11 +1,14 @@
 //! The publication rules as data: `policies/disclosure.toml`, built in.
 //! Thresholds every release applies (minimum persons, facilities,
-//! dominance) and the columns whose totals have a minimum of their own (NDB
-//! drug volumes). The file is parsed and checked once; a rule the engine
-//! cannot apply as written is an error, not a silent default.
+//! dominance), the columns whose totals have a minimum of their own (NDB
+//! drug volumes), and the population tiers of municipality groups (介護DB).
+//! The file is parsed and checked once; a rule the engine cannot apply as
+//! written is an error, not a silent default.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use enclave_core::masters::Masters;
 use serde::Deserialize;
 
 use crate::disclosure::DisclosureRules;
@@ -26,6 +29,11 @@ pub struct PublicationPolicy {
     pub thresholds: Thresholds,
     #[serde(default)]
     pub volumes: Vec<VolumeRule>,
+    #[serde(default)]
+    pub municipalities: MunicipalityRule,
+    /// Each municipality's least persons per group, from its population.
+    #[serde(skip)]
+    pub municipality_limits: MunicipalityLimits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +53,70 @@ pub struct VolumeRule {
     pub minimum: f64,
 }
 
+/// The municipality code columns and the population tiers of their groups.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MunicipalityRule {
+    pub columns: Vec<String>,
+    pub tiers: Vec<PopulationTier>,
+}
+
+/// Groups of a municipality with fewer than `population_below` inhabitants
+/// are withheld (`withhold`) or need `min_persons` persons.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopulationTier {
+    pub population_below: u64,
+    #[serde(default)]
+    pub withhold: bool,
+    pub min_persons: Option<u32>,
+}
+
+/// What a group of one municipality needs, by municipality code.
+#[derive(Debug, Clone, Default)]
+pub struct MunicipalityLimits {
+    by_code: HashMap<String, GroupLimit>,
+}
+
+/// What a group of one municipality needs beyond the project's k.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupLimit {
+    /// No counts are shown.
+    Withheld,
+    /// At least this many persons.
+    AtLeast(u32),
+}
+
+impl MunicipalityLimits {
+    fn from_tiers(tiers: &[PopulationTier]) -> MunicipalityLimits {
+        let by_code = Masters::get()
+            .municipalities
+            .iter()
+            .map(|municipality| {
+                let tier = tiers
+                    .iter()
+                    .find(|tier| municipality.population < tier.population_below);
+                let limit = match tier {
+                    Some(tier) if tier.withhold => GroupLimit::Withheld,
+                    Some(tier) => GroupLimit::AtLeast(tier.min_persons.unwrap_or(0)),
+                    None => GroupLimit::AtLeast(0),
+                };
+                (municipality.code.clone(), limit)
+            })
+            .collect();
+        MunicipalityLimits { by_code }
+    }
+
+    /// The limit of a group of municipality `code`: a code without a known
+    /// population is withheld.
+    pub fn of(&self, code: &str) -> GroupLimit {
+        self.by_code
+            .get(code)
+            .copied()
+            .unwrap_or(GroupLimit::Withheld)
+    }
+}
+
 impl PublicationPolicy {
     /// The built-in policy.
     pub fn embedded() -> Result<&'static PublicationPolicy, PolicyError> {
@@ -52,9 +124,10 @@ impl PublicationPolicy {
     }
 
     pub fn parse(text: &str) -> Result<PublicationPolicy, PolicyError> {
-        let policy: PublicationPolicy =
+        let mut policy: PublicationPolicy =
             toml::from_str(text).map_err(|error| PolicyError(error.to_string()))?;
         policy.check()?;
+        policy.municipality_limits = MunicipalityLimits::from_tiers(&policy.municipalities.tiers);
         Ok(policy)
     }
 
@@ -79,18 +152,25 @@ impl PublicationPolicy {
                 )));
             }
         }
-        Ok(())
+        self.municipalities.check()
     }
 
     /// The release thresholds for a project with minimum `k` persons (never
     /// below the policy's).
-    pub fn rules(&self, k: u32) -> DisclosureRules {
+    pub fn rules(&'static self, k: u32) -> DisclosureRules {
         DisclosureRules {
             min_facilities: self.thresholds.min_facilities,
             dominance_share: self.thresholds.dominance_share,
             volume_minimum: self.volume_floor(),
+            municipalities: Some(&self.municipality_limits),
             ..DisclosureRules::new(k.max(self.thresholds.min_persons))
         }
+    }
+
+    /// Whether `schema.table`'s `column` holds municipality codes.
+    pub fn is_municipality(&self, table: &str, column: &str) -> bool {
+        let name = format!("{table}.{column}");
+        self.municipalities.columns.contains(&name)
     }
 
     /// The minimum a total of any volume column must reach: the largest of
@@ -112,6 +192,32 @@ impl PublicationPolicy {
     }
 }
 
+impl MunicipalityRule {
+    /// Columns as schema.table.column; tiers by rising population, each
+    /// either withheld or with a minimum.
+    fn check(&self) -> Result<(), PolicyError> {
+        if let Some(column) = self.columns.iter().find(|c| c.split('.').count() != 3) {
+            return Err(PolicyError(format!(
+                "municipality column `{column}`: give schema.table.column"
+            )));
+        }
+        let rising = self
+            .tiers
+            .windows(2)
+            .all(|pair| pair[0].population_below < pair[1].population_below);
+        let decided = self
+            .tiers
+            .iter()
+            .all(|tier| tier.withhold != tier.min_persons.is_some());
+        if !(rising && decided) {
+            return Err(PolicyError(
+                "municipality tiers: list them by rising population_below, each with `withhold = true` or `min_persons`".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +232,26 @@ mod tests {
         assert_eq!(policy.rules(20).k, 20);
         assert_eq!(policy.volume_minimum("ndb.drugs", "quantity"), Some(1000.0));
         assert_eq!(policy.volume_minimum("ndb.drugs", "points"), None);
+        assert!(policy.is_municipality("care.claims", "municipality_code"));
+        assert!(!policy.is_municipality("care.claims", "prefecture_code"));
+    }
+
+    #[test]
+    fn municipalities_take_the_tier_of_their_population() {
+        let limits = &PublicationPolicy::embedded().unwrap().municipality_limits;
+        let masters = &Masters::get().municipalities;
+        for municipality in masters {
+            let expected = match municipality.population {
+                ..2_000 => GroupLimit::Withheld,
+                2_000..25_000 => GroupLimit::AtLeast(20),
+                _ => GroupLimit::AtLeast(0),
+            };
+            assert_eq!(limits.of(&municipality.code), expected, "{}", municipality.code);
+        }
+        let tiers: std::collections::HashSet<_> =
+            masters.iter().map(|m| limits.of(&m.code)).collect();
+        assert_eq!(tiers.len(), 3, "the synthetic municipalities span every tier");
+        assert_eq!(limits.of("999999"), GroupLimit::Withheld);
     }
 
     #[test]
@@ -138,6 +264,12 @@ mod tests {
                 "{base}dominance_persons = 2\n[[volumes]]\ncolumn = \"quantity\"\nminimum = 1\n"
             ),
             "[thresholds]\nmin_persons = 1\nmin_facilities = 3\ndominance_persons = 2\ndominance_share = 0.9\n".to_string(),
+            format!(
+                "{base}dominance_persons = 2\n[municipalities]\ncolumns = []\ntiers = [{{ population_below = 10, withhold = true, min_persons = 5 }}]\n"
+            ),
+            format!(
+                "{base}dominance_persons = 2\n[municipalities]\ncolumns = []\ntiers = [{{ population_below = 10, min_persons = 5 }}, {{ population_below = 5, min_persons = 9 }}]\n"
+            ),
         ] {
             assert!(PublicationPolicy::parse(&bad).is_err(), "{bad}");
         }

@@ -30,12 +30,19 @@ use datafusion::logical_expr::{
 use crate::aggregates::{Partial, aggregate_function, argument_tags};
 use crate::error::{QueryError, Rule};
 use crate::expressions::check_node;
-use crate::rewrite::{Guarded, Scope, has_subquery, rewrite, with_guarded_subqueries};
+use crate::rewrite::{
+    Guarded, Scope, check_municipality_unread, has_subquery, rewrite, with_guarded_subqueries,
+};
 use crate::sketch::person_set;
+use crate::tags::Tags;
 use crate::top2::top2_sum;
 
 pub const N_PERSONS: &str = "__enclave_n_persons";
 pub const FACILITIES: &str = "__enclave_facilities_";
+/// `__enclave_municipality_<i>_min` and `_max`: the least and greatest
+/// municipality code of grouped-by municipality column i in the group
+/// (equal when the group is of one municipality).
+pub const MUNICIPALITY: &str = "__enclave_municipality_";
 /// `__enclave_contributors_<i>`: persons contributing to visible column i.
 pub const CONTRIBUTORS: &str = "__enclave_contributors_";
 /// `__enclave_top2_<i>`: the two largest absolute per-person partials.
@@ -193,9 +200,11 @@ fn release_aggregate(
     check_grouping_sets(aggregate)?;
     let groups = distinct_groups(aggregate);
     check_groups(&input, &groups)?;
+    check_municipality_unread(&input, &aggregate.aggr_expr, "an aggregate")?;
     let released = ReleasedAggregate {
         aggregate,
-        facility_columns: facility_columns(&input, &groups),
+        facility_columns: group_columns(&input, &groups, |tags| tags.facility),
+        municipality_columns: group_columns(&input, &groups, |tags| tags.municipality),
         users: aggregate
             .aggr_expr
             .iter()
@@ -244,12 +253,13 @@ fn check_groups(input: &Guarded, groups: &[Expr]) -> Result<(), QueryError> {
     Ok(())
 }
 
-fn facility_columns(input: &Guarded, groups: &[Expr]) -> Vec<Column> {
+/// The columns the group keys read whose tags are `marked`.
+fn group_columns(input: &Guarded, groups: &[Expr], marked: fn(Tags) -> bool) -> Vec<Column> {
     let schema = input.plan.schema();
     let mut columns: Vec<Column> = Vec::new();
     for group in groups {
         for column in group.column_refs() {
-            if input.tags.of_column(schema, column).facility && !columns.contains(column) {
+            if marked(input.tags.of_column(schema, column)) && !columns.contains(column) {
                 columns.push(column.clone());
             }
         }
@@ -340,6 +350,7 @@ struct ReleasedAggregate<'a> {
     person: Column,
     users: Vec<UserAggregate>,
     facility_columns: Vec<Column>,
+    municipality_columns: Vec<Column>,
     options: ReleaseOptions,
 }
 
@@ -402,6 +413,11 @@ impl ReleasedAggregate<'_> {
             aggregates.push(min(column.clone()).alias(format!("__enclave_fmin{index}")));
             aggregates.push(max(column).alias(format!("__enclave_fmax{index}")));
         }
+        for (index, column) in self.municipality_columns.iter().enumerate() {
+            let column = Expr::Column(column.clone());
+            aggregates.push(min(column.clone()).alias(format!("__enclave_mmin{index}")));
+            aggregates.push(max(column).alias(format!("__enclave_mmax{index}")));
+        }
         Ok(LogicalPlan::Aggregate(Aggregate::try_new(
             Arc::new(input),
             groups,
@@ -452,6 +468,12 @@ impl ReleasedAggregate<'_> {
                         .alias(format!("{FACILITIES}{index}_{end}")),
                 );
             }
+        }
+        for index in 0..self.municipality_columns.len() {
+            let least = min(col(format!("__enclave_mmin{index}")));
+            let greatest = max(col(format!("__enclave_mmax{index}")));
+            aggregates.push(least.alias(format!("{MUNICIPALITY}{index}_min")));
+            aggregates.push(greatest.alias(format!("{MUNICIPALITY}{index}_max")));
         }
         Ok(LogicalPlan::Aggregate(Aggregate::try_new(
             Arc::new(inner),

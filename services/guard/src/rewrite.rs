@@ -57,6 +57,7 @@ pub fn rewrite(plan: &LogicalPlan, scope: &Scope) -> Result<Guarded, QueryError>
         LogicalPlan::Projection(projection) => rewrite_projection(projection, scope),
         LogicalPlan::Filter(filter) => {
             let input = rewrite(&filter.input, scope)?;
+            check_municipality_unread(&input, [&filter.predicate], "a filter")?;
             let predicate = with_guarded_subqueries(filter.predicate.clone(), &input, scope)?;
             let tags = constrained(&input.tags, input.plan.schema(), &predicate);
             let plan = LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(input.plan))?);
@@ -68,6 +69,7 @@ pub fn rewrite(plan: &LogicalPlan, scope: &Scope) -> Result<Guarded, QueryError>
         }
         LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => {
             let input = rewrite(plan.inputs()[0], scope)?;
+            check_municipality_unread(&input, &plan.expressions(), "an ordering")?;
             let plan = plan.with_new_exprs(plan.expressions(), vec![input.plan])?;
             Ok(Guarded { plan, ..input })
         }
@@ -112,6 +114,32 @@ pub fn rewrite(plan: &LogicalPlan, scope: &Scope) -> Result<Guarded, QueryError>
             format!("the guard does not support {} in a query", node_name(other)),
         )),
     }
+}
+
+/// Municipality codes are grouped by only ([`Tags::municipality`]): were
+/// rows selected by one, a group could hold one municipality without the
+/// code among its keys, and its population tier would go unseen. `place`
+/// names what reads `exprs` (over `input`'s columns).
+pub fn check_municipality_unread<'a>(
+    input: &Guarded,
+    exprs: impl IntoIterator<Item = &'a Expr>,
+    place: &str,
+) -> Result<(), QueryError> {
+    let schema = input.plan.schema();
+    let reads = exprs.into_iter().any(|expr| {
+        expr.column_refs()
+            .into_iter()
+            .any(|column| input.tags.of_column(schema, column).municipality)
+    });
+    if reads {
+        return Err(QueryError::refused(
+            Rule::Publication,
+            format!(
+                "a municipality code may only be grouped by (GROUP BY municipality_code), so that each group of one municipality meets its population tier; {place} may not read it"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Subqueries are guarded where rows are selected or computed (SELECT
@@ -245,6 +273,8 @@ fn rewrite_join(
 ) -> Result<Guarded, QueryError> {
     let left = rewrite(&join.left, scope)?;
     let right = rewrite(&join.right, scope)?;
+    check_municipality_unread(&left, join.on.iter().map(|(l, _)| l), "a join condition")?;
+    check_municipality_unread(&right, join.on.iter().map(|(_, r)| r), "a join condition")?;
     let mut on = join.on.clone();
     if let (Some(left_person), Some(right_person)) = (&left.person, &right.person) {
         check_person_join(join, &left, &right)?;
@@ -267,7 +297,9 @@ fn rewrite_join(
         join.null_aware,
     )?);
     let tags = join_constrained(tags, join, &plan);
-    Ok(Guarded { plan, person, tags })
+    let joined = Guarded { plan, person, tags };
+    check_municipality_unread(&joined, &join.filter, "a join condition")?;
+    Ok(joined)
 }
 
 fn check_person_join(
@@ -469,6 +501,7 @@ fn rewrite_inner_aggregate(aggregate: &Aggregate, scope: &Scope) -> Result<Guard
     tags.set(groups.len(), person_tags());
     groups.push(Expr::Column(person.clone()));
     let mut aggregates = Vec::with_capacity(aggregate.aggr_expr.len());
+    check_municipality_unread(&input, &aggregate.aggr_expr, "an aggregate")?;
     for (index, expr) in aggregate.aggr_expr.iter().enumerate() {
         check_inner_aggregate(expr)?;
         let expr = with_guarded_subqueries(expr.clone(), &input, scope)?;
@@ -502,6 +535,7 @@ fn keeps_person_key(input: &Guarded) -> bool {
 /// row. Each is also partitioned by the hidden person column.
 fn rewrite_window(window: &Window, scope: &Scope) -> Result<Guarded, QueryError> {
     let input = rewrite(&window.input, scope)?;
+    check_municipality_unread(&input, &window.window_expr, "a window")?;
     let schema = Arc::clone(input.plan.schema());
     let width = schema.fields().len();
     let mut tags = input.tags.clone();

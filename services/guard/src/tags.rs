@@ -29,6 +29,10 @@ pub struct Tags {
     /// Computed from such a column (`quantity * 2`): its total could not be
     /// held to the column's minimum, so it is not summed.
     pub volume_computed: bool,
+    /// Derived from a municipality code ([`crate::policy`]: population
+    /// tiers): grouped by only, never read by a predicate, an ordering or
+    /// an aggregate, so that a group of one municipality is always seen.
+    pub municipality: bool,
     /// May be a constant the query chose for some rows (a literal, a VALUES
     /// row, a CASE branch, a function) rather than each row's own data. Sums
     /// of it are refused: the other persons' contributions would be known,
@@ -45,6 +49,7 @@ impl Tags {
         facility: false,
         volume: false,
         volume_computed: false,
+        municipality: false,
         padded: false,
     };
 
@@ -55,7 +60,9 @@ impl Tags {
         ..Tags::NONE
     };
 
-    pub fn of_class(class: ColumnClass, identifies_facility: bool, volume: bool) -> Tags {
+    /// Tags of a catalog column of `class`, with what the catalog and the
+    /// publication rules say of it.
+    pub fn of_class(class: ColumnClass, marks: ColumnMarks) -> Tags {
         Tags {
             person_equal: class == ColumnClass::PersonKey,
             identifying: matches!(class, ColumnClass::PersonKey | ColumnClass::RecordKey),
@@ -66,9 +73,10 @@ impl Tags {
                     | ColumnClass::Measure
                     | ColumnClass::QuasiIdentifier
             ),
-            facility: identifies_facility,
-            volume,
+            facility: marks.facility,
+            volume: marks.volume,
             volume_computed: false,
+            municipality: marks.municipality,
             padded: false,
         }
     }
@@ -90,6 +98,7 @@ impl Tags {
             facility: self.facility || other.facility,
             volume: self.volume || other.volume,
             volume_computed: self.volume_computed || other.volume_computed,
+            municipality: self.municipality || other.municipality,
             padded: self.padded || other.padded,
         }
     }
@@ -123,6 +132,7 @@ impl Tags {
             sensitive: true,
             volume: self.volume && keeps_values,
             volume_computed: self.volume_computed && keeps_values,
+            municipality: self.municipality,
             padded: self.padded && keeps_values,
             ..Tags::NONE
         }
@@ -140,6 +150,7 @@ impl Tags {
             (self.facility, "facility"),
             (self.volume, "volume"),
             (self.volume_computed, "volume-computed"),
+            (self.municipality, "municipality"),
             (!self.padded, "row-data"),
         ] {
             if set {
@@ -158,9 +169,21 @@ impl Tags {
             facility: has("facility"),
             volume: has("volume"),
             volume_computed: has("volume-computed"),
+            municipality: has("municipality"),
             padded: !has("row-data"),
         }
     }
+}
+
+/// What the catalog and the publication rules mark on a catalog column.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ColumnMarks {
+    /// Names a facility (`identifies_facility` in the catalog).
+    pub facility: bool,
+    /// Its totals have a minimum (publication rules: volumes).
+    pub volume: bool,
+    /// Holds municipality codes (publication rules: population tiers).
+    pub municipality: bool,
 }
 
 /// A column under casts only (the type coercion a sum adds).

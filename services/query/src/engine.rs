@@ -46,7 +46,7 @@ use enclave_guard::sketch::CAPACITY;
 use enclave_guard::statement::{Request, WORKSPACE_SCHEMA, classify};
 use enclave_guard::table::GuardedTable;
 use enclave_guard::table::RowSource;
-use enclave_guard::tags::Tags;
+use enclave_guard::tags::{ColumnMarks, Tags};
 
 /// The catalog name every session uses.
 pub const CATALOG: &str = "enclave";
@@ -524,11 +524,12 @@ impl ProjectSession {
                 .iter()
                 .filter(|column| grant.allows_column(&column.name))
                 .map(|column| {
-                    let volume = policy.volume_minimum(&grant.table, &column.name).is_some();
-                    (
-                        column.arrow_field(),
-                        Tags::of_class(column.class, column.identifies_facility, volume),
-                    )
+                    let marks = ColumnMarks {
+                        facility: column.identifies_facility,
+                        volume: policy.volume_minimum(&grant.table, &column.name).is_some(),
+                        municipality: policy.is_municipality(&grant.table, &column.name),
+                    };
+                    (column.arrow_field(), Tags::of_class(column.class, marks))
                 })
                 .collect();
             let files = release.files.get(&grant.table).cloned().unwrap_or_default();
@@ -675,9 +676,8 @@ impl ProjectSession {
         values: &[ReleasedValue],
     ) -> Result<Assessment, QueryError> {
         let cells = assessment.cells(values)?;
-        let least_count = self.rules()?.k;
         let rules = LedgerRules {
-            k: (least_count as usize).min(CAPACITY),
+            k: (self.rules()?.k as usize).min(CAPACITY),
             noise_sd: NOISE_SD,
         };
         let decided = self
@@ -690,7 +690,6 @@ impl ProjectSession {
             &decided.decisions,
             decided.release,
             self.project.rounding.base(),
-            least_count as u64,
         )?;
         Ok(assessment)
     }

@@ -10,7 +10,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::names::{FAMILY, FEMALE, MALE};
 
-/// Municipalities (国保 and care insurers) per prefecture.
+/// Municipalities (国保 and care insurers) per prefecture, as in
+/// `catalog/masters/municipalities.csv`.
 const MUNICIPALITIES: u32 = 6;
 
 /// Share of persons by age band (Japan, roughly 2024) and the band's ages.
@@ -233,10 +234,17 @@ impl PopulationBuilder<'_> {
         )
     }
 
+    /// The prefecture's `municipality`-th municipality of the master.
     fn municipal_insurer(&self, municipality: u32) -> InsurerNumber {
-        let body = format!("{:02}{:03}", self.prefecture, 100 + municipality);
-        InsurerNumber::from_body(&body)
-            .unwrap_or_else(|_| unreachable!("prefecture codes are 01-47"))
+        let code = Masters::get()
+            .municipalities
+            .iter()
+            .filter(|m| m.prefecture == self.prefecture)
+            .nth(municipality as usize)
+            .map(|m| m.code.as_str())
+            .unwrap_or_else(|| unreachable!("the master holds six municipalities per prefecture"));
+        InsurerNumber::parse(code)
+            .unwrap_or_else(|_| unreachable!("master codes carry their check digit"))
     }
 
     fn employee_insurer(&mut self) -> InsurerNumber {

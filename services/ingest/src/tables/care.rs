@@ -76,6 +76,7 @@ fn build_claims(
 struct ClaimColumns {
     common: CommonColumns,
     claim_id: Int64Builder,
+    municipality_code: StringBuilder,
     care_level: StringBuilder,
     total_units: Int64Builder,
     unit_price: Float64Builder,
@@ -88,6 +89,7 @@ impl ClaimColumns {
         Ok(ClaimColumns {
             common: CommonColumns::new(table)?,
             claim_id: Int64Builder::new(),
+            municipality_code: StringBuilder::new(),
             care_level: StringBuilder::new(),
             total_units: Int64Builder::new(),
             unit_price: Float64Builder::new(),
@@ -99,6 +101,9 @@ impl ClaimColumns {
     fn push(&mut self, claim_id: i64, row: &RowContext, claim: &CareClaim) {
         self.common.push(row);
         self.claim_id.append_value(claim_id);
+        // Care insurers are municipalities (checked when the extract is read).
+        self.municipality_code
+            .append_value(claim.identity.insurer.as_str());
         self.care_level.append_value(&claim.care_level);
         self.total_units.append_value(claim.total_units);
         self.unit_price.append_value(claim.unit_price);
@@ -110,6 +115,7 @@ impl ClaimColumns {
         let mut columns = self.common.finish();
         columns.extend([
             ("claim_id", finish(&mut self.claim_id)),
+            ("municipality_code", finish(&mut self.municipality_code)),
             ("care_level", finish(&mut self.care_level)),
             ("total_units", finish(&mut self.total_units)),
             ("unit_price", finish(&mut self.unit_price)),

@@ -58,17 +58,17 @@ except Exception as error:  # adbc_driver_manager.ProgrammingError
     print("refused:", str(error).splitlines()[0])
 
 # %% Save a cohort inside the enclave (project workspace), then aggregate over it.
-cur.execute("DROP TABLE IF EXISTS work.elderly")
+cur.execute("DROP TABLE IF EXISTS work.diabetes")
 cur.fetch_arrow_table()
 cur.execute(
-    "CREATE TABLE work.elderly AS "
-    "SELECT DISTINCT person_id FROM ndb.receipts WHERE age_band IN ('75-79', '80-84', '85-89', '90-94', '95+')"
+    "CREATE TABLE work.diabetes AS "
+    "SELECT DISTINCT person_id FROM ndb.diagnoses WHERE icd10 LIKE 'E11%'"
 )
 cur.fetch_arrow_table()
 cur.execute(
     """
     SELECT c.care_level, count(DISTINCT c.person_id) AS persons
-    FROM care.certifications c JOIN work.elderly e ON c.person_id = e.person_id
+    FROM care.certifications c JOIN work.diabetes e ON c.person_id = e.person_id
     GROUP BY c.care_level ORDER BY c.care_level
     """
 )

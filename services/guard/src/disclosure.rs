@@ -730,7 +730,71 @@ fn families(batch: &RecordBatch) -> Result<Option<Vec<Vec<usize>>>, QueryError> 
 
 #[cfg(test)]
 mod tests {
-    use super::Presentation;
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, AsArray, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+
+    use super::{MUNICIPALITY, N_PERSONS, Presentation, assess};
+    use crate::policy::PublicationPolicy;
+
+    /// Groups as the released aggregate computes them: a visible key, the
+    /// persons, and the least and greatest municipality code.
+    fn municipality_groups(rows: &[(&str, &str, i64)]) -> RecordBatch {
+        let least = format!("{MUNICIPALITY}0_min");
+        let greatest = format!("{MUNICIPALITY}0_max");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("area", DataType::Utf8, true),
+            Field::new(N_PERSONS, DataType::Int64, true),
+            Field::new(least, DataType::Utf8, true),
+            Field::new(greatest, DataType::Utf8, true),
+        ]));
+        let column = |pick: fn(&(&str, &str, i64)) -> String| {
+            Arc::new(StringArray::from_iter_values(rows.iter().map(pick))) as ArrayRef
+        };
+        RecordBatch::try_new(
+            schema,
+            vec![
+                column(|row| format!("{}..{}", row.0, row.1)),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|row| row.2))),
+                column(|row| row.0.to_string()),
+                column(|row| row.1.to_string()),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_group_of_one_municipality_meets_its_population_tier() {
+        let rules = PublicationPolicy::embedded().unwrap().rules(10);
+        // Tokyo's village (1,200), town (6,500), city (520,000); 999999 is
+        // in no master.
+        let rows = [
+            ("131003", "131003", 500),
+            ("131011", "131011", 19),
+            ("131011", "131011", 20),
+            ("131052", "131052", 9),
+            ("131052", "131052", 10),
+            ("131003", "131052", 10),
+            ("999999", "999999", 500),
+        ];
+        let batch = municipality_groups(&rows);
+        let released = assess(&rules, batch.schema(), &[batch], &[])
+            .unwrap()
+            .release()
+            .unwrap();
+        let shown: Vec<String> = released.batches[0]
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .map(|area| area.unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            shown,
+            ["131011..131011", "131052..131052", "131003..131052"]
+        );
+    }
 
     fn count(base: f64) -> Presentation {
         Presentation {

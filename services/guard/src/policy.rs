@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use enclave_catalog::{AgeBandRule, Generalization};
 use enclave_core::masters::Masters;
 use serde::Deserialize;
 
@@ -31,6 +32,7 @@ pub struct PublicationPolicy {
     pub volumes: Vec<VolumeRule>,
     #[serde(default)]
     pub municipalities: MunicipalityRule,
+    pub care_ages: CareAges,
     /// Each municipality's least persons per group, from its population.
     #[serde(skip)]
     pub municipality_limits: MunicipalityLimits,
@@ -51,6 +53,14 @@ pub struct Thresholds {
 pub struct VolumeRule {
     pub column: String,
     pub minimum: f64,
+}
+
+/// The schema of care data and the only age bands its results may show.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CareAges {
+    pub schema: String,
+    pub bands: AgeBandRule,
 }
 
 /// The municipality code columns and the population tiers of their groups.
@@ -167,6 +177,17 @@ impl PublicationPolicy {
         }
     }
 
+    /// Whether `schema` holds care data (its results show care age bands).
+    pub fn is_care(&self, schema: &str) -> bool {
+        self.care_ages.schema == schema
+    }
+
+    /// Whether a column generalized by `generalization` holds ages banded
+    /// otherwise than care data may show.
+    pub fn is_finer_than_care_ages(&self, generalization: Option<&Generalization>) -> bool {
+        matches!(generalization, Some(Generalization::AgeBand(rule)) if *rule != self.care_ages.bands)
+    }
+
     /// Whether `schema.table`'s `column` holds municipality codes.
     pub fn is_municipality(&self, table: &str, column: &str) -> bool {
         let name = format!("{table}.{column}");
@@ -234,6 +255,17 @@ mod tests {
         assert_eq!(policy.volume_minimum("ndb.drugs", "points"), None);
         assert!(policy.is_municipality("care.claims", "municipality_code"));
         assert!(!policy.is_municipality("care.claims", "prefecture_code"));
+        let catalog = enclave_catalog::Catalog::embedded();
+        let age = |table: &str| {
+            let (_, table) = catalog.table(table).unwrap();
+            policy.is_finer_than_care_ages(table.generalization("age_band"))
+        };
+        assert!(
+            age("ndb.receipts"),
+            "NDB bands under 65 are finer than care's"
+        );
+        assert!(!age("care.claims"));
+        assert!(policy.is_care("care") && !policy.is_care("ndb"));
     }
 
     #[test]
@@ -246,24 +278,33 @@ mod tests {
                 2_000..25_000 => GroupLimit::AtLeast(20),
                 _ => GroupLimit::AtLeast(0),
             };
-            assert_eq!(limits.of(&municipality.code), expected, "{}", municipality.code);
+            assert_eq!(
+                limits.of(&municipality.code),
+                expected,
+                "{}",
+                municipality.code
+            );
         }
         let tiers: std::collections::HashSet<_> =
             masters.iter().map(|m| limits.of(&m.code)).collect();
-        assert_eq!(tiers.len(), 3, "the synthetic municipalities span every tier");
+        assert_eq!(
+            tiers.len(),
+            3,
+            "the synthetic municipalities span every tier"
+        );
         assert_eq!(limits.of("999999"), GroupLimit::Withheld);
     }
 
     #[test]
     fn rules_the_engine_cannot_apply_are_errors() {
-        let base = "[thresholds]\nmin_persons = 10\nmin_facilities = 3\ndominance_share = 0.9\n";
+        let base = "[care_ages]\nschema = \"care\"\nbands = { width = 5 }\n[thresholds]\nmin_persons = 10\nmin_facilities = 3\ndominance_share = 0.9\n";
         for bad in [
             format!("{base}dominance_persons = 3\n"),
             format!("{base}dominance_persons = 2\nextra = 1\n"),
             format!(
                 "{base}dominance_persons = 2\n[[volumes]]\ncolumn = \"quantity\"\nminimum = 1\n"
             ),
-            "[thresholds]\nmin_persons = 1\nmin_facilities = 3\ndominance_persons = 2\ndominance_share = 0.9\n".to_string(),
+            format!("{base}dominance_persons = 2\n").replace("min_persons = 10", "min_persons = 1"),
             format!(
                 "{base}dominance_persons = 2\n[municipalities]\ncolumns = []\ntiers = [{{ population_below = 10, withhold = true, min_persons = 5 }}]\n"
             ),

@@ -31,7 +31,8 @@ use crate::aggregates::{Partial, aggregate_function, argument_tags};
 use crate::error::{QueryError, Rule};
 use crate::expressions::check_node;
 use crate::rewrite::{
-    Guarded, Scope, check_municipality_unread, has_subquery, rewrite, with_guarded_subqueries,
+    Guarded, Scope, check_care_age_groups, check_reads, has_subquery, rewrite,
+    with_guarded_subqueries,
 };
 use crate::sketch::person_set;
 use crate::tags::Tags;
@@ -110,7 +111,8 @@ pub fn release(
         });
     }
     let (stage, aggregate) = split_result_stage(plan)?;
-    let (plan, values) = release_aggregate(aggregate, scope, options)?;
+    let scope = scope.reading(plan)?;
+    let (plan, values) = release_aggregate(aggregate, &scope, options)?;
     Ok(ReleasePlan {
         plan,
         checked: true,
@@ -200,7 +202,8 @@ fn release_aggregate(
     check_grouping_sets(aggregate)?;
     let groups = distinct_groups(aggregate);
     check_groups(&input, &groups)?;
-    check_municipality_unread(&input, &aggregate.aggr_expr, "an aggregate")?;
+    check_reads(&input, &aggregate.aggr_expr, "an aggregate", scope)?;
+    check_care_age_groups(&input, &groups, scope)?;
     let released = ReleasedAggregate {
         aggregate,
         facility_columns: group_columns(&input, &groups, |tags| tags.facility),

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema};
 use datafusion::datasource::{TableProvider, provider_as_source, source_as_provider};
 use datafusion::error::DataFusionError;
@@ -38,6 +38,19 @@ pub struct Scope {
     pub period: (String, String),
     /// Persons removed from every result.
     pub opted_out: Arc<Vec<i64>>,
+    /// Whether the statement reads care data (see [`Scope::reading`]);
+    /// true until the statement is known.
+    pub care_output: bool,
+}
+
+impl Scope {
+    /// This scope for guarding `plan`: whether it reads care data.
+    pub fn reading(&self, plan: &LogicalPlan) -> Result<Scope, QueryError> {
+        Ok(Scope {
+            care_output: reads_care(plan)?,
+            ..self.clone()
+        })
+    }
 }
 
 /// A rewritten plan, the column carrying its person (if its rows belong to
@@ -57,7 +70,7 @@ pub fn rewrite(plan: &LogicalPlan, scope: &Scope) -> Result<Guarded, QueryError>
         LogicalPlan::Projection(projection) => rewrite_projection(projection, scope),
         LogicalPlan::Filter(filter) => {
             let input = rewrite(&filter.input, scope)?;
-            check_municipality_unread(&input, [&filter.predicate], "a filter")?;
+            check_reads(&input, [&filter.predicate], "a filter", scope)?;
             let predicate = with_guarded_subqueries(filter.predicate.clone(), &input, scope)?;
             let tags = constrained(&input.tags, input.plan.schema(), &predicate);
             let plan = LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(input.plan))?);
@@ -69,7 +82,7 @@ pub fn rewrite(plan: &LogicalPlan, scope: &Scope) -> Result<Guarded, QueryError>
         }
         LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => {
             let input = rewrite(plan.inputs()[0], scope)?;
-            check_municipality_unread(&input, &plan.expressions(), "an ordering")?;
+            check_reads(&input, &plan.expressions(), "an ordering", scope)?;
             let plan = plan.with_new_exprs(plan.expressions(), vec![input.plan])?;
             Ok(Guarded { plan, ..input })
         }
@@ -116,30 +129,78 @@ pub fn rewrite(plan: &LogicalPlan, scope: &Scope) -> Result<Guarded, QueryError>
     }
 }
 
-/// Municipality codes are grouped by only ([`Tags::municipality`]): were
-/// rows selected by one, a group could hold one municipality without the
-/// code among its keys, and its population tier would go unseen. `place`
-/// names what reads `exprs` (over `input`'s columns).
-pub fn check_municipality_unread<'a>(
+/// Values the publication rules let a result group by but nothing else
+/// read: a municipality code (were rows selected by one, a group could hold
+/// one municipality without the code among its keys, and its population
+/// tier would go unseen), and, in a result reading care data, an age banded
+/// finer than the care bands (a selection by it would be a finer age
+/// cell). `place` names what reads `exprs` (over `input`'s columns).
+pub fn check_reads<'a>(
     input: &Guarded,
     exprs: impl IntoIterator<Item = &'a Expr>,
     place: &str,
+    scope: &Scope,
 ) -> Result<(), QueryError> {
     let schema = input.plan.schema();
-    let reads = exprs.into_iter().any(|expr| {
-        expr.column_refs()
-            .into_iter()
-            .any(|column| input.tags.of_column(schema, column).municipality)
-    });
-    if reads {
-        return Err(QueryError::refused(
-            Rule::Publication,
-            format!(
-                "a municipality code may only be grouped by (GROUP BY municipality_code), so that each group of one municipality meets its population tier; {place} may not read it"
-            ),
-        ));
+    for expr in exprs {
+        for column in expr.column_refs() {
+            let tags = input.tags.of_column(schema, column);
+            if tags.municipality {
+                return Err(QueryError::refused(
+                    Rule::Publication,
+                    format!(
+                        "a municipality code may only be grouped by (GROUP BY municipality_code), so that each group of one municipality meets its population tier; {place} may not read it"
+                    ),
+                ));
+            }
+            if tags.fine_age && scope.care_output {
+                return Err(care_age_refusal(place));
+            }
+        }
     }
     Ok(())
+}
+
+/// A result reading care data is grouped by no age finer than the care
+/// bands.
+pub fn check_care_age_groups(
+    input: &Guarded,
+    groups: &[Expr],
+    scope: &Scope,
+) -> Result<(), QueryError> {
+    let schema = input.plan.schema();
+    let fine = groups
+        .iter()
+        .any(|group| input.tags.of_expr(schema, group).fine_age);
+    if fine && scope.care_output {
+        return Err(care_age_refusal("a group"));
+    }
+    Ok(())
+}
+
+fn care_age_refusal(place: &str) -> QueryError {
+    QueryError::refused(
+        Rule::Publication,
+        format!(
+            "a result that reads care data shows ages only in the care bands ('00-64', 5-year bands, '95+'): use the care table's age_band; {place} may not read a finer age band"
+        ),
+    )
+}
+
+/// Whether `plan` (with its subqueries) reads care data: a table of the
+/// care schema, or a workspace table made from one.
+fn reads_care(plan: &LogicalPlan) -> Result<bool, QueryError> {
+    let mut care = false;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(table) = provider.downcast_ref::<GuardedTable>()
+        {
+            care |= table.tags().iter().any(|tags| tags.care);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(care)
 }
 
 /// Subqueries are guarded where rows are selected or computed (SELECT
@@ -273,8 +334,18 @@ fn rewrite_join(
 ) -> Result<Guarded, QueryError> {
     let left = rewrite(&join.left, scope)?;
     let right = rewrite(&join.right, scope)?;
-    check_municipality_unread(&left, join.on.iter().map(|(l, _)| l), "a join condition")?;
-    check_municipality_unread(&right, join.on.iter().map(|(_, r)| r), "a join condition")?;
+    check_reads(
+        &left,
+        join.on.iter().map(|(l, _)| l),
+        "a join condition",
+        scope,
+    )?;
+    check_reads(
+        &right,
+        join.on.iter().map(|(_, r)| r),
+        "a join condition",
+        scope,
+    )?;
     let mut on = join.on.clone();
     if let (Some(left_person), Some(right_person)) = (&left.person, &right.person) {
         check_person_join(join, &left, &right)?;
@@ -298,7 +369,7 @@ fn rewrite_join(
     )?);
     let tags = join_constrained(tags, join, &plan);
     let joined = Guarded { plan, person, tags };
-    check_municipality_unread(&joined, &join.filter, "a join condition")?;
+    check_reads(&joined, &join.filter, "a join condition", scope)?;
     Ok(joined)
 }
 
@@ -360,9 +431,24 @@ fn join_constrained(
 
 /// Tags after a predicate: in each conjunct, every column named takes on
 /// the classes of all the columns of that conjunct. Columns the output does
-/// not have (semi joins) are skipped.
+/// not have (semi joins) are skipped. Rows selected by a fine age band are
+/// such a selection in every column (a cohort saved in the workspace stays
+/// one of that age).
 pub fn constrained(tags: &ColumnTags, schema: &DFSchema, predicate: &Expr) -> ColumnTags {
     let mut result = tags.clone();
+    let by_fine_age = predicate
+        .column_refs()
+        .into_iter()
+        .any(|column| tags.of_column(schema, column).fine_age);
+    if by_fine_age {
+        for index in 0..schema.fields().len() {
+            let selected = Tags {
+                fine_age: true,
+                ..result.get(index)
+            };
+            result.set(index, selected);
+        }
+    }
     for conjunct in split_conjunction(predicate) {
         let columns: Vec<usize> = conjunct
             .column_refs()
@@ -501,7 +587,7 @@ fn rewrite_inner_aggregate(aggregate: &Aggregate, scope: &Scope) -> Result<Guard
     tags.set(groups.len(), person_tags());
     groups.push(Expr::Column(person.clone()));
     let mut aggregates = Vec::with_capacity(aggregate.aggr_expr.len());
-    check_municipality_unread(&input, &aggregate.aggr_expr, "an aggregate")?;
+    check_reads(&input, &aggregate.aggr_expr, "an aggregate", scope)?;
     for (index, expr) in aggregate.aggr_expr.iter().enumerate() {
         check_inner_aggregate(expr)?;
         let expr = with_guarded_subqueries(expr.clone(), &input, scope)?;
@@ -535,7 +621,7 @@ fn keeps_person_key(input: &Guarded) -> bool {
 /// row. Each is also partitioned by the hidden person column.
 fn rewrite_window(window: &Window, scope: &Scope) -> Result<Guarded, QueryError> {
     let input = rewrite(&window.input, scope)?;
-    check_municipality_unread(&input, &window.window_expr, "a window")?;
+    check_reads(&input, &window.window_expr, "a window", scope)?;
     let schema = Arc::clone(input.plan.schema());
     let width = schema.fields().len();
     let mut tags = input.tags.clone();
@@ -755,6 +841,10 @@ fn guarded_subquery(
         return Err(person_subquery_refusal());
     }
     let guarded = rewrite(&subquery.subquery, scope)?;
+    let fine_age = (0..guarded.plan.schema().fields().len()).any(|i| guarded.tags.get(i).fine_age);
+    if fine_age && scope.care_output {
+        return Err(care_age_refusal("a subquery"));
+    }
     if let Some(person) = &guarded.person {
         let schema = guarded.plan.schema();
         let first_visible = (0..schema.fields().len())

@@ -33,6 +33,11 @@ pub struct Tags {
     /// tiers): grouped by only, never read by a predicate, an ordering or
     /// an aggregate, so that a group of one municipality is always seen.
     pub municipality: bool,
+    /// Derived from care data (a care table, [`crate::policy`]): a result
+    /// reading it shows ages only in the care bands.
+    pub care: bool,
+    /// Derived from an age banded finer than care data may show.
+    pub fine_age: bool,
     /// May be a constant the query chose for some rows (a literal, a VALUES
     /// row, a CASE branch, a function) rather than each row's own data. Sums
     /// of it are refused: the other persons' contributions would be known,
@@ -50,6 +55,8 @@ impl Tags {
         volume: false,
         volume_computed: false,
         municipality: false,
+        care: false,
+        fine_age: false,
         padded: false,
     };
 
@@ -77,6 +84,8 @@ impl Tags {
             volume: marks.volume,
             volume_computed: false,
             municipality: marks.municipality,
+            care: marks.care,
+            fine_age: marks.fine_age,
             padded: false,
         }
     }
@@ -99,6 +108,8 @@ impl Tags {
             volume: self.volume || other.volume,
             volume_computed: self.volume_computed || other.volume_computed,
             municipality: self.municipality || other.municipality,
+            care: self.care || other.care,
+            fine_age: self.fine_age || other.fine_age,
             padded: self.padded || other.padded,
         }
     }
@@ -133,6 +144,8 @@ impl Tags {
             volume: self.volume && keeps_values,
             volume_computed: self.volume_computed && keeps_values,
             municipality: self.municipality,
+            care: self.care,
+            fine_age: self.fine_age,
             padded: self.padded && keeps_values,
             ..Tags::NONE
         }
@@ -151,6 +164,8 @@ impl Tags {
             (self.volume, "volume"),
             (self.volume_computed, "volume-computed"),
             (self.municipality, "municipality"),
+            (self.care, "care"),
+            (self.fine_age, "fine-age"),
             (!self.padded, "row-data"),
         ] {
             if set {
@@ -170,6 +185,8 @@ impl Tags {
             volume: has("volume"),
             volume_computed: has("volume-computed"),
             municipality: has("municipality"),
+            care: has("care"),
+            fine_age: has("fine-age"),
             padded: !has("row-data"),
         }
     }
@@ -184,6 +201,10 @@ pub struct ColumnMarks {
     pub volume: bool,
     /// Holds municipality codes (publication rules: population tiers).
     pub municipality: bool,
+    /// Belongs to a care table (publication rules: care ages).
+    pub care: bool,
+    /// Holds ages banded finer than care data may show.
+    pub fine_age: bool,
 }
 
 /// A column under casts only (the type coercion a sum adds).

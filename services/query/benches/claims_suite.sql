@@ -49,11 +49,11 @@ SELECT a.care_level AS from_level, b.care_level AS to_level, count(DISTINCT a.pe
   WHERE b.valid_from_month > a.valid_from_month
   GROUP BY a.care_level, b.care_level;
 
--- NDB x care linked: care level x age band
-SELECT c.care_level, r.age_band, count(DISTINCT r.person_id) AS persons
+-- NDB x care linked: care level x age band (care results show the care bands)
+SELECT c.care_level, c.age_band, count(DISTINCT r.person_id) AS persons
   FROM ndb.receipts r
   JOIN care.claims c ON r.person_id = c.person_id AND r.service_month = c.service_month
-  GROUP BY c.care_level, r.age_band;
+  GROUP BY c.care_level, c.age_band;
 
 -- hypertension patients' procedures
 SELECT p.category, count(DISTINCT p.person_id) AS persons, sum(p.quantity) AS quantity

@@ -32,8 +32,9 @@ SELECT c.care_level, c.service_month, count(DISTINCT c.person_id) AS persons
   WHERE c.person_id IN (SELECT person_id FROM ndb.diagnoses WHERE icd10 LIKE 'E11%')
   GROUP BY c.care_level, c.service_month;
 
--- NDB x care linked: receipts and points of persons in care, by age band x sex
-SELECT r.age_band, r.sex, count(*) AS receipts, sum(r.total_points) AS points
+-- NDB x care linked: receipts and points of persons in care, by sex x month
+-- (a result reading care data shows no finer age than the care bands)
+SELECT r.sex, r.service_month, count(*) AS receipts, sum(r.total_points) AS points
   FROM ndb.receipts r
   WHERE r.person_id IN (SELECT person_id FROM care.claims)
-  GROUP BY r.age_band, r.sex;
+  GROUP BY r.sex, r.service_month;

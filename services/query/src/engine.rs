@@ -487,6 +487,7 @@ impl ProjectSession {
                 self.project.period.last.month().to_string(),
             ),
             opted_out: Arc::new(persons),
+            care_output: true,
         })
     }
 
@@ -528,6 +529,8 @@ impl ProjectSession {
                         facility: column.identifies_facility,
                         volume: policy.volume_minimum(&grant.table, &column.name).is_some(),
                         municipality: policy.is_municipality(&grant.table, &column.name),
+                        care: policy.is_care(&schema.name),
+                        fine_age: policy.is_finer_than_care_ages(column.generalization.as_ref()),
                     };
                     (column.arrow_field(), Tags::of_class(column.class, marks))
                 })

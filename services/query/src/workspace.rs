@@ -143,7 +143,7 @@ impl Workspace {
         }
         let used: u64 = existing.values().map(|meta| meta.size).sum();
         let remaining = quota_bytes.saturating_sub(used);
-        let guarded = rewrite(plan, scope)?;
+        let guarded = rewrite(plan, &scope.reading(plan)?)?;
         let Some(person) = guarded.person.clone() else {
             return Err(QueryError::refused(
                 Rule::Workspace,

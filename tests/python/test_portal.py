@@ -194,6 +194,8 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     ana.fill("#output-sql", STUDY_SQL)
     ana.click("section.outputs form button")
     expect(ana.locator("section.findings")).to_have_class("findings passed")
+    # The check names its query (a ledger release it makes is listed by it).
+    expect(ana.locator("section.findings")).to_contain_text("(query q-")
     output_url = ana.url
     output_id = output_url.rsplit("/", 1)[-1]
     rev1 = signed_in(browser, portal, "rev1")
@@ -213,6 +215,11 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     shot(ana, "10-output-approved")
     ana.goto(application_url)
     shot(ana, "11-application-approved")
+    # The project's page: the study query made a ledger release (the output
+    # check asked the same persons again, which makes none).
+    ana.click(f"dl.facts a[href='/projects/{PROJECT_ID}']")
+    expect(ana.locator("section.ledger .ledger-releases")).to_have_text("1")
+    expect(ana.locator("section.ledger table.releases tbody tr")).to_have_count(1)
 
     # The operator finds the application's steps and the query on the audit page.
     otto = signed_in(browser, portal, "otto")

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::QueryError;
 use crate::ids::random_hex;
-pub use releases::{LedgerRelease, ProjectLedger, RECENT_RELEASES};
+pub use releases::{LedgerRelease, ProjectLedger};
 use releases::{Made, Releases};
 
 /// One stored batch: the new cells of one result. The query, time and

@@ -37,12 +37,12 @@ pub mod tables;
 pub mod workspace;
 
 pub use audit_sql::AuditSession;
-pub use enclave_guard::disclosure::{LedgerNote, Released, Repeated, ScanStats, ValueCounts};
+pub use enclave_guard::disclosure::{LedgerNote, Released, ScanStats};
 pub use enclave_guard::sketch::person_set_udaf;
 pub use enclave_guard::statement::WORKSPACE_SCHEMA;
 pub use enclave_guard::top2::top2_sum_udaf;
 pub use enclave_guard::{QueryError, Rule};
 pub use engine::{Outcome, ProjectSession, QueryEngine, TableInfo};
 pub use execution::Execution;
-pub use ledger::{LedgerRelease, ProjectLedger, RECENT_RELEASES};
+pub use ledger::{LedgerRelease, ProjectLedger};
 pub use limits::Limits;

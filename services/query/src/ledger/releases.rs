@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use enclave_guard::disclosure::{Repeated, ValueCounts};
 
 /// Releases of a project listed newest first on its page.
-pub const RECENT_RELEASES: usize = 20;
+const RECENT_RELEASES: usize = 20;
 
 /// Who made one release. `None` fields: a release stored before releases
 /// named their query.
@@ -36,7 +36,7 @@ pub struct ProjectLedger {
     pub fresh_values: u64,
     /// Values of released groups that repeated an earlier answer.
     pub repeated_values: u64,
-    /// The newest releases first, at most [`RECENT_RELEASES`].
+    /// The newest releases first, at most 20 (`RECENT_RELEASES`).
     pub recent: Vec<LedgerRelease>,
 }
 

@@ -68,7 +68,7 @@ def test_near_identical_queries_raise_an_alert(cli, enclave):
 # result (the audit schema is not under disclosure control).
 QUERY_DETAIL_KEYS = {"project", "sql", "phase", "duration_ms", "released_groups",
                      "suppressed_groups", "suppressed_values", "rows_written", "rule", "error",
-                     "fingerprint", "tables", "columns", "rows_scanned", "ledger"}
+                     "fingerprint", "tables", "columns", "rows_scanned", "ledger", "query_id"}
 
 
 def test_an_operator_queries_the_audit_log_with_sql(enclave):

@@ -1,7 +1,9 @@
 """The release ledger (docs/query-rules.md, "Across queries"): a value whose
 persons are within k-1 of a value released before repeats that answer, in
 any project, after a restart and after a SIGKILL right after an answer; the
-Flight metadata says which earlier ledger release an answer repeats."""
+Flight metadata names the query whose result made the earlier release an
+answer repeats when it is the same project's, and no more than "another
+project" otherwise."""
 
 import json
 import signal
@@ -55,31 +57,48 @@ def far_pair(release, project: Project) -> tuple[str, str]:
     return wide, narrow
 
 
-def answer_and_note(server: Server, user: str, project: str, sql: str) -> tuple[int, dict]:
+def answer_and_metadata(server: Server, user: str, project: str, sql: str) -> tuple[int, dict]:
+    """The first value of a result and its Flight metadata (`query_id`,
+    `released_groups`, `ledger`)."""
     client, options = server.flight(user, project)
     reader, _ = flightsql.fetch(client, options, flightsql.statement_query(sql))
     chunk = reader.read_chunk()
-    note = json.loads(chunk.app_metadata.to_pybytes())
-    return chunk.data.column(0)[0].as_py(), note["ledger"]
+    return chunk.data.column(0)[0].as_py(), json.loads(chunk.app_metadata.to_pybytes())
+
+
+def answer_and_note(server: Server, user: str, project: str, sql: str) -> tuple[int, dict]:
+    value, metadata = answer_and_metadata(server, user, project, sql)
+    return value, metadata["ledger"]
+
+
+def repeat_of(metadata: dict) -> dict:
+    """How a later answer of the same project names the release `metadata`'s
+    result made."""
+    return {"origin": "this-project", "release": metadata["ledger"]["release"], "query_id": metadata["query_id"]}
 
 
 def test_a_count_a_few_persons_apart_repeats_the_earlier_answer(release, start_server):
     server = start_server("ledger", USERS, PROJECTS)
     project = PROJECTS["led-a"]
     wide, narrow = near_pairs(release, project)[0]
-    first, first_note = answer_and_note(server, "lena", "led-a", wide)
+    first, first_metadata = answer_and_metadata(server, "lena", "led-a", wide)
+    first_note = first_metadata["ledger"]
     assert first_note["fresh_values"] == 1 and first_note["repeated_values"] == 0
-    assert first_note["release"] is not None
-    second, second_note = answer_and_note(server, "lena", "led-a", narrow)
+    assert first_note["release"] is not None and first_note["repeats"] == []
+    assert first_metadata["query_id"].startswith("q-")
+    second, second_metadata = answer_and_metadata(server, "lena", "led-a", narrow)
+    second_note = second_metadata["ledger"]
     assert second == first
     assert (second_note["fresh_values"], second_note["repeated_values"]) == (0, 1)
-    assert second_note["repeats"] == [first_note["release"]]
+    # The earlier release is named by the query whose result made it.
+    assert second_note["repeats"] == [repeat_of(first_metadata)]
+    assert second_metadata["query_id"] != first_metadata["query_id"]
     # Counts k or more persons apart get answers of their own, near their
     # exact values (noise of a few persons).
     far_wide, far_narrow = far_pair(release, project)
     wide_value, wide_note = answer_and_note(server, "lena", "led-a", far_wide)
     narrow_value, narrow_note = answer_and_note(server, "lena", "led-a", far_narrow)
-    assert narrow_note["repeats"] != [wide_note["release"]]
+    assert wide_note["release"] not in [repeat.get("release") for repeat in narrow_note["repeats"]]
     for sql, value in ((far_wide, wide_value), (far_narrow, narrow_value)):
         [(exact,)] = release.expected(sql, project)
         assert abs(value - exact) <= 20, (sql, value, exact)
@@ -96,6 +115,23 @@ def test_two_projects_of_one_researcher_share_the_ledger(release, start_server):
         assert query(conn, narrow).column(0)[0].as_py() == first
     with server.connect("marc", "led-c") as conn:
         assert query(conn, narrow).column(0)[0].as_py() == first
+
+
+def test_another_projects_release_is_not_named(release, start_server):
+    """An answer repeating another project's release says only that: not
+    its number, its query or its project."""
+    server = start_server("ledger-named", USERS, PROJECTS)
+    wide, narrow = near_pairs(release, PROJECTS["led-a"])[0]
+    first, first_metadata = answer_and_metadata(server, "lena", "led-a", wide)
+    again, metadata = answer_and_metadata(server, "marc", "led-c", narrow)
+    assert again == first
+    assert metadata["ledger"]["repeats"] == [{"origin": "another-project"}]
+    told = json.dumps(metadata)
+    for secret in (first_metadata["query_id"], "led-a"):
+        assert secret not in told
+    # The same researcher in another project of theirs is told no more.
+    _, own_other = answer_and_metadata(server, "lena", "led-b", narrow)
+    assert own_other["ledger"]["repeats"] == [{"origin": "another-project"}]
 
 
 def test_the_ledger_survives_a_restart_and_a_sigkill(cli, release, start_server):

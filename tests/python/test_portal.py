@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from conftest import FULL_PERIOD, Project, Release, Server, assert_within_ledger_noise, password, query
+from test_ledger import answer_and_metadata, far_pair, near_pairs, repeat_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("ENCLAVE_SCREENSHOTS", ROOT / "portal-screenshots"))
@@ -193,6 +194,8 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     ana.fill("#output-sql", STUDY_SQL)
     ana.click("section.outputs form button")
     expect(ana.locator("section.findings")).to_have_class("findings passed")
+    # The check names its query (a ledger release it makes is listed by it).
+    expect(ana.locator("section.findings")).to_contain_text("(query q-")
     output_url = ana.url
     output_id = output_url.rsplit("/", 1)[-1]
     rev1 = signed_in(browser, portal, "rev1")
@@ -212,6 +215,11 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     shot(ana, "10-output-approved")
     ana.goto(application_url)
     shot(ana, "11-application-approved")
+    # The project's page: the study query made a ledger release (the output
+    # check asked the same persons again, which makes none).
+    ana.click(f"dl.facts a[href='/projects/{PROJECT_ID}']")
+    expect(ana.locator("section.ledger .ledger-releases")).to_have_text("1")
+    expect(ana.locator("section.ledger table.releases tbody tr")).to_have_count(1)
 
     # The operator finds the application's steps and the query on the audit page.
     otto = signed_in(browser, portal, "otto")
@@ -363,3 +371,58 @@ def test_english_and_administration(portal: Server, browser: Browser):
     root.goto("/catalog")
     expect(root.locator("h1")).to_have_text("Data catalog")
     shot(root, "18-catalog-en")
+
+
+def test_a_project_page_shows_its_ledger_releases_by_query_id(start_server, browser: Browser, release: Release):
+    """A researcher asks a count, then one a few persons apart that repeats
+    it: the Flight metadata names the first query, and the project's page
+    shows both releases with their query ids. Another project's member sees
+    neither, and their own page names only their own query."""
+    users = {"lena": "researcher", "marc": "researcher", "otto": "operator"}
+    projects = {"led-p": Project("led-p", ("lena",), protection=None, rounding=None),
+                "led-q": Project("led-q", ("marc",), protection=None, rounding=None)}
+    server = start_server("portal-ledger", users, projects)
+    wide, narrow = near_pairs(release, projects["led-p"])[0]
+    first, first_metadata = answer_and_metadata(server, "lena", "led-p", wide)
+    second, second_metadata = answer_and_metadata(server, "lena", "led-p", narrow)
+    assert second == first
+    assert second_metadata["ledger"]["repeats"] == [repeat_of(first_metadata)]
+    lena_queries = [first_metadata["query_id"], second_metadata["query_id"]]
+
+    lena = signed_in(browser, server, "lena")
+    lena.goto("/applications")
+    lena.click("section.projects a[href='/projects/led-p']")
+    expect(lena.locator("h1")).to_contain_text("led-p")
+    ledger = lena.locator("section.ledger")
+    expect(ledger.locator(".ledger-releases")).to_have_text("2")
+    expect(ledger.locator(".ledger-fresh")).to_have_text("1")
+    expect(ledger.locator(".ledger-repeated")).to_have_text("1")
+    rows = ledger.locator("table.releases tbody tr")
+    expect(rows).to_have_count(2)
+    # Newest first: the repeating query, then the one it repeats.
+    for row, (query_id, metadata) in enumerate(zip(reversed(lena_queries), (second_metadata, first_metadata))):
+        expect(rows.nth(row)).to_contain_text(query_id)
+        expect(rows.nth(row).locator("td").first).to_have_text(str(metadata["ledger"]["release"]))
+    shot(lena, "19-project-ledger")
+
+    # Another project: a count of its own makes its release; its answer
+    # repeating lena's is not traced to her query (the same persons again
+    # make no release), and her project's page is not marc's to see.
+    _, marc_metadata = answer_and_metadata(server, "marc", "led-q", far_pair(release, projects["led-q"])[0])
+    _, repeating = answer_and_metadata(server, "marc", "led-q", narrow)
+    assert repeating["ledger"]["repeats"] == [{"origin": "another-project"}]
+    marc = signed_in(browser, server, "marc")
+    assert marc.goto("/projects/led-p").status == 404
+    marc.goto("/projects/led-q")
+    page = marc.locator("main")
+    expect(page.locator(".ledger-releases")).to_have_text("1")
+    expect(page.locator("table.releases")).to_contain_text(marc_metadata["query_id"])
+    for query_id in lena_queries:
+        expect(page).not_to_contain_text(query_id)
+
+    # An operator reaches every project's page from the administration page.
+    otto = signed_in(browser, server, "otto")
+    otto.goto("/admin")
+    otto.click("a[href='/projects/led-p']")
+    for query_id in lena_queries:
+        expect(otto.locator("section.ledger")).to_contain_text(query_id)

@@ -1,4 +1,5 @@
-//! `Users` (accounts, admin) and `Grants` (the projects approvals made).
+//! `Users` (accounts, admin) and `Grants` (the projects approvals made, and
+//! what the release ledger holds of each).
 
 use std::sync::Arc;
 
@@ -10,8 +11,8 @@ use crate::context::{Audited, audited, internal};
 use crate::proto::grants_server::Grants;
 use crate::proto::users_server::Users;
 use crate::proto::{
-    AddUserRequest, ListGrantsRequest, ListGrantsResponse, ListUsersRequest, ListUsersResponse,
-    SetDisabledRequest, User,
+    AddUserRequest, GrantLedger, GrantLedgerRequest, ListGrantsRequest, ListGrantsResponse,
+    ListUsersRequest, ListUsersResponse, SetDisabledRequest, User,
 };
 use crate::{Api, convert};
 
@@ -96,6 +97,30 @@ impl Grants for Api {
             .map(|p| convert::grant_message(p, p.is_open_on(today)))
             .collect();
         Ok(Response::new(ListGrantsResponse { grants }))
+    }
+
+    async fn ledger(
+        &self,
+        request: Request<GrantLedgerRequest>,
+    ) -> Result<Response<GrantLedger>, Status> {
+        let caller = self.caller(&request).await?;
+        let id = request.into_inner().project_id;
+        let sees_all = self
+            .allows(&caller, &Domain::System, permissions::APPLICATION_LIST)
+            .await?;
+        let audited = audited(&caller.name, "read ledger".into(), &id);
+        let lookup = id.clone();
+        let project = self
+            .state(audited, move |state| state.project(&lookup))
+            .await?
+            .filter(|project| sees_all || project.members.contains(&caller.name))
+            .ok_or_else(|| Status::not_found(format!("you have no project {id}")))?;
+        let ledger = self
+            .engine()
+            .project_ledger(&project.id)
+            .await
+            .map_err(|error| internal(&error))?;
+        Ok(Response::new(convert::grant_ledger(&project, &ledger)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Between the wire messages and the workflow's types. Requests are parsed
 //! here, so a malformed field is an `invalid_argument` naming the field.
 
+use enclave_query::{LedgerRelease, ProjectLedger};
 use enclave_review as review;
 use enclave_state::{Grant, Period, Project, Rounding, User};
 use tonic::Status;
@@ -242,5 +243,27 @@ pub(crate) fn grant_message(project: &Project, open: bool) -> proto::Grant {
         }
         .to_string(),
         open,
+    }
+}
+
+/// What a project's members see of the release ledger.
+pub(crate) fn grant_ledger(project: &Project, ledger: &ProjectLedger) -> proto::GrantLedger {
+    proto::GrantLedger {
+        project_id: project.id.clone(),
+        protection: project.protection.name().to_string(),
+        releases: ledger.releases,
+        fresh_values: ledger.fresh_values,
+        repeated_values: ledger.repeated_values,
+        recent: ledger.recent.iter().map(ledger_release).collect(),
+    }
+}
+
+fn ledger_release(release: &LedgerRelease) -> proto::LedgerRelease {
+    proto::LedgerRelease {
+        number: release.number,
+        at_ms: release.at_ms,
+        query_id: release.query_id.clone(),
+        fresh_values: release.fresh_values,
+        repeated_values: release.repeated_values,
     }
 }

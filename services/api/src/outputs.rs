@@ -50,7 +50,12 @@ impl Api {
             Ok(Outcome::Rows(released)) => {
                 let csv = to_csv(&released)?;
                 findings.passed = true;
-                findings.message = "every released group passed the disclosure rules".into();
+                // The query id names the ledger release the check made on
+                // the project's page.
+                findings.message = format!(
+                    "every released group passed the disclosure rules (query {})",
+                    released.query_id.as_deref().unwrap_or("-")
+                );
                 findings.released_groups = released.released_groups as u64;
                 Ok((findings, Some(csv)))
             }

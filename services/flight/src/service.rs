@@ -164,6 +164,7 @@ impl EnclaveFlightSql {
             Ok(Outcome::Rows(released)) => (
                 "ok",
                 serde_json::json!({
+                    "query_id": released.query_id,
                     "released_groups": released.released_groups,
                     "suppressed_groups": released.suppressed_groups,
                     "suppressed_values": released.suppressed_values,
@@ -272,13 +273,16 @@ fn flight_info(
         .with_descriptor(descriptor))
 }
 
-/// A released result as Flight data. How many groups or values disclosure
-/// control withheld is not told (it would say that a group of fewer than k
-/// persons exists); the audit record keeps it for operators. The release
-/// ledger's note (values answered fresh or repeating an earlier release, by
-/// ledger release number) counts released groups only.
+/// A released result as Flight data, with the query's id (as its audit
+/// record has it). How many groups or values disclosure control withheld
+/// is not told (it would say that a group of fewer than k persons exists);
+/// the audit record keeps it for operators. The release ledger's note
+/// (values answered fresh or repeating an earlier release: this project's
+/// by ledger release number and query id, another project's unnamed)
+/// counts released groups only.
 fn released_stream(released: Released) -> Result<DataStream, Status> {
     let note = serde_json::json!({
+        "query_id": released.query_id,
         "released_groups": released.released_groups,
         "ledger": released.ledger,
     })

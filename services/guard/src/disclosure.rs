@@ -6,7 +6,7 @@
 //! columns. A value with no contributor is withheld like one with a few,
 //! so a NULL never tells which.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray, Float64Array};
@@ -15,11 +15,11 @@ use arrow::compute::{cast, concat_batches, filter};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::array_value_to_string;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::aggregates::Partial;
 use crate::error::QueryError;
-use crate::ledger::{Answer, Cell, CellKind, Decision};
+use crate::ledger::{Answer, Cell, CellKind, Decision, shown_values};
 use crate::policy::{GroupLimit, MunicipalityLimits};
 use crate::release::{
     CONTRIBUTORS, FACILITIES, GROUP_SET, GROUPING, KEY, MUNICIPALITY, N_PERSONS, PERSON_SET,
@@ -86,22 +86,88 @@ pub struct Released {
     /// What the statement read (for the audit record).
     pub scan: ScanStats,
     /// How the release ledger answered (ledger-protected projects).
-    pub ledger: Option<LedgerNote>,
+    pub ledger: Option<Box<LedgerNote>>,
+    /// The query's id (a project's queries), in its audit record, its
+    /// Flight metadata and the ledger release its result made.
+    pub query_id: Option<String>,
 }
 
 /// How the release ledger answered a result's values, counting released
 /// groups only (withheld groups are not told).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LedgerNote {
-    /// The ledger release that remembers this result's fresh answers.
+    /// The ledger release that remembers this result's new cells.
     pub release: Option<u64>,
+    #[serde(flatten)]
+    pub values: ValueCounts,
+    /// The earlier ledger releases those answers come from.
+    pub repeats: Vec<Repeated>,
+}
+
+/// Values of released groups answered fresh and repeated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValueCounts {
     /// Values answered fresh.
     pub fresh_values: usize,
     /// Values that repeat an earlier answer (their persons are within k-1
     /// of an earlier released cell's, or the same).
     pub repeated_values: usize,
-    /// The earlier ledger releases those answers come from.
-    pub repeats: Vec<u64>,
+}
+
+/// An earlier ledger release an answer repeats, as a researcher may see it:
+/// a release of their project by the query whose result made it, another
+/// project's release by nothing at all (not its number, query or project).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "origin", rename_all = "kebab-case")]
+pub enum Repeated {
+    ThisProject {
+        release: u64,
+        /// `None` for a release stored before releases named their query.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        query_id: Option<String>,
+    },
+    AnotherProject,
+}
+
+impl ValueCounts {
+    /// The counts of the ledger's `decisions` on `cells` (see
+    /// [`shown_values`]).
+    pub fn of(cells: &[Cell], decisions: &[Decision]) -> ValueCounts {
+        let mut counts = ValueCounts::default();
+        for decision in shown_values(cells, decisions) {
+            match decision.repeats {
+                Some(_) => counts.repeated_values += 1,
+                None => counts.fresh_values += 1,
+            }
+        }
+        counts
+    }
+}
+
+impl LedgerNote {
+    /// The note on the ledger's `decisions` on `cells`, remembered as
+    /// ledger release `release` (if any cell was new); `origin` says how
+    /// an earlier release is shown. Each earlier release is named once.
+    /// The release is told only when a released group has a fresh value: a
+    /// release made by new withheld cells alone would tell that the result
+    /// held a group of fewer than k persons.
+    pub fn new(
+        cells: &[Cell],
+        decisions: &[Decision],
+        release: Option<u64>,
+        origin: impl Fn(u64) -> Repeated,
+    ) -> LedgerNote {
+        let earlier: BTreeSet<u64> = shown_values(cells, decisions)
+            .filter_map(|decision| decision.repeats)
+            .collect();
+        let repeats: BTreeSet<Repeated> = earlier.into_iter().map(origin).collect();
+        let values = ValueCounts::of(cells, decisions);
+        LedgerNote {
+            release: release.filter(|_| values.fresh_values > 0),
+            values,
+            repeats: repeats.into_iter().collect(),
+        }
+    }
 }
 
 /// The schema a client sees: the computed schema without hidden columns,
@@ -129,7 +195,7 @@ pub struct Assessment {
     values: Vec<ValueColumn>,
     /// Replacement columns by position (answers from the ledger).
     answered: HashMap<usize, ArrayRef>,
-    ledger: Option<LedgerNote>,
+    ledger: Option<Box<LedgerNote>>,
 }
 
 /// Withholds groups and values by the single-query rules (`values`: the
@@ -202,6 +268,7 @@ impl Assessment {
             suppressed_values,
             scan: ScanStats::default(),
             ledger: self.ledger,
+            query_id: None,
         })
     }
 }
@@ -234,16 +301,16 @@ impl Assessment {
         Ok(cells)
     }
 
-    /// Takes the ledger's decisions on [`Assessment::cells`] (remembered
-    /// as ledger release `release`, if any was fresh), rounding released
-    /// counts and sums to a multiple of `rounding`. A shown group holds at
-    /// least the persons its rules need, which is public, so no released
-    /// count falls below that whatever its noise.
+    /// Takes the ledger's decisions on [`Assessment::cells`] (and what
+    /// the researcher is told of them, `note`), rounding released counts
+    /// and sums to a multiple of `rounding`. A shown group holds at least
+    /// the persons its rules need, which is public, so no released count
+    /// falls below that whatever its noise.
     pub fn answer(
         &mut self,
         values: &[ReleasedValue],
         decisions: &[Decision],
-        release: Option<u64>,
+        note: LedgerNote,
         rounding: i64,
     ) -> Result<(), QueryError> {
         let ledgered = self.ledgered(values)?;
@@ -254,7 +321,7 @@ impl Assessment {
         for (row, decisions) in decisions.chunks(stride).enumerate() {
             self.suppressed_rows[row] = decisions[0].answer != Answer::Shown;
         }
-        self.ledger = Some(self.note(decisions, stride, release));
+        self.ledger = Some(Box::new(note));
         let answered: Vec<(usize, Vec<Option<f64>>)> = ledgered
             .iter()
             .enumerate()
@@ -281,31 +348,6 @@ impl Assessment {
             self.answered.insert(position, column);
         }
         Ok(())
-    }
-
-    fn note(&self, decisions: &[Decision], stride: usize, release: Option<u64>) -> LedgerNote {
-        let mut note = LedgerNote {
-            release,
-            ..LedgerNote::default()
-        };
-        let shown = decisions
-            .chunks(stride)
-            .zip(&self.suppressed_rows)
-            .filter(|(_, suppressed)| !**suppressed);
-        for (row, _) in shown {
-            for decision in &row[1..] {
-                match decision.repeats {
-                    Some(earlier) => {
-                        note.repeated_values += 1;
-                        note.repeats.push(earlier);
-                    }
-                    None => note.fresh_values += 1,
-                }
-            }
-        }
-        note.repeats.sort_unstable();
-        note.repeats.dedup();
-        note
     }
 
     fn ledgered(&self, values: &[ReleasedValue]) -> Result<Vec<LedgeredValue>, QueryError> {
@@ -730,13 +772,11 @@ fn families(batch: &RecordBatch) -> Result<Option<Vec<Vec<usize>>>, QueryError> 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use super::*;
 
-    use arrow::array::{ArrayRef, AsArray, Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
-    use arrow::record_batch::RecordBatch;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::Field;
 
-    use super::{MUNICIPALITY, N_PERSONS, Presentation, assess};
     use crate::policy::PublicationPolicy;
 
     /// Groups as the released aggregate computes them: a visible key, the
@@ -829,5 +869,68 @@ mod tests {
             count: false,
         };
         assert_eq!(average.apply(2.345, 10.0), 2.345);
+    }
+
+    fn cell(kind: CellKind) -> Cell {
+        Cell {
+            kind,
+            persons: 10,
+            sketch: SetSketch::default(),
+            exact: Answer::Shown,
+            noise_scale: 1.0,
+        }
+    }
+
+    fn decided(answer: Answer, repeats: Option<u64>) -> Decision {
+        Decision { answer, repeats }
+    }
+
+    /// A shown group with a fresh value and two values repeating releases
+    /// 3 (this project's) and 5 (another's), and a withheld group whose
+    /// values repeat release 4: only the shown group's values are told of.
+    #[test]
+    fn the_note_tells_of_shown_groups_and_names_only_this_projects_releases() {
+        let cells = [
+            cell(CellKind::Group),
+            cell(CellKind::Sum),
+            cell(CellKind::Sum),
+            cell(CellKind::Average),
+            cell(CellKind::Group),
+            cell(CellKind::Sum),
+            cell(CellKind::Sum),
+            cell(CellKind::Average),
+        ];
+        let value = Answer::Value(12.0);
+        let decisions = [
+            decided(Answer::Shown, None),
+            decided(value, None),
+            decided(value, Some(3)),
+            decided(value, Some(5)),
+            decided(Answer::Withheld, None),
+            decided(value, Some(4)),
+            decided(value, Some(4)),
+            decided(value, None),
+        ];
+        let origin = |release| match release {
+            3 | 4 => Repeated::ThisProject {
+                release,
+                query_id: Some(format!("q-{release}")),
+            },
+            _ => Repeated::AnotherProject,
+        };
+        let note = LedgerNote::new(&cells, &decisions, Some(7), origin);
+        let json = serde_json::to_value(&note).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "release": 7,
+                "fresh_values": 1,
+                "repeated_values": 2,
+                "repeats": [
+                    {"origin": "this-project", "release": 3, "query_id": "q-3"},
+                    {"origin": "another-project"},
+                ],
+            })
+        );
     }
 }

@@ -287,6 +287,27 @@ impl Ledger {
     }
 }
 
+/// The decisions on the values of shown groups, of `cells` in the order
+/// [`crate::disclosure::Assessment::cells`] gives them (each group's cell
+/// followed by its values' cells): what a researcher is told about.
+pub fn shown_values<'a>(
+    cells: &'a [Cell],
+    decisions: &'a [Decision],
+) -> impl Iterator<Item = &'a Decision> + 'a {
+    let mut shown = false;
+    cells
+        .iter()
+        .zip(decisions)
+        .filter_map(move |(cell, decision)| {
+            if cell.kind == CellKind::Group {
+                shown = decision.answer == Answer::Shown;
+                None
+            } else {
+                shown.then_some(decision)
+            }
+        })
+}
+
 fn sketch_to_hex<S: Serializer>(sketch: &SetSketch, serializer: S) -> Result<S::Ok, S::Error> {
     let text: String = sketch
         .to_bytes()

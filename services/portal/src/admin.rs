@@ -1,26 +1,23 @@
 //! Accounts and projects for operators and administrators: every account
 //! with its role and whether it is suspended (administrators suspend and
 //! restore), and every project with its members, granted tables and
-//! columns, period and state, with the close action of the application
-//! that granted it. Calls the API's `Users`, `Grants` and `Applications`.
+//! columns, period and state (linking to its page), with the close action
+//! of the application that granted it. Calls the API's `Users`, `Grants` and `Applications`.
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
 use enclave_access::{Domain, permissions};
-use enclave_api::proto::grants_server::Grants;
 use enclave_api::proto::users_server::Users;
-use enclave_api::proto::{
-    Application, Grant, ListGrantsRequest, ListUsersRequest, SetDisabledRequest, User,
-};
+use enclave_api::proto::{Application, Grant, ListUsersRequest, SetDisabledRequest, User};
 use maud::{Markup, html};
 
-use crate::applications;
 use crate::call::as_user;
 use crate::page::{self, Section, csrf_field, status_badge};
 use crate::session::{Posted, Visitor};
 use crate::{Portal, PortalError};
+use crate::{applications, projects};
 
 pub(crate) fn routes() -> Router<Portal> {
     Router::new()
@@ -39,10 +36,7 @@ async fn admin_page(
         .await?
         .into_inner()
         .users;
-    let grants = Grants::list(portal.api(), as_user(user, ListGrantsRequest {}))
-        .await?
-        .into_inner()
-        .grants;
+    let grants = projects::grants(&portal, user).await?;
     let applications = applications::list(&portal, user).await?;
     let manages = portal
         .access()
@@ -116,7 +110,7 @@ fn projects_table(visitor: &Visitor, grants: &[Grant], applications: &[Applicati
                     @for grant in grants {
                         @let application = granting_application(applications, &grant.project_id);
                         tr {
-                            td { code { (grant.project_id) } br; (grant.title) }
+                            td { a href=(projects::path(&grant.project_id)) { code { (grant.project_id) } } br; (grant.title) }
                             td { (grant.members.join(", ")) }
                             td { ul class="plain" { @for table in &grant.tables {
                                 li { code { (table.table) } @if !table.columns.is_empty() { ": " (table.columns.join(", ")) } }

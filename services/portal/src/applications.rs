@@ -1,7 +1,8 @@
 //! Researchers' applications: the list, a draft picked from the catalog
 //! (tables and columns), editing, submitting, messages, withdrawal,
-//! amendments of approved terms, and closing. Each step is the API's
-//! `Applications` call, made as the visitor.
+//! amendments of approved terms, and closing; the list also links the
+//! visitor's projects. Each step is the API's `Applications` call, made as
+//! the visitor.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +14,8 @@ use enclave_api::proto::applications_server::Applications;
 use enclave_api::proto::output_releases_server::OutputReleases;
 use enclave_api::proto::{
     AmendApplicationRequest, Application, ApplicationRef, CloseApplicationRequest,
-    CreateApplicationRequest, EditApplicationRequest, ListApplicationsRequest, ListOutputsRequest,
-    Member, OutputRelease, Proposal, SendMessageRequest, TableRequest, Terms,
+    CreateApplicationRequest, EditApplicationRequest, Grant, ListApplicationsRequest,
+    ListOutputsRequest, Member, OutputRelease, Proposal, SendMessageRequest, TableRequest, Terms,
 };
 use maud::{Markup, html};
 
@@ -22,6 +23,7 @@ use crate::call::as_user;
 use crate::catalog::columns_table;
 use crate::i18n::Lang;
 use crate::page::{self, Section, csrf_field, status_badge};
+use crate::projects;
 use crate::session::{Posted, SignedIn, Visitor};
 use crate::{Portal, PortalError};
 
@@ -68,7 +70,20 @@ async fn list_page(
     let user = visitor.signed_in()?;
     let lang = visitor.lang;
     let applications = list(&portal, user).await?;
+    let mine: Vec<Grant> = projects::grants(&portal, user)
+        .await?
+        .into_iter()
+        .filter(|grant| grant.members.contains(&user.name))
+        .collect();
     let body = html! {
+        @if !mine.is_empty() {
+            section class="projects" {
+                h2 { (lang.t("参加しているプロジェクト", "Your projects")) }
+                ul class="plain" { @for grant in &mine {
+                    li { a href=(projects::path(&grant.project_id)) { code { (grant.project_id) } } " " (grant.title) " " (status_badge(lang, &grant.status)) }
+                } }
+            }
+        }
         @if user.role == "researcher" {
             p { a class="button" href="/applications/new" { (lang.t("新規申請", "New application")) } }
         }
@@ -453,7 +468,10 @@ pub(crate) fn summary(lang: Lang, application: &Application) -> Markup {
         (page::facts(&[
             (lang.t("状態", "Status"), html! { (status_badge(lang, &application.status)) @if application.amendment { " " span class="badge" { (lang.t("変更申請中", "amendment pending")) } } }),
             (lang.t("申請者", "Applicant"), html! { (application.applicant) }),
-            (lang.t("プロジェクトID", "Project id"), html! { code { (proposal.project_id) } }),
+            (lang.t("プロジェクトID", "Project id"), html! {
+                @if has_project(&application.status) { a href=(projects::path(&proposal.project_id)) { code { (proposal.project_id) } } }
+                @else { code { (proposal.project_id) } }
+            }),
             (lang.t("研究者", "Members"), html! { (members.join(", ")) }),
             (lang.t("対象期間(診療月)", "Service months"), html! { (terms.period_first) " – " (terms.period_last) }),
             (lang.t("利用期限", "Access until"), html! { (terms.valid_until) }),
@@ -472,6 +490,14 @@ pub(crate) fn summary(lang: Lang, application: &Application) -> Markup {
             h2 { (lang.t("予定する成果物", "Planned outputs")) } p { (proposal.planned_outputs) }
         }
     }
+}
+
+/// Whether an application in `status` made a project (whose page exists).
+fn has_project(status: &str) -> bool {
+    matches!(
+        status,
+        "approved" | "conditionally_approved" | "expired" | "closed"
+    )
 }
 
 /// Each requested table with every column, the requested ones highlighted.

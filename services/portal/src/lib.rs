@@ -2,7 +2,8 @@
 //!
 //! Owns the pages committee members, operators and researchers use in a
 //! browser: the public catalog and open-statistics dashboard, applications
-//! (draft, submit, messages, amendments, output releases), committee review
+//! (draft, submit, messages, amendments, output releases), a project's
+//! page with what the release ledger holds of it, committee review
 //! (queue, conflicts, votes, the chair's decision, output checks), the audit
 //! log (search, a query's record, alerts, verification) and accounts and
 //! projects. Every action goes through the same gRPC API services
@@ -24,6 +25,7 @@ mod error;
 mod i18n;
 mod outputs;
 mod page;
+mod projects;
 mod review;
 mod session;
 mod sign_in;
@@ -128,6 +130,7 @@ impl Portal {
             .merge(dashboard::routes())
             .merge(applications::routes())
             .merge(outputs::routes())
+            .merge(projects::routes())
             .merge(review::routes())
             .merge(audit::routes())
             .merge(admin::routes())

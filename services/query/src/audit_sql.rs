@@ -124,6 +124,7 @@ impl AuditSession {
             suppressed_values: 0,
             scan,
             ledger: None,
+            query_id: None,
         }))
     }
 
@@ -228,6 +229,7 @@ fn events_schema() -> SchemaRef {
         Field::new("suppressed_groups", DataType::Int64, true),
         Field::new("rows_scanned", DataType::Int64, true),
         Field::new("fingerprint", DataType::Utf8, true),
+        Field::new("query_id", DataType::Utf8, true),
         Field::new("detail", DataType::Utf8, false),
     ]))
 }
@@ -292,6 +294,7 @@ fn events_batch(schema: &SchemaRef, events: &[Event]) -> Result<RecordBatch, Que
         number("suppressed_groups"),
         number("rows_scanned"),
         text("fingerprint"),
+        text("query_id"),
         strings(events.iter().map(|e| e.detail.to_string())),
     ];
     RecordBatch::try_new(Arc::clone(schema), columns).map_err(QueryError::internal)

@@ -25,7 +25,8 @@ use enclave_store::{DataStore, Manifest};
 use url::Url;
 
 use crate::execution::Execution;
-use crate::ledger::ReleaseLedger;
+use crate::ids::new_query_id;
+use crate::ledger::{Asking, ProjectLedger, ReleaseLedger};
 use crate::limits::{
     ClusterLimits, ConcurrencyCaps, Limits, QueryPool, YieldAfterJoins, shared_pool,
 };
@@ -218,6 +219,13 @@ impl QueryEngine {
 
     pub fn state(&self) -> &Arc<StateStore> {
         &self.inner.state
+    }
+
+    /// What the members of `project` see of the release ledger: releases
+    /// its results made and the values of released groups in them. The
+    /// caller has checked that the asker may see the project.
+    pub async fn project_ledger(&self, project: &str) -> Result<ProjectLedger, QueryError> {
+        self.inner.ledger.project(&self.inner.state, project).await
     }
 
     /// The service months the served release covers, from the first month
@@ -601,8 +609,10 @@ impl ProjectSession {
         match request {
             Request::Query(statement) => {
                 let release = self.guarded_plan(&context, statement, Some(params)).await?;
-                let released = self.release(&context, release).await?;
+                let query_id = new_query_id()?;
+                let mut released = self.release(&context, release, &query_id).await?;
                 tracing::info!(
+                    query_id,
                     project = self.project.id,
                     user = self.user,
                     released = released.released_groups,
@@ -611,6 +621,7 @@ impl ProjectSession {
                     rows_scanned = released.scan.rows_scanned,
                     "query released"
                 );
+                released.query_id = Some(query_id);
                 Ok(Outcome::Rows(released))
             }
             Request::CreateWorkspaceTable { name, query } => {
@@ -641,6 +652,7 @@ impl ProjectSession {
         &self,
         context: &SessionContext,
         release: ReleasePlan,
+        query_id: &str,
     ) -> Result<Released, QueryError> {
         let computed = Arc::clone(release.plan.schema());
         let schema = Arc::new(computed.as_arrow().clone());
@@ -651,7 +663,7 @@ impl ProjectSession {
             let released = match self.project.protection {
                 Protection::SingleQuery => assessment.release()?,
                 Protection::Ledger => self
-                    .answer_from_ledger(assessment, &release.values)
+                    .answer_from_ledger(assessment, &release.values, query_id)
                     .await?
                     .release()?,
             };
@@ -665,6 +677,7 @@ impl ProjectSession {
                 suppressed_values: 0,
                 scan: ScanStats::default(),
                 ledger: None,
+                query_id: None,
             }
         };
         released.scan = scan;
@@ -677,21 +690,26 @@ impl ProjectSession {
         &self,
         mut assessment: Assessment,
         values: &[ReleasedValue],
+        query_id: &str,
     ) -> Result<Assessment, QueryError> {
         let cells = assessment.cells(values)?;
         let rules = LedgerRules {
             k: (self.rules()?.k as usize).min(CAPACITY),
             noise_sd: NOISE_SD,
         };
+        let asking = Asking {
+            project: self.project.id.clone(),
+            query_id: query_id.to_string(),
+        };
         let decided = self
             .inner()
             .ledger
-            .decide(&self.inner().state, &self.project.id, cells, rules)
+            .decide(&self.inner().state, asking, cells, rules)
             .await?;
         assessment.answer(
             values,
             &decided.decisions,
-            decided.release,
+            decided.note,
             self.project.rounding.base(),
         )?;
         Ok(assessment)

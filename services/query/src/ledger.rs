@@ -7,21 +7,39 @@
 //! each decision. A decision and the batch of fresh answers it makes are
 //! one state-store transaction, committed before the answer leaves: after
 //! a restart or a kill the ledger holds every answer given (and at most
-//! answers that never left, which only makes it stricter).
+//! answers that never left, which only makes it stricter). Each batch names
+//! the project and the query whose result made it ([`releases`]), so an
+//! answer that repeats an earlier one can be traced to that query.
+
+mod releases;
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use enclave_guard::disclosure::{LedgerNote, ValueCounts};
 use enclave_guard::ledger::{Cell, Decision, Entry, Ledger, LedgerRules};
 use enclave_state::{LedgerBatch, StateError, StateStore};
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::QueryError;
+use crate::ids::random_hex;
+pub use releases::{LedgerRelease, ProjectLedger};
+use releases::{Made, Releases};
 
-/// One stored batch: the fresh answers of one result.
+/// One stored batch: the new cells of one result. The query, time and
+/// value counts are absent from batches stored before releases named their
+/// query (they load as `None`).
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredBatch {
     project: String,
+    #[serde(default)]
+    query_id: Option<String>,
+    /// When it was stored, in milliseconds since the Unix epoch.
+    #[serde(default)]
+    at_ms: Option<i64>,
+    /// Values of released groups answered fresh and repeated.
+    #[serde(default)]
+    values: Option<ValueCounts>,
     entries: Vec<Entry>,
 }
 
@@ -34,39 +52,72 @@ pub(crate) struct ReleaseLedger {
 #[derive(Debug)]
 struct Loaded {
     ledger: Ledger,
+    releases: Releases,
     /// The last stored batch held in `ledger`.
     last: u64,
 }
 
-/// The decisions on a result's cells and the ledger release that
-/// remembers its fresh answers (`None` when every answer repeated one).
+/// A result about to be decided: whose it is.
+#[derive(Debug, Clone)]
+pub(crate) struct Asking {
+    pub(crate) project: String,
+    pub(crate) query_id: String,
+}
+
+/// The decisions on a result's cells and what the researcher is told of
+/// them.
 #[derive(Debug)]
 pub(crate) struct Decided {
     pub(crate) decisions: Vec<Decision>,
-    pub(crate) release: Option<u64>,
+    pub(crate) note: LedgerNote,
 }
 
 impl ReleaseLedger {
-    /// Decides `cells` for `project` and makes the fresh answers durable.
+    /// Decides `cells` of `asking`'s result and makes the new ones durable.
     pub(crate) async fn decide(
         &self,
         state: &Arc<StateStore>,
-        project: &str,
+        asking: Asking,
         cells: Vec<Cell>,
         rules: LedgerRules,
     ) -> Result<Decided, QueryError> {
+        self.with_current(state, move |loaded, state| {
+            loaded.decide(state, &asking, &cells, &rules)
+        })
+        .await
+    }
+
+    /// What the members of `project` see of the ledger.
+    pub(crate) async fn project(
+        &self,
+        state: &Arc<StateStore>,
+        project: &str,
+    ) -> Result<ProjectLedger, QueryError> {
+        let project = project.to_string();
+        self.with_current(state, move |loaded, _| {
+            Ok(loaded.releases.project(&project))
+        })
+        .await
+    }
+
+    /// Runs `work` on the ledger once it holds every stored batch.
+    async fn with_current<R: Send + 'static>(
+        &self,
+        state: &Arc<StateStore>,
+        work: impl FnOnce(&mut Loaded, &StateStore) -> Result<R, QueryError> + Send + 'static,
+    ) -> Result<R, QueryError> {
         let loaded = Arc::clone(&self.loaded);
         let state = Arc::clone(state);
-        let project = project.to_string();
         tokio::task::spawn_blocking(move || {
             let mut slot = loaded.lock().unwrap_or_else(PoisonError::into_inner);
-            if slot.is_none() {
-                *slot = Some(load(&state)?);
-            }
-            let loaded = slot
-                .as_mut()
-                .ok_or_else(|| QueryError::internal("ledger"))?;
-            loaded.decide(&state, &project, &cells, &rules)
+            let loaded = match slot.as_mut() {
+                Some(loaded) => {
+                    loaded.catch_up(&state)?;
+                    loaded
+                }
+                None => slot.insert(load(&state)?),
+            };
+            work(loaded, &state)
         })
         .await
         .map_err(QueryError::internal)?
@@ -74,8 +125,8 @@ impl ReleaseLedger {
 }
 
 impl Loaded {
-    /// Decides first over what is stored (a read): when every cell is a
-    /// set already held, nothing is written. Otherwise decides again in a
+    /// Decides first over what is held (a read): when every cell is a set
+    /// already held, nothing is written. Otherwise decides again in a
     /// write transaction. (Between the read and the answer another server
     /// may append a withheld set near one of these cells, which would have
     /// won over the answered one repeated here: the read path trusts sets
@@ -83,90 +134,155 @@ impl Loaded {
     fn decide(
         &mut self,
         state: &StateStore,
-        project: &str,
+        asking: &Asking,
         cells: &[Cell],
         rules: &LedgerRules,
     ) -> Result<Decided, QueryError> {
-        let stored = state
-            .ledger_batches(self.last)
-            .map_err(QueryError::internal)?;
-        self.absorb(stored).map_err(QueryError::internal)?;
         let (decisions, fresh) = self.ledger.decide(cells, rules, self.last + 1);
-        if fresh.is_empty() {
-            return Ok(Decided {
-                decisions,
-                release: None,
-            });
-        }
-        self.decide_and_append(state, project, cells, rules)
+        let (decisions, release) = if fresh.is_empty() {
+            (decisions, None)
+        } else {
+            self.decide_and_append(state, asking, cells, rules)?
+        };
+        let note = LedgerNote::new(cells, &decisions, release, |number| {
+            self.releases.origin(number, &asking.project)
+        });
+        Ok(Decided { decisions, note })
     }
 
+    /// Decides in a write transaction and stores the new cells, if any, as
+    /// the next release (returned with the decisions).
     fn decide_and_append(
         &mut self,
         state: &StateStore,
-        project: &str,
+        asking: &Asking,
         cells: &[Cell],
         rules: &LedgerRules,
-    ) -> Result<Decided, QueryError> {
-        let (number, (decisions, fresh)) = state
+    ) -> Result<(Vec<Decision>, Option<u64>), QueryError> {
+        let (number, (decisions, stored)) = state
             .append_ledger(self.last, |batches, next| {
                 self.absorb(batches)?;
-                let (decisions, fresh) = self.ledger.decide(cells, rules, next);
-                let batch = if fresh.is_empty() {
-                    None
-                } else {
-                    Some(serde_json::to_vec(&StoredBatch {
-                        project: project.to_string(),
-                        entries: fresh.clone(),
-                    })?)
+                let (decisions, entries) = self.ledger.decide(cells, rules, next);
+                if entries.is_empty() {
+                    return Ok((None, (decisions, None)));
+                }
+                let stored = StoredBatch {
+                    project: asking.project.clone(),
+                    query_id: Some(asking.query_id.clone()),
+                    at_ms: Some(now_ms()),
+                    values: Some(ValueCounts::of(cells, &decisions)),
+                    entries,
                 };
-                Ok((batch, (decisions, fresh)))
+                Ok((
+                    Some(serde_json::to_vec(&stored)?),
+                    (decisions, Some(stored)),
+                ))
             })
             .map_err(QueryError::internal)?;
-        let release = (!fresh.is_empty()).then_some(number);
-        if release.is_some() {
-            fresh
-                .into_iter()
-                .for_each(|entry| self.ledger.insert(entry));
-            self.last = number;
-        }
-        Ok(Decided { decisions, release })
+        let Some(stored) = stored else {
+            return Ok((decisions, None));
+        };
+        self.remember(number, stored);
+        Ok((decisions, Some(number)))
+    }
+
+    /// Takes in the batches other servers (or an earlier life) stored.
+    fn catch_up(&mut self, state: &StateStore) -> Result<(), QueryError> {
+        let stored = state
+            .ledger_batches(self.last)
+            .map_err(QueryError::internal)?;
+        self.absorb(stored).map_err(QueryError::internal)
     }
 
     fn absorb(&mut self, batches: Vec<LedgerBatch>) -> Result<(), StateError> {
         for batch in batches {
-            if batch.number <= self.last {
-                continue;
+            if batch.number > self.last {
+                self.remember(batch.number, serde_json::from_slice(&batch.json)?);
             }
-            let stored: StoredBatch = serde_json::from_slice(&batch.json)?;
-            stored
-                .entries
-                .into_iter()
-                .for_each(|entry| self.ledger.insert(entry));
-            self.last = batch.number;
         }
         Ok(())
+    }
+
+    fn remember(&mut self, number: u64, stored: StoredBatch) {
+        let StoredBatch {
+            project,
+            query_id,
+            at_ms,
+            values,
+            entries,
+        } = stored;
+        entries
+            .into_iter()
+            .for_each(|entry| self.ledger.insert(entry));
+        let made = Made {
+            project,
+            query_id,
+            at_ms,
+            values,
+        };
+        self.releases.insert(number, made);
+        self.last = number;
     }
 }
 
 /// The stored ledger, with its noise key (made on first use).
 fn load(state: &StateStore) -> Result<Loaded, QueryError> {
-    let mut fresh = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut fresh)
-        .map_err(|_| QueryError::internal("no randomness for the ledger key"))?;
-    let fresh: String = fresh.iter().map(|byte| format!("{byte:02x}")).collect();
-    let key = state.ledger_key(&fresh).map_err(QueryError::internal)?;
+    let key = state
+        .ledger_key(&random_hex(32)?)
+        .map_err(QueryError::internal)?;
     let mut loaded = Loaded {
         ledger: Ledger::new(key.as_bytes()),
+        releases: Releases::default(),
         last: 0,
     };
-    let batches = state.ledger_batches(0).map_err(QueryError::internal)?;
-    loaded.absorb(batches).map_err(QueryError::internal)?;
+    loaded.catch_up(state)?;
     tracing::info!(
         batches = loaded.last,
         cells = loaded.ledger.len(),
         "release ledger loaded"
     );
     Ok(loaded)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch as stored before releases named their query.
+    const OLD_BATCH: &str = r#"{"project":"p1","entries":[]}"#;
+
+    #[test]
+    fn a_batch_stored_before_queries_were_named_loads() {
+        let stored: StoredBatch = serde_json::from_str(OLD_BATCH).unwrap();
+        assert_eq!(stored.project, "p1");
+        assert_eq!(
+            (stored.query_id, stored.at_ms, stored.values),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn a_batch_keeps_its_query_time_and_counts() {
+        let stored = StoredBatch {
+            project: "p1".into(),
+            query_id: Some("q-0123456789abcdef".into()),
+            at_ms: Some(1_700_000_000_000),
+            values: Some(ValueCounts {
+                fresh_values: 2,
+                repeated_values: 1,
+            }),
+            entries: Vec::new(),
+        };
+        let back: StoredBatch =
+            serde_json::from_slice(&serde_json::to_vec(&stored).unwrap()).unwrap();
+        assert_eq!(back.query_id, stored.query_id);
+        assert_eq!(back.at_ms, stored.at_ms);
+        assert_eq!(back.values, stored.values);
+    }
 }

@@ -9,7 +9,9 @@
 //! - [`tables`]: the Parquet files behind each guarded table.
 //! - [`stage`]: HAVING, ORDER BY and LIMIT over the released values only.
 //! - `ledger`: the release ledger (disclosure control across queries and
-//!   projects) kept durable in the state store.
+//!   projects) kept durable in the state store, each release naming the
+//!   query whose result made it; [`QueryEngine::project_ledger`] is what a
+//!   project's members see of it.
 //! - [`workspace`]: `CREATE TABLE work.<name> AS …` inside the enclave.
 //! - [`scan`]: what a statement read (plan fingerprint, tables, columns,
 //!   rows) for its audit record.
@@ -24,6 +26,7 @@
 pub mod audit_sql;
 pub mod engine;
 pub mod execution;
+mod ids;
 mod ledger;
 pub mod limits;
 pub mod optout;
@@ -41,4 +44,5 @@ pub use enclave_guard::top2::top2_sum_udaf;
 pub use enclave_guard::{QueryError, Rule};
 pub use engine::{Outcome, ProjectSession, QueryEngine, TableInfo};
 pub use execution::Execution;
+pub use ledger::{LedgerRelease, ProjectLedger};
 pub use limits::Limits;

@@ -7,7 +7,7 @@ import pyarrow.flight as flight
 import pytest
 
 import flightsql
-from conftest import error_of, password, query
+from conftest import Project, error_of, password, query
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +146,36 @@ def test_bad_bearer_token_is_unauthenticated(enclave, header):
         flightsql.statement_query("SELECT sex, count(DISTINCT person_id) AS n FROM ndb.receipts GROUP BY sex"))
     with pytest.raises(flight.FlightUnauthenticatedError):
         client.get_flight_info(descriptor, options)
+
+
+CARE_PROJECT = {"care": Project("care", ("carla",), grants=("ndb.receipts", "care.claims"))}
+
+PUBLICATION_REFUSED = [
+    # 介護DB municipality codes are grouped by only (population tiers).
+    "SELECT sex, count(DISTINCT person_id) AS n FROM care.claims WHERE municipality_code = '131003' GROUP BY sex",
+    "SELECT sex, count(DISTINCT person_id) FILTER (WHERE municipality_code LIKE '13%') AS n FROM care.claims GROUP BY sex",
+    # A result reading care data shows no age finer than the care bands.
+    "SELECT r.age_band, count(DISTINCT r.person_id) AS n FROM ndb.receipts r "
+    "JOIN care.claims c ON r.person_id = c.person_id GROUP BY r.age_band",
+    "SELECT count(DISTINCT person_id) AS n FROM care.claims "
+    "WHERE person_id IN (SELECT person_id FROM ndb.receipts WHERE age_band = '60-64')",
+]
+
+
+def test_publication_rules_over_flight(start_server, data_values):
+    """Over a real client, municipality selections and fine ages in care
+    results are refused by the publication rules, while municipalities as
+    group keys and care bands in linked results are released."""
+    server = start_server("publication", {"carla": "researcher"}, CARE_PROJECT)
+    with server.connect("carla", "care") as conn:
+        for sql in PUBLICATION_REFUSED:
+            message = error_of(conn, sql)
+            assert "refused (publication)" in message, (sql, message)
+            assert_no_data(message, data_values)
+        pooled = query(conn, "SELECT substr(municipality_code, 3, 3) AS municipality, "
+                             "count(DISTINCT person_id) AS persons FROM care.claims GROUP BY 1").to_pylist()
+        assert pooled and all(row["persons"] >= 10 for row in pooled), pooled
+        linked = query(conn, "SELECT c.age_band, count(DISTINCT r.person_id) AS persons FROM ndb.receipts r "
+                             "JOIN care.claims c ON r.person_id = c.person_id GROUP BY c.age_band").to_pylist()
+        assert linked and {row["age_band"] for row in linked} <= {
+            "00-64", "65-69", "70-74", "75-79", "80-84", "85-89", "90-94", "95+"}

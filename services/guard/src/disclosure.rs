@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregates::Partial;
 use crate::error::QueryError;
-use crate::ledger::{Answer, Cell, CellKind, Decision, shown_values};
+use crate::ledger::{Answer, Cell, CellKind, Decision, shown_values, shows_new_cells};
 use crate::policy::{GroupLimit, MunicipalityLimits};
 use crate::release::{
     CONTRIBUTORS, FACILITIES, GROUP_SET, GROUPING, KEY, MUNICIPALITY, N_PERSONS, PERSON_SET,
@@ -148,9 +148,8 @@ impl LedgerNote {
     /// The note on the ledger's `decisions` on `cells`, remembered as
     /// ledger release `release` (if any cell was new); `origin` says how
     /// an earlier release is shown. Each earlier release is named once.
-    /// The release is told only when a released group has a fresh value: a
-    /// release made by new withheld cells alone would tell that the result
-    /// held a group of fewer than k persons.
+    /// The release is told only when a released group or value is new
+    /// ([`shows_new_cells`]).
     pub fn new(
         cells: &[Cell],
         decisions: &[Decision],
@@ -161,10 +160,9 @@ impl LedgerNote {
             .filter_map(|decision| decision.repeats)
             .collect();
         let repeats: BTreeSet<Repeated> = earlier.into_iter().map(origin).collect();
-        let values = ValueCounts::of(cells, decisions);
         LedgerNote {
-            release: release.filter(|_| values.fresh_values > 0),
-            values,
+            release: release.filter(|_| shows_new_cells(cells, decisions)),
+            values: ValueCounts::of(cells, decisions),
             repeats: repeats.into_iter().collect(),
         }
     }

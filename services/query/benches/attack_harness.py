@@ -11,7 +11,8 @@ markdown table: per attack, the statements sent, the share of targets whose
 bit it guessed right, the prior's accuracy and the difference.
 
     ENCLAVE_BIN=/path/enclave $VENV/bin/python services/query/benches/attack_harness.py \\
-        [PERSONS] [--targets N] [--rounding none|5|10] [--binary PATH] [--sessions N]
+        [PERSONS] [--targets N] [--rounding none|5|10] [--binary PATH] [--sessions N] \\
+        [--kinds NAME,NAME]
 
 (default 20,000 persons, 100 targets, rounding 10; the venv is
 scripts/python-env.sh's).
@@ -117,7 +118,11 @@ def main() -> None:
     parser.add_argument("--binary", default=os.environ.get("ENCLAVE_BIN"))
     parser.add_argument("--rounding", choices=("none", "5", "10"), default="10")
     parser.add_argument("--sessions", type=int, default=2, help="parallel sessions of the researcher")
+    parser.add_argument("--kinds", help="only these attacks (names as in the table, comma-separated)")
     args = parser.parse_args()
+    chosen = [a for a in attacks.ATTACKS if not args.kinds or a.name in args.kinds.split(",")]
+    if not chosen:
+        parser.error(f"no attack named {args.kinds}; names: {', '.join(a.name for a in attacks.ATTACKS)}")
     if not args.binary:
         parser.error("set ENCLAVE_BIN or pass --binary")
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,7 +134,7 @@ def main() -> None:
         sessions = [researcher(uri, args.rounding) for _ in range(args.sessions)]
         try:
             outcomes = []
-            for attack in attacks.ATTACKS:
+            for attack in chosen:
                 started = time.monotonic()
                 outcomes.append(attacks.run_attack(attack, sessions, targets))
                 refused = f", refused: {outcomes[-1].errors[0]}" if outcomes[-1].errors else ""

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use enclave_guard::disclosure::{LedgerNote, ValueCounts};
-use enclave_guard::ledger::{Cell, Decision, Entry, Ledger, LedgerRules};
+use enclave_guard::ledger::{Cell, Decision, Entry, Ledger, LedgerRules, shows_new_cells};
 use enclave_state::{LedgerBatch, StateError, StateStore};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +40,9 @@ struct StoredBatch {
     /// Values of released groups answered fresh and repeated.
     #[serde(default)]
     values: Option<ValueCounts>,
+    /// Made by cells of withheld groups alone: not listed to the project.
+    #[serde(default)]
+    unshown: bool,
     entries: Vec<Entry>,
 }
 
@@ -171,6 +174,7 @@ impl Loaded {
                     query_id: Some(asking.query_id.clone()),
                     at_ms: Some(now_ms()),
                     values: Some(ValueCounts::of(cells, &decisions)),
+                    unshown: !shows_new_cells(cells, &decisions),
                     entries,
                 };
                 Ok((
@@ -209,6 +213,7 @@ impl Loaded {
             query_id,
             at_ms,
             values,
+            unshown,
             entries,
         } = stored;
         entries
@@ -219,6 +224,7 @@ impl Loaded {
             query_id,
             at_ms,
             values,
+            unshown,
         };
         self.releases.insert(number, made);
         self.last = number;
@@ -277,11 +283,13 @@ mod tests {
                 fresh_values: 2,
                 repeated_values: 1,
             }),
+            unshown: true,
             entries: Vec::new(),
         };
         let back: StoredBatch =
             serde_json::from_slice(&serde_json::to_vec(&stored).unwrap()).unwrap();
         assert_eq!(back.query_id, stored.query_id);
+        assert!(back.unshown);
         assert_eq!(back.at_ms, stored.at_ms);
         assert_eq!(back.values, stored.values);
     }

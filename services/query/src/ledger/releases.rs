@@ -17,6 +17,9 @@ pub(crate) struct Made {
     pub(crate) query_id: Option<String>,
     pub(crate) at_ms: Option<i64>,
     pub(crate) values: Option<ValueCounts>,
+    /// Made by cells of withheld groups alone (see
+    /// `enclave_guard::ledger::shows_new_cells`).
+    pub(crate) unshown: bool,
 }
 
 /// The releases held, by number and by project.
@@ -52,7 +55,13 @@ pub struct LedgerRelease {
 }
 
 impl Releases {
+    /// Remembers release `number`; one made by cells of withheld groups
+    /// alone ([`Made::unshown`]) is not listed to its project.
     pub(crate) fn insert(&mut self, number: u64, made: Made) {
+        if made.unshown {
+            self.made.insert(number, made);
+            return;
+        }
         self.by_project
             .entry(made.project.clone())
             .or_default()
@@ -71,15 +80,12 @@ impl Releases {
         }
     }
 
-    /// What the members of `project` see: the releases with a fresh value
-    /// in a released group (one made by new withheld cells alone would
-    /// tell that a result held a group of fewer than k persons).
+    /// What the members of `project` see.
     pub(crate) fn project(&self, project: &str) -> ProjectLedger {
         let numbers = self.by_project.get(project).map_or(&[][..], Vec::as_slice);
         let releases: Vec<LedgerRelease> = numbers
             .iter()
             .filter_map(|number| Some(release(*number, self.made.get(number)?)))
-            .filter(|release| release.fresh_values != Some(0))
             .collect();
         ProjectLedger {
             releases: releases.len() as u64,
@@ -113,6 +119,7 @@ mod tests {
                 fresh_values: fresh,
                 repeated_values: repeated,
             }),
+            unshown: false,
         }
     }
 
@@ -139,15 +146,22 @@ mod tests {
         releases.insert(2, made("b", Some("q-2"), 7, 0));
         releases.insert(3, made("a", Some("q-3"), 2, 1));
         releases.insert(4, made("a", Some("q-4"), 0, 3));
+        releases.insert(
+            5,
+            Made {
+                unshown: true,
+                ..made("a", Some("q-5"), 0, 0)
+            },
+        );
         let seen = releases.project("a");
-        // Release 4 answered nothing fresh in a released group: not shown.
+        // Release 5 holds cells of withheld groups alone: not listed.
         assert_eq!(
             (seen.releases, seen.fresh_values, seen.repeated_values),
-            (2, 2, 1)
+            (3, 2, 4)
         );
         let numbers: Vec<u64> = seen.recent.iter().map(|r| r.number).collect();
-        assert_eq!(numbers, [3, 1]);
-        assert_eq!(seen.recent[1].query_id, None);
+        assert_eq!(numbers, [4, 3, 1]);
+        assert_eq!(seen.recent[2].query_id, None);
         assert_eq!(releases.project("c"), ProjectLedger::default());
     }
 

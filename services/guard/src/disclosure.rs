@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregates::Partial;
 use crate::error::QueryError;
-use crate::ledger::{Answer, Cell, CellKind, Decision, shown_values, shows_new_cells};
+use crate::ledger::{Answer, Cell, CellKind, Decision, shown_values};
 use crate::policy::{GroupLimit, MunicipalityLimits};
 use crate::release::{
     CONTRIBUTORS, FACILITIES, GROUP_SET, GROUPING, KEY, MUNICIPALITY, N_PERSONS, PERSON_SET,
@@ -148,8 +148,6 @@ impl LedgerNote {
     /// The note on the ledger's `decisions` on `cells`, remembered as
     /// ledger release `release` (if any cell was new); `origin` says how
     /// an earlier release is shown. Each earlier release is named once.
-    /// The release is told only when a released group or value is new
-    /// ([`shows_new_cells`]).
     pub fn new(
         cells: &[Cell],
         decisions: &[Decision],
@@ -161,7 +159,7 @@ impl LedgerNote {
             .collect();
         let repeats: BTreeSet<Repeated> = earlier.into_iter().map(origin).collect();
         LedgerNote {
-            release: release.filter(|_| shows_new_cells(cells, decisions)),
+            release,
             values: ValueCounts::of(cells, decisions),
             repeats: repeats.into_iter().collect(),
         }

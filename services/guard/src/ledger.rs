@@ -308,19 +308,6 @@ pub fn shown_values<'a>(
         })
 }
 
-/// Whether a shown group, or a value of one, is new to the ledger: a
-/// release made without one holds only cells of withheld groups, and
-/// telling it would tell that the result held a group of fewer than k.
-pub fn shows_new_cells(cells: &[Cell], decisions: &[Decision]) -> bool {
-    let mut shown = false;
-    cells.iter().zip(decisions).any(|(cell, decision)| {
-        if cell.kind == CellKind::Group {
-            shown = decision.answer == Answer::Shown;
-        }
-        shown && decision.repeats.is_none()
-    })
-}
-
 fn sketch_to_hex<S: Serializer>(sketch: &SetSketch, serializer: S) -> Result<S::Ok, S::Error> {
     let text: String = sketch
         .to_bytes()
@@ -367,32 +354,6 @@ mod tests {
             exact,
             noise_scale: 1.0,
         }
-    }
-
-    #[test]
-    fn a_release_of_withheld_groups_alone_shows_nothing_new() {
-        let group = |answer| Cell {
-            kind: CellKind::Group,
-            ..cell(0..10, answer)
-        };
-        let value = cell(0..10, Answer::Value(10.0));
-        let cells = [
-            group(Answer::Shown),
-            value.clone(),
-            group(Answer::Withheld),
-            value,
-        ];
-        let decide = |answer, repeats| Decision { answer, repeats };
-        let repeated_shown = [
-            decide(Answer::Shown, Some(1)),
-            decide(Answer::Value(10.0), Some(1)),
-            decide(Answer::Withheld, None),
-            decide(Answer::Withheld, None),
-        ];
-        assert!(!shows_new_cells(&cells, &repeated_shown));
-        let mut new_group = repeated_shown;
-        new_group[0].repeats = None;
-        assert!(shows_new_cells(&cells, &new_group));
     }
 
     fn answer(ledger: &mut Ledger, cell: Cell, release: u64) -> Decision {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use enclave_guard::disclosure::{LedgerNote, ValueCounts};
-use enclave_guard::ledger::{Cell, Decision, Entry, Ledger, LedgerRules, shows_new_cells};
+use enclave_guard::ledger::{Answer, Cell, Decision, Entry, Ledger, LedgerRules};
 use enclave_state::{LedgerBatch, StateError, StateStore};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,14 @@ struct StoredBatch {
     #[serde(default)]
     unshown: bool,
     entries: Vec<Entry>,
+}
+
+/// Whether new cells include one answered (a shown group or a value of
+/// one): a release of withheld cells alone is neither told in the note nor
+/// listed to the project, since telling it would tell that the result held
+/// a group of fewer than k persons.
+fn shows_new(entries: &[Entry]) -> bool {
+    entries.iter().any(|entry| entry.answer != Answer::Withheld)
 }
 
 /// The ledger of this process, loaded on first use.
@@ -154,7 +162,8 @@ impl Loaded {
     }
 
     /// Decides in a write transaction and stores the new cells, if any, as
-    /// the next release (returned with the decisions).
+    /// the next release (returned with the decisions when it is told, see
+    /// [`shows_new`]).
     fn decide_and_append(
         &mut self,
         state: &StateStore,
@@ -174,7 +183,7 @@ impl Loaded {
                     query_id: Some(asking.query_id.clone()),
                     at_ms: Some(now_ms()),
                     values: Some(ValueCounts::of(cells, &decisions)),
-                    unshown: !shows_new_cells(cells, &decisions),
+                    unshown: !shows_new(&entries),
                     entries,
                 };
                 Ok((
@@ -186,8 +195,9 @@ impl Loaded {
         let Some(stored) = stored else {
             return Ok((decisions, None));
         };
+        let told = (!stored.unshown).then_some(number);
         self.remember(number, stored);
-        Ok((decisions, Some(number)))
+        Ok((decisions, told))
     }
 
     /// Takes in the batches other servers (or an earlier life) stored.
@@ -271,6 +281,26 @@ mod tests {
             (stored.query_id, stored.at_ms, stored.values),
             (None, None, None)
         );
+    }
+
+    #[test]
+    fn withheld_cells_alone_show_nothing_new() {
+        use enclave_guard::ledger::CellKind;
+        use enclave_guard::sketch::SetSketch;
+        let entry = |answer| Entry {
+            kind: CellKind::Group,
+            persons: 3,
+            sketch: SetSketch::default(),
+            answer,
+            release: 1,
+        };
+        assert!(!shows_new(&[
+            entry(Answer::Withheld),
+            entry(Answer::Withheld)
+        ]));
+        assert!(shows_new(&[entry(Answer::Withheld), entry(Answer::Shown)]));
+        assert!(shows_new(&[entry(Answer::Value(12.0))]));
+        assert!(!shows_new(&[]));
     }
 
     #[test]

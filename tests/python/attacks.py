@@ -349,15 +349,24 @@ def averaged_tracker(researcher: Researcher, target: Target, pairs: int = 4) -> 
 # ---------------------------------------------------------------- e. suppression oracle
 
 
+def persons_by_total(low: float, high: float) -> str:
+    """Persons whose receipts total [low, high) points: a cohort by a
+    per-person measure, the finest dial on persons a researcher has (keys
+    may not be compared with constants)."""
+    return (f"person_id IN (SELECT person_id FROM ndb.receipts GROUP BY person_id "
+            f"HAVING sum(total_points) >= {low:.0f} AND sum(total_points) < {high:.0f})")
+
+
 def suppression_oracle(researcher: Researcher, target: Target) -> bool | None:
-    """e. Find by bisection on person_id a group with exactly k − 1 persons
-    with the code (the smallest released group minus one person; the target
-    left out while searching), then ask for that group with the target
-    added: it is released only if the target has the code."""
+    """e. Find by bisection on persons' total points a group with exactly
+    k − 1 persons with the code (the smallest released group minus one
+    person; the target left out while searching), then ask for that group
+    with the target added: it is released only if the target has the code."""
     cell = target.rows()
 
     def released(bound: int) -> bool:
-        return researcher.value(persons(target.code, f"person_id < {bound} AND {persons_not_in(cell)}")) is not None
+        selection = f"{persons_by_total(0, bound)} AND {persons_not_in(cell)}"
+        return researcher.value(persons(target.code, selection)) is not None
 
     high = 16
     while not released(high):
@@ -368,8 +377,18 @@ def suppression_oracle(researcher: Researcher, target: Target) -> bool | None:
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (low, middle) if released(middle) else (middle, high)
-    group = f"(person_id < {high - 1} OR {persons_in(cell)})"
+    group = f"(({persons_by_total(0, high - 1)} AND {persons_not_in(cell)}) OR {persons_in(cell)})"
     return researcher.value(persons(target.code, group)) is not None
+
+
+def dense_ids(researcher: Researcher, target: Target) -> bool | None:
+    """j. One query: nine persons known without asking (person ids are
+    dense, so ids 1 to 9 are nine persons with receipts) and the target if
+    they have the code; the group is shown exactly when it has k persons."""
+    start = rng_for(target, "j").randrange(1, 1_000)
+    nine = f"person_id >= {start} AND person_id < {start + K - 1} AND {persons_not_in(target.rows())}"
+    selection = f"({nine}) OR ({_with_code(target)})"
+    return researcher.value(f"SELECT count(DISTINCT person_id) AS v FROM ndb.receipts WHERE {selection}") is not None
 
 
 # ---------------------------------------------------------------- f. padding
@@ -492,6 +511,83 @@ def random_search(researcher: Researcher, target: Target, queries: int = 8, grou
     return decide(estimate, THRESHOLD + rounding_error(researcher, weights))
 
 
+# ---------------------------------------------------------------- i. edge of a remembered cell's reach
+
+
+class _Bases:
+    """Base cohorts for one target's probes: persons whose receipts total
+    [low, high) points (the target left out), `spacing` persons apart so
+    that no probe's sets lie within reach of another's, all ending at the
+    same `high`. Sizes are in persons, turned into points by the density
+    the attacker measured once."""
+
+    def __init__(self, researcher: Researcher, target: Target, salt: str,
+                 width: int = 150, spacing: int = 30, bases: int = 9):
+        self.target = target
+        span = researcher.value(f"SELECT count(DISTINCT person_id) AS v FROM ndb.receipts "
+                                f"WHERE {persons_by_total(16_000, 32_000)}")
+        self.density = (span or 1.0) / 16_000  # persons per point
+        reach = (width + spacing * bases) / self.density
+        self.high = rng_for(target, salt).uniform(16_000 + reach, 32_000)
+        self.lows = iter(self.high - (width + spacing * j) / self.density for j in range(bases))
+
+    def _cohort(self, low: float, high: float) -> str:
+        return f"{persons_by_total(low, high)} AND {persons_not_in(self.target.rows())}"
+
+    def repeats(self, researcher: Researcher, cut: float, extra: str = "") -> bool | None:
+        """Asks a new base, then the base cut short by `cut` persons' worth
+        of points (with the rows `extra` OR'd in): whether the cut repeats
+        the base's answer. None when the bases ran out or a value was
+        withheld."""
+        low = next(self.lows, None)
+        if low is None:
+            return None
+        sql = "SELECT count(DISTINCT person_id) AS v, count(*) AS w FROM ndb.receipts WHERE {}"
+        base = researcher.rows(sql.format(self._cohort(low, self.high)))
+        selection = self._cohort(low, self.high - cut / self.density)
+        probe = researcher.rows(sql.format(f"({selection}) OR ({extra})" if extra else selection))
+        if not base or not probe or None in base[0].values():
+            return None
+        return probe[0] == base[0]
+
+
+def _with_code(target: Target) -> str:
+    """The target's receipts if they have the code, no row otherwise."""
+    return f"{target.rows()} AND {has_code(target.code)}"
+
+
+def reach_edge(researcher: Researcher, target: Target) -> bool | None:
+    """i. The edge between "repeats an earlier answer" and "answered fresh".
+    A base cohort (persons by total points) is asked, then the same cohort
+    cut short: the answer repeats the base's when the cut removed few
+    enough persons. Bisection on the cut (a fresh base for every step)
+    finds the longest cut that repeats; the last base is then cut as long
+    with the target added when they have the code, which puts it one person
+    further: a fresh answer says they have it."""
+    bases = _Bases(researcher, target, "i")
+    short, long_ = 0.0, 64.0  # cuts in persons: `short` repeats, `long_` is fresh
+    for _ in range(7):
+        middle = (short + long_) / 2
+        outcome = bases.repeats(researcher, middle)
+        if outcome is None:
+            return None
+        short, long_ = (middle, long_) if outcome else (short, middle)
+    repeated = bases.repeats(researcher, short, _with_code(target))
+    return None if repeated is None else not repeated
+
+
+def reach_edge_averaged(researcher: Researcher, target: Target, probes: int = 6, cut: float = 16.5) -> bool | None:
+    """i. The same edge probed by an attacker who knows where a smooth edge
+    is steepest (about k + 6.5 persons out for k = 10): `probes` bases,
+    each cut by `cut` persons with the target added when they have the
+    code; the cut repeats its base less often when it is one person
+    longer, so fewer repeats than half say they have it."""
+    bases = _Bases(researcher, target, "i-averaged", bases=probes)
+    outcomes = [bases.repeats(researcher, cut, _with_code(target)) for _ in range(probes)]
+    if None in outcomes:
+        return None
+    return sum(outcomes) < probes / 2
+
 # ---------------------------------------------------------------- running and scoring
 
 
@@ -516,6 +612,9 @@ ATTACKS = [
     Attack("padding-workspace", "f. padding with workspace rows", padding_workspace, refusal_expected=True),
     Attack("two-projects", "g. two projects", two_projects),
     Attack("random-search", "h. random search", random_search),
+    Attack("reach-edge", "i. edge of a remembered cell's reach", reach_edge),
+    Attack("reach-edge-averaged", "i. edge of a reach, averaged over bases", reach_edge_averaged),
+    Attack("dense-ids", "j. nine persons known by dense ids, one query", dense_ids, refusal_expected=True),
 ]
 
 

@@ -40,6 +40,9 @@ pub enum Rule {
     Publication,
     /// A subquery over person-level rows that does not just select persons.
     PersonSubquery,
+    /// A person or record key read as a value (compared with a constant,
+    /// computed on, ordered by) instead of linking rows or counting persons.
+    KeyValue,
     /// A statement over the size, nesting or length limits.
     InputLimit,
     /// Workspace: bad name, missing person rows, quota.
@@ -70,6 +73,7 @@ impl Rule {
             Rule::PaddedSum => "padded-sum",
             Rule::Publication => "publication",
             Rule::PersonSubquery => "person-subquery",
+            Rule::KeyValue => "key-value",
             Rule::InputLimit => "input-limit",
             Rule::Workspace => "workspace",
             Rule::WorkspaceQuota => "workspace-quota",

@@ -12,6 +12,15 @@
 //!   are never both given, so their difference cannot tell anything about
 //!   those persons, and because an identical set is answered the same way,
 //!   that a cell repeats an earlier answer tells nothing either;
+//! - a cell k or more elements from a remembered *value*, but fewer than
+//!   the sketches measure, repeats it too, with a chance that falls
+//!   smoothly with the distance ([`left_out_chance`]) and is drawn from the
+//!   secret key and both sets. Were the reach's edge sharp, a cell k − 1
+//!   elements away would repeat and one k away would not, so a cell built
+//!   to sit at the edge would tell whether one more person is in it. A
+//!   withheld cell's reach stays sharp, and every cell withheld near it
+//!   reaches as far in turn, so the probes that find its edge are withheld
+//!   and so is the target next to them;
 //! - any other cell is answered fresh: withheld if the single-query rules
 //!   withhold it, else its exact value plus noise drawn from a secret key
 //!   and the cell's sketch (sticky: the same persons with the same
@@ -29,7 +38,7 @@ use std::collections::{BTreeMap, HashMap};
 use ring::hmac;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::sketch::SetSketch;
+use crate::sketch::{CAPACITY, SetSketch};
 
 /// The noise's standard deviation per unit of a cell's scale (the mean
 /// per-person contribution): docs/query-rules.md has how it was chosen.
@@ -91,6 +100,20 @@ pub struct Entry {
     pub answer: Answer,
     /// The ledger release (stored batch) that first answered it.
     pub release: u64,
+    /// Whether its reach holds the cells near it: a fresh answer, and any
+    /// withheld one (so that a set next to one withheld because it was
+    /// near a withheld set is withheld too, and the sharp edge of a
+    /// withheld set's reach cannot be probed by adding the target). A value
+    /// that repeated another's is remembered only so that the same set
+    /// asked again gets the same answer: answered reaches do not chain.
+    #[serde(default = "anchors_by_default")]
+    pub anchor: bool,
+}
+
+/// Entries stored before reaches stopped chaining anchored every cell (the
+/// stricter reading).
+fn anchors_by_default() -> bool {
+    true
 }
 
 /// How a cell was answered.
@@ -108,6 +131,71 @@ pub struct LedgerRules {
     pub k: usize,
     /// The noise's standard deviation, per unit of a cell's scale.
     pub noise_sd: f64,
+}
+
+/// The chance that a remembered cell's reach leaves out a cell `distance`
+/// elements from it, for the project's `k`: none below k, then a logistic
+/// ramp over the distances the sketches measure, from [`EDGE_CHANCE`] at k
+/// to 1 − [`EDGE_CHANCE`] at [`CAPACITY`] − 1, and certain from
+/// [`CAPACITY`] on. The ramp keeps the reach's edge from telling one
+/// person: a cell one element further out is left out with a chance at
+/// most 0.15 higher for k = 10 (a probe at the edge tells about as much as
+/// the difference of two noisy answers), instead of surely.
+pub fn left_out_chance(distance: usize, k: usize) -> f64 {
+    if distance < k {
+        return 0.0;
+    }
+    let centre = (k + CAPACITY - 1) as f64 / 2.0;
+    if distance >= CAPACITY || centre <= k as f64 {
+        return 1.0;
+    }
+    let scale = (centre - k as f64) / ((1.0 - EDGE_CHANCE) / EDGE_CHANCE).ln();
+    1.0 / (1.0 + (-(distance as f64 - centre) / scale).exp())
+}
+
+/// How likely the ramp of [`left_out_chance`] is to leave out a cell k
+/// elements away, and to keep one [`CAPACITY`] − 1 away.
+pub const EDGE_CHANCE: f64 = 0.02;
+
+/// Which remembered cells a new cell repeats: those fewer than k elements
+/// away, surely, and those up to [`CAPACITY`] − 1 away by a draw fixed by
+/// the secret key and both sets (see [`left_out_chance`]).
+struct Reach<'a> {
+    k: usize,
+    key: &'a hmac::Key,
+}
+
+impl Reach<'_> {
+    /// Withheld sets reach surely within k − 1 elements and no further, in
+    /// both directions: a withheld entry (a ramp there would make a set
+    /// that holds a withheld one, say the target alone, and a dozen others
+    /// likely withheld, and the same dozen without it shown), and a cell
+    /// the single-query rules withhold (it would be shown with the value of
+    /// a set up to 23 persons from it).
+    fn holds(&self, entry: &Entry, cell: &Cell) -> bool {
+        let Some(distance) = entry.sketch.distance_below(&cell.sketch, CAPACITY) else {
+            return false;
+        };
+        if distance < self.k {
+            return true;
+        }
+        let sharp = entry.answer == Answer::Withheld || cell.exact == Answer::Withheld;
+        !sharp && self.draw(entry, cell) >= left_out_chance(distance, self.k)
+    }
+
+    /// A uniform draw in (0, 1) fixed by the key and both sketches.
+    fn draw(&self, entry: &Entry, cell: &Cell) -> f64 {
+        let mut message = b"reach".to_vec();
+        message.extend(entry.sketch.to_bytes());
+        message.extend(cell.sketch.to_bytes());
+        uniform(hmac::sign(self.key, &message).as_ref(), 0)
+    }
+}
+
+/// A uniform draw in (0, 1) from eight bytes of `bytes` at `from`.
+fn uniform(bytes: &[u8], from: usize) -> f64 {
+    let word = u64::from_le_bytes(bytes[from..from + 8].try_into().unwrap_or([0; 8]));
+    ((word >> 11) as f64 + 0.5) / (1u64 << 53) as f64
 }
 
 /// The remembered cells, indexed by kind and size.
@@ -139,6 +227,9 @@ impl Index {
         self.held
             .entry((entry.kind, entry.sketch))
             .or_insert(position);
+        if !entry.anchor {
+            return;
+        }
         self.by_size
             .entry((entry.kind, withheld))
             .or_default()
@@ -149,12 +240,17 @@ impl Index {
 
     /// The entry whose answer the cell repeats, if any (see
     /// [`Ledger::decide`]).
-    fn repeated<'a>(&self, entries: &'a [Entry], cell: &Cell, k: usize) -> Option<&'a Entry> {
+    fn repeated<'a>(
+        &self,
+        entries: &'a [Entry],
+        cell: &Cell,
+        reach: &Reach<'_>,
+    ) -> Option<&'a Entry> {
         if let Some(&position) = self.held.get(&(cell.kind, cell.sketch)) {
             return Some(&entries[position]);
         }
-        let withheld = || self.first_near(entries, cell, k, true);
-        let answered = || self.first_near(entries, cell, k, false);
+        let withheld = || self.first_near(entries, cell, reach, true);
+        let answered = || self.first_near(entries, cell, reach, false);
         if cell.exact == Answer::Withheld {
             // Withheld either way unless an answered entry is near.
             answered().map(|shown| withheld().unwrap_or(shown))
@@ -163,26 +259,22 @@ impl Index {
         }
     }
 
-    /// The earliest entry of the cell's kind, withheld or answered, within
-    /// `k - 1` elements of it.
+    /// The earliest entry of the cell's kind, withheld or answered, whose
+    /// reach holds the cell.
     fn first_near<'a>(
         &self,
         entries: &'a [Entry],
         cell: &Cell,
-        k: usize,
+        reach: &Reach<'_>,
         withheld: bool,
     ) -> Option<&'a Entry> {
-        let reach = k.saturating_sub(1) as u64;
-        let sizes = cell.persons.saturating_sub(reach)..=cell.persons.saturating_add(reach);
+        let widest = (CAPACITY - 1) as u64;
+        let sizes = cell.persons.saturating_sub(widest)..=cell.persons.saturating_add(widest);
         self.by_size
             .get(&(cell.kind, withheld))?
             .range(sizes)
             .flat_map(|(_, positions)| positions)
-            .filter(|&&position| {
-                entries[position]
-                    .sketch
-                    .differs_by_fewer_than(&cell.sketch, k)
-            })
+            .filter(|&&position| reach.holds(&entries[position], cell))
             .min()
             .map(|&position| &entries[position])
     }
@@ -218,10 +310,12 @@ impl Ledger {
     /// Answers `cells` in order (each sees the ones before it), returning
     /// the decisions and the new entries to remember as ledger release
     /// `release`. A cell repeats the answer of the same set held before;
-    /// else, of the earliest withheld entry within k-1 elements (withheld
+    /// else, of the earliest withheld entry whose reach holds it (withheld
     /// wins), else of the earliest answered one; else it is answered fresh.
-    /// Every set answered is remembered with its answer, repeats too, so a
-    /// set one person away from one asked before repeats that answer.
+    /// Every set answered is remembered with its answer, repeats too, so the
+    /// same set asked again gets the same answer; fresh answers and withheld
+    /// ones reach the sets near them (a repeated value's neighbours are
+    /// measured against the fresh answer it repeats).
     pub fn decide(
         &self,
         cells: &[Cell],
@@ -230,13 +324,17 @@ impl Ledger {
     ) -> (Vec<Decision>, Vec<Entry>) {
         let mut fresh: Vec<Entry> = Vec::new();
         let mut fresh_index = Index::default();
+        let reach = Reach {
+            k: rules.k,
+            key: &self.key,
+        };
         let decisions = cells
             .iter()
             .map(|cell| {
                 let earlier = self
                     .index
-                    .repeated(&self.entries, cell, rules.k)
-                    .or_else(|| fresh_index.repeated(&fresh, cell, rules.k));
+                    .repeated(&self.entries, cell, &reach)
+                    .or_else(|| fresh_index.repeated(&fresh, cell, &reach));
                 let decision = match earlier {
                     Some(earlier) => Decision {
                         answer: earlier.answer,
@@ -254,6 +352,7 @@ impl Ledger {
                         sketch: cell.sketch,
                         answer: decision.answer,
                         release: decision.repeats.unwrap_or(release),
+                        anchor: decision.repeats.is_none() || decision.answer == Answer::Withheld,
                     };
                     fresh_index.insert(&entry, fresh.len());
                     fresh.push(entry);
@@ -279,11 +378,7 @@ impl Ledger {
         message.extend(cell.sketch.to_bytes());
         let tag = hmac::sign(&self.key, &message);
         let bytes = tag.as_ref();
-        let uniform = |from: usize| {
-            let word = u64::from_le_bytes(bytes[from..from + 8].try_into().unwrap_or([0; 8]));
-            ((word >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
-        (-2.0 * uniform(0).ln()).sqrt() * (std::f64::consts::TAU * uniform(8)).cos()
+        (-2.0 * uniform(bytes, 0).ln()).sqrt() * (std::f64::consts::TAU * uniform(bytes, 8)).cos()
     }
 }
 
@@ -373,20 +468,32 @@ mod tests {
         let second = answer(&mut ledger, cell(1..1_617, count(1_616)), 2);
         assert_eq!(second.answer, first.answer);
         assert_eq!(second.repeats, Some(1));
-        // Within k-1 of the second (remembered too): repeats as well.
-        let chained = answer(&mut ledger, cell(10..1_617, count(1_607)), 3);
-        assert_eq!(chained.answer, first.answer);
-        let far = answer(&mut ledger, cell(20..1_617, count(1_597)), 4);
+        let nine_away = answer(&mut ledger, cell(9..1_617, count(1_608)), 3);
+        assert_eq!(nine_away.repeats, Some(1));
+        let far = answer(&mut ledger, cell(40..1_617, count(1_577)), 4);
         assert_eq!(far.repeats, None);
     }
 
+    /// Repeats are remembered for the same set only: a walk of sets each a
+    /// few persons from the last does not carry the first answer along.
     #[test]
-    fn the_same_set_gets_the_same_noise_under_any_key_order() {
-        let first = Ledger::new(b"secret").decide(&[cell(0..500, count(500))], &RULES, 1);
-        let again = Ledger::new(b"secret").decide(&[cell(0..500, count(500))], &RULES, 2);
-        assert_eq!(first.0[0].answer, again.0[0].answer);
-        let other_key = Ledger::new(b"other").decide(&[cell(0..500, count(500))], &RULES, 1);
-        assert_ne!(first.0[0].answer, other_key.0[0].answer);
+    fn reaches_do_not_chain_through_repeats() {
+        let mut ledger = Ledger::new(b"secret");
+        answer(&mut ledger, cell(0..1_000, count(1_000)), 1);
+        for (step, start) in (5..=200).step_by(5).enumerate() {
+            let walked = answer(
+                &mut ledger,
+                cell(start..1_000, count(1_000 - start)),
+                step as u64 + 2,
+            );
+            if start >= CAPACITY as i64 {
+                assert_ne!(walked.repeats, Some(1), "{start}");
+            }
+        }
+        let again = answer(&mut ledger, cell(5..1_000, count(995)), 50);
+        assert_eq!(again.repeats, Some(1));
+        let (_, stored) = ledger.decide(&[cell(5..1_000, count(995))], &RULES, 51);
+        assert!(stored.is_empty());
     }
 
     #[test]
@@ -402,17 +509,97 @@ mod tests {
         assert_eq!(ledger.len(), 2);
     }
 
-    /// The boundary probe: a set withheld because it is near a withheld
-    /// set, then that set with one more person. Both answers must agree
-    /// whether the person is in the second set or not.
+    /// A withheld set reaches sharply: k − 1 persons from it, withheld;
+    /// k persons from it and from everything asked, answered. A set asked
+    /// at the edge is withheld and reaches as far in turn, so the target
+    /// added next to it is withheld too.
     #[test]
-    fn a_set_next_to_one_asked_before_repeats_it_at_the_edge_of_a_withheld_one() {
+    fn a_withheld_reach_is_sharp_and_chains() {
         let mut ledger = Ledger::new(b"secret");
         answer(&mut ledger, cell(0..8, Answer::Withheld), 1);
-        let edge = answer(&mut ledger, cell(0..17, count(17)), 2);
-        assert_eq!(edge.answer, Answer::Withheld);
+        let at_edge = answer(&mut ledger, cell(0..17, count(17)), 2);
+        assert_eq!(at_edge.answer, Answer::Withheld);
         let with_target = answer(&mut ledger, cell(0..18, count(18)), 3);
-        assert_eq!(with_target.answer, edge.answer);
+        assert_eq!(with_target.answer, Answer::Withheld);
+        let mut fresh_ledger = Ledger::new(b"secret");
+        answer(&mut fresh_ledger, cell(0..8, Answer::Withheld), 1);
+        let past_edge = answer(&mut fresh_ledger, cell(0..18, count(18)), 2);
+        assert_eq!(past_edge.repeats, None);
+    }
+
+    /// A set holding a withheld one and a dozen others is answered as the
+    /// dozen alone would be: a withheld set has no ramp.
+    #[test]
+    fn a_withheld_set_does_not_reach_past_k() {
+        let trials: i64 = 200;
+        let withheld = (0..trials)
+            .filter(|trial| {
+                let mut ledger = Ledger::new(format!("secret {trial}").as_bytes());
+                answer(&mut ledger, cell(0..1, Answer::Withheld), 1);
+                answer(&mut ledger, cell(0..13, count(13)), 2).answer == Answer::Withheld
+            })
+            .count();
+        assert_eq!(withheld, 0);
+    }
+
+    #[test]
+    fn the_reach_falls_off_smoothly_between_k_and_the_sketch_capacity() {
+        let k = 10;
+        assert_eq!(left_out_chance(k - 1, k), 0.0);
+        assert!((left_out_chance(k, k) - EDGE_CHANCE).abs() < 1e-9);
+        assert!((left_out_chance(CAPACITY - 1, k) - (1.0 - EDGE_CHANCE)).abs() < 1e-9);
+        assert_eq!(left_out_chance(CAPACITY, k), 1.0);
+        for distance in k..CAPACITY {
+            let (near, far) = (
+                left_out_chance(distance, k),
+                left_out_chance(distance + 1, k),
+            );
+            assert!(near < far && far - near < 0.16, "{distance}: {near} {far}");
+        }
+        assert_eq!(left_out_chance(23, 23), 1.0);
+        assert_eq!(left_out_chance(30, 24), 1.0);
+    }
+
+    /// The edge probe: a base set answered, then the base cut short by d
+    /// persons, each time around a new base. How often the cut repeats the
+    /// base may change from d to d + 1 only by the ramp's step, never from
+    /// always to never.
+    #[test]
+    fn a_cut_one_person_further_repeats_its_base_about_as_often() {
+        let repeat_rate = |cut: i64| {
+            let mut ledger = Ledger::new(b"secret");
+            let trials = 400;
+            let repeated = (0..trials)
+                .filter(|trial| {
+                    let start = trial * 1_000;
+                    answer(&mut ledger, cell(start..start + 200, count(200)), 1);
+                    let probe = answer(
+                        &mut ledger,
+                        cell(start..start + 200 - cut, count(200 - cut)),
+                        2,
+                    );
+                    probe.repeats.is_some()
+                })
+                .count();
+            repeated as f64 / trials as f64
+        };
+        let rates: Vec<f64> = (8..26).map(repeat_rate).collect();
+        assert_eq!(rates[0], 1.0); // 8 and 9 persons: always
+        assert_eq!(rates[1], 1.0);
+        assert_eq!(*rates.last().unwrap(), 0.0); // 25 persons: never
+        // Sampling error of a rate is about 0.025.
+        for pair in rates.windows(2) {
+            assert!(pair[0] - pair[1] < 0.25, "{rates:?}");
+        }
+    }
+
+    #[test]
+    fn the_same_set_gets_the_same_noise_under_any_key_order() {
+        let first = Ledger::new(b"secret").decide(&[cell(0..500, count(500))], &RULES, 1);
+        let again = Ledger::new(b"secret").decide(&[cell(0..500, count(500))], &RULES, 2);
+        assert_eq!(first.0[0].answer, again.0[0].answer);
+        let other_key = Ledger::new(b"other").decide(&[cell(0..500, count(500))], &RULES, 1);
+        assert_ne!(first.0[0].answer, other_key.0[0].answer);
     }
 
     #[test]

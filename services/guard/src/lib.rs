@@ -13,6 +13,8 @@
 //!   expression, join, union and predicate.
 //! - [`expressions`]: the allowlist of expressions and functions, made so
 //!   they cannot fail on a value.
+//! - [`keys`]: person and record keys only link rows and count persons,
+//!   never read as values (no dial on persons).
 //! - [`aggregates`]: the aggregates the guard has rules for.
 //! - [`release`]: the released aggregate rewritten so disclosure control
 //!   can check every value; the result stage above it split off to run over
@@ -21,7 +23,9 @@
 //!   facility and dominance rules, complementary suppression.
 //! - [`ledger`] and [`sketch`]: disclosure control across queries: every
 //!   released cell remembered as a sketch of its persons, a cell near a
-//!   remembered one answered the same way, fresh answers with sticky noise.
+//!   remembered one answered the same way (surely within k − 1 persons, then
+//!   with a chance falling smoothly with the distance), fresh answers with
+//!   sticky noise.
 //! - [`policy`]: the publication rules as data (`policies/disclosure.toml`).
 //! - [`top2`]: the aggregate the dominance rule uses.
 //! - [`error`]: refusals and their rule ids.
@@ -33,6 +37,7 @@ pub mod bounds;
 pub mod disclosure;
 pub mod error;
 pub mod expressions;
+pub mod keys;
 pub mod ledger;
 pub mod policy;
 pub mod release;

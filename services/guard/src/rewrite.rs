@@ -28,6 +28,7 @@ use datafusion::logical_expr::{
 use crate::aggregates::{check_inner_aggregate, output_tags};
 use crate::error::{QueryError, Rule};
 use crate::expressions::check_node;
+use crate::keys::{check_key_ordering, check_key_uses};
 use crate::table::{GuardedTable, PERSON, RowSource};
 use crate::tags::{ColumnTags, Tags};
 
@@ -83,6 +84,7 @@ pub fn rewrite(plan: &LogicalPlan, scope: &Scope) -> Result<Guarded, QueryError>
         LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => {
             let input = rewrite(plan.inputs()[0], scope)?;
             check_reads(&input, &plan.expressions(), "an ordering", scope)?;
+            check_key_ordering(&input, &plan.expressions())?;
             let plan = plan.with_new_exprs(plan.expressions(), vec![input.plan])?;
             Ok(Guarded { plan, ..input })
         }
@@ -143,6 +145,7 @@ pub fn check_reads<'a>(
 ) -> Result<(), QueryError> {
     let schema = input.plan.schema();
     for expr in exprs {
+        check_key_uses(input, expr, place)?;
         for column in expr.column_refs() {
             let tags = input.tags.of_column(schema, column);
             if tags.municipality {

@@ -147,14 +147,24 @@ impl SetSketch {
     /// Whether the sets of both sketches differ by fewer than `limit`
     /// elements (identical sets included).
     pub fn differs_by_fewer_than(&self, other: &SetSketch, limit: usize) -> bool {
-        let differing_buckets = self
-            .buckets
+        self.distance_below(other, limit).is_some()
+    }
+
+    /// The size of the symmetric difference of both sketches' sets if it
+    /// is below `limit` (at most [`CAPACITY`]); `None` for a larger one.
+    pub fn distance_below(&self, other: &SetSketch, limit: usize) -> Option<usize> {
+        if self.differing_buckets(other) >= limit {
+            return None;
+        }
+        self.xor(other).size_below(limit)
+    }
+
+    fn differing_buckets(&self, other: &SetSketch) -> usize {
+        self.buckets
             .iter()
             .zip(&other.buckets)
             .filter(|(mine, theirs)| mine != theirs)
-            .take(limit)
-            .count();
-        differing_buckets < limit && self.xor(other).size_below(limit).is_some()
+            .count()
     }
 
     /// `S_1 … S_2c` from the odd sums: `S_2j = S_j²` in characteristic 2.

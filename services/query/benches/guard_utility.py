@@ -57,12 +57,28 @@ def read_suite(file: str) -> list[tuple[str, str]]:
     return queries
 
 
+QUICKSTART = ROOT / "examples/adbc_quickstart.py"
+
+
 def suites() -> dict[str, list[tuple[str, str]]]:
     claims = read_suite("claims_suite.sql")
-    example = (ROOT / "examples/adbc_quickstart.py").read_text()
-    for index, sql in enumerate(re.findall(r'"""\s*(SELECT.*?)"""', example, re.S)):
+    for index, sql in enumerate(re.findall(r'"""\s*(SELECT.*?)"""', QUICKSTART.read_text(), re.S)):
         claims.append((f"example {index + 1}", " ".join(sql.split())))
     return {"claims": claims, "studies": read_suite("studies_suite.sql")}
+
+
+def workspace_setup() -> list[str]:
+    """The quickstart's CREATE TABLE statements (its later queries read
+    what they make), as written there: adjacent string literals."""
+    return ["".join(parts) for parts in re.findall(r'"(CREATE TABLE [^"]*)"\s*"([^"]*)"', QUICKSTART.read_text())]
+
+
+def set_up(uri: str) -> None:
+    with flight_sql.connect(uri, db_kwargs={"username": USER, "password": PASSWORD}) as conn:
+        for sql in workspace_setup():
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                cur.fetch_arrow_table()
 
 
 def run(binary: str, *args) -> None:
@@ -192,6 +208,8 @@ def main() -> None:
         servers = {name: serve(binary, data, work, name) for name, binary in
                    [("before", before), ("after", after)]}
         try:
+            for _, uri in servers.values():
+                set_up(uri)
             print(f"{persons} persons, median of {RUNS} runs each")
             print(f"{'query':<44} {'before':>8} {'after':>8} {'ratio':>6}  groups before/after, cells differing")
             ratios = []

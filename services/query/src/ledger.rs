@@ -293,6 +293,7 @@ mod tests {
             sketch: SetSketch::default(),
             answer,
             release: 1,
+            anchor: true,
         };
         assert!(!shows_new(&[
             entry(Answer::Withheld),

@@ -34,6 +34,12 @@ REFUSED = [
     ("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'", "ddl"),
     ("SET datafusion.execution.batch_size = 1", "statement"),
     ("EXPLAIN SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex", "explain"),
+    # Keys are no dial on persons: nine dense ids and a target's cell.
+    ("SELECT count(DISTINCT person_id) AS n FROM ndb.receipts "
+     "WHERE person_id BETWEEN 1 AND 9 OR (sex = '1' AND age_band = '95+')", "key-value"),
+    ("SELECT sex, count(*) AS n FROM ndb.receipts WHERE receipt_id % 100 = 7 GROUP BY sex", "key-value"),
+    ("SELECT sex, count(*) AS n FROM (SELECT sex, row_number() OVER (ORDER BY person_id) AS r "
+     "FROM ndb.receipts) AS t WHERE r <= 9 GROUP BY sex", "key-value"),
 ]
 
 

@@ -293,7 +293,6 @@ mod tests {
             sketch: SetSketch::default(),
             answer,
             release: 1,
-            anchor: true,
         };
         assert!(!shows_new(&[
             entry(Answer::Withheld),

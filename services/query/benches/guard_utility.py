@@ -74,11 +74,15 @@ def workspace_setup() -> list[str]:
 
 
 def set_up(uri: str) -> None:
+    """Makes the quickstart's workspace tables (both servers may share one
+    data directory, so each drops them first)."""
     with flight_sql.connect(uri, db_kwargs={"username": USER, "password": PASSWORD}) as conn:
         for sql in workspace_setup():
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                cur.fetch_arrow_table()
+            table = sql.split()[2]
+            for statement in (f"DROP TABLE IF EXISTS {table}", sql):
+                with conn.cursor() as cur:
+                    cur.execute(statement)
+                    cur.fetch_arrow_table()
 
 
 def run(binary: str, *args) -> None:

@@ -98,13 +98,14 @@ class Target:
         return f"({a}sex = '{self.sex}' AND {a}age_band = '{self.age_band}' AND {a}prefecture_code = 'XX')"
 
     def person(self) -> str:
-        """The target as a set of persons, singled out by their cell (person
-        ids may not be compared with constants)."""
-        return f"person_id IN (SELECT person_id FROM ndb.receipts WHERE {self.cell()})"
+        """The target's rows, singled out by their cell (they are alone in it
+        in ndb.receipts, ndb.diagnoses and ndb.drugs; person ids may not be
+        compared with constants)."""
+        return self.cell()
 
     def nobody_person(self) -> str:
-        """The same set for a cell that holds nobody."""
-        return f"person_id IN (SELECT person_id FROM ndb.receipts WHERE {self.no_cell()})"
+        """The same predicate for a cell that holds nobody."""
+        return self.no_cell()
 
 
 TARGET_SQL = """

@@ -144,12 +144,6 @@ impl SetSketch {
         (size < capacity).then_some(size)
     }
 
-    /// Whether the sets of both sketches differ by fewer than `limit`
-    /// elements (identical sets included).
-    pub fn differs_by_fewer_than(&self, other: &SetSketch, limit: usize) -> bool {
-        self.distance_below(other, limit).is_some()
-    }
-
     /// The size of the symmetric difference of both sketches' sets if it
     /// is below `limit` (at most [`CAPACITY`]); `None` for a larger one.
     pub fn distance_below(&self, other: &SetSketch, limit: usize) -> Option<usize> {
@@ -527,8 +521,8 @@ mod tests {
         let left = sketch(persons(0..1_000));
         let right = sketch(persons(3..1_004));
         assert_eq!(left.xor(&right).size_below(10), Some(7));
-        assert!(left.differs_by_fewer_than(&right, 8));
-        assert!(!left.differs_by_fewer_than(&right, 7));
+        assert_eq!(left.distance_below(&right, 8), Some(7));
+        assert_eq!(left.distance_below(&right, 7), None);
     }
 
     #[test]

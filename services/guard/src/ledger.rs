@@ -159,14 +159,21 @@ impl Reach<'_> {
     /// the single-query rules withhold (it would be shown with the value of
     /// a set up to 23 persons from it).
     fn holds(&self, entry: &Entry, cell: &Cell) -> bool {
-        let Some(distance) = entry.sketch.distance_below(&cell.sketch, CAPACITY) else {
+        let widest = self.widest(entry.answer == Answer::Withheld, cell);
+        let Some(distance) = entry.sketch.distance_below(&cell.sketch, widest + 1) else {
             return false;
         };
-        if distance < self.k {
-            return true;
+        distance < self.k || self.draw(entry, cell) >= left_out_chance(distance, self.k)
+    }
+
+    /// The farthest an entry (withheld or not) can reach the cell: k − 1
+    /// when either is withheld (sharp), else [`CAPACITY`] − 1 (the ramp).
+    fn widest(&self, withheld_entry: bool, cell: &Cell) -> usize {
+        if withheld_entry || cell.exact == Answer::Withheld {
+            self.k.saturating_sub(1)
+        } else {
+            CAPACITY - 1
         }
-        let sharp = entry.answer == Answer::Withheld || cell.exact == Answer::Withheld;
-        !sharp && self.draw(entry, cell) >= left_out_chance(distance, self.k)
     }
 
     /// A uniform draw in (0, 1) fixed by the key and both sketches.
@@ -251,7 +258,7 @@ impl Index {
         reach: &Reach<'_>,
         withheld: bool,
     ) -> Option<&'a Entry> {
-        let widest = (CAPACITY - 1) as u64;
+        let widest = reach.widest(withheld, cell) as u64;
         let sizes = cell.persons.saturating_sub(widest)..=cell.persons.saturating_add(widest);
         self.by_size
             .get(&(cell.kind, withheld))?

@@ -97,16 +97,6 @@ class Target:
         a = f"{alias}." if alias else ""
         return f"({a}sex = '{self.sex}' AND {a}age_band = '{self.age_band}' AND {a}prefecture_code = 'XX')"
 
-    def person(self) -> str:
-        """The target's rows, singled out by their cell (they are alone in it
-        in ndb.receipts, ndb.diagnoses and ndb.drugs; person ids may not be
-        compared with constants)."""
-        return self.cell()
-
-    def nobody_person(self) -> str:
-        """The same predicate for a cell that holds nobody."""
-        return self.no_cell()
-
 
 TARGET_SQL = """
 WITH
@@ -335,7 +325,7 @@ def assert_same_failure(a: Outcome, b: Outcome, what: str) -> None:
 def differential(researcher, target: Target, sql: str, what: str, by: str = "person") -> None:
     """Runs `sql` with {who} matching the target and matching nobody."""
     if by == "person":
-        has, nobody = target.person(), target.nobody_person()
+        has, nobody = target.cell(), target.no_cell()  # alone in their cell; ids are no dial
     else:
         has, nobody = target.cell(by), target.no_cell(by)
     assert_same(researcher.run(sql.format(who=has)), researcher.run(sql.format(who=nobody)), what)
@@ -869,8 +859,8 @@ def test_error_depends_on_one_persons_row(mallory, target, table, condition):
     """An expression that fails only on the target's rows: the query fails
     iff the target exists (person_id = <target> vs a person_id of nobody)."""
     sql = f"SELECT sex, count(*) AS n FROM {table} WHERE {condition} GROUP BY sex"
-    has = mallory.run(sql.format(who=target.person()))
-    nobody = mallory.run(sql.format(who=target.nobody_person()))
+    has = mallory.run(sql.format(who=target.cell()))
+    nobody = mallory.run(sql.format(who=target.no_cell()))
     assert_same_failure(has, nobody, "a data-dependent error")
 
 
@@ -888,7 +878,7 @@ def test_workspace_row_count_reveals_one_persons_rows(mallory, target):
     """CREATE TABLE work.x AS … WHERE person_id = <target> answers with the
     exact number of rows written."""
     outcomes = []
-    for who in (target.person(), target.nobody_person()):
+    for who in (target.cell(), target.no_cell()):
         outcomes.append(mallory.update(f"CREATE TABLE work.probe AS SELECT person_id, icd10 "
                                        f"FROM ndb.diagnoses WHERE {who}"))
         mallory.run("DROP TABLE IF EXISTS work.probe")
@@ -899,7 +889,7 @@ def test_workspace_error_depends_on_one_persons_row(mallory, target):
     """CREATE TABLE work.x AS … WHERE 1 / CASE WHEN person_id = <target>
     THEN 0 … fails iff the target exists."""
     outcomes = []
-    for who in (target.person(), target.nobody_person()):
+    for who in (target.cell(), target.no_cell()):
         outcomes.append(mallory.run("CREATE TABLE work.probe2 AS SELECT person_id FROM ndb.receipts "
                                     f"WHERE 1 / CASE WHEN {who} THEN 0 ELSE 1 END = 1"))
         mallory.run("DROP TABLE IF EXISTS work.probe2")

@@ -322,12 +322,10 @@ def assert_same_failure(a: Outcome, b: Outcome, what: str) -> None:
         f"  matching the target: {a}\n  matching nobody:     {b}")
 
 
-def differential(researcher, target: Target, sql: str, what: str, by: str = "person") -> None:
-    """Runs `sql` with {who} matching the target and matching nobody."""
-    if by == "person":
-        has, nobody = target.cell(), target.no_cell()  # alone in their cell; ids are no dial
-    else:
-        has, nobody = target.cell(by), target.no_cell(by)
+def differential(researcher, target: Target, sql: str, what: str, by: str = "") -> None:
+    """Runs `sql` with {who} matching the target's cell (they are alone in
+    it; ids are no dial) and a cell of nobody; `by` is a table alias."""
+    has, nobody = target.cell(by), target.no_cell(by)
     assert_same(researcher.run(sql.format(who=has)), researcher.run(sql.format(who=nobody)), what)
 
 

@@ -849,6 +849,11 @@ FAILING = [
     ("division-by-zero", "ndb.receipts", "1 / CASE WHEN {who} THEN 0 ELSE 1 END = 1"),
     ("cast-overflow", "ndb.receipts", "CASE WHEN {who} THEN CAST(total_points * 1000000 AS INT) ELSE 0 END >= 0"),
     ("bad-regex", "ndb.diagnoses", "regexp_like(icd10, CASE WHEN {who} THEN '(' ELSE '.' END)"),
+    # Casts the engine inserts itself (text compared with a number), after
+    # a selection that holds rows only if the target exists.
+    ("coerced-comparison", "ndb.diagnoses", "{who} AND icd10 > 5"),
+    ("coerced-in-list", "ndb.diagnoses", "{who} AND icd10 IN (1, 2)"),
+    ("coerced-arithmetic", "ndb.receipts", "{who} AND service_month + 1 > 0"),
 ]
 
 

@@ -3,6 +3,7 @@ outside the grant does not exist for the session."""
 
 import re
 
+import grpc
 import pyarrow.flight as flight
 import pytest
 
@@ -50,6 +51,46 @@ def test_refused_with_rule(enclave, data_values, sql, rule):
         message = error_of(conn, sql)
     assert f"refused ({rule})" in message
     assert_no_data(message, data_values)
+
+
+def flight_info_error(server, user: str, sql: str) -> grpc.RpcError:
+    """GetFlightInfo for `sql` over grpcio, which shows the metadata of the
+    response (pyarrow and ADBC show only code and message)."""
+    client = flight.FlightClient(server.uri)
+    _, bearer = client.authenticate_basic_token(user.encode(), password(user).encode())
+    descriptor = b"\x08\x02" + flightsql._field(2, flightsql.statement_query(sql))  # type CMD, cmd
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        get_flight_info = channel.unary_unary("/arrow.flight.protocol.FlightService/GetFlightInfo")
+        with pytest.raises(grpc.RpcError) as error:
+            get_flight_info(descriptor, metadata=[("authorization", bearer.decode())], timeout=60)
+    return error.value
+
+
+@pytest.mark.parametrize(("user", "sql", "rule", "code"), [
+    ("alice", REFUSED[0][0], "row-level", grpc.StatusCode.INVALID_ARGUMENT),
+    ("alice", REFUSED[7][0], "key-value", grpc.StatusCode.INVALID_ARGUMENT),
+    ("dave", "SELECT sex, count(*) AS n FROM ndb.receipts GROUP BY sex", "project-expired",
+     grpc.StatusCode.PERMISSION_DENIED),
+])
+def test_a_refusal_names_its_rule_in_metadata(enclave, user, sql, rule, code):
+    """Clients read the rule from the `x-enclave-rule` metadata, not the text."""
+    error = flight_info_error(enclave, user, sql)
+    assert error.code() == code, error
+    metadata = dict(error.trailing_metadata() or ()) | dict(error.initial_metadata() or ())
+    assert metadata.get("x-enclave-rule") == rule, metadata
+    assert f"refused ({rule})" in error.details()
+
+
+def test_a_type_error_is_the_users_planning_error_without_a_rule(enclave):
+    """A type mistake is the user's error (INVALID_ARGUMENT, saying what does
+    not fit), not an internal one, and no rule refused it."""
+    error = flight_info_error(enclave, "alice", "SELECT count(*) AS n FROM ndb.receipts "
+                                                "WHERE service_month + 1 > 0")
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+    assert "Cannot coerce arithmetic expression Utf8 + Int64" in error.details(), error.details()
+    assert "internal" not in error.details().lower()
+    metadata = dict(error.trailing_metadata() or ())
+    assert "x-enclave-rule" not in metadata
 
 
 def test_copy_is_refused_and_writes_nothing(enclave, release):

@@ -6,13 +6,15 @@
 //! operators' read-only audit schema), results held
 //! for one fetch between `GetFlightInfo` and `DoGet`, server-side prepared statements with bound parameters, the
 //! metadata calls clients browse with (catalogs, schemas, tables, SqlInfo),
-//! and the mapping of refusals to gRPC status codes. Everything about what
+//! and the mapping of errors to gRPC status codes (with the refusing rule's
+//! id in the `x-enclave-rule` metadata). Everything about what
 //! may run and leave is decided by `enclave-query`.
 
 mod prepared;
 mod results;
 mod service;
 mod session;
+mod status;
 
 use std::sync::Arc;
 
@@ -20,7 +22,8 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use enclave_access::Access;
 use enclave_query::QueryEngine;
 
-pub use service::{EnclaveFlightSql, PROJECT_HEADER, status};
+pub use service::{EnclaveFlightSql, PROJECT_HEADER};
+pub use status::{RULE_HEADER, status};
 
 /// The Flight SQL service, ready to be added to a gRPC server.
 pub fn flight_service(

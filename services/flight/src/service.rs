@@ -28,7 +28,7 @@ use arrow_flight::{
 };
 use datafusion::common::{ParamValues, ScalarValue};
 use enclave_query::Released;
-use enclave_query::{Outcome, ProjectSession, QueryEngine, QueryError, Rule};
+use enclave_query::{Outcome, ProjectSession, QueryEngine, QueryError};
 use futures::{Stream, TryStreamExt, stream};
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -37,6 +37,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::prepared::PreparedStatements;
 use crate::results::PendingResults;
 use crate::session::Session;
+use crate::status::status;
 use enclave_access::{Access, Domain, basic_credentials, client_address, permissions};
 use enclave_audit::NewEvent;
 use enclave_state::AUDIT_SCOPE;
@@ -240,24 +241,6 @@ impl EnclaveFlightSql {
         let ticket = Ticket::new(command.as_any().encode_to_vec());
         let info = flight_info(&schema, ticket, descriptor)?.with_total_records(rows as i64);
         Ok(Response::new(info))
-    }
-}
-
-/// Maps query errors to gRPC status codes; the message is the user message.
-pub fn status(error: QueryError) -> Status {
-    let message = error.user_message();
-    match &error {
-        QueryError::Refused { rule, .. } => match rule {
-            Rule::NoProject | Rule::ProjectExpired | Rule::ProjectClosed => {
-                Status::permission_denied(message)
-            }
-            Rule::TooManyQueries | Rule::WorkspaceQuota => Status::resource_exhausted(message),
-            _ => Status::invalid_argument(message),
-        },
-        QueryError::Invalid(_) => Status::invalid_argument(message),
-        QueryError::ResourcesExhausted(_) => Status::resource_exhausted(message),
-        QueryError::Timeout(_) => Status::deadline_exceeded(message),
-        QueryError::Internal(_) => Status::internal(message),
     }
 }
 

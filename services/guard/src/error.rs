@@ -7,82 +7,73 @@ use std::fmt;
 use datafusion::error::DataFusionError;
 use thiserror::Error;
 
-/// The rules a statement can be refused by. Each has a stable id that error
-/// messages, golden files and the documentation use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Rule {
-    /// Only queries (and workspace CREATE/DROP) are statements a session may run.
-    Statement,
-    Ddl,
-    Dml,
-    Copy,
-    Explain,
-    /// A result that is not an aggregate over persons.
-    RowLevel,
-    /// Grouping by the person key or a record key.
-    IdentifyingGroup,
-    /// MIN/MAX/ARRAY_AGG/… of a sensitive or identifying column.
-    ValueRevealingAggregate,
-    /// A join of person-level inputs that is not on the person key.
-    PersonJoin,
-    /// An inner aggregate that does not keep one row per person.
-    NestedAggregate,
-    /// A construct the guard cannot follow persons through.
-    Unsupported,
-    /// A scalar subquery (could carry one person's value into a cell).
-    ScalarSubquery,
-    /// Names reserved for the guard's own columns.
-    ReservedName,
-    /// SUM/AVG of a value that may be a constant the query chose per row.
-    PaddedSum,
-    /// A total a publication rule (policies/disclosure.toml) cannot check:
-    /// a volume column computed on before it is summed.
-    Publication,
-    /// A subquery over person-level rows that does not just select persons.
-    PersonSubquery,
-    /// A person or record key read as a value (compared with a constant,
-    /// computed on, ordered by) instead of linking rows or counting persons.
-    KeyValue,
-    /// A statement over the size, nesting or length limits.
-    InputLimit,
-    /// Workspace: bad name, missing person rows, quota.
-    Workspace,
-    WorkspaceQuota,
-    NoProject,
-    ProjectExpired,
-    ProjectClosed,
-    TooManyQueries,
+/// Declares [`Rule`] from one list of variants and their ids, so that the
+/// enum, [`Rule::id`] and [`Rule::ALL`] cannot disagree.
+macro_rules! rules {
+    ($($(#[$doc:meta])* $variant:ident => $id:literal,)*) => {
+        /// The rules a statement can be refused by. Each has a stable id
+        /// that error messages, the gRPC metadata `x-enclave-rule`, golden
+        /// files and the documentation use.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Rule {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Rule {
+            /// Every rule.
+            pub const ALL: &'static [Rule] = &[$(Rule::$variant,)*];
+
+            pub fn id(self) -> &'static str {
+                match self {
+                    $(Rule::$variant => $id,)*
+                }
+            }
+        }
+    };
 }
 
-impl Rule {
-    pub fn id(self) -> &'static str {
-        match self {
-            Rule::Statement => "statement",
-            Rule::Ddl => "ddl",
-            Rule::Dml => "dml",
-            Rule::Copy => "copy",
-            Rule::Explain => "explain",
-            Rule::RowLevel => "row-level",
-            Rule::IdentifyingGroup => "identifying-group",
-            Rule::ValueRevealingAggregate => "value-revealing-aggregate",
-            Rule::PersonJoin => "person-join",
-            Rule::NestedAggregate => "nested-aggregate",
-            Rule::Unsupported => "unsupported",
-            Rule::ScalarSubquery => "scalar-subquery",
-            Rule::ReservedName => "reserved-name",
-            Rule::PaddedSum => "padded-sum",
-            Rule::Publication => "publication",
-            Rule::PersonSubquery => "person-subquery",
-            Rule::KeyValue => "key-value",
-            Rule::InputLimit => "input-limit",
-            Rule::Workspace => "workspace",
-            Rule::WorkspaceQuota => "workspace-quota",
-            Rule::NoProject => "no-project",
-            Rule::ProjectExpired => "project-expired",
-            Rule::ProjectClosed => "project-closed",
-            Rule::TooManyQueries => "too-many-queries",
-        }
-    }
+rules! {
+    /// Only queries (and workspace CREATE/DROP) are statements a session may run.
+    Statement => "statement",
+    Ddl => "ddl",
+    Dml => "dml",
+    Copy => "copy",
+    Explain => "explain",
+    /// A result that is not an aggregate over persons.
+    RowLevel => "row-level",
+    /// Grouping by the person key or a record key.
+    IdentifyingGroup => "identifying-group",
+    /// MIN/MAX/ARRAY_AGG/… of a sensitive or identifying column.
+    ValueRevealingAggregate => "value-revealing-aggregate",
+    /// A join of person-level inputs that is not on the person key.
+    PersonJoin => "person-join",
+    /// An inner aggregate that does not keep one row per person.
+    NestedAggregate => "nested-aggregate",
+    /// A construct the guard cannot follow persons through.
+    Unsupported => "unsupported",
+    /// A scalar subquery (could carry one person's value into a cell).
+    ScalarSubquery => "scalar-subquery",
+    /// Names reserved for the guard's own columns.
+    ReservedName => "reserved-name",
+    /// SUM/AVG of a value that may be a constant the query chose per row.
+    PaddedSum => "padded-sum",
+    /// A total a publication rule (policies/disclosure.toml) cannot check:
+    /// a volume column computed on before it is summed.
+    Publication => "publication",
+    /// A subquery over person-level rows that does not just select persons.
+    PersonSubquery => "person-subquery",
+    /// A person or record key read as a value (compared with a constant,
+    /// computed on, ordered by) instead of linking rows or counting persons.
+    KeyValue => "key-value",
+    /// A statement over the size, nesting or length limits.
+    InputLimit => "input-limit",
+    /// Workspace: bad name, missing person rows, quota.
+    Workspace => "workspace",
+    WorkspaceQuota => "workspace-quota",
+    NoProject => "no-project",
+    ProjectExpired => "project-expired",
+    ProjectClosed => "project-closed",
+    TooManyQueries => "too-many-queries",
 }
 
 impl fmt::Display for Rule {

@@ -81,16 +81,24 @@ def test_a_refusal_names_its_rule_in_metadata(enclave, user, sql, rule, code):
     assert f"refused ({rule})" in error.details()
 
 
-def test_a_type_error_is_the_users_planning_error_without_a_rule(enclave):
+@pytest.mark.parametrize(("condition", "said"), [
+    ("service_month + 1 > 0", "Cannot coerce arithmetic expression Utf8 + Int64"),
+    ("service_month > 202404", "ndb.receipts.service_month > 202404 compares text with a number"),
+    ("prefecture_code IN (1, 13)", "compares text with a number"),
+])
+def test_a_type_error_is_the_users_planning_error_without_a_rule(enclave, condition, said):
     """A type mistake is the user's error (INVALID_ARGUMENT, saying what does
-    not fit), not an internal one, and no rule refused it."""
-    error = flight_info_error(enclave, "alice", "SELECT count(*) AS n FROM ndb.receipts "
-                                                "WHERE service_month + 1 > 0")
+    not fit), over gRPC and ADBC alike: not an internal error, not a silently
+    empty answer, and no rule refused it."""
+    sql = f"SELECT sex, count(DISTINCT person_id) AS n FROM ndb.receipts WHERE {condition} GROUP BY sex"
+    error = flight_info_error(enclave, "alice", sql)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
-    assert "Cannot coerce arithmetic expression Utf8 + Int64" in error.details(), error.details()
+    assert said in error.details(), error.details()
     assert "internal" not in error.details().lower()
-    metadata = dict(error.trailing_metadata() or ())
-    assert "x-enclave-rule" not in metadata
+    assert "x-enclave-rule" not in dict(error.trailing_metadata() or ())
+    with enclave.connect("alice") as conn:
+        message = error_of(conn, sql)
+    assert said in message and "INVALID_ARGUMENT" in message.upper(), message
 
 
 def test_copy_is_refused_and_writes_nothing(enclave, release):

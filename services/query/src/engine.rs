@@ -24,6 +24,7 @@ use enclave_state::{Period, Project, ProjectStatus, Protection, StateStore};
 use enclave_store::{DataStore, Manifest};
 use url::Url;
 
+use crate::comparisons::check_text_compared_with_numbers;
 use crate::execution::Execution;
 use crate::ids::new_query_id;
 use crate::ledger::{Asking, ProjectLedger, ReleaseLedger};
@@ -727,6 +728,7 @@ impl ProjectSession {
     ) -> Result<LogicalPlan, QueryError> {
         let plan = read_only_plan(context, statement).await?;
         check_reserved_names(&plan)?;
+        check_text_compared_with_numbers(&plan)?;
         let plan = match params {
             Some(params) => plan.with_param_values(params)?,
             None => plan,

@@ -24,6 +24,7 @@
 //! Refusals carry a [`Rule`] whose id appears in the error text.
 
 pub mod audit_sql;
+mod comparisons;
 pub mod engine;
 pub mod execution;
 mod ids;

@@ -15,6 +15,7 @@ use enclave_api::proto::session_client::SessionClient;
 use enclave_api::proto::{self, DecisionKind, VoteChoice};
 use enclave_api::{Api, ServerConfig};
 use enclave_audit::{AuditLog, CheckpointSigner, LogPolicy};
+use enclave_query::execution::Execution;
 use enclave_query::{Limits, QueryEngine};
 use enclave_review::{ApplicationRoles, Workflow};
 use enclave_state::{Clock, Role, StateStore};
@@ -60,10 +61,16 @@ async fn start_server() -> Server {
     for (user, role) in USERS {
         state.add_user(user, role, &password(user)).unwrap();
     }
-    let engine = QueryEngine::open(store, Arc::clone(&state), Limits::default())
-        .await
-        .unwrap();
     let clock = Clock::offset();
+    let engine = QueryEngine::open_on(
+        store,
+        Arc::clone(&state),
+        Limits::default(),
+        Execution::InProcess,
+        clock.clone(),
+    )
+    .await
+    .unwrap();
     let signer = CheckpointSigner::create(&dir.path().join("audit.key")).unwrap();
     let audit = AuditLog::open(&dir.path().join("audit"), signer, LogPolicy::default());
     let access = Arc::new(Access::new(
@@ -473,11 +480,14 @@ async fn the_lifecycle_through_the_api_with_every_refusal() {
         "the amendment is in force"
     );
 
-    // Expiry: past the last day, queries are refused and the application expires.
+    // Expiry: past the last day, queries are refused and the application
+    // expires. The query engine keeps the server's clock, so it names the
+    // rule (with the system clock it saw the project open, and only the
+    // access check refused).
     server.clock.advance_days(31);
     let expired = alice.query("p1", BY_SEX).await.unwrap_err();
     assert!(
-        expired.contains("not approved, has ended or was closed"),
+        expired.contains("refused (project-expired): project `p1` ended on"),
         "{expired}"
     );
     let listed = alice

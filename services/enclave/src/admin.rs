@@ -238,7 +238,7 @@ pub(crate) async fn opt_out(command: OptOutCommand) -> Result<(), CommandError> 
     let secret = crate::key::load_secret(key_file.as_deref(), &key_env)?;
     let keys = enclave_linkage::LinkageKeys::derive(&secret)?;
     let lookups = enclave_ingest::optout::request_lookups(&file, &keys)?;
-    let recorded_on = enclave_state::today().to_string();
+    let recorded_on = Clock::system().today().to_string();
     let entries: Vec<enclave_state::OptOutEntry> = lookups
         .into_iter()
         .map(|lookup| enclave_state::OptOutEntry {
@@ -480,10 +480,16 @@ pub(crate) async fn serve(
         concurrent_queries_per_user: options.max_concurrent_per_user.max(1),
         ..Limits::default()
     };
-    let engine =
-        QueryEngine::open_on(store, Arc::clone(&state), limits, options.engine.clone()).await?;
-    let release = engine.release_id().to_string();
     let clock = Clock::system();
+    let engine = QueryEngine::open_on(
+        store,
+        Arc::clone(&state),
+        limits,
+        options.engine.clone(),
+        clock.clone(),
+    )
+    .await?;
+    let release = engine.release_id().to_string();
     let access = Arc::new(Access::new(
         Arc::clone(&state),
         clock.clone(),

@@ -20,7 +20,8 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use enclave_catalog::Catalog;
-use enclave_state::{Period, Project, ProjectStatus, Protection, StateStore};
+use enclave_core::date::CivilDate;
+use enclave_state::{Clock, Period, Project, ProjectStatus, Protection, StateStore};
 use enclave_store::{DataStore, Manifest};
 use url::Url;
 
@@ -76,6 +77,8 @@ struct EngineInner {
     object_stores: Arc<dyn ObjectStoreRegistry>,
     running: ConcurrencyCaps,
     ledger: ReleaseLedger,
+    /// Whose today decides whether a project is still open.
+    clock: Clock,
 }
 
 /// Shared by every connection; cheap to clone.
@@ -92,17 +95,19 @@ impl QueryEngine {
         state: Arc<StateStore>,
         limits: Limits,
     ) -> Result<QueryEngine, QueryError> {
-        QueryEngine::open_on(store, state, limits, Execution::InProcess).await
+        QueryEngine::open_on(store, state, limits, Execution::InProcess, Clock::system()).await
     }
 
     /// Serves the newest published release of `store`, running project
     /// queries where `execution` says. A cluster must read the same store:
-    /// that is checked here by counting one table's rows on it.
+    /// that is checked here by counting one table's rows on it. `clock`
+    /// tells whether a project's grant still runs.
     pub async fn open_on(
         store: DataStore,
         state: Arc<StateStore>,
         limits: Limits,
         execution: Execution,
+        clock: Clock,
     ) -> Result<QueryEngine, QueryError> {
         let manifest = store
             .latest()
@@ -154,6 +159,7 @@ impl QueryEngine {
                 object_stores: Arc::new(registry),
                 running: ConcurrencyCaps::default(),
                 ledger: ReleaseLedger::default(),
+                clock,
             }),
         };
         engine.check_cluster_reads(&manifest).await?;
@@ -243,6 +249,7 @@ impl QueryEngine {
         user: &str,
         requested: Option<&str>,
     ) -> Result<ProjectSession, QueryError> {
+        let today = self.inner.clock.today();
         let projects = self
             .inner
             .state
@@ -255,9 +262,9 @@ impl QueryEngine {
                     format!("you are not a member of project `{id}`"),
                 )
             })?,
-            None => default_project(projects)?,
+            None => default_project(projects, today)?,
         };
-        check_project_open(&project)?;
+        check_project_open(&project, today)?;
         Ok(ProjectSession::new(self.clone(), user, project))
     }
 
@@ -391,11 +398,8 @@ fn coverage(manifest: &Manifest) -> Result<Option<Period>, QueryError> {
         .map_err(QueryError::internal)
 }
 
-fn default_project(projects: Vec<Project>) -> Result<Project, QueryError> {
-    let open: Vec<&Project> = projects
-        .iter()
-        .filter(|p| p.status == ProjectStatus::Active && p.is_current(enclave_state::today()))
-        .collect();
+fn default_project(projects: Vec<Project>, today: CivilDate) -> Result<Project, QueryError> {
+    let open: Vec<&Project> = projects.iter().filter(|p| p.is_open_on(today)).collect();
     match (open.as_slice(), projects.as_slice()) {
         ([only], _) => Ok((*only).clone()),
         ([], [only]) => Ok(only.clone()),
@@ -410,14 +414,14 @@ fn default_project(projects: Vec<Project>) -> Result<Project, QueryError> {
     }
 }
 
-fn check_project_open(project: &Project) -> Result<(), QueryError> {
+fn check_project_open(project: &Project, today: CivilDate) -> Result<(), QueryError> {
     if project.status == ProjectStatus::Closed {
         return Err(QueryError::refused(
             Rule::ProjectClosed,
             format!("project `{}` is closed", project.id),
         ));
     }
-    if !project.is_current(enclave_state::today()) {
+    if !project.is_current(today) {
         return Err(QueryError::refused(
             Rule::ProjectExpired,
             format!("project `{}` ended on {}", project.id, project.valid_until),

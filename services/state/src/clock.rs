@@ -56,11 +56,6 @@ impl Clock {
     }
 }
 
-/// Today's date in UTC by the system clock.
-pub fn today() -> CivilDate {
-    Clock::system().today()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +72,6 @@ mod tests {
         );
         let system = Clock::system();
         system.advance_days(3);
-        assert_eq!(system.today(), today());
+        assert_eq!(system.today(), Clock::system().today());
     }
 }

@@ -19,7 +19,7 @@ mod model;
 mod postgresql;
 mod store;
 
-pub use clock::{Clock, today};
+pub use clock::Clock;
 
 pub use error::StateError;
 pub use model::{

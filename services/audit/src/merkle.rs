@@ -93,7 +93,7 @@ impl Frontier {
     }
 }
 
-/// PATH(m, D[n]): the audit path proving leaf `index` is in the tree of `leaves`.
+/// PATH(m, D\[n\]): the audit path proving leaf `index` is in the tree of `leaves`.
 pub fn inclusion_proof(index: usize, leaves: &[Hash]) -> Vec<Hash> {
     let n = leaves.len();
     if n <= 1 {
@@ -139,7 +139,7 @@ pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, path: &[Hash], root:
     sn == 0 && &hash == root
 }
 
-/// PROOF(m, D[n]): proves the tree of the first `old_size` leaves is a
+/// PROOF(m, D\[n\]): proves the tree of the first `old_size` leaves is a
 /// prefix of the tree of all `leaves`.
 pub fn consistency_proof(old_size: usize, leaves: &[Hash]) -> Vec<Hash> {
     if old_size == 0 || old_size >= leaves.len() {

@@ -289,12 +289,12 @@ pub(crate) struct ServeOptions {
     /// `enclave ballista`).
     #[arg(long, default_value = "embedded")]
     pub engine: Execution,
-    /// Audit log directory [default: <state>/audit].
+    /// Audit log directory [default: STATE/audit].
     #[arg(long)]
     pub audit_dir: Option<PathBuf>,
     /// Checkpoint signing key (Ed25519, PKCS#8), made on first start with
     /// its public key beside it (`.pub`); keep it apart from the log
-    /// [default: <state>/audit-signing.key].
+    /// [default: STATE/audit-signing.key].
     #[arg(long)]
     pub audit_key: Option<PathBuf>,
     #[command(flatten)]

@@ -13,7 +13,7 @@ use crate::commands::CommandError;
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct AuditTarget {
     /// The audit log directory of the server (its `--audit-dir`)
-    /// [default: <state>/audit].
+    /// [default: STATE/audit].
     #[arg(long, env = "ENCLAVE_AUDIT_DIR")]
     audit_dir: Option<PathBuf>,
 }

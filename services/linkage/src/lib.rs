@@ -4,7 +4,7 @@
 //! - [`keys`]: the steward's secret → per-purpose HMAC-SHA-256 keys (HKDF);
 //!   ID1-style card keys, ID2/ID4-style kana-name keys, facility patient
 //!   keys, facility pseudonyms, with a memoizing [`Pseudonymizer`];
-//! - [`link`]: a guarded union of all keys into clusters (persons), and the
+//! - [`link()`]: a guarded union of all keys into clusters (persons), and the
 //!   ID1-only / ID2-only baselines;
 //! - [`person_id`]: dense, keyed-order `person_id`s;
 //! - [`eval`]: pairwise precision, recall and F1 against ground truth.

@@ -11,7 +11,7 @@
 //! authorization, separation of duties and audit records are exactly those
 //! of the API. Pages are rendered on the server (maud; Japanese first,
 //! English on request), work without JavaScript, and every asset is
-//! compiled into the binary. Sessions, CSRF and language: [`session`].
+//! compiled into the binary. Sessions, CSRF and language: `session`.
 
 mod admin;
 mod applications;

@@ -52,6 +52,9 @@ class Project:
     # `single-query`: exact answers, so values can be checked against DuckDB;
     # None: the server's default (the release ledger).
     protection: str | None = "single-query"
+    # Values the release ledger may answer fresh for the project; None: the
+    # default budget.
+    fresh_values: int | None = None
 
     def round(self, n: int) -> int:
         """The released value of a count: half up to a multiple of the base."""
@@ -161,6 +164,8 @@ class Cli:
                 "--rounding", "none" if project.rounding is None else str(project.rounding)]
         if project.protection and self.takes(("project", "add"), "--protection"):
             args += ["--protection", project.protection]
+        if project.fresh_values is not None:
+            args += ["--fresh-values", str(project.fresh_values)]
         for member in project.members:
             args += ["--member", member]
         for grant in project.grants:

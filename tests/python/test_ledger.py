@@ -3,21 +3,25 @@ persons are within k-1 of a value released before repeats that answer, in
 any project, after a restart and after a SIGKILL right after an answer; the
 Flight metadata names the query whose result made the earlier release an
 answer repeats when it is the same project's, and no more than "another
-project" otherwise."""
+project" otherwise. A project's values answered fresh stop at its budget,
+and repeats stay free."""
 
 import json
 import signal
 
 import flightsql
+import grpc
 from conftest import Project, Server, query
+from test_refusals import flight_info_error
 
-USERS = {"lena": "researcher", "marc": "researcher"}
+USERS = {"lena": "researcher", "marc": "researcher", "nora": "researcher"}
 # Two ledger-protected projects (the server's default protection) of one
 # researcher over the same data, and one of another researcher.
 PROJECTS = {
     "led-a": Project("led-a", ("lena",), protection=None, rounding=None),
     "led-b": Project("led-b", ("lena",), protection=None, rounding=None),
     "led-c": Project("led-c", ("marc",), protection=None, rounding=None),
+    "led-d": Project("led-d", ("nora",), protection=None, rounding=None, fresh_values=2),
 }
 
 
@@ -166,3 +170,34 @@ def test_the_ledger_survives_a_restart_and_a_sigkill(cli, release, start_server)
             assert query(conn, killed_narrow).column(0)[0].as_py() == killed_answer
     finally:
         again.stop()
+
+
+def test_fresh_values_stop_at_the_projects_budget(cli, release, start_server):
+    """A project with a budget of two fresh values: two counts beyond each
+    other's reach are answered, a third fresh one is refused with its rule
+    (and still after a restart), while a repeat of an earlier answer stays
+    free. The refusal names the project's totals, never a value."""
+    server = start_server("ledger-budget", USERS, PROJECTS)
+    project = PROJECTS["led-d"]
+    wide, narrow = far_pair(release, project)
+    wide_value, wide_note = answer_and_note(server, "nora", "led-d", wide)
+    assert (wide_note["fresh_values"], wide_note["fresh_values_left"]) == (1, 1)
+    _, narrow_note = answer_and_note(server, "nora", "led-d", narrow)
+    assert (narrow_note["fresh_values"], narrow_note["fresh_values_left"]) == (1, 0)
+    third = persons_sql("2", tuple(BANDS[:10]))
+    [(exact,)] = release.expected(third, project)
+    error = flight_info_error(server, "nora", third)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+    metadata = dict(error.trailing_metadata() or ()) | dict(error.initial_metadata() or ())
+    assert metadata.get("x-enclave-rule") == "fresh-value-budget", metadata
+    assert "has had 2 of its 2 values answered fresh" in error.details(), error.details()
+    assert str(exact) not in error.details()
+    again, again_note = answer_and_note(server, "nora", "led-d", wide)
+    assert again == wide_value
+    assert (again_note["fresh_values"], again_note["repeated_values"], again_note["fresh_values_left"]) == (0, 1, 0)
+    server.stop()
+    restarted = Server(cli, release.location, server.state, release.workdir / "serve-ledger-budget-2.log")
+    try:
+        assert "fresh-value-budget" in flight_info_error(restarted, "nora", third).details()
+    finally:
+        restarted.stop()

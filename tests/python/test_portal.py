@@ -135,6 +135,7 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     ana.fill("#period_last", FULL_PERIOD[1])
     ana.fill("#valid_until", "2099-12-31")
     ana.select_option("#rounding", "none")
+    ana.fill("#fresh_values", "20000")
     for box in ana.locator("input[name=column]").all():
         table, column = box.get_attribute("value").split("/")
         box.set_checked(table == "ndb.diagnoses" and column in COLUMNS)
@@ -178,6 +179,7 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     # The researcher's Flight SQL session now sees the granted data.
     ana.goto(application_url)
     assert status_of(ana) == "承認"
+    expect(ana.locator(".fresh-value-budget")).to_have_text("20000")
     project = Project(PROJECT_ID, ("ana",), grants=(f"ndb.diagnoses:{','.join(COLUMNS)}",),
                       period=FULL_PERIOD, rounding=None)
     with portal.connect("ana", PROJECT_ID) as conn:
@@ -220,6 +222,9 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     ana.click(f"dl.facts a[href='/projects/{PROJECT_ID}']")
     expect(ana.locator("section.ledger .ledger-releases")).to_have_text("1")
     expect(ana.locator("section.ledger table.releases tbody tr")).to_have_count(1)
+    # The approved budget, less the study query's fresh values.
+    fresh = int(ana.locator("section.ledger .ledger-fresh").inner_text())
+    expect(ana.locator("section.ledger .ledger-left")).to_have_text(str(20000 - fresh))
 
     # The operator finds the application's steps and the query on the audit page.
     otto = signed_in(browser, portal, "otto")
@@ -379,7 +384,7 @@ def test_a_project_page_shows_its_ledger_releases_by_query_id(start_server, brow
     shows both releases with their query ids. Another project's member sees
     neither, and their own page names only their own query."""
     users = {"lena": "researcher", "marc": "researcher", "otto": "operator"}
-    projects = {"led-p": Project("led-p", ("lena",), protection=None, rounding=None),
+    projects = {"led-p": Project("led-p", ("lena",), protection=None, rounding=None, fresh_values=50),
                 "led-q": Project("led-q", ("marc",), protection=None, rounding=None)}
     server = start_server("portal-ledger", users, projects)
     wide, narrow = near_pairs(release, projects["led-p"])[0]
@@ -397,6 +402,8 @@ def test_a_project_page_shows_its_ledger_releases_by_query_id(start_server, brow
     expect(ledger.locator(".ledger-releases")).to_have_text("2")
     expect(ledger.locator(".ledger-fresh")).to_have_text("1")
     expect(ledger.locator(".ledger-repeated")).to_have_text("1")
+    expect(ledger.locator(".ledger-left")).to_have_text("49")
+    expect(ledger.locator(".ledger-left").locator("..")).to_contain_text("49 / 50")
     rows = ledger.locator("table.releases tbody tr")
     expect(rows).to_have_count(2)
     # Newest first: the repeating query, then the one it repeats.

@@ -48,6 +48,9 @@ pub(crate) fn terms(message: Option<proto::Terms>) -> Result<review::Terms, Stat
         valid_until: message.valid_until,
         k: message.k,
         rounding,
+        fresh_value_budget: message
+            .fresh_values
+            .unwrap_or(enclave_state::DEFAULT_FRESH_VALUE_BUDGET),
     })
 }
 
@@ -90,6 +93,7 @@ fn terms_message(terms: &review::Terms) -> proto::Terms {
         valid_until: terms.valid_until.clone(),
         k: terms.k,
         rounding: rounding_name(terms.rounding).to_string(),
+        fresh_values: Some(terms.fresh_value_budget),
     }
 }
 
@@ -255,6 +259,7 @@ pub(crate) fn grant_ledger(project: &Project, ledger: &ProjectLedger) -> proto::
         fresh_values: ledger.fresh_values,
         repeated_values: ledger.repeated_values,
         recent: ledger.recent.iter().map(ledger_release).collect(),
+        fresh_value_budget: project.fresh_value_budget,
     }
 }
 

@@ -10,6 +10,7 @@ use arrow::array::RecordBatch;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use enclave_access::Access;
 use enclave_api::proto::applications_client::ApplicationsClient;
+use enclave_api::proto::grants_client::GrantsClient;
 use enclave_api::proto::output_releases_client::OutputReleasesClient;
 use enclave_api::proto::session_client::SessionClient;
 use enclave_api::proto::{self, DecisionKind, VoteChoice};
@@ -202,6 +203,15 @@ impl User {
         Ok(self.applications().decide(request).await?.into_inner())
     }
 
+    /// What the user sees of `project`'s release ledger.
+    async fn ledger(&self, project: &str) -> Result<proto::GrantLedger, Status> {
+        let request = self.request(proto::GrantLedgerRequest {
+            project_id: project.into(),
+        });
+        let mut grants = GrantsClient::new(self.channel.clone());
+        Ok(grants.ledger(request).await?.into_inner())
+    }
+
     async fn get(&self, id: &str) -> Result<proto::Application, Status> {
         let request = self.request(proto::ApplicationRef { id: id.into() });
         Ok(self.applications().get(request).await?.into_inner())
@@ -249,6 +259,7 @@ fn terms(members: &[&str], columns: &[&str], valid_until: &str) -> proto::Terms 
         valid_until: valid_until.into(),
         k: 10,
         rounding: "none".into(),
+        fresh_values: Some(5_000),
     }
 }
 
@@ -326,6 +337,15 @@ async fn the_lifecycle_through_the_api_with_every_refusal() {
             .await,
         Code::InvalidArgument,
         "nobody",
+    );
+    let no_budget = proto::Terms {
+        fresh_values: Some(0),
+        ..terms(&["alice"], &columns, &until)
+    };
+    assert_refused(
+        alice.create(proposal("p1", no_budget)).await,
+        Code::InvalidArgument,
+        "fresh-value budget",
     );
     // Rita the reviewer is named as a member: she may not review it.
     let application = alice
@@ -427,9 +447,12 @@ async fn the_lifecycle_through_the_api_with_every_refusal() {
     assert_eq!(approved.status, "approved");
     assert_eq!(approved.eligible_votes, 2);
 
-    // Approved: exactly the approved columns.
+    // Approved: exactly the approved columns, under the approved budget.
     let by_sex = alice.query("p1", BY_SEX).await.unwrap();
     assert!(by_sex.iter().map(RecordBatch::num_rows).sum::<usize>() >= 1);
+    let ledger = alice.ledger("p1").await.unwrap();
+    assert_eq!(ledger.fresh_value_budget, 5_000);
+    assert!(ledger.fresh_values >= 1, "{ledger:?}");
     let outside = alice.query("p1", BY_AGE).await.unwrap_err();
     assert!(outside.contains("age_band"), "{outside}");
     assert!(

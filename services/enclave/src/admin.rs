@@ -79,6 +79,11 @@ pub(crate) enum ProjectCommand {
         /// output is checked by hand; see docs/query-rules.md).
         #[arg(long, default_value = "ledger")]
         protection: Protection,
+        /// Values the release ledger may answer fresh for the project over
+        /// its life (repeats of earlier answers are free; see
+        /// docs/query-rules.md, "Fresh-value budget").
+        #[arg(long = "fresh-values", default_value_t = enclave_state::DEFAULT_FRESH_VALUE_BUDGET)]
+        fresh_value_budget: u64,
         /// Workspace quota in MiB.
         #[arg(long, default_value_t = 1024)]
         quota_mb: u64,
@@ -138,6 +143,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
             k,
             rounding,
             protection,
+            fresh_value_budget,
             quota_mb,
             audit,
         } => {
@@ -151,6 +157,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
                 k,
                 rounding,
                 protection,
+                fresh_value_budget,
                 workspace_quota_bytes: quota_mb << 20,
                 status: ProjectStatus::Active,
             };
@@ -162,6 +169,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
                 "until": project.valid_until,
                 "k": project.k,
                 "protection": project.protection.name(),
+                "fresh_values": project.fresh_value_budget,
             });
             let change = async { Ok(state.open()?.add_project(&project)?) };
             audit
@@ -189,12 +197,14 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
         ProjectCommand::List { state } => {
             for project in state.open()?.projects()? {
                 println!(
-                    "{}\t{:?}\t{}\tuntil {}\tk={}\tmembers={}",
+                    "{}\t{:?}\t{}\tuntil {}\tk={}\t{}\tfresh-values={}\tmembers={}",
                     project.id,
                     project.status,
                     project.period,
                     project.valid_until,
                     project.k,
+                    project.protection.name(),
+                    project.fresh_value_budget,
                     project.members.join(",")
                 );
             }

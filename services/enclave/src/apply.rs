@@ -32,6 +32,10 @@ pub(crate) struct TermsArgs {
     /// Rounding of released counts: none, 5 or 10.
     #[arg(long, default_value = "10")]
     rounding: String,
+    /// Values the release ledger may answer fresh for the project over its
+    /// life (the service's default when absent).
+    #[arg(long = "fresh-values")]
+    fresh_values: Option<u64>,
 }
 
 /// What an application says.
@@ -167,6 +171,7 @@ impl TermsArgs {
             valid_until: self.until,
             k: self.k,
             rounding: self.rounding,
+            fresh_values: self.fresh_values,
         })
     }
 }

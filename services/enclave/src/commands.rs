@@ -381,6 +381,7 @@ async fn seed_demo_state(paths: &DemoPaths) -> Result<(), CommandError> {
             valid_until: until.to_string(),
             k: enclave_state::DEFAULT_K,
             rounding: Rounding::To10,
+            fresh_value_budget: enclave_state::DEFAULT_FRESH_VALUE_BUDGET,
         })
     };
     let workflow = Workflow::new(state, Arc::new(Catalog::embedded().clone()), clock);

@@ -35,7 +35,9 @@ pub fn status(error: QueryError) -> Status {
 fn refusal_code(rule: Rule) -> Code {
     match rule {
         Rule::NoProject | Rule::ProjectExpired | Rule::ProjectClosed => Code::PermissionDenied,
-        Rule::TooManyQueries | Rule::WorkspaceQuota => Code::ResourceExhausted,
+        Rule::TooManyQueries | Rule::WorkspaceQuota | Rule::FreshValueBudget => {
+            Code::ResourceExhausted
+        }
         Rule::Statement
         | Rule::Ddl
         | Rule::Dml
@@ -82,7 +84,9 @@ mod tests {
                 Rule::NoProject | Rule::ProjectExpired | Rule::ProjectClosed => {
                     Code::PermissionDenied
                 }
-                Rule::TooManyQueries | Rule::WorkspaceQuota => Code::ResourceExhausted,
+                Rule::TooManyQueries | Rule::WorkspaceQuota | Rule::FreshValueBudget => {
+                    Code::ResourceExhausted
+                }
                 _ => Code::InvalidArgument,
             };
             assert_eq!(status.code(), expected, "{rule}");

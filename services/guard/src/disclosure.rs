@@ -102,6 +102,10 @@ pub struct LedgerNote {
     pub values: ValueCounts,
     /// The earlier ledger releases those answers come from.
     pub repeats: Vec<Repeated>,
+    /// Values the project may still have answered fresh (its budget less
+    /// those answered so far, this result's included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fresh_values_left: Option<u64>,
 }
 
 /// Values of released groups answered fresh and repeated.
@@ -162,6 +166,7 @@ impl LedgerNote {
             release,
             values: ValueCounts::of(cells, decisions),
             repeats: repeats.into_iter().collect(),
+            fresh_values_left: None,
         }
     }
 }

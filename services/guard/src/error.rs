@@ -74,6 +74,9 @@ rules! {
     ProjectExpired => "project-expired",
     ProjectClosed => "project-closed",
     TooManyQueries => "too-many-queries",
+    /// The project's values answered fresh by the release ledger would
+    /// pass its budget (repeats of earlier answers stay free).
+    FreshValueBudget => "fresh-value-budget",
 }
 
 impl fmt::Display for Rule {

@@ -477,6 +477,7 @@ pub(crate) fn summary(lang: Lang, application: &Application) -> Markup {
             (lang.t("利用期限", "Access until"), html! { (terms.valid_until) }),
             (lang.t("連結するデータ", "Linked datasets"), html! { (terms.linkage.join(", ")) }),
             (lang.t("最小セル(k)・丸め", "Minimum cell (k), rounding"), html! { (terms.k) " · " (terms.rounding) }),
+            (lang.t("新たに回答できる値の上限", "Fresh-value budget"), html! { span class="fresh-value-budget" { (fresh_values(&terms)) } }),
         ]))
         @if !application.conditions.is_empty() {
             div class="notice" {
@@ -636,6 +637,7 @@ fn proposal_form(
                             }
                         }
                     }
+                    div { label for="fresh_values" { (lang.t("新たに回答できる値の上限", "Fresh-value budget")) } input id="fresh_values" name="fresh_values" type="number" min="1" value=(fresh_values(&terms)); }
                 }
                 p class="label" { (lang.t("連結するデータ", "Datasets to link")) }
                 div class="row" {
@@ -707,10 +709,20 @@ fn terms_from(form: &Posted) -> Terms {
         period_first: form.get("period_first").to_string(),
         period_last: form.get("period_last").to_string(),
         valid_until: form.get("valid_until").to_string(),
-        // An unreadable k becomes 0, which the workflow refuses by name.
+        // An unreadable k or budget becomes 0, which the workflow refuses
+        // by name.
         k: form.get("k").parse().unwrap_or(0),
         rounding: form.get("rounding").to_string(),
+        fresh_values: Some(form.get("fresh_values").parse().unwrap_or(0)),
     }
+}
+
+/// The fresh-value budget the terms ask for (the service's default when
+/// they name none).
+fn fresh_values(terms: &Terms) -> u64 {
+    terms
+        .fresh_values
+        .unwrap_or(enclave_state::DEFAULT_FRESH_VALUE_BUDGET)
 }
 
 /// `user: affiliation` (or just `user`).

@@ -109,6 +109,10 @@ fn ledger_section(lang: Lang, ledger: &GrantLedger) -> Markup {
                 (page::facts(&[
                     (lang.t("台帳リリース", "Ledger releases"), html! { span class="ledger-releases" { (ledger.releases) } }),
                     (lang.t("新たに回答した値", "Values answered fresh"), html! { span class="ledger-fresh" { (ledger.fresh_values) } }),
+                    (lang.t("新たに回答できる残りの値", "Fresh values left in the budget"), html! {
+                        span class="ledger-left" { (ledger.fresh_value_budget.saturating_sub(ledger.fresh_values)) }
+                        " / " (ledger.fresh_value_budget)
+                    }),
                     (lang.t("以前の回答を繰り返した値", "Values repeated from earlier releases"), html! { span class="ledger-repeated" { (ledger.repeated_values) } }),
                 ]))
                 @if ledger.recent.is_empty() {

@@ -12,10 +12,10 @@ bit it guessed right, the prior's accuracy and the difference.
 
     ENCLAVE_BIN=/path/enclave $VENV/bin/python services/query/benches/attack_harness.py \\
         [PERSONS] [--targets N] [--rounding none|5|10] [--binary PATH] [--sessions N] \\
-        [--kinds NAME,NAME]
+        [--kinds NAME,NAME] [--fresh-values N]
 
-(default 20,000 persons, 100 targets, rounding 10; the venv is
-scripts/python-env.sh's).
+(default 20,000 persons, 100 targets, rounding 10, each project the
+service's default fresh-value budget; the venv is scripts/python-env.sh's).
 """
 
 from __future__ import annotations
@@ -65,13 +65,16 @@ def prepare(work: Path, binary: str, persons: int) -> Path:
     return sorted((data / "releases").glob("r*"))[-1]
 
 
-def make_state(binary: str, state: Path, rounding: str) -> None:
-    """The researcher and their two projects (default policy but rounding)."""
+def make_state(binary: str, state: Path, rounding: str, fresh_values: int | None) -> None:
+    """The researcher and their two projects (default policy but rounding
+    and, when given, the fresh-value budget)."""
     run(binary, "user", "add", "--state", state, "--name", USER, "--role", "researcher", "--password-stdin")
     for project in PROJECTS:
         args = ["project", "add", "--state", state, "--id", project, "--title", f"Attack harness {project}",
                 "--period", "2000-01..2099-12", "--until", "2099-12-31", "--k", attacks.K,
                 "--rounding", rounding, "--member", USER]
+        if fresh_values is not None:
+            args += ["--fresh-values", fresh_values]
         for grant in GRANTS:
             args += ["--grant", grant]
         run(binary, *args)
@@ -119,6 +122,7 @@ def main() -> None:
     parser.add_argument("--rounding", choices=("none", "5", "10"), default="10")
     parser.add_argument("--sessions", type=int, default=2, help="parallel sessions of the researcher")
     parser.add_argument("--kinds", help="only these attacks (names as in the table, comma-separated)")
+    parser.add_argument("--fresh-values", type=int, help="each project's fresh-value budget")
     args = parser.parse_args()
     chosen = [a for a in attacks.ATTACKS if not args.kinds or a.name in args.kinds.split(",")]
     if not chosen:
@@ -128,7 +132,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         release = prepare(work, args.binary, args.persons)
-        make_state(args.binary, work / "state", args.rounding)
+        make_state(args.binary, work / "state", args.rounding, args.fresh_values)
         targets = attacks.select_targets(attacks.release_duckdb(release), args.targets)
         process, uri = serve(args.binary, work / "data", work / "state", work / "serve.log")
         sessions = [researcher(uri, args.rounding) for _ in range(args.sessions)]

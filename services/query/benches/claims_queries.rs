@@ -183,6 +183,7 @@ async fn guarded_engine(
         k: 10,
         rounding: Rounding::None,
         protection: Protection::SingleQuery,
+        fresh_value_budget: enclave_state::DEFAULT_FRESH_VALUE_BUDGET,
         workspace_quota_bytes: 0,
         status: ProjectStatus::Active,
     })?;

@@ -28,7 +28,7 @@ use url::Url;
 use crate::comparisons::check_text_compared_with_numbers;
 use crate::execution::Execution;
 use crate::ids::new_query_id;
-use crate::ledger::{Asking, ProjectLedger, ReleaseLedger};
+use crate::ledger::{Asking, OverBudget, ProjectLedger, ReleaseLedger};
 use crate::limits::{
     ClusterLimits, ConcurrencyCaps, Limits, QueryPool, YieldAfterJoins, shared_pool,
 };
@@ -705,12 +705,14 @@ impl ProjectSession {
         let asking = Asking {
             project: self.project.id.clone(),
             query_id: query_id.to_string(),
+            fresh_value_budget: self.project.fresh_value_budget,
         };
         let decided = self
             .inner()
             .ledger
             .decide(&self.inner().state, asking, cells, rules)
-            .await?;
+            .await?
+            .map_err(over_budget)?;
         assessment.answer(
             values,
             &decided.decisions,
@@ -760,6 +762,21 @@ impl ProjectSession {
             ..release
         })
     }
+}
+
+/// The refusal of a result whose fresh values would pass its project's
+/// budget. It names the project's own totals, which its members see on the
+/// project's page anyway, never this result's.
+fn over_budget(over: OverBudget) -> QueryError {
+    QueryError::refused(
+        Rule::FreshValueBudget,
+        format!(
+            "the project has had {} of its {} values answered fresh, and this result would pass \
+             that budget; answers that repeat earlier ones stay free, and the review committee \
+             can raise the budget",
+            over.spent, over.budget
+        ),
+    )
 }
 
 /// A statement's logical plan, refused by DataFusion's own statement options

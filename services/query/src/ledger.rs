@@ -54,6 +54,10 @@ fn shows_new(entries: &[Entry]) -> bool {
     entries.iter().any(|entry| entry.answer != Answer::Withheld)
 }
 
+/// The decisions on a result's cells and the release that stores its new
+/// cells, when the researcher is told of it.
+type Appended = (Vec<Decision>, Option<u64>);
+
 /// The ledger of this process, loaded on first use.
 #[derive(Debug, Default)]
 pub(crate) struct ReleaseLedger {
@@ -68,11 +72,22 @@ struct Loaded {
     last: u64,
 }
 
-/// A result about to be decided: whose it is.
+/// A result about to be decided: whose it is, and how many values its
+/// project may have answered fresh in all.
 #[derive(Debug, Clone)]
 pub(crate) struct Asking {
     pub(crate) project: String,
     pub(crate) query_id: String,
+    pub(crate) fresh_value_budget: u64,
+}
+
+/// A result whose fresh values would pass its project's budget: nothing of
+/// it was stored or answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OverBudget {
+    /// Values the project has had answered fresh so far.
+    pub(crate) spent: u64,
+    pub(crate) budget: u64,
 }
 
 /// The decisions on a result's cells and what the researcher is told of
@@ -84,14 +99,15 @@ pub(crate) struct Decided {
 }
 
 impl ReleaseLedger {
-    /// Decides `cells` of `asking`'s result and makes the new ones durable.
+    /// Decides `cells` of `asking`'s result and makes the new ones durable,
+    /// unless their fresh values would pass the project's budget.
     pub(crate) async fn decide(
         &self,
         state: &Arc<StateStore>,
         asking: Asking,
         cells: Vec<Cell>,
         rules: LedgerRules,
-    ) -> Result<Decided, QueryError> {
+    ) -> Result<Result<Decided, OverBudget>, QueryError> {
         self.with_current(state, move |loaded, state| {
             loaded.decide(state, &asking, &cells, &rules)
         })
@@ -148,56 +164,72 @@ impl Loaded {
         asking: &Asking,
         cells: &[Cell],
         rules: &LedgerRules,
-    ) -> Result<Decided, QueryError> {
+    ) -> Result<Result<Decided, OverBudget>, QueryError> {
         let (decisions, fresh) = self.ledger.decide(cells, rules, self.last + 1);
         let (decisions, release) = if fresh.is_empty() {
             (decisions, None)
         } else {
-            self.decide_and_append(state, asking, cells, rules)?
+            match self.decide_and_append(state, asking, cells, rules)? {
+                Ok(decided) => decided,
+                Err(over) => return Ok(Err(over)),
+            }
         };
-        let note = LedgerNote::new(cells, &decisions, release, |number| {
+        let mut note = LedgerNote::new(cells, &decisions, release, |number| {
             self.releases.origin(number, &asking.project)
         });
-        Ok(Decided { decisions, note })
+        let spent = self.releases.fresh_values(&asking.project);
+        note.fresh_values_left = Some(asking.fresh_value_budget.saturating_sub(spent));
+        Ok(Ok(Decided { decisions, note }))
     }
 
     /// Decides in a write transaction and stores the new cells, if any, as
     /// the next release (returned with the decisions when it is told, see
-    /// [`shows_new`]).
+    /// [`shows_new`]); stores nothing when the values it answers fresh
+    /// would pass the project's budget.
     fn decide_and_append(
         &mut self,
         state: &StateStore,
         asking: &Asking,
         cells: &[Cell],
         rules: &LedgerRules,
-    ) -> Result<(Vec<Decision>, Option<u64>), QueryError> {
-        let (number, (decisions, stored)) = state
+    ) -> Result<Result<Appended, OverBudget>, QueryError> {
+        let (number, appended) = state
             .append_ledger(self.last, |batches, next| {
                 self.absorb(batches)?;
                 let (decisions, entries) = self.ledger.decide(cells, rules, next);
                 if entries.is_empty() {
-                    return Ok((None, (decisions, None)));
+                    return Ok((None, Ok((decisions, None))));
+                }
+                let values = ValueCounts::of(cells, &decisions);
+                let spent = self.releases.fresh_values(&asking.project);
+                if spent + values.fresh_values as u64 > asking.fresh_value_budget {
+                    let budget = asking.fresh_value_budget;
+                    return Ok((None, Err(OverBudget { spent, budget })));
                 }
                 let stored = StoredBatch {
                     project: asking.project.clone(),
                     query_id: Some(asking.query_id.clone()),
                     at_ms: Some(now_ms()),
-                    values: Some(ValueCounts::of(cells, &decisions)),
+                    values: Some(values),
                     unshown: !shows_new(&entries),
                     entries,
                 };
                 Ok((
                     Some(serde_json::to_vec(&stored)?),
-                    (decisions, Some(stored)),
+                    Ok((decisions, Some(stored))),
                 ))
             })
             .map_err(QueryError::internal)?;
+        let (decisions, stored) = match appended {
+            Ok(decided) => decided,
+            Err(over) => return Ok(Err(over)),
+        };
         let Some(stored) = stored else {
-            return Ok((decisions, None));
+            return Ok(Ok((decisions, None)));
         };
         let told = (!stored.unshown).then_some(number);
         self.remember(number, stored);
-        Ok((decisions, told))
+        Ok(Ok((decisions, told)))
     }
 
     /// Takes in the batches other servers (or an earlier life) stored.

@@ -84,6 +84,10 @@ pub struct Terms {
     /// Disclosure parameters requested: minimum persons per group, rounding.
     pub k: u32,
     pub rounding: Rounding,
+    /// Values the release ledger may answer fresh for the project over its
+    /// life (applications from before the budget read the default).
+    #[serde(default = "enclave_state::default_fresh_value_budget")]
+    pub fresh_value_budget: u64,
 }
 
 /// What the applicant writes.
@@ -623,6 +627,7 @@ fn project_of(proposal: &Proposal, terms: &Terms, status: ProjectStatus) -> Proj
         k: terms.k,
         rounding: terms.rounding,
         protection: Protection::Ledger,
+        fresh_value_budget: terms.fresh_value_budget,
         workspace_quota_bytes: WORKSPACE_QUOTA_BYTES,
         status,
     }

@@ -23,8 +23,9 @@ pub use clock::Clock;
 
 pub use error::StateError;
 pub use model::{
-    AUDIT_SCOPE, DEFAULT_K, Grant, OptOutEntry, PUBLIC_STATISTICS_SCOPE, Period, Project,
-    ProjectStatus, Protection, Role, Rounding, User,
+    AUDIT_SCOPE, DEFAULT_FRESH_VALUE_BUDGET, DEFAULT_K, Grant, OptOutEntry,
+    PUBLIC_STATISTICS_SCOPE, Period, Project, ProjectStatus, Protection, Role, Rounding, User,
+    default_fresh_value_budget,
 };
 pub use postgresql::StateDatabase;
 pub use store::{

@@ -12,6 +12,11 @@ use crate::StateError;
 /// never lower it.
 pub const DEFAULT_K: u32 = 10;
 
+/// How many values a project may have answered fresh by the release ledger
+/// unless its approval says otherwise (docs/query-rules.md, "Fresh-value
+/// budget"). Values that repeat earlier answers are not counted.
+pub const DEFAULT_FRESH_VALUE_BUDGET: u64 = 100_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -307,8 +312,17 @@ pub struct Project {
     /// Stored projects from before the ledger read as protected by it.
     #[serde(default)]
     pub protection: Protection,
+    /// Values the release ledger may answer fresh for this project, over
+    /// its life; stored projects from before the budget read the default.
+    #[serde(default = "default_fresh_value_budget")]
+    pub fresh_value_budget: u64,
     pub workspace_quota_bytes: u64,
     pub status: ProjectStatus,
+}
+
+/// [`DEFAULT_FRESH_VALUE_BUDGET`], for fields stored before the budget.
+pub fn default_fresh_value_budget() -> u64 {
+    DEFAULT_FRESH_VALUE_BUDGET
 }
 
 /// The scope a Flight SQL session names (instead of a project) to query the
@@ -361,6 +375,12 @@ impl Project {
             return Err(StateError::invalid(
                 "grants",
                 "a project needs a granted table",
+            ));
+        }
+        if self.fresh_value_budget == 0 {
+            return Err(StateError::invalid(
+                "fresh-values",
+                "a project needs a fresh-value budget of at least 1",
             ));
         }
         self.valid_until_date()?;

@@ -489,6 +489,7 @@ mod tests {
             k: 10,
             rounding: Rounding::To10,
             protection: Default::default(),
+            fresh_value_budget: crate::DEFAULT_FRESH_VALUE_BUDGET,
             workspace_quota_bytes: 1 << 20,
             status: ProjectStatus::Active,
         }

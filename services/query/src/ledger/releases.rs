@@ -80,6 +80,17 @@ impl Releases {
         }
     }
 
+    /// Values of released groups answered fresh for `project` so far.
+    pub(crate) fn fresh_values(&self, project: &str) -> u64 {
+        self.by_project
+            .get(project)
+            .into_iter()
+            .flatten()
+            .filter_map(|number| self.made.get(number)?.values)
+            .map(|values| values.fresh_values as u64)
+            .sum()
+    }
+
     /// What the members of `project` see.
     pub(crate) fn project(&self, project: &str) -> ProjectLedger {
         let numbers = self.by_project.get(project).map_or(&[][..], Vec::as_slice);
@@ -159,6 +170,10 @@ mod tests {
             (seen.releases, seen.fresh_values, seen.repeated_values),
             (3, 2, 4)
         );
+        // The budget counts the same values the project sees.
+        assert_eq!(releases.fresh_values("a"), seen.fresh_values);
+        assert_eq!(releases.fresh_values("b"), 7);
+        assert_eq!(releases.fresh_values("c"), 0);
         let numbers: Vec<u64> = seen.recent.iter().map(|r| r.number).collect();
         assert_eq!(numbers, [4, 3, 1]);
         assert_eq!(seen.recent[2].query_id, None);

@@ -6,6 +6,7 @@
 //!   (protection `single-query`, as every project here but `ledger`);
 //! - `ledger`: the same under the release ledger (a fixed noise key, so
 //!   its answers are reproducible);
+//! - `budget`: the same under the ledger with a fresh-value budget of 3;
 //! - `rounded`: the same with counts and sums rounded to 10;
 //! - `spring`: the same for 2024-01 to 2024-03 only;
 //! - `narrow`: `ndb.receipts` with only `person_id`, `sex`, `age_band`;
@@ -56,6 +57,7 @@ pub(crate) async fn fixture() -> Fixture {
         k: 10,
         rounding: Rounding::None,
         protection: Protection::SingleQuery,
+        fresh_value_budget: enclave_state::DEFAULT_FRESH_VALUE_BUDGET,
         workspace_quota_bytes: 64 << 20,
         status: ProjectStatus::Active,
     };
@@ -72,6 +74,13 @@ pub(crate) async fn fixture() -> Fixture {
         .add_project(&Project {
             protection: Protection::Ledger,
             ..project("ledger", all_tables.clone(), "2099-12-31")
+        })
+        .unwrap();
+    state
+        .add_project(&Project {
+            protection: Protection::Ledger,
+            fresh_value_budget: 3,
+            ..project("budget", all_tables.clone(), "2099-12-31")
         })
         .unwrap();
     state.ledger_key(LEDGER_KEY).unwrap();

@@ -95,12 +95,14 @@ def optout_server(start_server):
 
 def test_optout_removes_exactly_the_persons_present(optout_server, release, cli, chosen, tmp_path):
     """After `enclave optout add`, persons by sex (rounding none) drop by
-    exactly the opted-out persons who have receipts, on the running server;
-    before it they equal DuckDB's counts."""
+    exactly the opted-out persons who have receipts, on the running server,
+    in the release's tables and in a workspace table built before the
+    opt-out; before it they equal DuckDB's counts."""
     requests, person_ids = chosen
     before_expected = dict(release.expected("SELECT sex, count(DISTINCT person_id) FROM ndb.receipts GROUP BY sex", PROJECT))
     with optout_server.connect("olga") as conn:
         before = as_dict(query(conn, BY_SEX), "sex", "persons")
+        query(conn, "CREATE TABLE work.early AS SELECT DISTINCT person_id, sex FROM ndb.receipts")
     assert before == before_expected
 
     file = tmp_path / "requests.csv"
@@ -113,7 +115,10 @@ def test_optout_removes_exactly_the_persons_present(optout_server, release, cli,
     assert sum(present.values()) == 3
     with optout_server.connect("olga") as conn:
         after = as_dict(query(conn, BY_SEX), "sex", "persons")
+        early = as_dict(query(conn, BY_SEX.replace("ndb.receipts", "work.early")), "sex", "persons")
+        query(conn, "DROP TABLE work.early")
     assert after == {sex: n - present.get(sex, 0) for sex, n in before.items()}
+    assert early == after
 
 
 def test_optout_reaches_workspace_tables(optout_server, release, chosen):

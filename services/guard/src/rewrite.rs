@@ -256,6 +256,9 @@ fn guarded_scan(scan: &TableScan, scope: &Scope) -> Result<Guarded, QueryError> 
     let person_column = match table.source() {
         RowSource::Release => "person_id",
         RowSource::Workspace => PERSON,
+        RowSource::Unreadable { reason } => {
+            return Err(QueryError::refused(Rule::Workspace, reason.clone()));
+        }
     };
     let mut conditions = Vec::new();
     if matches!(table.source(), RowSource::Release) {

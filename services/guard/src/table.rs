@@ -31,6 +31,10 @@ pub enum RowSource {
     Release,
     /// A workspace table: person in the hidden column, rows already in period.
     Workspace,
+    /// A table listed to the project (with its columns, so it can be found
+    /// and dropped) that no statement may read, e.g. a workspace table
+    /// built from another release; reading it is refused with `reason`.
+    Unreadable { reason: String },
 }
 
 /// A table as one project may see it.

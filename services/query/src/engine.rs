@@ -10,6 +10,7 @@ use datafusion::catalog::{
     SchemaProvider,
 };
 use datafusion::common::ParamValues;
+use datafusion::datasource::TableProvider;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::MemoryPool;
@@ -36,7 +37,7 @@ use crate::optout::OptOutIndex;
 use crate::scan::{ScanStats, collect_measured};
 use crate::stage::{run_stage, stage_schema};
 use crate::tables::{STORE_URL, guarded_table};
-use crate::workspace::Workspace;
+use crate::workspace::{NewTable, ReleaseStamp, Workspace};
 use enclave_guard::check_reserved_names;
 use enclave_guard::disclosure::{self, Assessment, DisclosureRules, Released};
 use enclave_guard::error::{QueryError, Rule};
@@ -57,7 +58,9 @@ pub const CATALOG: &str = "enclave";
 /// The release being served.
 #[derive(Debug)]
 struct ServedRelease {
-    id: String,
+    /// The release id with its key's fingerprint (workspace tables built
+    /// from it record them).
+    stamp: ReleaseStamp,
     catalog: Catalog,
     /// Object paths of each table's files, by `schema.table`.
     files: BTreeMap<String, Vec<String>>,
@@ -148,7 +151,10 @@ impl QueryEngine {
                 store,
                 state,
                 release: ServedRelease {
-                    id: manifest.release_id.clone(),
+                    stamp: ReleaseStamp {
+                        release_id: manifest.release_id.clone(),
+                        key_fingerprint: manifest.content.key_fingerprint.clone(),
+                    },
                     catalog,
                     files,
                     opt_outs,
@@ -217,7 +223,7 @@ impl QueryEngine {
     }
 
     pub fn release_id(&self) -> &str {
-        &self.inner.release.id
+        &self.inner.release.stamp.release_id
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -481,6 +487,11 @@ impl ProjectSession {
         Workspace::new(self.inner().store.clone(), &self.project.id)
     }
 
+    /// The project's workspace tables as the served release reads them.
+    async fn workspace_tables(&self) -> Result<Vec<(String, GuardedTable)>, QueryError> {
+        self.workspace().tables(&self.inner().release.stamp).await
+    }
+
     /// The publication rules' thresholds for this project's k.
     fn rules(&self) -> Result<DisclosureRules, QueryError> {
         let policy = PublicationPolicy::embedded().map_err(QueryError::internal)?;
@@ -512,14 +523,14 @@ impl ProjectSession {
             .map(|(schema, table, guarded)| TableInfo {
                 schema,
                 table,
-                columns: datafusion::datasource::TableProvider::schema(&guarded),
+                columns: guarded.schema(),
             })
             .collect();
-        for (name, guarded) in self.workspace().tables().await? {
+        for (name, table) in self.workspace_tables().await? {
             tables.push(TableInfo {
                 schema: WORKSPACE_SCHEMA.to_string(),
                 table: name,
-                columns: datafusion::datasource::TableProvider::schema(&guarded),
+                columns: table.schema(),
             });
         }
         Ok(tables)
@@ -571,8 +582,8 @@ impl ProjectSession {
             provider.register_table(table, Arc::new(guarded))?;
         }
         let work = MemorySchemaProvider::new();
-        for (name, guarded) in self.workspace().tables().await? {
-            work.register_table(name, Arc::new(guarded))?;
+        for (name, table) in self.workspace_tables().await? {
+            work.register_table(name, Arc::new(table))?;
         }
         catalog.register_schema(WORKSPACE_SCHEMA, Arc::new(work))?;
         self.engine.cluster_context(catalog, WORKSPACE_SCHEMA)
@@ -635,10 +646,13 @@ impl ProjectSession {
                     .workspace()
                     .create(
                         &context,
-                        &name,
+                        &NewTable {
+                            name: &name,
+                            served: &self.inner().release.stamp,
+                            quota_bytes: self.project.workspace_quota_bytes,
+                        },
                         &plan,
                         &self.scope()?,
-                        self.project.workspace_quota_bytes,
                         &self.inner().execution,
                     )
                     .await?;

@@ -2,6 +2,11 @@
 //! under `workspaces/<project>/<name>.parquet`, with the hidden person column
 //! and each column's tags, so later queries are guarded exactly like catalog
 //! tables. Nothing in a workspace leaves except through disclosure control.
+//!
+//! A table's person ids are those of the release it was built from (dense
+//! ranks within that release), so each file records that release; once the
+//! service serves another, the table is refused by name until it is dropped
+//! and built again, never joined to the new release's ids.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +36,49 @@ use enclave_guard::table::{GuardedTable, PERSON, RowSource};
 use enclave_guard::tags::Tags;
 
 const TAGS_KEY: &str = "enclave.tags";
+/// File metadata: the release a table was built from, and its key.
+const RELEASE_KEY: &str = "enclave.release";
+const KEY_FINGERPRINT_KEY: &str = "enclave.key_fingerprint";
 const ROOT: &str = "workspaces";
+
+/// A release as workspace tables record it: its person ids are meaningless
+/// in any other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseStamp {
+    pub release_id: String,
+    pub key_fingerprint: String,
+}
+
+impl ReleaseStamp {
+    fn metadata(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (RELEASE_KEY.to_string(), self.release_id.clone()),
+            (
+                KEY_FINGERPRINT_KEY.to_string(),
+                self.key_fingerprint.clone(),
+            ),
+        ])
+    }
+
+    /// The stamp a file's schema records (none in files from before tables
+    /// recorded their release).
+    fn of(schema: &Schema) -> Option<ReleaseStamp> {
+        let metadata = schema.metadata();
+        Some(ReleaseStamp {
+            release_id: metadata.get(RELEASE_KEY)?.clone(),
+            key_fingerprint: metadata.get(KEY_FINGERPRINT_KEY)?.clone(),
+        })
+    }
+}
+
+/// A table about to be saved: its name, the release it is built from and
+/// the project's quota.
+#[derive(Debug, Clone, Copy)]
+pub struct NewTable<'a> {
+    pub name: &'a str,
+    pub served: &'a ReleaseStamp,
+    pub quota_bytes: u64,
+}
 
 #[derive(Debug)]
 pub struct Workspace {
@@ -89,15 +136,19 @@ impl Workspace {
             .await?)
     }
 
-    /// The workspace's tables as guarded tables.
-    pub async fn tables(&self) -> Result<Vec<(String, GuardedTable)>, QueryError> {
+    /// The workspace's tables, read as usual when built from the `served`
+    /// release and refused by name ([`RowSource::Unreadable`]) otherwise.
+    pub async fn tables(
+        &self,
+        served: &ReleaseStamp,
+    ) -> Result<Vec<(String, GuardedTable)>, QueryError> {
         let mut tables = Vec::new();
         let mut listed: Vec<(String, ObjectMeta)> = self.list().await?.into_iter().collect();
         listed.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, meta) in listed {
             let path = meta.location.clone();
             let file_schema = self.file_schema(meta).await?;
-            let visible = file_schema
+            let visible: Vec<(Field, Tags)> = file_schema
                 .fields()
                 .iter()
                 .filter(|field| field.name() != PERSON)
@@ -112,28 +163,37 @@ impl Workspace {
                     )
                 })
                 .collect();
-            let table = guarded_table(
-                visible,
-                &file_schema,
-                &[path.to_string()],
-                RowSource::Workspace,
-            )
-            .map_err(QueryError::internal)?;
+            let built_from = ReleaseStamp::of(&file_schema);
+            let source = if built_from.as_ref() == Some(served) {
+                RowSource::Workspace
+            } else {
+                let built_from = built_from.as_ref().map(|stamp| stamp.release_id.as_str());
+                RowSource::Unreadable {
+                    reason: stale_reason(&name, built_from, &served.release_id),
+                }
+            };
+            let table = guarded_table(visible, &file_schema, &[path.to_string()], source)
+                .map_err(QueryError::internal)?;
             tables.push((name, table));
         }
         Ok(tables)
     }
 
-    /// Saves the rows of `plan` (guarded like any query) as `work.<name>`.
+    /// Saves the rows of `plan` (guarded like any query) as `work.<name>`,
+    /// recording that it was built from the `served` release.
     pub async fn create(
         &self,
         context: &SessionContext,
-        name: &str,
+        target: &NewTable<'_>,
         plan: &LogicalPlan,
         scope: &Scope,
-        quota_bytes: u64,
         execution: &Execution,
     ) -> Result<u64, QueryError> {
+        let NewTable {
+            name,
+            served,
+            quota_bytes,
+        } = *target;
         let existing = self.list().await?;
         if existing.contains_key(name) {
             return Err(QueryError::refused(
@@ -151,6 +211,7 @@ impl Workspace {
             ));
         };
         let (output, schema) = output_plan(make_total(guarded.plan)?, &person, &guarded.tags)?;
+        let schema = Arc::new(schema.as_ref().clone().with_metadata(served.metadata()));
         let physical = context
             .execute_logical_plan(output)
             .await?
@@ -225,6 +286,19 @@ impl Workspace {
     }
 }
 
+/// Why a table built from `built_from` (`None`: before tables recorded
+/// their release) may not be read while `served` is served.
+fn stale_reason(name: &str, built_from: Option<&str>, served: &str) -> String {
+    let built_from = match built_from {
+        Some(release) => format!("release {release}"),
+        None => "an earlier release".to_string(),
+    };
+    format!(
+        "work.{name} was built from {built_from} and the service now serves release {served}, \
+         whose person ids differ; DROP TABLE work.{name} and create it again from the current release"
+    )
+}
+
 fn quota_refusal(quota_bytes: u64) -> QueryError {
     QueryError::refused(
         Rule::WorkspaceQuota,
@@ -276,4 +350,36 @@ fn output_plan(
     )])));
     let output = LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(plan))?);
     Ok((output, Arc::new(Schema::new(fields))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(release: &str) -> ReleaseStamp {
+        ReleaseStamp {
+            release_id: release.into(),
+            key_fingerprint: "f1".into(),
+        }
+    }
+
+    #[test]
+    fn a_file_records_the_release_it_was_built_from() {
+        let schema = Schema::empty().with_metadata(stamp("r000002").metadata());
+        assert_eq!(ReleaseStamp::of(&schema), Some(stamp("r000002")));
+        assert_eq!(ReleaseStamp::of(&Schema::empty()), None);
+    }
+
+    #[test]
+    fn a_stale_table_is_refused_by_name_with_how_to_rebuild_it() {
+        let text = stale_reason("cohort", Some("r000002"), "r000003");
+        assert!(
+            text.starts_with("work.cohort was built from release r000002"),
+            "{text}"
+        );
+        assert!(text.contains("serves release r000003"), "{text}");
+        assert!(text.contains("DROP TABLE work.cohort"), "{text}");
+        let text = stale_reason("cohort", None, "r000003");
+        assert!(text.contains("built from an earlier release"), "{text}");
+    }
 }

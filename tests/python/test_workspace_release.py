@@ -1,0 +1,73 @@
+"""Workspace tables are bound to the release they were built from: their
+person ids are dense ranks within that release, so after a new ingest the
+old table is refused by name (with how to rebuild it), never joined to the
+new release's ids; dropped and built again, it gives the new release's
+numbers.
+
+Runs on a data directory of its own: a second ingest there would change
+the release every other test reads."""
+
+import secrets
+
+from conftest import Project, Release, Server, error_of, make_state, query
+
+PROJECT = Project("wr", ("wren",), rounding=None)
+COHORT = ("CREATE TABLE work.cohort AS SELECT DISTINCT person_id, sex FROM ndb.receipts "
+          "WHERE age_band IN ('65-69', '70-74', '75-79')")
+JOINED = ("SELECT c.sex, count(DISTINCT c.person_id) AS persons "
+          "FROM work.cohort c JOIN ndb.receipts r ON c.person_id = r.person_id GROUP BY c.sex")
+EXPECTED = ("SELECT sex, count(DISTINCT person_id) FROM ndb.receipts "
+            "WHERE age_band IN ('65-69', '70-74', '75-79') GROUP BY sex")
+
+
+def ingest(cli, work, data, key, seed: int) -> Release:
+    """A synthetic extract of 800 persons (`seed`) ingested into `data` as
+    its newest release."""
+    extracts = work / f"extracts-{seed}"
+    cli.run("synth", "--persons", 800, "--seed", seed, "--out", extracts)
+    cli.run("ingest", "--extracts", extracts, "--data", data, "--key-file", key)
+    return Release(work, extracts, data, key, sorted((data / "releases").glob("r*"))[-1])
+
+
+def persons_by_sex(server: Server, sql: str) -> dict[str, int]:
+    with server.connect("wren") as conn:
+        return {row["sex"]: row["persons"] for row in query(conn, sql).to_pylist()}
+
+
+def test_a_table_of_an_older_release_is_refused_until_rebuilt(cli, tmp_path):
+    data, key, state = tmp_path / "data", tmp_path / "key", tmp_path / "state"
+    key.write_text(secrets.token_hex(32))
+    key.chmod(0o600)
+    first = ingest(cli, tmp_path, data, key, seed=21)
+    make_state(cli, state, {"wren": "researcher"}, {PROJECT.id: PROJECT})
+    server = Server(cli, data, state, tmp_path / "serve-1.log")
+    try:
+        with server.connect("wren") as conn:
+            query(conn, COHORT)
+        built = persons_by_sex(server, JOINED)
+    finally:
+        server.stop()
+    assert built == {sex: n for sex, n in first.expected(EXPECTED, PROJECT) if n >= PROJECT.k}
+
+    second = ingest(cli, tmp_path, data, key, seed=22)
+    assert second.dir.name != first.dir.name
+    server = Server(cli, data, state, tmp_path / "serve-2.log")
+    try:
+        with server.connect("wren") as conn:
+            for sql in (JOINED, "SELECT sex, count(*) AS n FROM work.cohort GROUP BY sex",
+                        "CREATE TABLE work.copy AS SELECT * FROM work.cohort"):
+                message = error_of(conn, sql)
+                assert "refused (workspace): work.cohort was built from release " + first.dir.name in message, message
+                assert f"now serves release {second.dir.name}" in message, message
+                assert "DROP TABLE work.cohort" in message, message
+            # Still listed (so it can be found and dropped), then rebuilt.
+            objects = conn.adbc_get_objects(depth="tables", db_schema_filter="work").read_all().to_pylist()
+            assert "cohort" in [t["table_name"] for c in objects for s in c["catalog_db_schemas"] or []
+                                for t in s["db_schema_tables"] or []]
+            query(conn, "DROP TABLE work.cohort")
+            query(conn, COHORT)
+        rebuilt = persons_by_sex(server, JOINED)
+    finally:
+        server.stop()
+    assert rebuilt == {sex: n for sex, n in second.expected(EXPECTED, PROJECT) if n >= PROJECT.k}
+    assert rebuilt != built

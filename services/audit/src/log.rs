@@ -124,6 +124,11 @@ impl AuditLog {
         })
     }
 
+    /// Whether `dir` holds a log (any segment).
+    pub fn exists_in(dir: &Path) -> Result<bool, AuditError> {
+        Ok(!segment::segments(dir)?.is_empty())
+    }
+
     /// The directory holding the log's segments and checkpoints.
     pub fn dir(&self) -> &Path {
         &self.dir

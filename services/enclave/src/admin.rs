@@ -20,6 +20,7 @@ use enclave_review::{ApplicationRoles, Workflow};
 use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Protection, Role, Rounding};
 use enclave_store::{DataLocation, DataStore};
 
+use crate::audit_home::AuditHome;
 use crate::commands::CommandError;
 use crate::recorded::AuditTarget;
 use crate::state::StateArgs;
@@ -328,16 +329,6 @@ pub(crate) struct PortalOptions {
     pub portal_secure_cookies: bool,
 }
 
-impl Default for PortalOptions {
-    fn default() -> PortalOptions {
-        PortalOptions {
-            portal_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            no_portal: false,
-            portal_secure_cookies: false,
-        }
-    }
-}
-
 /// Seven years (two of them leap years); docs/audit.md says why.
 const DEFAULT_RETENTION_DAYS: u32 = 2557;
 const DEFAULT_SEGMENT_SIZE: &str = "64MiB";
@@ -431,6 +422,8 @@ pub(crate) fn open_audit(
     options: &ServeOptions,
 ) -> Result<Arc<AuditLog>, CommandError> {
     let key = audit_key(state, options);
+    let home = AuditHome::new(&audit_dir(state, options), &key)?;
+    home.check(state)?;
     let signer = if key.exists() {
         CheckpointSigner::load(&key)?
     } else {
@@ -441,11 +434,9 @@ pub(crate) fn open_audit(
         segment_age: Duration::from_secs(options.audit_log.audit_segment_max_age_secs),
         ..LogPolicy::default()
     };
-    Ok(Arc::new(AuditLog::open(
-        &audit_dir(state, options),
-        signer,
-        policy,
-    )?))
+    let log = AuditLog::open(&home.dir, signer, policy)?;
+    home.remember(state)?;
+    Ok(Arc::new(log))
 }
 
 /// Starts the archive when `--audit-archive` is given; fails closed on a

@@ -62,6 +62,21 @@ pub(crate) enum CommandError {
     Usage(String),
     #[error("{}: {}", rpc_code_name(.0.code()), .0.message())]
     Rpc(#[from] tonic::Status),
+    #[error(
+        "the audit log of state directory {state} is in {dir}: continue it with \
+         `enclave serve … --state {state} --audit-dir {dir} --audit-key {key}` \
+         (moved it? give its new place)"
+    )]
+    AuditElsewhere {
+        state: String,
+        dir: String,
+        key: String,
+    },
+    #[error(
+        "the audit log in {dir} exists but its signing key {key} does not; give the key it was \
+         signed with (--audit-key), or a new directory for a new log"
+    )]
+    AuditKeyMissing { dir: String, key: String },
     #[error("cannot prepare {path}: {source}")]
     WorkDir {
         path: String,
@@ -135,7 +150,16 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
             seed,
             workdir,
             listen,
-        } => demo(persons, seed, &workdir, listen).await?,
+            portal,
+        } => {
+            let demo_run = DemoRun {
+                persons,
+                seed,
+                listen,
+                portal,
+            };
+            demo(demo_run, &workdir).await?
+        }
         Command::Serve {
             data,
             state,
@@ -261,12 +285,21 @@ pub(crate) const DEMO_USERS: [(&str, Role, &str, &str); 8] = [
     ),
 ];
 
-async fn demo(
-    persons: u64,
-    seed: u64,
-    workdir: &Path,
-    listen: SocketAddr,
-) -> Result<(), CommandError> {
+/// What `enclave demo` was asked for.
+pub(crate) struct DemoRun {
+    pub(crate) persons: u64,
+    pub(crate) seed: u64,
+    pub(crate) listen: SocketAddr,
+    pub(crate) portal: admin::PortalOptions,
+}
+
+async fn demo(run: DemoRun, workdir: &Path) -> Result<(), CommandError> {
+    let DemoRun {
+        persons,
+        seed,
+        listen,
+        portal,
+    } = run;
     let paths = DemoPaths {
         extracts: workdir.join("extracts"),
         key: workdir.join("steward").join("pseudonym.key"),
@@ -274,7 +307,13 @@ async fn demo(
         state: workdir.join("state"),
     };
     println!("enclave demo in {}\n", workdir.display());
-    for fresh in [&paths.extracts, &paths.state] {
+    // A rerun starts fresh: new accounts, audit log and workspaces (the
+    // earlier releases stay in the data directory; the newest is served).
+    for fresh in [
+        &paths.extracts,
+        &paths.state,
+        &workdir.join("data").join("workspaces"),
+    ] {
         remove_dir(fresh)?;
     }
     println!(
@@ -310,7 +349,12 @@ async fn demo(
     for (name, role, password, about) in DEMO_USERS {
         println!("   {name:<11} password {password:<16} {role:<10} {about}");
     }
-    println!("\n6. Flight SQL: connect with ADBC, e.g. examples/adbc_quickstart.py\n");
+    println!("\n6. Flight SQL: connect with ADBC, e.g. examples/adbc_quickstart.py");
+    println!(
+        "   to serve this demo again later on the same accounts and audit log:\n   enclave serve --data {} --state {}\n",
+        paths.data,
+        paths.state.display()
+    );
     let options = admin::ServeOptions {
         listen,
         tls_cert: None,
@@ -320,10 +364,13 @@ async fn demo(
         query_timeout_secs: 300,
         total_memory_mb: 8192,
         engine: Execution::InProcess,
-        audit_dir: Some(workdir.join("audit")),
-        audit_key: Some(workdir.join("keys").join("audit-signing.key")),
+        // The defaults `serve` uses too (STATE/audit, STATE/audit-signing.key),
+        // so the restart printed above continues this log, and admin
+        // commands given `--state` reach it.
+        audit_dir: None,
+        audit_key: None,
         audit_log: admin::AuditLogOptions::default(),
-        portal: admin::PortalOptions::default(),
+        portal,
     };
     admin::serve(
         &paths.data,

@@ -18,6 +18,7 @@
 mod admin;
 mod apply;
 mod audit;
+mod audit_home;
 mod ballista;
 mod client;
 mod commands;
@@ -113,6 +114,8 @@ enum Command {
         /// Address the demo server listens on.
         #[arg(long, default_value = "127.0.0.1:50051")]
         listen: std::net::SocketAddr,
+        #[command(flatten)]
+        portal: admin::PortalOptions,
     },
     /// Serve Arrow Flight SQL and the gRPC API over the newest release.
     Serve {

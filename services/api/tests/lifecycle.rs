@@ -42,9 +42,20 @@ fn password(user: &str) -> String {
 }
 
 struct Server {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     address: SocketAddr,
     clock: Clock,
+}
+
+impl Server {
+    /// How many expiry sweeps the audit log records.
+    fn expiry_sweeps(&self) -> usize {
+        enclave_audit::read_events(&self.dir.path().join("audit"))
+            .unwrap()
+            .iter()
+            .filter(|event| event.action == "expire grants" && event.outcome == "requested")
+            .count()
+    }
 }
 
 async fn start_server() -> Server {
@@ -105,7 +116,7 @@ async fn start_server() -> Server {
         .unwrap();
     });
     Server {
-        _dir: dir,
+        dir,
         address: address.await.unwrap(),
         clock,
     }
@@ -507,20 +518,26 @@ async fn the_lifecycle_through_the_api_with_every_refusal() {
     // expires. The query engine keeps the server's clock, so it names the
     // rule (with the system clock it saw the project open, and only the
     // access check refused).
+    // Listing applications sweeps expired grants first; with none due the
+    // sweep is not recorded.
+    let list = || async {
+        alice
+            .applications()
+            .list(alice.request(proto::ListApplicationsRequest {
+                status: String::new(),
+            }))
+            .await
+    };
+    list().await.unwrap();
+    assert_eq!(server.expiry_sweeps(), 0);
     server.clock.advance_days(31);
     let expired = alice.query("p1", BY_SEX).await.unwrap_err();
     assert!(
         expired.contains("refused (project-expired): project `p1` ended on"),
         "{expired}"
     );
-    let listed = alice
-        .applications()
-        .list(alice.request(proto::ListApplicationsRequest {
-            status: String::new(),
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = list().await.unwrap().into_inner();
+    assert_eq!(server.expiry_sweeps(), 1, "one sweep expired the grant");
     assert_eq!(
         listed.applications.len(),
         1,

@@ -127,7 +127,7 @@ pub(crate) async fn user(command: UserCommand) -> Result<(), CommandError> {
     audit
         .recorded(Some(&state.state), "user.add", detail, change)
         .await?;
-    println!("user {name} ({role}) added");
+    outln!("user {name} ({role}) added");
     Ok(())
 }
 
@@ -176,7 +176,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
             audit
                 .recorded(Some(&state.state), "project.add", detail, change)
                 .await?;
-            println!("project {} added", project.id);
+            outln!("project {} added", project.id);
         }
         ProjectCommand::Close {
             state,
@@ -193,11 +193,11 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
             let deleted = audit
                 .recorded(Some(&state.state), "project.close", detail, change)
                 .await?;
-            println!("project {id} closed; {deleted} workspace tables deleted");
+            outln!("project {id} closed; {deleted} workspace tables deleted");
         }
         ProjectCommand::List { state } => {
             for project in state.open()?.projects()? {
-                println!(
+                outln!(
                     "{}\t{:?}\t{}\tuntil {}\tk={}\t{}\tfresh-values={}\tmembers={}",
                     project.id,
                     project.status,
@@ -264,7 +264,7 @@ pub(crate) async fn opt_out(command: OptOutCommand) -> Result<(), CommandError> 
     let added = audit
         .recorded(Some(&state.state), "optout.add", detail, change)
         .await?;
-    println!(
+    outln!(
         "{} requests read, {added} new opt-outs recorded",
         entries.len()
     );
@@ -530,7 +530,7 @@ pub(crate) async fn serve(
             config,
             routes,
             |address| {
-                println!(
+                outln!(
                     "serving Flight SQL and the enclave API on {scheme}://{address} (release {release}); Ctrl-C stops"
                 )
             },
@@ -543,7 +543,7 @@ pub(crate) async fn serve(
         match portal {
             Some(portal) => portal
                 .serve(
-                    |address| println!("serving the web portal on http://{address}"),
+                    |address| outln!("serving the web portal on http://{address}"),
                     stopped_by(stopped.clone()),
                 )
                 .await

@@ -344,7 +344,7 @@ async fn download(connection: &Connection, id: String, out: PathBuf) -> Result<(
         path: out.display().to_string(),
         source,
     })?;
-    println!(
+    outln!(
         "{} ({} bytes) written to {}",
         file.file_name,
         file.content.len(),

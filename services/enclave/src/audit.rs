@@ -61,22 +61,27 @@ pub(crate) fn run(command: AuditCommand) -> Result<(), CommandError> {
                 .map_or("none".to_string(), |c| {
                     format!("size {} root {}", c.size, c.root)
                 });
-            println!(
+            outln!(
                 "{} events, {} checkpoints verified; latest checkpoint: {latest}",
-                report.events, report.checkpoints
+                report.events,
+                report.checkpoints
             );
             if let Some(problem) = report.problem {
                 return Err(CommandError::Client(format!(
                     "audit log does not verify: {problem}"
                 )));
             }
-            println!("the audit log verifies");
+            outln!("the audit log verifies");
         }
         AuditCommand::Alerts { dir } => {
             for alert in enclave_audit::alerts::alerts(&read_events(&dir)?) {
-                println!(
+                outln!(
                     "{}\t{}\tevents {}..{}\t{}",
-                    alert.kind, alert.actor, alert.first_seq, alert.last_seq, alert.summary
+                    alert.kind,
+                    alert.actor,
+                    alert.first_seq,
+                    alert.last_seq,
+                    alert.summary
                 );
             }
         }
@@ -111,8 +116,13 @@ pub(crate) fn run(command: AuditCommand) -> Result<(), CommandError> {
 }
 
 fn print_event(event: &Event) {
-    println!(
+    outln!(
         "{}\t{}\t{}\t{}\t{}\t{}",
-        event.seq, event.at_ms, event.actor, event.action, event.outcome, event.detail
+        event.seq,
+        event.at_ms,
+        event.actor,
+        event.action,
+        event.outcome,
+        event.detail
     );
 }

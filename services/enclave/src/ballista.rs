@@ -55,7 +55,7 @@ pub(crate) async fn run(command: BallistaCommand) -> Result<(), CommandError> {
     match command {
         BallistaCommand::Scheduler { listen, data } => {
             let store = existing_store(&data)?;
-            println!("ballista scheduler on {listen} over {data}; Ctrl-C stops");
+            outln!("ballista scheduler on {listen} over {data}; Ctrl-C stops");
             run_scheduler(listen, &store).await?;
         }
         BallistaCommand::Executor {
@@ -85,7 +85,7 @@ pub(crate) async fn run(command: BallistaCommand) -> Result<(), CommandError> {
                 task_slots: task_slots.map(usize::from),
                 memory_bytes: usize::try_from(memory_mb << 20).unwrap_or(usize::MAX),
             };
-            println!("ballista executor on {listen} over {data}; Ctrl-C stops");
+            outln!("ballista executor on {listen} over {data}; Ctrl-C stops");
             run_executor(options, &store).await?;
         }
     }

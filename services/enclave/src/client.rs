@@ -131,17 +131,20 @@ impl Client {
 /// An application as the terminal shows it.
 pub(crate) fn print_application(application: &proto::Application, detail: bool) {
     let proposal = application.proposal.clone().unwrap_or_default();
-    println!(
+    outln!(
         "application {}\t{}\tproject {}\t{}",
-        application.id, application.status, proposal.project_id, proposal.title
+        application.id,
+        application.status,
+        proposal.project_id,
+        proposal.title
     );
     if !detail {
         return;
     }
-    println!("  applicant: {}", application.applicant);
-    println!("  purpose: {}", proposal.purpose);
-    println!("  public interest: {}", proposal.public_interest);
-    println!("  planned outputs: {}", proposal.planned_outputs);
+    outln!("  applicant: {}", application.applicant);
+    outln!("  purpose: {}", proposal.purpose);
+    outln!("  public interest: {}", proposal.public_interest);
+    outln!("  planned outputs: {}", proposal.planned_outputs);
     if let Some(terms) = &proposal.terms {
         print_terms("requested", terms);
     }
@@ -153,22 +156,22 @@ pub(crate) fn print_application(application: &proto::Application, detail: bool) 
         print_terms("in force", terms);
     }
     for condition in &application.conditions {
-        println!("  condition: {condition}");
+        outln!("  condition: {condition}");
     }
-    println!("  eligible votes: {}", application.eligible_votes);
+    outln!("  eligible votes: {}", application.eligible_votes);
     for reviewer in &application.reviewers {
         let state = match (&reviewer.conflict, &reviewer.vote) {
             (conflict, _) if !conflict.is_empty() => format!("conflict declared: {conflict}"),
             (_, Some(vote)) => format!("voted {}: {}", vote_name(vote.choice), vote.opinion),
             _ => "no vote yet".to_string(),
         };
-        println!("  reviewer {}: {state}", reviewer.user);
+        outln!("  reviewer {}: {state}", reviewer.user);
     }
     for message in &application.messages {
-        println!("  message from {}: {}", message.from, message.text);
+        outln!("  message from {}: {}", message.from, message.text);
     }
     for step in &application.history {
-        println!(
+        outln!(
             "  {} {} → {} by {}: {}",
             enclave_core::date::utc_minute(step.at),
             step.from,
@@ -185,16 +188,16 @@ fn print_terms(label: &str, terms: &proto::Terms) {
         .iter()
         .map(|m| format!("{} ({})", m.user, m.affiliation))
         .collect();
-    println!("  {label} members: {}", members.join(", "));
+    outln!("  {label} members: {}", members.join(", "));
     for table in &terms.tables {
         let columns = if table.columns.is_empty() {
             "all columns".to_string()
         } else {
             table.columns.join(",")
         };
-        println!("  {label} table: {} [{columns}]", table.table);
+        outln!("  {label} table: {} [{columns}]", table.table);
     }
-    println!(
+    outln!(
         "  {label} period: {}..{} until {}, linkage [{}], k={}, rounding {}",
         terms.period_first,
         terms.period_last,
@@ -217,11 +220,14 @@ fn vote_name(choice: i32) -> &'static str {
 /// An output release as the terminal shows it.
 pub(crate) fn print_output(release: &proto::OutputRelease) {
     let findings = release.findings.clone().unwrap_or_default();
-    println!(
+    outln!(
         "output {}\t{}\tproject {}\t{}",
-        release.id, release.status, release.project_id, release.title
+        release.id,
+        release.status,
+        release.project_id,
+        release.title
     );
-    println!(
+    outln!(
         "  automatic check: {} ({}); {} groups released, k={}, rounding {}",
         if findings.passed { "passed" } else { "refused" },
         findings.message,
@@ -230,9 +236,10 @@ pub(crate) fn print_output(release: &proto::OutputRelease) {
         findings.rounding
     );
     if !release.reviewed_by.is_empty() {
-        println!(
+        outln!(
             "  reviewed by {}: {}",
-            release.reviewed_by, release.review_note
+            release.reviewed_by,
+            release.review_note
         );
     }
 }

@@ -100,7 +100,7 @@ fn rpc_code_name(code: tonic::Code) -> &'static str {
 pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
     match command {
         Command::Synth { persons, seed, out } => {
-            println!("{}", synth(persons, seed, &out)?);
+            outln!("{}", synth(persons, seed, &out)?);
         }
         Command::Ingest {
             extracts,
@@ -124,12 +124,12 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
             let summary = audit
                 .recorded(None, "release.ingest", detail, change)
                 .await?;
-            println!("{summary}");
+            outln!("{summary}");
         }
         Command::LinkageEval { truth, data } => {
             let report =
                 enclave_ingest::evaluate::evaluate_latest(&existing_store(&data)?, &truth).await?;
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&report).unwrap_or_default()
             );
@@ -137,12 +137,12 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
         Command::Catalog { data, json, lang } => {
             let catalog = published_catalog(&data).await?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&catalog).unwrap_or_default()
                 );
             } else {
-                print!("{}", catalog.render_text(lang));
+                out!("{}", catalog.render_text(lang));
             }
         }
         Command::Demo {
@@ -306,7 +306,7 @@ async fn demo(run: DemoRun, workdir: &Path) -> Result<(), CommandError> {
         data: DataLocation::Local(workdir.join("data")),
         state: workdir.join("state"),
     };
-    println!("enclave demo in {}\n", workdir.display());
+    outln!("enclave demo in {}\n", workdir.display());
     // A rerun starts fresh: new accounts, audit log and workspaces (the
     // earlier releases stay in the data directory; the newest is served).
     for fresh in [
@@ -316,41 +316,41 @@ async fn demo(run: DemoRun, workdir: &Path) -> Result<(), CommandError> {
     ] {
         remove_dir(fresh)?;
     }
-    println!(
+    outln!(
         "1. synthetic population → identified extracts in {}",
         paths.extracts.display()
     );
-    println!("{}\n", synth(persons, seed, &paths.extracts)?);
+    outln!("{}\n", synth(persons, seed, &paths.extracts)?);
 
     key::ensure_key_file(&paths.key)?;
-    println!(
+    outln!(
         "2. the steward's key is {} (kept apart from the data)\n",
         paths.key.display()
     );
 
-    println!("3. ingest → {}", paths.data);
+    outln!("3. ingest → {}", paths.data);
     let secret = key::load_secret(Some(&paths.key), key::DEFAULT_KEY_ENV)?;
-    println!(
+    outln!(
         "{}\n",
         ingest(&paths.extracts, &paths.data, &secret, Catalog::embedded()).await?
     );
 
-    println!("4. the published catalog\n");
-    print!(
+    outln!("4. the published catalog\n");
+    out!(
         "{}",
         published_catalog(&paths.data).await?.render_text(Lang::Ja)
     );
 
-    println!(
+    outln!(
         "\n5. demo users; application 1 (project `demo`) approved through the review workflow,\n   application 2 waiting for its reviewers; state in {}",
         paths.state.display()
     );
     seed_demo_state(&paths).await?;
     for (name, role, password, about) in DEMO_USERS {
-        println!("   {name:<11} password {password:<16} {role:<10} {about}");
+        outln!("   {name:<11} password {password:<16} {role:<10} {about}");
     }
-    println!("\n6. Flight SQL: connect with ADBC, e.g. examples/adbc_quickstart.py");
-    println!(
+    outln!("\n6. Flight SQL: connect with ADBC, e.g. examples/adbc_quickstart.py");
+    outln!(
         "   to serve this demo again later on the same accounts and audit log:\n   enclave serve --data {} --state {}\n",
         paths.data,
         paths.state.display()

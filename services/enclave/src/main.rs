@@ -15,6 +15,9 @@
 //!   ends' guarded plans (enclave-cluster; `serve --engine ballista://…`)
 //! - `demo`: all of the above on embedded defaults in a work directory, then serve
 
+#[macro_use]
+mod output;
+
 mod admin;
 mod apply;
 mod audit;

@@ -140,17 +140,23 @@ impl Workflow {
         Ok(application)
     }
 
+    /// Whether an approved application's grant has ended (a read: the
+    /// sweep that expires it is audited only when there is one).
+    pub fn any_due(&self) -> Result<bool, WorkflowError> {
+        let today = self.clock.today().to_string();
+        Ok(self
+            .applications()?
+            .iter()
+            .any(|application| grant_ended(application, &today)))
+    }
+
     /// Expires approved applications whose grant ended; returns the ids of
     /// the projects closed (their workspaces are the caller's to delete).
     pub fn expire_due(&self) -> Result<Vec<String>, WorkflowError> {
         let today = self.clock.today().to_string();
         let mut closed = Vec::new();
         for application in self.applications()? {
-            let due = application
-                .approved
-                .as_ref()
-                .is_some_and(|terms| terms.valid_until < today);
-            if !due {
+            if !grant_ended(&application, &today) {
                 continue;
             }
             let mut project = None;
@@ -299,4 +305,12 @@ impl RoleSource for ApplicationRoles {
         }
         Ok(lines)
     }
+}
+
+/// Whether `application` was approved with a last day before `today`.
+fn grant_ended(application: &Application, today: &str) -> bool {
+    application
+        .approved
+        .as_ref()
+        .is_some_and(|terms| terms.valid_until.as_str() < today)
 }

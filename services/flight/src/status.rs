@@ -34,7 +34,9 @@ pub fn status(error: QueryError) -> Status {
 /// do not allow.
 fn refusal_code(rule: Rule) -> Code {
     match rule {
-        Rule::NoProject | Rule::ProjectExpired | Rule::ProjectClosed => Code::PermissionDenied,
+        Rule::NoProject | Rule::ProjectExpired | Rule::ProjectClosed | Rule::NotGranted => {
+            Code::PermissionDenied
+        }
         Rule::TooManyQueries | Rule::WorkspaceQuota | Rule::FreshValueBudget => {
             Code::ResourceExhausted
         }
@@ -81,7 +83,7 @@ mod tests {
                 format!("refused ({}): because", rule.id())
             );
             let expected = match rule {
-                Rule::NoProject | Rule::ProjectExpired | Rule::ProjectClosed => {
+                Rule::NoProject | Rule::ProjectExpired | Rule::ProjectClosed | Rule::NotGranted => {
                     Code::PermissionDenied
                 }
                 Rule::TooManyQueries | Rule::WorkspaceQuota | Rule::FreshValueBudget => {

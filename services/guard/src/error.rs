@@ -74,6 +74,8 @@ rules! {
     ProjectExpired => "project-expired",
     ProjectClosed => "project-closed",
     TooManyQueries => "too-many-queries",
+    /// A catalog table or column the project's grant leaves out.
+    NotGranted => "not-granted",
     /// The project's values answered fresh by the release ledger would
     /// pass its budget (repeats of earlier answers stay free).
     FreshValueBudget => "fresh-value-budget",

@@ -28,6 +28,7 @@ use url::Url;
 
 use crate::comparisons::check_text_compared_with_numbers;
 use crate::execution::Execution;
+use crate::grants::outside_grant;
 use crate::ids::new_query_id;
 use crate::ledger::{Asking, OverBudget, ProjectLedger, ReleaseLedger};
 use crate::limits::{
@@ -746,7 +747,15 @@ impl ProjectSession {
         statement: DfStatement,
         params: Option<ParamValues>,
     ) -> Result<LogicalPlan, QueryError> {
-        let plan = read_only_plan(context, statement).await?;
+        let plan = context
+            .state()
+            .statement_to_plan(statement)
+            .await
+            .map_err(|error| {
+                outside_grant(&error, &self.inner().release.catalog, &self.project)
+                    .unwrap_or_else(|| error.into())
+            })?;
+        check_read_only(&plan)?;
         check_reserved_names(&plan)?;
         check_text_compared_with_numbers(&plan)?;
         let plan = match params {
@@ -800,10 +809,17 @@ pub(crate) async fn read_only_plan(
     statement: DfStatement,
 ) -> Result<LogicalPlan, QueryError> {
     let plan = context.state().statement_to_plan(statement).await?;
+    check_read_only(&plan)?;
+    Ok(plan)
+}
+
+/// Refuses `plan` by DataFusion's own statement options unless it only
+/// reads (defence in depth behind [`classify`]).
+fn check_read_only(plan: &LogicalPlan) -> Result<(), QueryError> {
     SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false)
-        .verify_plan(&plan)?;
-    Ok(plan)
+        .verify_plan(plan)?;
+    Ok(())
 }

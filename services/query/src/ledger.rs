@@ -201,8 +201,11 @@ impl Loaded {
                     return Ok((None, Ok((decisions, None))));
                 }
                 let values = ValueCounts::of(cells, &decisions);
+                // Only a result that answers a fresh value is refused:
+                // whether its new cells include withheld groups is not told.
                 let spent = self.releases.fresh_values(&asking.project);
-                if spent + values.fresh_values as u64 > asking.fresh_value_budget {
+                let fresh = values.fresh_values as u64;
+                if fresh > 0 && spent + fresh > asking.fresh_value_budget {
                     let budget = asking.fresh_value_budget;
                     return Ok((None, Err(OverBudget { spent, budget })));
                 }

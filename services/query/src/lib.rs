@@ -27,6 +27,7 @@ pub mod audit_sql;
 mod comparisons;
 pub mod engine;
 pub mod execution;
+mod grants;
 mod ids;
 mod ledger;
 pub mod limits;

@@ -574,7 +574,16 @@ mod tests {
             .unwrap()
             .execute("SELECT sex, count(*) FROM ndb.receipts GROUP BY sex", None)
             .await;
-        assert!(matches!(hidden, Err(QueryError::Invalid(_))), "{hidden:?}");
+        assert!(
+            matches!(
+                hidden,
+                Err(QueryError::Refused {
+                    rule: Rule::NotGranted,
+                    ..
+                })
+            ),
+            "{hidden:?}"
+        );
         let by_name = engine.session(PUBLIC_PROJECT, Some(PUBLIC_PROJECT));
         assert!(
             matches!(

@@ -4,6 +4,7 @@ under the same rules, private to the project, deleted on DROP.
 The tests run in file order: the module fixture creates work.cohort and the
 last test drops it."""
 
+import pyarrow as pa
 import pytest
 
 from conftest import error_of, query
@@ -45,6 +46,17 @@ def test_join_with_cohort_equals_duckdb(enclave, release, projects, cohort):
     expected = {sex: (main.round(n), main.round(p)) for sex, n, p in rows if p >= main.k}
     got = {r["sex"]: (r["receipts"], r["persons"]) for r in table.to_pylist()}
     assert got == expected and got
+
+
+def test_cohort_columns_have_the_catalogs_types(enclave, cohort):
+    """Text in a workspace table has the catalog's string type (not a
+    string view), in its listed schema and in results."""
+    with enclave.connect("alice") as conn:
+        listed = conn.adbc_get_table_schema("cohort", db_schema_filter="work")
+        catalog = conn.adbc_get_table_schema("receipts", db_schema_filter="ndb")
+        result = query(conn, "SELECT sex, count(*) AS n FROM work.cohort GROUP BY sex")
+    assert listed.field("sex").type == catalog.field("sex").type == pa.string()
+    assert result.schema.field("sex").type == pa.string()
 
 
 def test_join_with_cohort_is_disclosure_checked(enclave, release, projects, cohort):

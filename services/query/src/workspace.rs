@@ -128,8 +128,12 @@ impl Workspace {
     }
 
     /// The Arrow schema stored in a workspace file, with field metadata.
+    /// Text reads as `Utf8`, as in catalog tables (not DataFusion's
+    /// default `Utf8View` for Parquet), so a client sees one string type.
     async fn file_schema(&self, meta: ObjectMeta) -> Result<SchemaRef, QueryError> {
-        let format = ParquetFormat::default().with_skip_metadata(false);
+        let format = ParquetFormat::default()
+            .with_skip_metadata(false)
+            .with_force_view_types(false);
         let state = SessionContext::new().state();
         Ok(format
             .infer_schema(&state, &self.objects(), &[meta])

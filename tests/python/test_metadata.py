@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import flightsql
+from conftest import error_of, query
 
 
 def objects(conn) -> dict[tuple[str, str], list[str]]:
@@ -112,3 +113,16 @@ def test_prepared_statement_of_a_refused_query_is_refused(enclave):
     with pytest.raises(Exception) as error:  # INVALID_ARGUMENT arrives as ArrowInvalid
         list(client.do_action(action, options))
     assert "refused (row-level)" in str(error.value)
+
+
+def test_show_tables_and_columns_answer_from_the_grant(enclave):
+    """SHOW TABLES lists the granted tables (and the workspace's), SHOW
+    COLUMNS FROM a table its granted columns: what the metadata calls say."""
+    with enclave.connect("alice") as conn:
+        tables = query(conn, "SHOW TABLES").to_pylist()
+        columns = query(conn, "SHOW COLUMNS FROM ndb.diagnoses").to_pylist()
+        refused = error_of(conn, "SHOW TABLES LIKE 'diag%'")
+    listed = {(t["table_schema"], t["table_name"]) for t in tables if t["table_schema"] != "work"}
+    assert listed == {("ndb", "receipts"), ("ndb", "diagnoses")}
+    assert {c["column_name"] for c in columns} == {"person_id", "sex", "age_band", "service_month", "icd10"}
+    assert "refused (statement)" in refused

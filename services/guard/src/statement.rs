@@ -4,7 +4,8 @@ use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, ObjectName, ObjectType, Statement, Value, visit_expressions_mut,
+    Expr, ObjectName, ObjectType, ShowStatementIn, ShowStatementOptions, Statement, Value,
+    visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
@@ -23,6 +24,10 @@ pub enum Request {
     CreateWorkspaceTable { name: String, query: DfStatement },
     /// `DROP TABLE [IF EXISTS] work.<name>`.
     DropWorkspaceTable { name: String, if_exists: bool },
+    /// `SHOW TABLES`: the session's tables, from its grant.
+    ShowTables,
+    /// `SHOW COLUMNS FROM <schema.table>`: one table's columns.
+    ShowColumns { table: String },
 }
 
 /// Parses one statement within the input bounds (see [`bounds`]) and says
@@ -78,6 +83,55 @@ fn number_positional_placeholders(statement: &mut Statement) {
     });
 }
 
+fn without_options(options: &ShowStatementOptions) -> bool {
+    let ShowStatementOptions {
+        show_in,
+        starts_with,
+        limit,
+        limit_from,
+        filter_position,
+    } = options;
+    show_in.is_none()
+        && starts_with.is_none()
+        && limit.is_none()
+        && limit_from.is_none()
+        && filter_position.is_none()
+}
+
+/// `SHOW COLUMNS FROM <table>` (or `IN`) and nothing more.
+fn show_columns(options: ShowStatementOptions) -> Result<Request, QueryError> {
+    let ShowStatementOptions {
+        show_in:
+            Some(ShowStatementIn {
+                parent_type: None,
+                parent_name: Some(table),
+                ..
+            }),
+        starts_with: None,
+        limit: None,
+        limit_from: None,
+        filter_position: None,
+    } = options
+    else {
+        return Err(show_refusal());
+    };
+    let table = table
+        .0
+        .iter()
+        .map(|part| part.to_string())
+        .collect::<Vec<_>>()
+        .join(".");
+    Ok(Request::ShowColumns { table })
+}
+
+fn show_refusal() -> QueryError {
+    QueryError::refused(
+        Rule::Statement,
+        "SHOW TABLES and SHOW COLUMNS FROM <schema.table> are answered as written, without options; \
+         filter the list in your client",
+    )
+}
+
 fn copy_refusal() -> QueryError {
     QueryError::refused(
         Rule::Copy,
@@ -121,6 +175,20 @@ fn classify_sql(statement: Statement) -> Result<Request, QueryError> {
             name: workspace_table(&names[0])?,
             if_exists,
         }),
+        Statement::ShowTables {
+            terse: false,
+            history: false,
+            extended: false,
+            full: false,
+            external: false,
+            show_options,
+        } if without_options(&show_options) => Ok(Request::ShowTables),
+        Statement::ShowColumns {
+            extended: false,
+            full: false,
+            show_options,
+        } => show_columns(show_options),
+        Statement::ShowTables { .. } => Err(show_refusal()),
         Statement::Copy { .. } => Err(copy_refusal()),
         Statement::Explain { .. } | Statement::ExplainTable { .. } => Err(explain_refusal()),
         Statement::Insert(_)

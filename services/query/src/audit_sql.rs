@@ -207,6 +207,10 @@ fn query_statement(sql: &str) -> Result<datafusion::sql::parser::Statement, Quer
                 "the audit schema is read-only; only queries run here",
             ))
         }
+        Request::ShowTables | Request::ShowColumns { .. } => Err(QueryError::refused(
+            Rule::Statement,
+            "the audit schema's tables are listed by the client's metadata calls (audit.events, audit.alerts, audit.checkpoints)",
+        )),
     }
 }
 

@@ -36,6 +36,7 @@ use crate::limits::{
 };
 use crate::optout::OptOutIndex;
 use crate::scan::{ScanStats, collect_measured};
+use crate::show;
 use crate::stage::{run_stage, stage_schema};
 use crate::tables::{STORE_URL, guarded_table};
 use crate::workspace::{NewTable, ReleaseStamp, Workspace};
@@ -605,6 +606,8 @@ impl ProjectSession {
             Request::CreateWorkspaceTable { .. } | Request::DropWorkspaceTable { .. } => {
                 Ok(Arc::new(Schema::empty()))
             }
+            Request::ShowTables => Ok(show::tables_schema()),
+            Request::ShowColumns { .. } => Ok(show::columns_schema()),
         }
     }
 
@@ -662,6 +665,10 @@ impl ProjectSession {
             Request::DropWorkspaceTable { name, if_exists } => {
                 self.workspace().drop_table(&name, if_exists).await?;
                 Ok(Outcome::Updated(0))
+            }
+            Request::ShowTables => Ok(Outcome::Rows(show::tables(&self.tables().await?)?)),
+            Request::ShowColumns { table } => {
+                Ok(Outcome::Rows(show::columns(&self.tables().await?, &table)?))
             }
         }
     }

@@ -34,6 +34,7 @@ pub mod limits;
 pub mod optout;
 pub mod public_stats;
 pub mod scan;
+mod show;
 pub mod stage;
 pub mod tables;
 pub mod workspace;

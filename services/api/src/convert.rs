@@ -178,6 +178,7 @@ pub(crate) fn application(application: &review::Application) -> proto::Applicati
             })
             .collect(),
         eligible_votes: application.eligible_votes() as u32,
+        quorum: review::QUORUM as u32,
         history: application
             .history
             .iter()

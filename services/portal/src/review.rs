@@ -149,7 +149,10 @@ fn committee_section(
     html! {
         section class="committee" {
             h2 { (lang.t("審査委員と投票", "Reviewers and votes")) }
-            p class="muted" { (lang.t("有効票", "Eligible votes")) ": " (application.eligible_votes) }
+            p class="muted quorum" {
+                (lang.t("有効票", "Eligible votes")) ": " (application.eligible_votes) " / "
+                (lang.t("決定に必要な票", "needed for a decision")) " " (application.quorum)
+            }
             @if application.reviewers.is_empty() {
                 (page::empty(lang.t("審査委員はまだ割り当てられていません。", "No reviewer assigned yet.")))
             } @else {
@@ -211,11 +214,21 @@ fn committee_section(
                 }
             }
             @if application.status == "under_review" && user.role == "chair" {
+                @let short = application.quorum.saturating_sub(application.eligible_votes);
                 form method="post" action={ (base) "/decide" } class="panel" {
                     (csrf_field(visitor))
                     h3 { (lang.t("委員長の決定", "The chair's decision")) }
+                    @if short > 0 {
+                        p class="notice no-quorum" {
+                            (lang.t("定足数に達していません。決定にはあと", "No quorum yet: "))
+                            (short)
+                            (lang.t("票の有効票が必要です。", " more eligible votes are needed before a decision."))
+                        }
+                    }
                     label for="decision" { (lang.t("決定", "Decision")) }
+                    // Nothing is preselected: the chair chooses.
                     select id="decision" name="decision" required {
+                        option value="" selected disabled { (lang.t("— 選んでください —", "— choose —")) }
                         option value="approve" { (lang.t("承認", "Approve")) }
                         option value="approve_with_conditions" { (lang.t("条件付き承認", "Approve with conditions")) }
                         option value="return" { (lang.t("差し戻し", "Return")) }
@@ -225,7 +238,7 @@ fn committee_section(
                     textarea id="conditions" name="conditions" rows="3" {}
                     label for="note" { (lang.t("付記", "Note")) }
                     input id="note" name="note";
-                    button type="submit" { (lang.t("決定する", "Decide")) }
+                    button type="submit" disabled[short > 0] { (lang.t("決定する", "Decide")) }
                 }
             }
         }

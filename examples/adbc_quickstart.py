@@ -9,10 +9,12 @@ Each step is a cell of a notebook: run them one by one in Jupyter if you like.
 """
 
 import json
+import os
 
 import adbc_driver_flightsql.dbapi as flight_sql
 
-URI = "grpc://127.0.0.1:50051"
+# The demo's address (`enclave demo --listen` moves it).
+URI = os.environ.get("ENCLAVE_URI", "grpc://127.0.0.1:50051")
 
 # %% Log in: user name and password become a bearer token in the handshake.
 #    A member of several projects picks one with the call header
@@ -46,7 +48,7 @@ cur.execute(
     """
 )
 table = cur.fetch_arrow_table()
-print(table.to_pandas() if hasattr(table, "to_pandas") else table)
+print(table)  # an Arrow table; table.to_pandas() with pandas installed
 # Groups of fewer than 10 persons are withheld without a word: how many were
 # is not told, since that would say a small group exists.
 

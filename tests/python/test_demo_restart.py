@@ -1,15 +1,19 @@
-"""`enclave demo` and its restart keep one audit log: an admin command run
+"""`enclave demo`: the README's quickstart runs against it, and it and its
+restart keep one audit log: an admin command run
 beside the running demo lands in the demo's log, the restart command the
 demo prints continues that log (one chain, verified against one key), and
 a restart pointed at another log is refused with the command that
 continues this one."""
 
 import json
+import os
 import re
 import shlex
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +64,24 @@ def wait_for_event(cli, audit_dir, action: str, timeout: float = 60) -> list[dic
             return found
         time.sleep(0.5)
     raise AssertionError(f"no {action} event in {audit_dir} within {timeout} s")
+
+
+def test_the_quickstart_runs_against_the_demo(cli, tmp_path):
+    """examples/adbc_quickstart.py, as the README runs it, against a demo."""
+    port, portal_port = free_ports(2)
+    log = tmp_path / "demo.log"
+    demo = start([cli.binary, "demo", "--persons", str(PERSONS), "--workdir", str(tmp_path / "demo"),
+                  "--listen", f"127.0.0.1:{port}", "--portal-listen", f"127.0.0.1:{portal_port}"], log)
+    try:
+        wait_listening(demo, port, log)
+        example = Path(__file__).resolve().parents[2] / "examples" / "adbc_quickstart.py"
+        done = subprocess.run([sys.executable, example], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "ENCLAVE_URI": f"grpc://127.0.0.1:{port}"})
+    finally:
+        stop(demo)
+    assert done.returncode == 0, done.stderr
+    assert "refused: " in done.stdout and "row-level" in done.stdout, done.stdout
+    assert done.stdout.rstrip().endswith('{"done": true}'), done.stdout
 
 
 def test_an_admin_command_and_a_restart_stay_on_the_demos_log(cli, tmp_path):

@@ -54,8 +54,16 @@ def test_a_table_of_an_older_release_is_refused_until_rebuilt(cli, tmp_path):
     server = Server(cli, data, state, tmp_path / "serve-2.log")
     try:
         with server.connect("wren") as conn:
+            # Every way of reading it: directly, joined, copied, and
+            # hidden in a subquery, a CTE or a UNION branch.
             for sql in (JOINED, "SELECT sex, count(*) AS n FROM work.cohort GROUP BY sex",
-                        "CREATE TABLE work.copy AS SELECT * FROM work.cohort"):
+                        "CREATE TABLE work.copy AS SELECT * FROM work.cohort",
+                        "SELECT sex, count(DISTINCT person_id) AS n FROM ndb.receipts "
+                        "WHERE person_id IN (SELECT person_id FROM work.cohort) GROUP BY sex",
+                        "WITH c AS (SELECT person_id, sex FROM work.cohort) "
+                        "SELECT sex, count(DISTINCT person_id) AS n FROM c GROUP BY sex",
+                        "SELECT sex, count(DISTINCT person_id) AS n FROM (SELECT person_id, sex FROM ndb.receipts "
+                        "UNION ALL SELECT person_id, sex FROM work.cohort) t GROUP BY sex"):
                 message = error_of(conn, sql)
                 assert "refused (workspace): work.cohort was built from release " + first.dir.name in message, message
                 assert f"now serves release {second.dir.name}" in message, message

@@ -266,7 +266,8 @@ class Server:
     """One `enclave serve` process and clients for it; over a store that a
     cluster of the suite reads, its project queries run on that cluster."""
 
-    def __init__(self, cli: Cli, data: Path | str, state: Path, log: Path, extra: tuple[str, ...] = ()):
+    def __init__(self, cli: Cli, data: Path | str, state: Path, log: Path, extra: tuple[str, ...] = (),
+                 preexec_fn=None):
         # Every server has its web portal on a port of its own.
         self.port, self.portal_port = free_ports(2)
         self.uri = f"grpc://127.0.0.1:{self.port}"
@@ -278,7 +279,7 @@ class Server:
             args += ["--engine", _CLUSTERS[str(data)]]
         with open(log, "wb") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=command_env(args))
+                                            env=command_env(args), preexec_fn=preexec_fn)
         _SERVERS.append(self)
         self._wait_listening(timeout=60)
 
@@ -484,10 +485,11 @@ def start_server(cli: Cli, release: Release):
     """Factory: a server over the release with its own state directory."""
     started: list[Server] = []
 
-    def start(name: str, users: dict[str, str], projects: dict[str, Project], extra: tuple[str, ...] = ()) -> Server:
+    def start(name: str, users: dict[str, str], projects: dict[str, Project], extra: tuple[str, ...] = (),
+              preexec_fn=None) -> Server:
         state = release.workdir / f"state-{name}"
         make_state(cli, state, users, projects)
-        server = Server(cli, release.location, state, release.workdir / f"serve-{name}.log", extra)
+        server = Server(cli, release.location, state, release.workdir / f"serve-{name}.log", extra, preexec_fn)
         server.state = state
         started.append(server)
         return server

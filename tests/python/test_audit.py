@@ -3,9 +3,13 @@ recorded before they are answered, and `enclave audit verify` checks the
 chain and the signed checkpoints against the public key."""
 
 import json
+import resource
+import signal
 import time
 
-from conftest import error_of, query
+import pytest
+
+from conftest import Project, error_of, query
 
 
 def events(cli, server, *filters):
@@ -192,3 +196,30 @@ def test_refused_tokens_are_recorded(enclave):
                               "WHERE action = 'token' AND outcome = 'refused'").column("detail").to_pylist()
     reasons = {json.loads(detail)["reason"] for detail in reasons}
     assert {"invalid or expired", "missing"} <= reasons, reasons
+
+
+def _ignore_file_size_signal() -> None:
+    # A write past RLIMIT_FSIZE then fails with EFBIG instead of killing the
+    # server (subprocess restores the default before this runs).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_a_workspace_change_whose_audit_write_fails_changes_nothing(release, start_server):
+    server = start_server("write-ahead", {"wanda": "researcher"}, {"wa": Project("wa", ("wanda",))},
+                          preexec_fn=_ignore_file_size_signal)
+    create = ("CREATE TABLE work.cohort AS SELECT DISTINCT person_id FROM ndb.receipts "
+              "WHERE age_band = '70-74'")
+    with server.connect("wanda") as conn:
+        # A long comment makes the audit segment far larger than the
+        # workspace file the statement would write.
+        query(conn, "SELECT count(*) AS n FROM ndb.receipts -- " + "x" * 200_000)
+        segments = sorted((server.state / "audit").glob("*.seg"))
+        limit = max(path.stat().st_size for path in segments)
+        # From now on no file of the server may grow past the segment's size:
+        # the next audit event cannot be appended.
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (limit, limit))
+        with pytest.raises(Exception) as refused:
+            query(conn, create)
+    assert "unavailable" in str(refused.value).lower(), refused.value
+    assert release.workspace_files("wa") == [], "the workspace changed although its audit record failed"
+    server.stop()

@@ -236,7 +236,7 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     otto = signed_in(browser, portal, "otto")
     otto.goto("/audit?actor=ana")
     events = otto.locator("table.list").first
-    for action in ("create application", "submit", "request output"):
+    for action in ("application.create", "application.submit", "output.request"):
         expect(events).to_contain_text(action)
     expect(otto.locator("section.verification")).to_have_class("verification passed")
     shot(otto, "12-audit")
@@ -247,7 +247,7 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     expect(otto.locator("dl.record")).to_contain_text("COUNT(DISTINCT person_id)")
     shot(otto, "13-audit-event")
     otto.goto("/audit?actor=chair")
-    expect(otto.locator("table.list").first).to_contain_text("decide application")
+    expect(otto.locator("table.list").first).to_contain_text("application.decide")
 
 
 def test_a_conflict_removes_a_vote_and_the_chair_needs_a_quorum(portal: Server, browser: Browser):

@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use enclave_audit::{AuditLog, NewEvent};
+use enclave_audit::{Action, AuditLog, NewEvent, Outcome};
 use enclave_core::date::CivilDate;
-use enclave_state::{Clock, StateError, StateStore, User, is_valid_user_name};
+use enclave_state::{Clock, Snapshot, StateError, StateStore, User, is_valid_user_name};
 use tokio::sync::Mutex;
 use tonic::metadata::MetadataMap;
 
@@ -94,14 +94,14 @@ impl Access {
     ) -> Result<String, AccessError> {
         if let Err(error) = check_credentials(user, password) {
             self.throttle.failed(None, address);
-            self.record_login(user, "refused", address, error.to_string())
+            self.record_login(user, Outcome::Refused, address, error.to_string())
                 .await?;
             return Err(error);
         }
         if let Some(wait) = self.throttle.refuse(user, address) {
             let error = AccessError::Throttled(wait.as_millis().div_ceil(1000) as u64);
             tracing::warn!(user, ?address, "login throttled");
-            self.record_login(user, "refused", address, "throttled".into())
+            self.record_login(user, Outcome::Refused, address, "throttled".into())
                 .await?;
             return Err(error);
         }
@@ -110,13 +110,18 @@ impl Access {
         let account = blocking(move || state.authenticate(&name, &secret)).await?;
         if account.is_none() {
             self.throttle.failed(Some(user), address);
-            self.record_login(user, "refused", address, "wrong name or password".into())
-                .await?;
+            self.record_login(
+                user,
+                Outcome::Refused,
+                address,
+                "wrong name or password".into(),
+            )
+            .await?;
             tracing::warn!(user, ?address, "login failed");
             return Err(AccessError::BadCredentials);
         }
         self.throttle.succeeded(user);
-        self.record_login(user, "ok", address, String::new())
+        self.record_login(user, Outcome::Ok, address, String::new())
             .await?;
         tracing::info!(user, "login");
         Ok(self.signer.issue_token(user, TOKEN_LIFETIME))
@@ -127,7 +132,7 @@ impl Access {
     async fn record_login(
         &self,
         user: &str,
-        outcome: &str,
+        outcome: Outcome,
         address: Option<IpAddr>,
         reason: String,
     ) -> Result<(), AccessError> {
@@ -139,12 +144,7 @@ impl Access {
             detail.insert("reason".into(), reason.into());
         }
         self.audit
-            .record(NewEvent {
-                actor: user.to_string(),
-                action: "login".into(),
-                outcome: outcome.into(),
-                detail: detail.into(),
-            })
+            .record(NewEvent::new(user, Action::Login, outcome, detail.into()))
             .await?;
         Ok(())
     }
@@ -158,25 +158,21 @@ impl Access {
             None => ("missing", None),
             Some(token) => match self.signer.check_token(token) {
                 None => ("invalid or expired", None),
-                Some(user) => {
-                    let state = Arc::clone(&self.state);
-                    let name = user.clone();
-                    match blocking(move || state.user(&name)).await? {
-                        Some(account) if !account.disabled => return Ok(account),
-                        Some(_) => ("account suspended", Some(user)),
-                        None => ("unknown account", Some(user)),
-                    }
-                }
+                Some(user) => match self.snapshot().await?.user(&user) {
+                    Some(account) if !account.disabled => return Ok(account.clone()),
+                    Some(_) => ("account suspended", Some(user)),
+                    None => ("unknown account", Some(user)),
+                },
             },
         };
         tracing::warn!(reason, "token refused");
         self.audit
-            .record(NewEvent {
-                actor: actor.unwrap_or_else(|| "unknown".into()),
-                action: "token".into(),
-                outcome: "refused".into(),
-                detail: serde_json::json!({ "reason": reason }),
-            })
+            .record(NewEvent::new(
+                actor.unwrap_or_else(|| "unknown".into()),
+                Action::Token,
+                Outcome::Refused,
+                serde_json::json!({ "reason": reason }),
+            ))
             .await?;
         Err(AccessError::Unauthenticated)
     }
@@ -212,8 +208,8 @@ impl Access {
 
     /// The enforcer for the current state and date.
     async fn authorizer(&self) -> Result<Arc<Authorizer>, AccessError> {
-        let state = Arc::clone(&self.state);
-        let version = blocking(move || state.version()).await?;
+        let snapshot = self.snapshot().await?;
+        let version = snapshot.version();
         let day = self.clock.today();
         let mut current = self.current.lock().await;
         if let Some(built) = current.as_ref()
@@ -222,7 +218,7 @@ impl Access {
         {
             return Ok(Arc::clone(&built.authorizer));
         }
-        let lines = self.role_lines(day).await?;
+        let lines = self.role_lines(snapshot, day).await?;
         let authorizer = Arc::new(Authorizer::build(&lines).await?);
         tracing::debug!(version, role_lines = lines.len(), "access policy rebuilt");
         *current = Some(Built {
@@ -233,12 +229,23 @@ impl Access {
         Ok(authorizer)
     }
 
-    async fn role_lines(&self, day: CivilDate) -> Result<Vec<RoleLine>, AccessError> {
+    /// Accounts, projects and opt-outs as of the store's latest change
+    /// (read from the store only when it changed).
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, AccessError> {
+        let state = Arc::clone(&self.state);
+        blocking(move || state.snapshot()).await
+    }
+
+    async fn role_lines(
+        &self,
+        snapshot: Arc<Snapshot>,
+        day: CivilDate,
+    ) -> Result<Vec<RoleLine>, AccessError> {
         let state = Arc::clone(&self.state);
         let sources = self.sources.clone();
         blocking(move || {
-            let mut lines = account_lines(&state)?;
-            lines.extend(project_lines(&state, day)?);
+            let mut lines = account_lines(&snapshot);
+            lines.extend(project_lines(&snapshot, day));
             for source in &sources {
                 lines.extend(source.role_lines(&state)?);
             }
@@ -262,30 +269,29 @@ fn check_credentials(user: &str, password: &str) -> Result<(), AccessError> {
 }
 
 /// One line per enabled account: its role in the system domain.
-fn account_lines(state: &StateStore) -> Result<Vec<RoleLine>, StateError> {
-    Ok(state
-        .users()?
-        .into_iter()
+fn account_lines(snapshot: &Snapshot) -> Vec<RoleLine> {
+    snapshot
+        .users()
         .filter(|user| !user.disabled)
-        .map(|user| RoleLine::new(user.name, user.role.name(), Domain::System))
-        .collect())
+        .map(|user| RoleLine::new(user.name.clone(), user.role.name(), Domain::System))
+        .collect()
 }
 
 /// One line per member of a project that is open on `day`: a closed or
 /// expired grant gives its members nothing.
-fn project_lines(state: &StateStore, day: CivilDate) -> Result<Vec<RoleLine>, StateError> {
-    Ok(state
-        .projects()?
-        .into_iter()
+fn project_lines(snapshot: &Snapshot, day: CivilDate) -> Vec<RoleLine> {
+    snapshot
+        .projects()
+        .iter()
         .filter(|project| project.is_open_on(day))
         .flat_map(|project| {
-            let domain = Domain::Project(project.id);
+            let domain = Domain::Project(project.id.clone());
             project
                 .members
-                .into_iter()
-                .map(move |member| RoleLine::new(member, "project_member", domain.clone()))
+                .iter()
+                .map(move |member| RoleLine::new(member.clone(), "project_member", domain.clone()))
         })
-        .collect())
+        .collect()
 }
 
 /// Runs blocking state-store work on the blocking pool.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use enclave_access::{Domain, permissions};
+use enclave_audit::Action;
 use enclave_state::{Role, StateError};
 use tonic::{Request, Response, Status};
 
@@ -25,7 +26,7 @@ impl Users for Api {
         let caller = self.caller(&request).await?;
         self.check(&caller, &Domain::System, permissions::USER_LIST)
             .await?;
-        let audited = audited(&caller.name, "list users".into(), "");
+        let audited = audited(&caller.name, Action::UserList, "");
         let users = self.state(audited, |state| state.users()).await?;
         Ok(Response::new(ListUsersResponse {
             users: users.iter().map(convert::user).collect(),
@@ -44,7 +45,7 @@ impl Users for Api {
         let role: Role = role
             .parse()
             .map_err(|e: StateError| Status::invalid_argument(e.to_string()))?;
-        let audited = audited(&caller.name, "add user".into(), &name);
+        let audited = audited(&caller.name, Action::UserAdd, &name);
         let user = self
             .state(audited, move |state| state.add_user(&name, role, &password))
             .await?;
@@ -66,11 +67,11 @@ impl Users for Api {
             ));
         }
         let action = if disabled {
-            "suspend user"
+            Action::UserSuspend
         } else {
-            "restore user"
+            Action::UserRestore
         };
-        let audited = audited(&caller.name, action.into(), &name);
+        let audited = audited(&caller.name, action, &name);
         let user = self
             .state(audited, move |state| state.set_disabled(&name, disabled))
             .await?;
@@ -88,7 +89,7 @@ impl Grants for Api {
         let sees_all = self
             .allows(&caller, &Domain::System, permissions::APPLICATION_LIST)
             .await?;
-        let audited = audited(&caller.name, "list grants".into(), "");
+        let audited = audited(&caller.name, Action::GrantList, "");
         let projects = self.state(audited, |state| state.projects()).await?;
         let today = self.access().clock().today();
         let grants = projects
@@ -108,7 +109,7 @@ impl Grants for Api {
         let sees_all = self
             .allows(&caller, &Domain::System, permissions::APPLICATION_LIST)
             .await?;
-        let audited = audited(&caller.name, "read ledger".into(), &id);
+        let audited = audited(&caller.name, Action::LedgerRead, &id);
         let lookup = id.clone();
         let project = self
             .state(audited, move |state| state.project(&lookup))

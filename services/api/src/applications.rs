@@ -1,6 +1,7 @@
 //! `Applications`: the application lifecycle and committee review.
 
 use enclave_access::{Domain, Permission, permissions};
+use enclave_audit::Action;
 use enclave_review::{Application, Decision, Workflow};
 use enclave_state::User;
 use tonic::{Request, Response, Status};
@@ -31,7 +32,7 @@ impl Api {
         &self,
         user: &User,
         id: String,
-        permission: Permission,
+        (permission, action): (Permission, Action),
         transition: impl FnOnce(
             &mut Application,
             enclave_review::Act<'_>,
@@ -43,7 +44,7 @@ impl Api {
         self.check_any(user, &[domain(&id), Domain::System], permission)
             .await?;
         let by = user.name.clone();
-        self.workflow(audited(&by, permission.to_string(), &id), move |workflow| {
+        self.workflow(audited(&by, action, &id), move |workflow| {
             workflow.change(&id, &by, transition)
         })
         .await
@@ -59,7 +60,7 @@ impl Applications for Api {
         let proposal = convert::proposal(request.into_inner().proposal)?;
         let application = self
             .workflow(
-                audited(&user.name, "create application".into(), ""),
+                audited(&user.name, Action::ApplicationCreate, ""),
                 move |workflow| workflow.create(&user.name, proposal),
             )
             .await?;
@@ -74,7 +75,7 @@ impl Applications for Api {
         let proposal = convert::proposal(proposal)?;
         let application = self
             .workflow(
-                audited(&user.name, "edit application".into(), &id),
+                audited(&user.name, Action::ApplicationEdit, &id),
                 move |workflow| workflow.edit(&id, &user.name, proposal),
             )
             .await?;
@@ -85,9 +86,12 @@ impl Applications for Api {
         let user = self.caller(&request).await?;
         let id = request.into_inner().id;
         let application = self
-            .transition(&user, id, permissions::APPLICATION_SUBMIT, |a, act| {
-                a.submit(act).map(|()| None)
-            })
+            .transition(
+                &user,
+                id,
+                (permissions::APPLICATION_SUBMIT, Action::ApplicationSubmit),
+                |a, act| a.submit(act).map(|()| None),
+            )
             .await?;
         reply(&application)
     }
@@ -96,9 +100,15 @@ impl Applications for Api {
         let user = self.caller(&request).await?;
         let id = request.into_inner().id;
         let application = self
-            .transition(&user, id, permissions::APPLICATION_WITHDRAW, |a, act| {
-                a.withdraw(act).map(|()| None)
-            })
+            .transition(
+                &user,
+                id,
+                (
+                    permissions::APPLICATION_WITHDRAW,
+                    Action::ApplicationWithdraw,
+                ),
+                |a, act| a.withdraw(act).map(|()| None),
+            )
             .await?;
         reply(&application)
     }
@@ -111,7 +121,7 @@ impl Applications for Api {
         let terms = convert::terms(terms)?;
         let application = self
             .workflow(
-                audited(&user.name, "amend application".into(), &id),
+                audited(&user.name, Action::ApplicationAmend, &id),
                 move |workflow| workflow.amend(&id, &user.name, terms),
             )
             .await?;
@@ -129,7 +139,7 @@ impl Applications for Api {
         .await?;
         let application = self
             .workflow(
-                audited(&user.name, "read application".into(), &id),
+                audited(&user.name, Action::ApplicationRead, &id),
                 move |workflow| workflow.application(&id),
             )
             .await?;
@@ -148,7 +158,7 @@ impl Applications for Api {
         let status = request.into_inner().status;
         let applications = self
             .workflow(
-                audited(&user.name, "list application".into(), ""),
+                audited(&user.name, Action::ApplicationList, ""),
                 Workflow::applications,
             )
             .await?;
@@ -168,7 +178,7 @@ impl Applications for Api {
         let AssignReviewersRequest { id, reviewers } = request.into_inner();
         let application = self
             .workflow(
-                audited(&user.name, "assign application".into(), &id),
+                audited(&user.name, Action::ApplicationAssign, &id),
                 move |workflow| workflow.assign(&id, &user.name, &reviewers),
             )
             .await?;
@@ -182,7 +192,10 @@ impl Applications for Api {
             .transition(
                 &user,
                 id,
-                permissions::APPLICATION_DECLARE_CONFLICT,
+                (
+                    permissions::APPLICATION_DECLARE_CONFLICT,
+                    Action::ApplicationDeclareConflict,
+                ),
                 move |a, act| a.declare_conflict(&reason, act).map(|()| None),
             )
             .await?;
@@ -198,9 +211,12 @@ impl Applications for Api {
         } = request.into_inner();
         let choice = convert::vote_request(choice)?;
         let application = self
-            .transition(&user, id, permissions::APPLICATION_VOTE, move |a, act| {
-                a.vote(choice, &opinion, act).map(|()| None)
-            })
+            .transition(
+                &user,
+                id,
+                (permissions::APPLICATION_VOTE, Action::ApplicationVote),
+                move |a, act| a.vote(choice, &opinion, act).map(|()| None),
+            )
             .await?;
         reply(&application)
     }
@@ -215,7 +231,7 @@ impl Applications for Api {
         let by = user.name.clone();
         let application = self
             .workflow(
-                audited(&by, "decide application".into(), &id),
+                audited(&by, Action::ApplicationDecide, &id),
                 move |workflow| workflow.change(&id, &by, |a, act| a.decide(decision, &note, act)),
             )
             .await?;
@@ -229,7 +245,7 @@ impl Applications for Api {
             .transition(
                 &user,
                 id,
-                permissions::APPLICATION_MESSAGE,
+                (permissions::APPLICATION_MESSAGE, Action::ApplicationMessage),
                 move |a, act| a.message(&text, act).map(|()| None),
             )
             .await?;
@@ -245,9 +261,12 @@ impl Applications for Api {
             note
         };
         let application = self
-            .transition(&user, id, permissions::APPLICATION_CLOSE, move |a, act| {
-                a.close(&note, act).map(Some)
-            })
+            .transition(
+                &user,
+                id,
+                (permissions::APPLICATION_CLOSE, Action::ApplicationClose),
+                move |a, act| a.close(&note, act).map(Some),
+            )
             .await?;
         self.delete_workspace(&application.proposal.project_id)
             .await?;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use enclave_access::{Access, Domain, Permission};
-use enclave_audit::NewEvent;
+use enclave_audit::{Action, Outcome};
 use enclave_query::QueryEngine;
 use enclave_review::{Workflow, WorkflowError};
 use enclave_state::{StateError, User};
@@ -108,45 +108,29 @@ impl Api {
         audited: Audited,
         step: impl FnOnce() -> Result<R, Status> + Send + 'static,
     ) -> Result<R, Status> {
-        self.record(&audited, "requested", serde_json::Value::Null)
+        let detail = if audited.subject.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::json!({ "subject": audited.subject })
+        };
+        let requested = self
+            .inner
+            .access
+            .audit()
+            .request(&audited.actor, audited.action, detail)
             .await?;
         let result = tokio::task::spawn_blocking(step)
             .await
             .map_err(|error| internal(&error))?;
         let (outcome, detail) = match &result {
-            Ok(_) => ("ok", serde_json::Value::Null),
+            Ok(_) => (Outcome::Ok, serde_json::Value::Null),
             Err(status) => (
-                "refused",
+                Outcome::Refused,
                 serde_json::json!({ "code": format!("{:?}", status.code()), "message": status.message() }),
             ),
         };
-        self.record(&audited, outcome, detail).await?;
+        requested.finish(outcome, detail).await?;
         result
-    }
-
-    async fn record(
-        &self,
-        audited: &Audited,
-        outcome: &str,
-        mut detail: serde_json::Value,
-    ) -> Result<(), Status> {
-        if !audited.subject.is_empty() {
-            detail = match detail {
-                serde_json::Value::Object(mut fields) => {
-                    fields.insert("subject".into(), audited.subject.clone().into());
-                    serde_json::Value::Object(fields)
-                }
-                _ => serde_json::json!({ "subject": audited.subject }),
-            };
-        }
-        let event = NewEvent {
-            actor: audited.actor.clone(),
-            action: audited.action.clone(),
-            outcome: outcome.into(),
-            detail,
-        };
-        self.inner.access.audit().record(event).await?;
-        Ok(())
     }
 
     /// Expires grants whose period ended and deletes their workspaces. The
@@ -162,7 +146,7 @@ impl Api {
         }
         let closed = self
             .workflow(
-                audited("system", "expire grants".into(), ""),
+                audited("system", Action::GrantExpire, ""),
                 Workflow::expire_due,
             )
             .await?;
@@ -188,11 +172,11 @@ impl Api {
 #[derive(Debug)]
 pub(crate) struct Audited {
     actor: String,
-    action: String,
+    action: Action,
     subject: String,
 }
 
-pub(crate) fn audited(actor: &str, action: String, subject: &str) -> Audited {
+pub(crate) fn audited(actor: &str, action: Action, subject: &str) -> Audited {
     Audited {
         actor: actor.to_string(),
         action,

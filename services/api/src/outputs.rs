@@ -3,6 +3,7 @@
 //! and the download.
 
 use enclave_access::{Domain, permissions};
+use enclave_audit::Action;
 use enclave_query::Released;
 use enclave_query::{Outcome, QueryError};
 use enclave_review::{CheckFindings, OutputRelease, Workflow};
@@ -106,7 +107,7 @@ impl OutputReleases for Api {
         let (findings, csv) = self.automatic_check(&user, &project_id, &sql).await?;
         let release = self
             .workflow(
-                audited(&user.name, "request output".into(), &project_id),
+                audited(&user.name, Action::OutputRequest, &project_id),
                 move |workflow| {
                     workflow.request_output(&user.name, &project_id, &title, &sql, findings, csv)
                 },
@@ -132,7 +133,7 @@ impl OutputReleases for Api {
         let mut releases = Vec::new();
         for release in self
             .workflow(
-                audited(&user.name, "list output".into(), ""),
+                audited(&user.name, Action::OutputList, ""),
                 Workflow::outputs,
             )
             .await?
@@ -156,7 +157,7 @@ impl OutputReleases for Api {
         let ReviewOutputRequest { id, approve, note } = request.into_inner();
         let release = self
             .workflow(
-                audited(&user.name, "review output".into(), &id),
+                audited(&user.name, Action::OutputReview, &id),
                 move |workflow| workflow.review_output(&id, &user.name, approve, &note),
             )
             .await?;
@@ -168,7 +169,7 @@ impl OutputReleases for Api {
         let id = request.into_inner().id;
         let release = self
             .workflow(
-                audited(&user.name, "download output".into(), &id),
+                audited(&user.name, Action::OutputDownload, &id),
                 move |workflow| workflow.output(&id),
             )
             .await?;
@@ -195,7 +196,7 @@ impl Api {
     async fn readable_output(&self, user: &User, id: String) -> Result<OutputRelease, Status> {
         let release = self
             .workflow(
-                audited(&user.name, "read output".into(), &id),
+                audited(&user.name, Action::OutputRead, &id),
                 move |workflow| workflow.output(&id),
             )
             .await?;

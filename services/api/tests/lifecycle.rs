@@ -15,7 +15,7 @@ use enclave_api::proto::output_releases_client::OutputReleasesClient;
 use enclave_api::proto::session_client::SessionClient;
 use enclave_api::proto::{self, DecisionKind, VoteChoice};
 use enclave_api::{Api, ServerConfig};
-use enclave_audit::{AuditLog, CheckpointSigner, LogPolicy};
+use enclave_audit::{Action, AuditLog, CheckpointSigner, LogPolicy, Outcome};
 use enclave_query::execution::Execution;
 use enclave_query::{Limits, QueryEngine};
 use enclave_review::{ApplicationRoles, Workflow};
@@ -53,7 +53,7 @@ impl Server {
         enclave_audit::read_events(&self.dir.path().join("audit"))
             .unwrap()
             .iter()
-            .filter(|event| event.action == "expire grants" && event.outcome == "requested")
+            .filter(|event| event.is(Action::GrantExpire, Outcome::Requested))
             .count()
     }
 }

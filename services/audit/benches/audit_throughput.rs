@@ -10,15 +10,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use enclave_audit::{AuditLog, CheckpointSigner, LogPolicy, NewEvent, read_events, verify};
+use enclave_audit::{
+    Action, AuditLog, CheckpointSigner, LogPolicy, NewEvent, Outcome, read_events, verify,
+};
 
 const DEFAULT_EVENTS: usize = 100_000;
 
 fn event(writer: usize, i: usize) -> NewEvent {
     NewEvent {
         actor: format!("researcher{writer}"),
-        action: "query".into(),
-        outcome: "ok".into(),
+        action: Action::Query,
+        outcome: Outcome::Ok,
         detail: serde_json::json!({
             "project": "demo",
             "sql": "SELECT prefecture_code, count(DISTINCT person_id) AS persons FROM ndb.receipts GROUP BY prefecture_code",

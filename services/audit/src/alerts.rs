@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::log::Event;
+use crate::{Action, Outcome};
 
 /// The window the thresholds count in.
 pub const WINDOW_MS: i64 = 10 * 60 * 1000;
@@ -27,7 +28,7 @@ pub fn alerts(events: &[Event]) -> Vec<Alert> {
     let mut found = Vec::new();
     let refusals = events
         .iter()
-        .filter(|e| e.action == "query" && e.outcome == "refused");
+        .filter(|e| e.is(Action::Query, Outcome::Refused));
     found.extend(
         bursts(refusals, |_| String::new(), REFUSALS).map(|(actor, _, window)| {
             alert("repeated-refusals", actor, &window, "queries refused")
@@ -35,14 +36,14 @@ pub fn alerts(events: &[Event]) -> Vec<Alert> {
     );
     let failed_logins = events
         .iter()
-        .filter(|e| e.action == "login" && e.outcome == "refused");
+        .filter(|e| e.is(Action::Login, Outcome::Refused));
     found.extend(
         bursts(failed_logins, |_| String::new(), FAILED_LOGINS)
             .map(|(actor, _, window)| alert("failed-logins", actor, &window, "failed logins")),
     );
     let answered = events
         .iter()
-        .filter(|e| e.action == "query" && e.outcome == "ok" && e.detail["phase"] == "execute");
+        .filter(|e| e.is(Action::Query, Outcome::Ok) && e.detail["phase"] == "execute");
     found.extend(
         bursts(
             answered,

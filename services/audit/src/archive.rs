@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 
 use crate::checkpoint::{CHECKPOINT_FILE, Checkpoint, hex};
 use crate::log::file_name;
-use crate::{AuditError, AuditLog, NewEvent, segment};
+use crate::{Action, AuditError, AuditLog, NewEvent, Outcome, segment};
 
 const SEGMENTS: &str = "segments/";
 const CHECKPOINTS: &str = "checkpoints/";
@@ -211,7 +211,8 @@ impl Archive {
                 .await
                 .map_err(|e| AuditError::io(&path, e))?;
             let detail = self.upload(LocalObject { key, bytes }).await?;
-            self.record("audit.archived", "ok", detail).await;
+            self.record(Action::AuditArchived, Outcome::Ok, detail)
+                .await;
         }
         Ok(())
     }
@@ -265,7 +266,7 @@ impl Archive {
                 "archived_bytes": archived_bytes,
                 "local_bytes": local_bytes,
             });
-            self.record("audit.archive_mismatch", "failed", detail)
+            self.record(Action::AuditArchiveMismatch, Outcome::Failed, detail)
                 .await;
         }
         true
@@ -306,19 +307,15 @@ impl Archive {
         tracing::warn!(%error, "audit archive pass failed; retrying on the next pass");
         if !std::mem::replace(&mut self.failing, true) {
             let detail = serde_json::json!({ "error": error.to_string() });
-            self.record("audit.archive_failed", "failed", detail).await;
+            self.record(Action::AuditArchiveFailed, Outcome::Failed, detail)
+                .await;
         }
     }
 
-    async fn record(&self, action: &str, outcome: &str, detail: serde_json::Value) {
-        let event = NewEvent {
-            actor: "system".into(),
-            action: action.into(),
-            outcome: outcome.into(),
-            detail,
-        };
+    async fn record(&self, action: Action, outcome: Outcome, detail: serde_json::Value) {
+        let event = NewEvent::system(action, outcome, detail);
         if let Err(error) = self.audit.record(event).await {
-            tracing::error!(%error, action, "audit archive: the event could not be recorded");
+            tracing::error!(%error, %action, "audit archive: the event could not be recorded");
         }
     }
 
@@ -501,13 +498,8 @@ mod tests {
             ..LogPolicy::default()
         };
         let audit = Arc::new(AuditLog::open(&log_dir, signer, policy).unwrap());
-        for action in ["login", "query"] {
-            let event = NewEvent {
-                actor: "alice".into(),
-                action: action.into(),
-                outcome: "ok".into(),
-                detail: serde_json::Value::Null,
-            };
+        for action in [Action::Login, Action::Query] {
+            let event = NewEvent::new("alice", action, Outcome::Ok, serde_json::Value::Null);
             audit.record(event).await.unwrap();
         }
         let location = location("s3://audit-bucket/p").unwrap();
@@ -524,7 +516,7 @@ mod tests {
         let failed: Vec<_> = read_events(&log_dir)
             .unwrap()
             .into_iter()
-            .filter(|e| e.action == "audit.archive_failed")
+            .filter(|e| e.action == Action::AuditArchiveFailed.name())
             .collect();
         assert_eq!(failed.len(), 1, "{failed:?}");
         let error = failed[0].detail["error"].as_str().unwrap();

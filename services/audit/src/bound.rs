@@ -27,8 +27,8 @@ pub fn bound_event(event: NewEvent) -> NewEvent {
     bound_strings(&mut detail);
     let mut bounded = NewEvent {
         actor: bound_text(event.actor, MAX_NAME_BYTES),
-        action: bound_text(event.action, MAX_NAME_BYTES),
-        outcome: bound_text(event.outcome, MAX_NAME_BYTES),
+        action: event.action,
+        outcome: event.outcome,
         detail,
     };
     if encoded_len(&bounded) + STORED_FIELDS_BYTES > MAX_EVENT_BYTES {
@@ -81,12 +81,7 @@ mod tests {
     use super::*;
 
     fn event(actor: String, detail: Value) -> NewEvent {
-        NewEvent {
-            actor,
-            action: "login".into(),
-            outcome: "refused".into(),
-            detail,
-        }
+        NewEvent::new(actor, crate::Action::Login, crate::Outcome::Refused, detail)
     }
 
     #[test]

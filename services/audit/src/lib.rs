@@ -18,6 +18,7 @@
 //! Object Lock (compliance mode) so that nobody can delete them before their
 //! retention date.
 
+mod action;
 pub mod alerts;
 #[cfg(feature = "archive")]
 mod archive;
@@ -29,7 +30,9 @@ mod log;
 pub mod merkle;
 mod segment;
 mod verify;
+mod write_ahead;
 
+pub use action::{Action, Outcome};
 #[cfg(feature = "archive")]
 pub use archive::{Archive, ArchiveLocation, ArchiveTask};
 pub use bound::{MAX_NAME_BYTES, MAX_TEXT_BYTES, bound_event, bound_text};
@@ -38,3 +41,4 @@ pub use error::AuditError;
 pub use inbox::spool;
 pub use log::{AuditLog, Event, LogPolicy, NewEvent};
 pub use verify::{VerifyReport, read_checkpoint_list, read_events, verify};
+pub use write_ahead::Requested;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::AuditError;
+use crate::action::{Action, Outcome};
 use crate::bound::bound_event;
 use crate::checkpoint::{CHECKPOINT_FILE, CheckpointSigner};
 use crate::inbox;
@@ -33,12 +34,31 @@ const MIN_TICK: Duration = Duration::from_millis(10);
 pub struct NewEvent {
     /// The user (or `system`) acting.
     pub actor: String,
-    /// What was done, dotted: `login`, `query`, `application.decide`, …
-    pub action: String,
-    /// `ok`, `refused`, `failed`.
-    pub outcome: String,
+    pub action: Action,
+    pub outcome: Outcome,
     /// Everything else worth keeping, as JSON.
     pub detail: serde_json::Value,
+}
+
+impl NewEvent {
+    pub fn new(
+        actor: impl Into<String>,
+        action: Action,
+        outcome: Outcome,
+        detail: serde_json::Value,
+    ) -> NewEvent {
+        NewEvent {
+            actor: actor.into(),
+            action,
+            outcome,
+            detail,
+        }
+    }
+
+    /// An event of the `system` actor.
+    pub fn system(action: Action, outcome: Outcome, detail: serde_json::Value) -> NewEvent {
+        NewEvent::new("system", action, outcome, detail)
+    }
 }
 
 /// An event as stored: numbered and timed by the log.
@@ -50,6 +70,13 @@ pub struct Event {
     pub action: String,
     pub outcome: String,
     pub detail: serde_json::Value,
+}
+
+impl Event {
+    /// Whether it records `action` ending in `outcome`.
+    pub fn is(&self, action: Action, outcome: Outcome) -> bool {
+        self.action == action.name() && self.outcome == outcome.name()
+    }
 }
 
 /// When checkpoints are signed and when the active segment is sealed.
@@ -200,16 +227,15 @@ impl Writer {
                 }
                 truncate(path, offset)?;
                 tracing::warn!(segment = %path.display(), offset, bytes, "torn audit tail cut off");
-                recovered = Some(NewEvent {
-                    actor: "system".into(),
-                    action: "audit.recovered".into(),
-                    outcome: "ok".into(),
-                    detail: serde_json::json!({
+                recovered = Some(NewEvent::system(
+                    Action::AuditRecovered,
+                    Outcome::Ok,
+                    serde_json::json!({
                         "segment": file_name(path),
                         "offset": offset,
                         "torn_bytes": bytes,
                     }),
-                });
+                ));
             }
         }
         let size = tree.size();
@@ -305,8 +331,8 @@ impl Writer {
                 seq: first_seq + index as u64,
                 at_ms,
                 actor: event.actor.clone(),
-                action: event.action.clone(),
-                outcome: event.outcome.clone(),
+                action: event.action.name().to_string(),
+                outcome: event.outcome.name().to_string(),
                 detail: event.detail.clone(),
             };
             let payload =

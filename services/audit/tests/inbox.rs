@@ -5,13 +5,15 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use enclave_audit::{AuditLog, CheckpointSigner, Event, LogPolicy, NewEvent, read_events, spool};
+use enclave_audit::{
+    Action, AuditLog, CheckpointSigner, Event, LogPolicy, NewEvent, Outcome, read_events, spool,
+};
 
-fn side_event(action: &str) -> NewEvent {
+fn side_event(action: Action) -> NewEvent {
     NewEvent {
         actor: "os:steward".into(),
-        action: action.into(),
-        outcome: "ok".into(),
+        action,
+        outcome: Outcome::Ok,
         detail: serde_json::json!({ "user": "new-researcher" }),
     }
 }
@@ -44,17 +46,17 @@ fn events_with_action(log_dir: &Path, action: &str) -> Vec<Event> {
 async fn events_spooled_while_closed_are_moved_in_on_opening() {
     let dir = tempfile::tempdir().unwrap();
     let log_dir = dir.path().join("audit");
-    let first = spool(&log_dir, &side_event("user.add")).unwrap();
-    spool(&log_dir, &side_event("optout.add")).unwrap();
+    let first = spool(&log_dir, &side_event(Action::UserAdd)).unwrap();
+    spool(&log_dir, &side_event(Action::OptOutAdd)).unwrap();
     let log = open(dir.path());
-    log.record(side_event("after-open")).await.unwrap();
+    log.record(side_event(Action::ServerStart)).await.unwrap();
 
     let actions: Vec<String> = read_events(&log_dir)
         .unwrap()
         .into_iter()
         .map(|e| e.action)
         .collect();
-    assert_eq!(actions, ["user.add", "optout.add", "after-open"]);
+    assert_eq!(actions, ["user.add", "optout.add", "server.start"]);
     let moved = &events_with_action(&log_dir, "user.add")[0];
     assert_eq!(moved.actor, "os:steward");
     assert_eq!(
@@ -69,8 +71,8 @@ async fn events_spooled_while_running_are_moved_in_within_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let log_dir = dir.path().join("audit");
     let log = open(dir.path());
-    log.record(side_event("before")).await.unwrap();
-    spool(&log_dir, &side_event("project.close")).unwrap();
+    log.record(side_event(Action::ServerStart)).await.unwrap();
+    spool(&log_dir, &side_event(Action::ProjectClose)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     // The file goes once its event is on disk.
     while !inbox_files(&log_dir).is_empty() {
@@ -87,10 +89,13 @@ async fn events_spooled_while_running_are_moved_in_within_seconds() {
 async fn a_file_that_is_no_event_is_set_aside_and_the_log_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let log_dir = dir.path().join("audit");
-    spool(&log_dir, &side_event("user.add")).unwrap();
+    spool(&log_dir, &side_event(Action::UserAdd)).unwrap();
     std::fs::write(log_dir.join("inbox").join("0-garbage.json"), b"{not json").unwrap();
     let log = open(dir.path());
-    assert_eq!(log.record(side_event("after")).await.unwrap(), 1);
+    assert_eq!(
+        log.record(side_event(Action::ServerStart)).await.unwrap(),
+        1
+    );
     assert_eq!(events_with_action(&log_dir, "user.add").len(), 1);
     assert_eq!(inbox_files(&log_dir), [".0-garbage.json.rejected"]);
 }

@@ -3,14 +3,15 @@
 //! the events after them are recorded as usual; the log still verifies.
 
 use enclave_audit::{
-    AuditLog, CheckpointSigner, LogPolicy, MAX_NAME_BYTES, NewEvent, read_events, verify,
+    Action, AuditLog, CheckpointSigner, LogPolicy, MAX_NAME_BYTES, NewEvent, Outcome, read_events,
+    verify,
 };
 
 fn event(actor: &str, sql: &str) -> NewEvent {
     NewEvent {
         actor: actor.into(),
-        action: "query".into(),
-        outcome: "refused".into(),
+        action: Action::Query,
+        outcome: Outcome::Refused,
         detail: serde_json::json!({ "sql": sql }),
     }
 }

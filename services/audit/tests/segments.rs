@@ -5,13 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use enclave_audit::{AuditLog, CheckpointSigner, LogPolicy, NewEvent, read_events, verify};
+use enclave_audit::{
+    Action, AuditLog, CheckpointSigner, LogPolicy, NewEvent, Outcome, read_events, verify,
+};
 
 fn event(i: usize) -> NewEvent {
     NewEvent {
         actor: "tester".into(),
-        action: "query".into(),
-        outcome: "ok".into(),
+        action: Action::Query,
+        outcome: Outcome::Ok,
         detail: serde_json::json!({ "i": i }),
     }
 }

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use enclave_audit::{AuditLog, CheckpointSigner, LogPolicy, NewEvent, read_events, verify};
+use enclave_audit::{
+    Action, AuditLog, CheckpointSigner, LogPolicy, NewEvent, Outcome, read_events, verify,
+};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -16,8 +18,8 @@ struct Fixture {
 fn event(i: usize) -> NewEvent {
     NewEvent {
         actor: format!("user{}", i % 3),
-        action: "query".into(),
-        outcome: "ok".into(),
+        action: Action::Query,
+        outcome: Outcome::Ok,
         detail: serde_json::json!({ "sql": format!("SELECT {i}"), "groups": i }),
     }
 }

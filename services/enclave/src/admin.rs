@@ -11,8 +11,8 @@ use clap::Subcommand;
 use enclave_access::Access;
 use enclave_api::Api;
 use enclave_audit::{
-    Archive, ArchiveLocation, ArchiveTask, AuditLog, CheckpointSigner, LogPolicy, NewEvent,
-    load_public_key, public_key_path,
+    Action, Archive, ArchiveLocation, ArchiveTask, AuditLog, CheckpointSigner, LogPolicy, NewEvent,
+    Outcome, load_public_key, public_key_path,
 };
 use enclave_portal::{Portal, PortalConfig};
 use enclave_query::{Execution, Limits, QueryEngine};
@@ -125,7 +125,7 @@ pub(crate) async fn user(command: UserCommand) -> Result<(), CommandError> {
         Ok(())
     };
     audit
-        .recorded(Some(&state.state), "user.add", detail, change)
+        .recorded(Some(&state.state), Action::UserAdd, detail, change)
         .await?;
     outln!("user {name} ({role}) added");
     Ok(())
@@ -174,7 +174,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
             });
             let change = async { Ok(state.open()?.add_project(&project)?) };
             audit
-                .recorded(Some(&state.state), "project.add", detail, change)
+                .recorded(Some(&state.state), Action::ProjectAdd, detail, change)
                 .await?;
             outln!("project {} added", project.id);
         }
@@ -191,7 +191,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
             };
             let detail = serde_json::json!({ "project": id });
             let deleted = audit
-                .recorded(Some(&state.state), "project.close", detail, change)
+                .recorded(Some(&state.state), Action::ProjectClose, detail, change)
                 .await?;
             outln!("project {id} closed; {deleted} workspace tables deleted");
         }
@@ -262,7 +262,7 @@ pub(crate) async fn opt_out(command: OptOutCommand) -> Result<(), CommandError> 
         serde_json::json!({ "requests": entries.len(), "file": file.display().to_string() });
     let change = async { Ok(state.open()?.add_opt_outs(&entries)?) };
     let added = audit
-        .recorded(Some(&state.state), "optout.add", detail, change)
+        .recorded(Some(&state.state), Action::OptOutAdd, detail, change)
         .await?;
     outln!(
         "{} requests read, {added} new opt-outs recorded",
@@ -510,7 +510,7 @@ pub(crate) async fn serve(
     };
     tokio::spawn(expire_grants(api));
     let detail = serde_json::json!({ "release": release, "listen": options.listen.to_string() });
-    server_event(&audit, "server.start", detail.clone()).await?;
+    server_event(&audit, Action::ServerStart, detail.clone()).await?;
     let config = enclave_api::ServerConfig {
         listen: options.listen,
         tls: options.tls_cert.zip(options.tls_key),
@@ -552,7 +552,7 @@ pub(crate) async fn serve(
         }
     };
     tokio::try_join!(grpc, web)?;
-    server_event(&audit, "server.stop", detail).await?;
+    server_event(&audit, Action::ServerStop, detail).await?;
     if let Some(archive) = archive {
         archive.finish().await;
     }
@@ -586,16 +586,12 @@ async fn stopped_by(mut stop: tokio::sync::watch::Receiver<bool>) {
 
 async fn server_event(
     audit: &AuditLog,
-    action: &str,
+    action: Action,
     detail: serde_json::Value,
 ) -> Result<(), CommandError> {
-    let event = NewEvent {
-        actor: "system".into(),
-        action: action.into(),
-        outcome: "ok".into(),
-        detail,
-    };
-    audit.record(event).await?;
+    audit
+        .record(NewEvent::system(action, Outcome::Ok, detail))
+        .await?;
     Ok(())
 }
 

@@ -39,7 +39,7 @@ pub(crate) enum AuditCommand {
         dir: PathBuf,
         #[arg(long)]
         actor: Option<String>,
-        /// The action, e.g. `query`, `login`, `decide application`.
+        /// The action, e.g. `query`, `login`, `application.decide`.
         #[arg(long)]
         action: Option<String>,
         /// `ok`, `refused`, `failed` or `requested`.

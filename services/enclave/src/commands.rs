@@ -1,5 +1,6 @@
 //! What each subcommand does.
 
+use enclave_audit::Action;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -122,7 +123,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
             });
             let change = ingest(&extracts, &data, &secret, catalog);
             let summary = audit
-                .recorded(None, "release.ingest", detail, change)
+                .recorded(None, Action::ReleaseIngest, detail, change)
                 .await?;
             outln!("{summary}");
         }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use enclave_audit::NewEvent;
+use enclave_audit::{Action, NewEvent, Outcome};
 
 use crate::commands::CommandError;
 
@@ -32,25 +32,25 @@ impl AuditTarget {
     pub(crate) async fn recorded<T>(
         &self,
         state: Option<&Path>,
-        action: &str,
+        action: Action,
         detail: serde_json::Value,
         change: impl Future<Output = Result<T, CommandError>>,
     ) -> Result<T, CommandError> {
         let Some(dir) = self.dir(state) else {
-            tracing::warn!(action, "no audit log given (--audit-dir); not recorded");
+            tracing::warn!(%action, "no audit log given (--audit-dir); not recorded");
             eprintln!(
                 "warning: no --audit-dir given: this {action} is not recorded in an audit log"
             );
             return change.await;
         };
-        spool(&dir, action, "requested", detail.clone())?;
+        spool(&dir, action, Outcome::Requested, detail.clone())?;
         let result = change.await;
         let mut detail = detail;
         let outcome = match &result {
-            Ok(_) => "ok",
+            Ok(_) => Outcome::Ok,
             Err(error) => {
                 detail["error"] = error.to_string().into();
-                "failed"
+                Outcome::Failed
             }
         };
         spool(&dir, action, outcome, detail)?;
@@ -60,16 +60,11 @@ impl AuditTarget {
 
 fn spool(
     dir: &Path,
-    action: &str,
-    outcome: &str,
+    action: Action,
+    outcome: Outcome,
     detail: serde_json::Value,
 ) -> Result<(), CommandError> {
-    let event = NewEvent {
-        actor: operating_system_user(),
-        action: action.to_string(),
-        outcome: outcome.to_string(),
-        detail,
-    };
+    let event = NewEvent::new(operating_system_user(), action, outcome, detail);
     enclave_audit::spool(dir, &event)?;
     Ok(())
 }

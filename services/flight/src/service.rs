@@ -28,7 +28,7 @@ use arrow_flight::{
 };
 use datafusion::common::{ParamValues, ScalarValue};
 use enclave_query::Released;
-use enclave_query::{Outcome, ProjectSession, QueryEngine, QueryError};
+use enclave_query::{Outcome, ProjectSession, QueryEngine, QueryError, Statement};
 use futures::{Stream, TryStreamExt, stream};
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -39,7 +39,7 @@ use crate::results::PendingResults;
 use crate::session::Session;
 use crate::status::status;
 use enclave_access::{Access, Domain, basic_credentials, client_address, permissions};
-use enclave_audit::NewEvent;
+use enclave_audit::{NewEvent, Outcome as AuditOutcome};
 use enclave_state::AUDIT_SCOPE;
 
 /// The call header that picks a project.
@@ -152,7 +152,9 @@ impl EnclaveFlightSql {
     }
 
     /// Runs a statement and makes its audit event durable before anything
-    /// is answered: an unwritable log refuses the statement.
+    /// is answered: an unwritable log refuses the statement. A statement
+    /// that changes the workspace is recorded as requested before it runs
+    /// (write-ahead), so an unwritable log leaves the workspace unchanged.
     async fn execute_audited(
         &self,
         session: &Session,
@@ -160,10 +162,16 @@ impl EnclaveFlightSql {
         params: Option<ParamValues>,
     ) -> Result<Outcome, Status> {
         let started = Instant::now();
-        let outcome = session.execute(sql, params).await;
+        let outcome = match session {
+            Session::Project(project) => {
+                self.execute_in_project(session, project, sql, params, started)
+                    .await?
+            }
+            Session::Audit(audit) => audit.execute(sql, params).await,
+        };
         let summary = match &outcome {
             Ok(Outcome::Rows(released)) => (
-                "ok",
+                AuditOutcome::Ok,
                 serde_json::json!({
                     "query_id": released.query_id,
                     "released_groups": released.released_groups,
@@ -176,12 +184,37 @@ impl EnclaveFlightSql {
                     "ledger": released.ledger,
                 }),
             ),
-            Ok(Outcome::Updated(rows)) => ("ok", serde_json::json!({ "rows_written": rows })),
+            Ok(Outcome::Updated(rows)) => (
+                AuditOutcome::Ok,
+                serde_json::json!({ "rows_written": rows }),
+            ),
             Err(error) => failure_summary(error),
         };
         self.record_statement(session, sql, "execute", summary, started)
             .await?;
         outcome.map_err(status)
+    }
+
+    /// Runs a project's statement; one that changes the workspace only once
+    /// its request is on disk. The outer error is the audit log's.
+    async fn execute_in_project(
+        &self,
+        session: &Session,
+        project: &ProjectSession,
+        sql: &str,
+        params: Option<ParamValues>,
+        started: Instant,
+    ) -> Result<Result<Outcome, QueryError>, Status> {
+        let statement = match Statement::parse(sql) {
+            Ok(statement) => statement,
+            Err(error) => return Ok(Err(error)),
+        };
+        if statement.changes_workspace() {
+            let requested = (AuditOutcome::Requested, serde_json::json!({}));
+            self.record_statement(session, sql, "execute", requested, started)
+                .await?;
+        }
+        Ok(project.execute_statement(statement, params).await)
     }
 
     /// Plans a statement to prepare it; a refusal is recorded like an
@@ -201,7 +234,7 @@ impl EnclaveFlightSql {
         session: &Session,
         sql: &str,
         phase: &str,
-        (outcome, mut detail): (&str, serde_json::Value),
+        (outcome, mut detail): (AuditOutcome, serde_json::Value),
         started: Instant,
     ) -> Result<(), Status> {
         if let Session::Project(project) = session {
@@ -210,12 +243,7 @@ impl EnclaveFlightSql {
         detail["sql"] = sql.into();
         detail["phase"] = phase.into();
         detail["duration_ms"] = (started.elapsed().as_millis() as u64).into();
-        let event = NewEvent {
-            actor: session.user().to_string(),
-            action: session.audit_action().into(),
-            outcome: outcome.into(),
-            detail,
-        };
+        let event = NewEvent::new(session.user(), session.audit_action(), outcome, detail);
         self.access.audit().record(event).await?;
         Ok(())
     }
@@ -633,11 +661,14 @@ impl FlightSqlService for EnclaveFlightSql {
 }
 
 /// How a failed statement is recorded: its rule when refused.
-fn failure_summary(error: &QueryError) -> (&'static str, serde_json::Value) {
+fn failure_summary(error: &QueryError) -> (AuditOutcome, serde_json::Value) {
     match error {
-        QueryError::Refused { rule, .. } => ("refused", serde_json::json!({ "rule": rule.id() })),
+        QueryError::Refused { rule, .. } => (
+            AuditOutcome::Refused,
+            serde_json::json!({ "rule": rule.id() }),
+        ),
         error => (
-            "failed",
+            AuditOutcome::Failed,
             serde_json::json!({ "error": error.user_message() }),
         ),
     }

@@ -2,9 +2,9 @@
 //! read-only audit schema (operators).
 
 use arrow::datatypes::SchemaRef;
-use datafusion::common::ParamValues;
+use enclave_audit::Action;
 use enclave_query::WORKSPACE_SCHEMA;
-use enclave_query::{AuditSession, Outcome, ProjectSession, QueryError, TableInfo};
+use enclave_query::{AuditSession, ProjectSession, QueryError, TableInfo};
 use enclave_state::AUDIT_SCOPE;
 
 #[derive(Debug, Clone)]
@@ -30,21 +30,10 @@ impl Session {
     }
 
     /// The action its statements are recorded as.
-    pub(crate) fn audit_action(&self) -> &'static str {
+    pub(crate) fn audit_action(&self) -> Action {
         match self {
-            Session::Project(_) => "query",
-            Session::Audit(_) => "audit.query",
-        }
-    }
-
-    pub(crate) async fn execute(
-        &self,
-        sql: &str,
-        params: Option<ParamValues>,
-    ) -> Result<Outcome, QueryError> {
-        match self {
-            Session::Project(session) => session.execute(sql, params).await,
-            Session::Audit(session) => session.execute(sql, params).await,
+            Session::Project(_) => Action::Query,
+            Session::Audit(_) => Action::AuditQuery,
         }
     }
 

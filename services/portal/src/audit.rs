@@ -17,7 +17,7 @@ use axum::response::Html;
 use axum::routing::get;
 use datafusion::common::{ParamValues, ScalarValue};
 use enclave_access::{Domain, permissions};
-use enclave_audit::{NewEvent, VerifyReport};
+use enclave_audit::{Action, NewEvent, Outcome as AuditOutcome, VerifyReport};
 use enclave_query::{AuditSession, Outcome};
 use maud::{Markup, html};
 use tokio::sync::Mutex;
@@ -97,12 +97,12 @@ async fn operator_session(
         .await?;
     let audit = portal.access().audit();
     audit
-        .record(NewEvent {
-            actor: user.name.clone(),
-            action: "portal.audit".into(),
-            outcome: "ok".into(),
-            detail: serde_json::json!({ "view": view, "filters": detail }),
-        })
+        .record(NewEvent::new(
+            &user.name,
+            Action::PortalAudit,
+            AuditOutcome::Ok,
+            serde_json::json!({ "view": view, "filters": detail }),
+        ))
         .await
         .map_err(|error| PortalError::from(tonic::Status::from(error)))?;
     Ok(portal

@@ -44,9 +44,10 @@ pub(crate) fn routes() -> Router<Portal> {
 async fn statistics(portal: &Portal) -> Result<Arc<Vec<PublicStatistic>>, PortalError> {
     let opt_outs = portal
         .access()
-        .state()
-        .opt_outs()
+        .snapshot()
+        .await
         .map_err(|error| PortalError::internal(&error))?
+        .opt_outs()
         .len();
     // Held while computing, so concurrent first views compute once.
     let mut computed = portal.inner.dashboard.computed.lock().await;

@@ -261,8 +261,9 @@ impl QueryEngine {
         let projects = self
             .inner
             .state
-            .projects_of(user)
-            .map_err(QueryError::internal)?;
+            .snapshot()
+            .map_err(QueryError::internal)?
+            .projects_of(user);
         let project = match requested {
             Some(id) => projects.into_iter().find(|p| p.id == id).ok_or_else(|| {
                 QueryError::refused(
@@ -438,6 +439,26 @@ fn check_project_open(project: &Project, today: CivilDate) -> Result<(), QueryEr
     Ok(())
 }
 
+/// One statement, parsed and classified within the input bounds, not yet
+/// run.
+#[derive(Debug)]
+pub struct Statement(Request);
+
+impl Statement {
+    pub fn parse(sql: &str) -> Result<Statement, QueryError> {
+        Ok(Statement(classify(sql)?))
+    }
+
+    /// Whether running it writes to the project's workspace (`CREATE TABLE
+    /// work.…`, `DROP TABLE work.…`): what records it must be durable first.
+    pub fn changes_workspace(&self) -> bool {
+        match self.0 {
+            Request::CreateWorkspaceTable { .. } | Request::DropWorkspaceTable { .. } => true,
+            Request::Query(_) | Request::ShowTables | Request::ShowColumns { .. } => false,
+        }
+    }
+}
+
 /// The result of one statement.
 #[derive(Debug)]
 pub enum Outcome {
@@ -501,12 +522,12 @@ impl ProjectSession {
     }
 
     fn scope(&self) -> Result<Scope, QueryError> {
-        let opted_out = self
+        let snapshot = self
             .inner()
             .state
-            .opt_outs()
+            .snapshot()
             .map_err(QueryError::internal)?;
-        let persons = self.inner().release.opt_outs.persons(&opted_out)?;
+        let persons = self.inner().release.opt_outs.persons(snapshot.opt_outs())?;
         Ok(Scope {
             period: (
                 self.project.period.first.month().to_string(),
@@ -617,14 +638,24 @@ impl ProjectSession {
         sql: &str,
         params: Option<ParamValues>,
     ) -> Result<Outcome, QueryError> {
+        self.execute_statement(Statement::parse(sql)?, params).await
+    }
+
+    /// Runs a parsed statement with optional parameter values.
+    pub async fn execute_statement(
+        &self,
+        statement: Statement,
+        params: Option<ParamValues>,
+    ) -> Result<Outcome, QueryError> {
         // Executing binds every placeholder: a missing value is the
         // client's error, reported as such, not an internal one.
         let params = params.unwrap_or(ParamValues::List(Vec::new()));
-        self.engine.limited(&self.user, self.run(sql, params)).await
+        self.engine
+            .limited(&self.user, self.run(statement.0, params))
+            .await
     }
 
-    async fn run(&self, sql: &str, params: ParamValues) -> Result<Outcome, QueryError> {
-        let request = classify(sql)?;
+    async fn run(&self, request: Request, params: ParamValues) -> Result<Outcome, QueryError> {
         let context = self.context().await?;
         match request {
             Request::Query(statement) => {

@@ -78,6 +78,15 @@ impl Backend {
         }
     }
 
+    /// The change counter, read as cheaply as the database allows (see
+    /// [`crate::snapshot`]); `None` when it cannot be told.
+    pub(crate) fn change_mark(&self) -> Result<Option<u64>, StateError> {
+        match self {
+            Backend::Embedded(db) => db.change_mark(),
+            Backend::Postgres(db) => db.read(|txn| txn.counter(VERSION_COUNTER)).map(Some),
+        }
+    }
+
     /// Runs `change` in one write transaction; writers take turns, so what
     /// `change` reads stays true until it commits.
     pub(crate) fn write<R: Send>(

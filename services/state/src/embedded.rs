@@ -10,10 +10,13 @@ use redb::{
 };
 
 use crate::StateError;
-use crate::backend::{Reader, Table, Writer};
+use crate::backend::{Reader, Table, VERSION_COUNTER, Writer};
 
 /// The file inside the state directory.
 const STATE_FILE: &str = "state.redb";
+/// Beside it: the change counter as text, rewritten after each commit that
+/// moved it, so readers can tell the store changed without opening it.
+const CHANGES_FILE: &str = "state.changes";
 /// Counters: the change counter and the id sequences.
 const COUNTERS: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
@@ -29,6 +32,7 @@ const LOCK_RETRY: Duration = Duration::from_millis(5);
 #[derive(Debug)]
 pub(crate) struct Embedded {
     path: PathBuf,
+    changes: PathBuf,
     in_process: Mutex<()>,
 }
 
@@ -40,20 +44,32 @@ impl Embedded {
     /// Opens (creating if needed) the store file in `dir`.
     pub(crate) fn open(dir: &Path) -> Result<Embedded, StateError> {
         std::fs::create_dir_all(dir).map_err(|error| StateError::Storage(error.to_string()))?;
-        let db = Embedded {
+        let store = Embedded {
             path: dir.join(STATE_FILE),
+            changes: dir.join(CHANGES_FILE),
             in_process: Mutex::new(()),
         };
-        db.with_db(|db| {
+        store.with_db(|db| {
             let txn = db.begin_write()?;
             for table in Table::ALL {
                 txn.open_table(documents(table))?;
             }
             txn.open_table(COUNTERS)?;
             txn.commit()?;
-            Ok(())
+            db_announce(db, &store.changes)
         })?;
-        Ok(db)
+        Ok(store)
+    }
+
+    /// The change counter as the last commit left it, without opening the
+    /// store; `None` when no commit has said (a store written by an older
+    /// version), which readers treat as changed.
+    pub(crate) fn change_mark(&self) -> Result<Option<u64>, StateError> {
+        match std::fs::read_to_string(&self.changes) {
+            Ok(text) => Ok(text.trim().parse().ok()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(StateError::Storage(error.to_string())),
+        }
     }
 
     /// Runs `operation` on the open database, waiting for other holders.
@@ -94,9 +110,25 @@ impl Embedded {
             let txn = db.begin_write()?;
             let result = change(&mut WriteTxn(&txn))?;
             txn.commit()?;
+            db_announce(db, &self.changes)?;
             Ok(result)
         })
     }
+}
+
+/// Rewrites the changes file when the committed change counter differs from
+/// it (a new name renamed over it, so readers see one whole value). Called
+/// with the store open, so writers of several processes take turns here too.
+fn db_announce(db: &Database, changes: &Path) -> Result<(), StateError> {
+    let version = counter(&db.begin_read()?.open_table(COUNTERS)?, VERSION_COUNTER)?;
+    let text = version.to_string();
+    if std::fs::read_to_string(changes).is_ok_and(|current| current == text) {
+        return Ok(());
+    }
+    let partial = changes.with_extension("changes.partial");
+    std::fs::write(&partial, &text)
+        .and_then(|()| std::fs::rename(&partial, changes))
+        .map_err(|error| StateError::Storage(error.to_string()))
 }
 
 struct ReadTxn(ReadTransaction);

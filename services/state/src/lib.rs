@@ -7,7 +7,9 @@
 //! default) or in a PostgreSQL database that several server replicas share
 //! ([`StateDatabase`]). Either way every change is one ACID transaction that
 //! advances a change counter ([`StateStore::version`]), writers take turns,
-//! and a change that fails validation writes nothing. Projects are written by the
+//! and a change that fails validation writes nothing. What every statement
+//! reads (accounts, projects, opt-outs) is served from a [`Snapshot`] that
+//! is read again only once the change counter moved. Projects are written by the
 //! review workflow when an application is approved, or by the steward
 //! (`enclave project add`) for projects decided outside it.
 
@@ -17,6 +19,7 @@ mod embedded;
 mod error;
 mod model;
 mod postgresql;
+mod snapshot;
 mod store;
 
 pub use clock::Clock;
@@ -28,6 +31,7 @@ pub use model::{
     default_fresh_value_budget,
 };
 pub use postgresql::StateDatabase;
+pub use snapshot::{MAX_SNAPSHOT_AGE, Snapshot};
 pub use store::{
     Collection, LedgerBatch, MAX_USER_NAME_BYTES, StateStore, Write, is_valid_user_name,
 };

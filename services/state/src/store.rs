@@ -1,7 +1,7 @@
 //! The store's operations, the same over either database.
 
 use std::path::Path;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -13,6 +13,7 @@ use crate::backend::{Backend, Reader, Table, VERSION_COUNTER, Writer};
 use crate::embedded::Embedded;
 use crate::model::{OptOutEntry, Project, ProjectStatus, Role, User};
 use crate::postgresql::{Postgres, StateDatabase};
+use crate::snapshot::{Cached, Snapshot};
 
 /// Records other services keep in the store as JSON documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,21 +71,47 @@ impl Write {
 #[derive(Debug)]
 pub struct StateStore {
     backend: Backend,
+    cached: Mutex<Option<Cached>>,
 }
 
 impl StateStore {
     /// Opens (creating if needed) the embedded store in `dir`.
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
-        Ok(StateStore {
-            backend: Backend::Embedded(Embedded::open(dir)?),
-        })
+        Ok(StateStore::over(Backend::Embedded(Embedded::open(dir)?)))
     }
 
     /// Connects to a PostgreSQL state database, creating its tables if needed.
     pub fn connect(database: &StateDatabase) -> Result<StateStore, StateError> {
-        Ok(StateStore {
-            backend: Backend::Postgres(Box::new(Postgres::open(database)?)),
-        })
+        Ok(StateStore::over(Backend::Postgres(Box::new(
+            Postgres::open(database)?,
+        ))))
+    }
+
+    fn over(backend: Backend) -> StateStore {
+        StateStore {
+            backend,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// Accounts, projects and opt-outs as of the latest committed change;
+    /// reads the store only when it changed (module [`crate::snapshot`]).
+    pub fn snapshot(&self) -> Result<Arc<Snapshot>, StateError> {
+        let mark = self.backend.change_mark()?;
+        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(snapshot) = cached.as_ref().and_then(|c| c.current(mark)) {
+            return Ok(snapshot);
+        }
+        let snapshot = Arc::new(self.read(|txn| {
+            Ok(Snapshot::new(
+                txn.counter(VERSION_COUNTER)?,
+                documents(txn, Table::Users)?,
+                documents(txn, Table::Projects)?,
+                documents(txn, Table::OptOuts)?,
+            ))
+        })?);
+        *cached = Some(Cached::new(mark, Arc::clone(&snapshot)));
+        Ok(snapshot)
     }
 
     fn read<R: Send>(
@@ -196,15 +223,6 @@ impl StateStore {
         self.all(Table::Projects)
     }
 
-    /// The active projects `user` is a member of.
-    pub fn projects_of(&self, user: &str) -> Result<Vec<Project>, StateError> {
-        Ok(self
-            .projects()?
-            .into_iter()
-            .filter(|project| project.members.iter().any(|member| member == user))
-            .collect())
-    }
-
     /// Marks a project closed; its workspace is deleted by the query service.
     pub fn close_project(&self, id: &str) -> Result<Project, StateError> {
         let project = self.update(Table::Projects, id, |project: &mut Project| {
@@ -227,10 +245,6 @@ impl StateStore {
             }
             Ok(added)
         })
-    }
-
-    pub fn opt_outs(&self) -> Result<Vec<OptOutEntry>, StateError> {
-        self.all(Table::OptOuts)
     }
 
     /// One document of `collection`.
@@ -335,11 +349,7 @@ impl StateStore {
     }
 
     fn all<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<T>, StateError> {
-        let documents = self.read(|txn| txn.all(table))?;
-        documents
-            .iter()
-            .map(|document| Ok(serde_json::from_slice(document)?))
-            .collect()
+        parse_all(&self.read(|txn| txn.all(table))?)
     }
 
     /// Changes the document under `key` in one transaction; `None` when
@@ -376,6 +386,21 @@ impl StateStore {
             txn.put(table, key, &document)
         })
     }
+}
+
+/// Every document of `table`, parsed.
+fn documents<T: DeserializeOwned>(
+    txn: &mut dyn Reader,
+    table: Table,
+) -> Result<Vec<T>, StateError> {
+    parse_all(&txn.all(table)?)
+}
+
+fn parse_all<T: DeserializeOwned>(documents: &[Vec<u8>]) -> Result<Vec<T>, StateError> {
+    documents
+        .iter()
+        .map(|document| Ok(serde_json::from_slice(document)?))
+        .collect()
 }
 
 /// One stored batch of the release ledger: a JSON document.
@@ -553,7 +578,7 @@ mod tests {
                 store.add_project(&project("p1", "alice")),
                 Err(StateError::ProjectExists(_))
             ));
-            assert_eq!(store.projects_of("alice").unwrap().len(), 1);
+            assert_eq!(store.snapshot().unwrap().projects_of("alice").len(), 1);
             assert_eq!(
                 store.close_project("p1").unwrap().status,
                 ProjectStatus::Closed
@@ -593,6 +618,44 @@ mod tests {
             assert!(store.user("alice").unwrap().is_some());
             assert_eq!(store.version().unwrap(), other.version().unwrap());
         });
+    }
+
+    #[test]
+    fn a_snapshot_is_read_again_only_after_a_change_anywhere() {
+        each_store(|open| {
+            let (store, other) = (open(), open());
+            store
+                .add_user("alice", Role::Researcher, "correct horse")
+                .unwrap();
+            let first = store.snapshot().unwrap();
+            assert!(first.user("alice").is_some());
+            assert!(Arc::ptr_eq(&first, &store.snapshot().unwrap()));
+            // A change by another handle (another process, for the
+            // embedded store) is seen by the next snapshot.
+            other
+                .add_opt_outs(&[OptOutEntry {
+                    lookup: "k".into(),
+                    recorded_on: "2026-01-01".into(),
+                }])
+                .unwrap();
+            let second = store.snapshot().unwrap();
+            assert_eq!(second.opt_outs().len(), 1);
+            assert!(second.version() > first.version());
+            // A ledger append changes no snapshot.
+            other
+                .append_ledger(0, |_, _| Ok((Some(b"{}".to_vec()), ())))
+                .unwrap();
+            assert!(Arc::ptr_eq(&second, &store.snapshot().unwrap()));
+        });
+    }
+
+    #[test]
+    fn without_a_change_mark_every_snapshot_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let first = store.snapshot().unwrap();
+        std::fs::remove_file(dir.path().join("state.changes")).unwrap();
+        assert!(!Arc::ptr_eq(&first, &store.snapshot().unwrap()));
     }
 
     #[test]
@@ -688,7 +751,7 @@ mod tests {
                 1
             );
             assert_eq!(store.add_opt_outs(&[entry]).unwrap(), 0);
-            assert_eq!(store.opt_outs().unwrap().len(), 1);
+            assert_eq!(store.snapshot().unwrap().opt_outs().len(), 1);
         });
     }
 

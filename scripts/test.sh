@@ -49,8 +49,9 @@ phase() {
     [ -z "$1" ] || echo "== $1"
 }
 
-phase "cargo fmt --check"
+phase "cargo fmt --check, unused dependencies"
 cargo fmt --all -- --check
+python3 scripts/unused-deps.py
 # Clippy lints the workspace while the test build compiles it: clippy-driver
 # wraps rustc for the workspace's own crates (as `cargo clippy` does, but
 # with code generation), so the dependency graph is compiled once, not a

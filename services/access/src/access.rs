@@ -9,12 +9,11 @@ use enclave_audit::{Action, AuditLog, NewEvent, Outcome};
 use enclave_core::date::CivilDate;
 use enclave_state::{Clock, Snapshot, StateError, StateStore, User, is_valid_user_name};
 use tokio::sync::Mutex;
-use tonic::metadata::MetadataMap;
 
 use crate::AccessError;
 use crate::policy::{Authorizer, Domain, Permission, RoleLine};
 use crate::throttle::LoginThrottle;
-use crate::token::{Signer, bearer_token};
+use crate::token::Signer;
 
 /// How long a login token is valid.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(8 * 3600);
@@ -149,12 +148,12 @@ impl Access {
         Ok(())
     }
 
-    /// The enabled account a call's bearer token was issued to. A refused
-    /// token (missing, forged, expired, or of a suspended account) is
-    /// recorded before the call is refused; an accepted one is recorded by
-    /// the event of the action it authorizes.
-    pub async fn caller(&self, metadata: &MetadataMap) -> Result<User, AccessError> {
-        let (reason, actor) = match bearer_token(metadata) {
+    /// The enabled account a call's bearer token (if it has one) was
+    /// issued to. A refused token (missing, forged, expired, or of a
+    /// suspended account) is recorded before the call is refused; an
+    /// accepted one is recorded by the event of the action it authorizes.
+    pub async fn caller(&self, token: Option<&str>) -> Result<User, AccessError> {
+        let (reason, actor) = match token {
             None => ("missing", None),
             Some(token) => match self.signer.check_token(token) {
                 None => ("invalid or expired", None),

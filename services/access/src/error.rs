@@ -1,5 +1,5 @@
+use enclave_core::error::{ErrorKind, UserFacing};
 use thiserror::Error;
-use tonic::Status;
 
 /// Why a call was not let through. Messages name the permission, never data.
 #[derive(Debug, Error)]
@@ -24,20 +24,31 @@ pub enum AccessError {
     Audit(#[from] enclave_audit::AuditError),
 }
 
-impl From<AccessError> for Status {
-    fn from(error: AccessError) -> Status {
-        match error {
+impl UserFacing for AccessError {
+    fn kind(&self) -> ErrorKind {
+        match self {
             AccessError::Unauthenticated | AccessError::BadCredentials => {
-                Status::unauthenticated(error.to_string())
+                ErrorKind::Unauthenticated
             }
-            AccessError::Denied(_) => Status::permission_denied(error.to_string()),
-            AccessError::Invalid(_) => Status::invalid_argument(error.to_string()),
-            AccessError::Throttled(_) => Status::resource_exhausted(error.to_string()),
-            AccessError::Audit(error) => error.into(),
+            AccessError::Denied(_) => ErrorKind::PermissionDenied,
+            AccessError::Invalid(_) => ErrorKind::InvalidArgument,
+            AccessError::Throttled(_) => ErrorKind::ResourceExhausted,
+            AccessError::Audit(error) => error.kind(),
             AccessError::Policy(_) | AccessError::State(_) | AccessError::Internal(_) => {
-                tracing::error!(%error, "access check failed");
-                Status::internal("internal error; the operator has the details")
+                ErrorKind::Internal
             }
+        }
+    }
+
+    /// Faults are logged and masked.
+    fn user_message(&self) -> String {
+        match self {
+            AccessError::Audit(error) => error.user_message(),
+            AccessError::Policy(_) | AccessError::State(_) | AccessError::Internal(_) => {
+                tracing::error!(error = %self, "access check failed");
+                "internal error; the operator has the details".into()
+            }
+            _ => self.to_string(),
         }
     }
 }

@@ -19,7 +19,7 @@ mod token;
 pub use access::{Access, MAX_PASSWORD_BYTES, RoleSource, TOKEN_LIFETIME};
 pub use error::AccessError;
 pub use policy::{Authorizer, BASE_POLICY, Domain, MODEL, Permission, RoleLine};
-pub use token::{ClientAddress, Signer, basic_credentials, bearer_token, client_address};
+pub use token::{Signer, parse_basic, parse_bearer};
 
 /// The permissions front ends check (objects and actions of `policy.csv`).
 pub mod permissions {

@@ -7,6 +7,7 @@ use enclave_access::{Access, Domain, Permission};
 use enclave_audit::{Action, Outcome};
 use enclave_query::QueryEngine;
 use enclave_review::{Workflow, WorkflowError};
+use enclave_rpc::{bearer_token, status};
 use enclave_state::{StateError, User};
 use tonic::{Request, Status};
 
@@ -44,7 +45,11 @@ impl Api {
 
     /// The enabled account behind the call's bearer token.
     pub(crate) async fn caller<T>(&self, request: &Request<T>) -> Result<User, Status> {
-        Ok(self.inner.access.caller(request.metadata()).await?)
+        self.inner
+            .access
+            .caller(bearer_token(request.metadata()))
+            .await
+            .map_err(status)
     }
 
     pub(crate) async fn check(
@@ -53,11 +58,11 @@ impl Api {
         domain: &Domain,
         permission: Permission,
     ) -> Result<(), Status> {
-        Ok(self
-            .inner
+        self.inner
             .access
             .check(&user.name, domain, permission)
-            .await?)
+            .await
+            .map_err(status)
     }
 
     /// Passes if `user` holds `permission` in any of `domains`.
@@ -81,11 +86,11 @@ impl Api {
         domain: &Domain,
         permission: Permission,
     ) -> Result<bool, Status> {
-        Ok(self
-            .inner
+        self.inner
             .access
             .allows(&user.name, domain, permission)
-            .await?)
+            .await
+            .map_err(status)
     }
 
     /// Runs a workflow step on the blocking pool (the store is synchronous),
@@ -118,7 +123,8 @@ impl Api {
             .access
             .audit()
             .request(&audited.actor, audited.action, detail)
-            .await?;
+            .await
+            .map_err(status)?;
         let result = tokio::task::spawn_blocking(step)
             .await
             .map_err(|error| internal(&error))?;
@@ -129,7 +135,7 @@ impl Api {
                 serde_json::json!({ "code": format!("{:?}", status.code()), "message": status.message() }),
             ),
         };
-        requested.finish(outcome, detail).await?;
+        requested.finish(outcome, detail).await.map_err(status)?;
         result
     }
 

@@ -4,9 +4,11 @@
 
 use enclave_access::{Domain, permissions};
 use enclave_audit::Action;
+use enclave_core::error::UserFacing;
 use enclave_query::Released;
 use enclave_query::{Outcome, QueryError};
 use enclave_review::{CheckFindings, OutputRelease, Workflow};
+use enclave_rpc::status;
 use enclave_state::User;
 use tonic::{Request, Response, Status};
 
@@ -37,7 +39,8 @@ impl Api {
         let session = self
             .engine()
             .session(&user.name, Some(project))
-            .map_err(|error| Status::permission_denied(error.user_message()))?;
+            .await
+            .map_err(status)?;
         let (k, rounding) = (session.project().k, session.project().rounding);
         let mut findings = CheckFindings {
             passed: false,

@@ -1,6 +1,7 @@
 //! `Session`: logins.
 
-use enclave_access::{TOKEN_LIFETIME, client_address};
+use enclave_access::TOKEN_LIFETIME;
+use enclave_rpc::{client_address, status};
 use tonic::{Request, Response, Status};
 
 use crate::proto::session_server::Session;
@@ -15,7 +16,11 @@ impl Session for Api {
     ) -> Result<Response<LoginResponse>, Status> {
         let address = client_address(&request);
         let LoginRequest { user, password } = request.into_inner();
-        let token = self.access().login(&user, &password, address).await?;
+        let token = self
+            .access()
+            .login(&user, &password, address)
+            .await
+            .map_err(status)?;
         Ok(Response::new(LoginResponse {
             token,
             expires_in: TOKEN_LIFETIME.as_secs(),

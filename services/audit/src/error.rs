@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use enclave_core::error::{ErrorKind, UserFacing};
 use thiserror::Error;
 
 /// Why the audit log could not do what was asked. When the disk fails
@@ -46,13 +47,16 @@ impl AuditError {
     }
 }
 
-impl From<AuditError> for tonic::Status {
-    /// Every audit failure refuses the action it would have recorded; the
-    /// details (paths, OS errors) stay in the server's log.
-    fn from(error: AuditError) -> tonic::Status {
-        tracing::error!(%error, "audit log");
-        tonic::Status::unavailable(
-            "the audit log cannot record this action, so it is refused; the operator has the details",
-        )
+impl UserFacing for AuditError {
+    /// Every audit failure refuses the action it would have recorded.
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Unavailable
+    }
+
+    /// The details (paths, OS errors) stay in the server's log.
+    fn user_message(&self) -> String {
+        tracing::error!(error = %self, "audit log");
+        "the audit log cannot record this action, so it is refused; the operator has the details"
+            .into()
     }
 }

@@ -9,12 +9,15 @@
 //!   insurance card symbols/numbers (記号・番号);
 //! - [`masters`]: the code masters (diseases with ICD-10, drugs, procedures,
 //!   prefectures, care service types) shipped in `catalog/masters/`;
-//! - [`person`]: person attributes as extracts code them (sex).
+//! - [`person`]: person attributes as extracts code them (sex);
+//! - [`error`]: the error contract: kinds of failure, each mapped once to a
+//!   gRPC code and an HTTP status, and what a user-facing error says.
 //!
 //! Nothing here does I/O; every function is pure and cheap to call per record.
 
 pub mod card;
 pub mod date;
+pub mod error;
 pub mod kana;
 pub mod masters;
 pub mod person;

@@ -14,7 +14,6 @@ mod prepared;
 mod results;
 mod service;
 mod session;
-mod status;
 
 use std::sync::Arc;
 
@@ -23,7 +22,6 @@ use enclave_access::Access;
 use enclave_query::QueryEngine;
 
 pub use service::{EnclaveFlightSql, PROJECT_HEADER};
-pub use status::{RULE_HEADER, status};
 
 /// The Flight SQL service, ready to be added to a gRPC server.
 pub fn flight_service(

@@ -37,9 +37,10 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::prepared::PreparedStatements;
 use crate::results::PendingResults;
 use crate::session::Session;
-use crate::status::status;
-use enclave_access::{Access, Domain, basic_credentials, client_address, permissions};
+use enclave_access::{Access, Domain, permissions};
 use enclave_audit::{NewEvent, Outcome as AuditOutcome};
+use enclave_core::error::UserFacing;
+use enclave_rpc::{basic_credentials, bearer_token, client_address, status};
 use enclave_state::AUDIT_SCOPE;
 
 /// The call header that picks a project.
@@ -94,7 +95,12 @@ impl EnclaveFlightSql {
 
     /// The authenticated user of a call.
     async fn caller<T>(&self, request: &Request<T>) -> Result<String, Status> {
-        Ok(self.access.caller(request.metadata()).await?.name)
+        Ok(self
+            .access
+            .caller(bearer_token(request.metadata()))
+            .await
+            .map_err(status)?
+            .name)
     }
 
     /// The caller's session: the project they name (or their only one),
@@ -121,7 +127,8 @@ impl EnclaveFlightSql {
                     && self
                         .access
                         .allows(user, &Domain::System, permissions::AUDIT_QUERY)
-                        .await? =>
+                        .await
+                        .map_err(status)? =>
             {
                 tracing::debug!(user, %refused, "no project; opening the audit schema");
                 self.audit_session(user).await
@@ -135,18 +142,20 @@ impl EnclaveFlightSql {
         user: &str,
         project: Option<&str>,
     ) -> Result<ProjectSession, Status> {
-        let session = self.engine.session(user, project).map_err(status)?;
+        let session = self.engine.session(user, project).await.map_err(status)?;
         let domain = Domain::Project(session.project().id.clone());
         self.access
             .check(user, &domain, permissions::DATA_QUERY)
-            .await?;
+            .await
+            .map_err(status)?;
         Ok(session)
     }
 
     async fn audit_session(&self, user: &str) -> Result<Session, Status> {
         self.access
             .check(user, &Domain::System, permissions::AUDIT_QUERY)
-            .await?;
+            .await
+            .map_err(status)?;
         let dir = self.access.audit().dir().to_path_buf();
         Ok(Session::Audit(self.engine.audit_session(user, dir)))
     }
@@ -244,7 +253,7 @@ impl EnclaveFlightSql {
         detail["phase"] = phase.into();
         detail["duration_ms"] = (started.elapsed().as_millis() as u64).into();
         let event = NewEvent::new(session.user(), session.audit_action(), outcome, detail);
-        self.access.audit().record(event).await?;
+        self.access.audit().record(event).await.map_err(status)?;
         Ok(())
     }
 
@@ -394,7 +403,11 @@ impl FlightSqlService for EnclaveFlightSql {
     > {
         let (user, password) = basic_credentials(request.metadata())?;
         let address = client_address(&request);
-        let token = self.access.login(&user, &password, address).await?;
+        let token = self
+            .access
+            .login(&user, &password, address)
+            .await
+            .map_err(status)?;
         let response = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into_bytes().into(),

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use datafusion::error::DataFusionError;
+use enclave_core::error::{ErrorKind, UserFacing};
 use thiserror::Error;
 
 /// Declares [`Rule`] from one list of variants and their ids, so that the
@@ -115,16 +116,70 @@ impl QueryError {
     pub fn internal(detail: impl fmt::Display) -> QueryError {
         QueryError::Internal(detail.to_string())
     }
+}
 
-    /// The text a client sees. Internal errors are masked: their detail is
-    /// only logged, since engine errors may quote data values.
-    pub fn user_message(&self) -> String {
+impl UserFacing for QueryError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            QueryError::Refused { rule, .. } => rule.kind(),
+            QueryError::Invalid(_) => ErrorKind::InvalidArgument,
+            QueryError::ResourcesExhausted(_) => ErrorKind::ResourceExhausted,
+            QueryError::Timeout(_) => ErrorKind::Timeout,
+            QueryError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Internal errors are masked: their detail is only logged, since
+    /// engine errors may quote data values.
+    fn user_message(&self) -> String {
         match self {
             QueryError::Internal(detail) => {
                 tracing::error!(%detail, "internal query error");
                 "internal error (logged for the operator)".to_string()
             }
             other => other.to_string(),
+        }
+    }
+
+    fn rule(&self) -> Option<&'static str> {
+        match self {
+            QueryError::Refused { rule, .. } => Some(rule.id()),
+            _ => None,
+        }
+    }
+}
+
+impl Rule {
+    /// The kind of a refusal: the project's state denies permission, the
+    /// server's limits or the project's budget are used up, anything else
+    /// is a statement the rules do not allow.
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            Rule::NoProject | Rule::ProjectExpired | Rule::ProjectClosed | Rule::NotGranted => {
+                ErrorKind::PermissionDenied
+            }
+            Rule::TooManyQueries | Rule::WorkspaceQuota | Rule::FreshValueBudget => {
+                ErrorKind::ResourceExhausted
+            }
+            Rule::Statement
+            | Rule::Ddl
+            | Rule::Dml
+            | Rule::Copy
+            | Rule::Explain
+            | Rule::RowLevel
+            | Rule::IdentifyingGroup
+            | Rule::ValueRevealingAggregate
+            | Rule::PersonJoin
+            | Rule::NestedAggregate
+            | Rule::Unsupported
+            | Rule::ScalarSubquery
+            | Rule::ReservedName
+            | Rule::PaddedSum
+            | Rule::Publication
+            | Rule::PersonSubquery
+            | Rule::KeyValue
+            | Rule::InputLimit
+            | Rule::Workspace => ErrorKind::InvalidArgument,
         }
     }
 }

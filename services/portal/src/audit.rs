@@ -104,7 +104,7 @@ async fn operator_session(
             serde_json::json!({ "view": view, "filters": detail }),
         ))
         .await
-        .map_err(|error| PortalError::from(tonic::Status::from(error)))?;
+        .map_err(PortalError::of)?;
     Ok(portal
         .engine()
         .audit_session(&user.name, audit.dir().to_path_buf()))
@@ -119,7 +119,7 @@ async fn rows(
     match session.execute(sql, Some(params)).await {
         Ok(Outcome::Rows(released)) => Ok(released.batches),
         Ok(Outcome::Updated(_)) => Err(PortalError::internal(&"an audit read changed something")),
-        Err(error) => Err(PortalError::Unavailable(error.user_message())),
+        Err(error) => Err(PortalError::of(error)),
     }
 }
 
@@ -184,7 +184,7 @@ async fn event_page(
     let batch = batches
         .iter()
         .find(|batch| batch.num_rows() > 0)
-        .ok_or_else(|| PortalError::NotFound(format!("the audit log has no event {seq}")))?;
+        .ok_or_else(|| PortalError::not_found(format!("the audit log has no event {seq}")))?;
     let schema = batch.schema();
     let body = html! {
         p class="crumbs" { a href="/audit" { (lang.t("監査ログ", "Audit log")) } }

@@ -57,7 +57,7 @@ async fn statistics(portal: &Portal) -> Result<Arc<Vec<PublicStatistic>>, Portal
     let statistics = public_stats::compute(portal.engine())
         .await
         .map(Arc::new)
-        .map_err(|error| PortalError::Unavailable(error.user_message()))?;
+        .map_err(PortalError::of)?;
     *computed = Some(Computed {
         opt_outs,
         statistics: Arc::clone(&statistics),
@@ -164,7 +164,7 @@ async fn download_csv(
     visitor: Visitor,
     Path(file): Path<String>,
 ) -> Result<Response, PortalError> {
-    let not_found = || PortalError::NotFound(format!("no statistic `{file}`"));
+    let not_found = || PortalError::not_found(format!("no statistic `{file}`"));
     let id = file.strip_suffix(".csv").ok_or_else(not_found)?;
     let statistics = statistics(&portal).await?;
     let statistic = statistics

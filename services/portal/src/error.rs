@@ -4,28 +4,22 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use enclave_core::error::{ErrorKind, UserFacing};
 use maud::{DOCTYPE, html};
-use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortalError {
     /// Sign in, then come back to `next` (a path of the portal).
     #[error("sign in first")]
     SignIn { next: String },
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Invalid(String),
     #[error(
         "the form is missing its CSRF token or it does not match; reload the page and try again"
     )]
     Csrf,
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("internal error; the operator has the details")]
-    Internal,
+    /// Refused or failed, of a kind of the error contract; `message` is
+    /// what the visitor reads (already masked for faults).
+    #[error("{message}")]
+    Failed { kind: ErrorKind, message: String },
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: std::net::SocketAddr,
@@ -33,62 +27,87 @@ pub enum PortalError {
     },
 }
 
+/// What the visitor reads of a fault of the portal itself.
+const INTERNAL_MESSAGE: &str = "internal error; the operator has the details";
+
 impl PortalError {
     /// A failure the visitor cannot act on: logged, masked.
     pub(crate) fn internal(error: &dyn std::fmt::Display) -> PortalError {
         tracing::error!(%error, "portal internal error");
-        PortalError::Internal
+        PortalError::of_kind(ErrorKind::Internal, INTERNAL_MESSAGE.into())
     }
 
-    fn status_code(&self) -> StatusCode {
-        match self {
-            PortalError::SignIn { .. } => StatusCode::UNAUTHORIZED,
-            PortalError::Forbidden(_) | PortalError::Csrf => StatusCode::FORBIDDEN,
-            PortalError::NotFound(_) => StatusCode::NOT_FOUND,
-            PortalError::Invalid(_) => StatusCode::BAD_REQUEST,
-            PortalError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            PortalError::Internal | PortalError::Bind { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    pub(crate) fn not_found(message: impl Into<String>) -> PortalError {
+        PortalError::of_kind(ErrorKind::NotFound, message.into())
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> PortalError {
+        PortalError::of_kind(ErrorKind::InvalidArgument, message.into())
+    }
+
+    /// An error of another layer (query, access, audit), by its kind.
+    pub(crate) fn of(error: impl UserFacing) -> PortalError {
+        PortalError::of_kind(error.kind(), error.user_message())
+    }
+
+    fn of_kind(kind: ErrorKind, message: String) -> PortalError {
+        match kind {
+            ErrorKind::Unauthenticated => PortalError::SignIn { next: "/".into() },
+            kind => PortalError::Failed { kind, message },
         }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            PortalError::SignIn { .. } => ErrorKind::Unauthenticated,
+            PortalError::Csrf => ErrorKind::PermissionDenied,
+            PortalError::Failed { kind, .. } => *kind,
+            PortalError::Bind { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The HTTP status of its kind (`enclave_core::error`).
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.kind().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The heading of the error page, in both languages (the error knows
     /// no visitor).
     fn heading(&self) -> (&'static str, &'static str) {
-        match self {
-            PortalError::SignIn { .. } => ("ログインしてください", "Please sign in"),
-            PortalError::Forbidden(_) | PortalError::Csrf => {
-                ("この操作は許可されていません", "This is not allowed")
+        match self.kind() {
+            ErrorKind::Unauthenticated => ("ログインしてください", "Please sign in"),
+            ErrorKind::PermissionDenied => ("この操作は許可されていません", "This is not allowed"),
+            ErrorKind::NotFound => ("見つかりません", "Not found"),
+            ErrorKind::InvalidArgument
+            | ErrorKind::AlreadyExists
+            | ErrorKind::FailedPrecondition => ("入力を確認してください", "Please check the input"),
+            ErrorKind::ResourceExhausted => (
+                "上限に達しました。しばらくしてから再度お試しください",
+                "A limit was reached; try again later",
+            ),
+            ErrorKind::Timeout | ErrorKind::Unavailable => {
+                ("一時的に利用できません", "Temporarily unavailable")
             }
-            PortalError::NotFound(_) => ("見つかりません", "Not found"),
-            PortalError::Invalid(_) => ("入力を確認してください", "Please check the input"),
-            PortalError::Unavailable(_) => ("一時的に利用できません", "Temporarily unavailable"),
-            PortalError::Internal | PortalError::Bind { .. } => ("内部エラー", "Internal error"),
+            ErrorKind::Internal => ("内部エラー", "Internal error"),
         }
     }
 }
 
+/// An API call's status: the API already masked the detail of faults.
 impl From<tonic::Status> for PortalError {
     fn from(status: tonic::Status) -> PortalError {
-        let message = status.message().to_string();
-        match status.code() {
-            Code::Unauthenticated => PortalError::SignIn { next: "/".into() },
-            Code::PermissionDenied => PortalError::Forbidden(message),
-            Code::NotFound => PortalError::NotFound(message),
-            Code::InvalidArgument | Code::FailedPrecondition | Code::AlreadyExists => {
-                PortalError::Invalid(message)
-            }
-            Code::Unavailable | Code::ResourceExhausted | Code::DeadlineExceeded => {
-                PortalError::Unavailable(message)
-            }
-            // The API masked the detail already.
-            _ => PortalError::Internal,
-        }
+        let kind = ErrorKind::from_grpc_code(status.code() as i32);
+        let message = match kind {
+            ErrorKind::Internal => INTERNAL_MESSAGE.into(),
+            _ => status.message().to_string(),
+        };
+        PortalError::of_kind(kind, message)
     }
 }
 
 impl From<enclave_access::AccessError> for PortalError {
     fn from(error: enclave_access::AccessError) -> PortalError {
-        tonic::Status::from(error).into()
+        PortalError::of(error)
     }
 }
 
@@ -125,5 +144,28 @@ impl IntoResponse for PortalError {
             }
         };
         (self.status_code(), axum::response::Html(body.into_string())).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_gets_its_http_status_from_the_contract() {
+        for &kind in ErrorKind::ALL {
+            let error = PortalError::from(tonic::Status::new(
+                tonic::Code::from_i32(kind.grpc_code()),
+                "what the user reads",
+            ));
+            assert_eq!(error.kind(), kind);
+            assert_eq!(error.status_code().as_u16(), kind.http_status(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn an_internal_status_is_masked() {
+        let error = PortalError::from(tonic::Status::internal("path /srv/state failed"));
+        assert!(!error.to_string().contains("/srv"), "{error}");
     }
 }

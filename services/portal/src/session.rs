@@ -325,13 +325,13 @@ impl FromRequest<Portal> for Posted {
         let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES)
             .await
             .map_err(|_| {
-                PortalError::Invalid(format!(
+                PortalError::invalid(format!(
                     "the form could not be read; a form holds at most {} KiB",
                     MAX_FORM_BYTES / 1024
                 ))
             })?;
         let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-            .map_err(|_| PortalError::Invalid("the form could not be read".into()))?;
+            .map_err(|_| PortalError::invalid("the form could not be read"))?;
         let sent = fields
             .iter()
             .find(|(key, _)| key == CSRF_FIELD)

@@ -6,9 +6,9 @@ use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use enclave_access::ClientAddress;
 use enclave_api::proto::session_server::Session as _;
 use enclave_api::proto::{LoginRequest, WhoAmIRequest};
+use enclave_rpc::ClientAddress;
 use maud::html;
 use std::time::Duration;
 
@@ -219,10 +219,10 @@ async fn switch_language(
     Query(back): Query<Back>,
 ) -> Result<Response, PortalError> {
     let lang = crate::i18n::Lang::from_code(&code)
-        .ok_or_else(|| PortalError::NotFound("no such language".into()))?;
+        .ok_or_else(|| PortalError::not_found("no such language"))?;
     let back = back.back.as_deref().and_then(site_path).unwrap_or("/");
     let location =
-        HeaderValue::from_str(back).map_err(|_| PortalError::Invalid("bad return path".into()))?;
+        HeaderValue::from_str(back).map_err(|_| PortalError::invalid("bad return path"))?;
     let mut headers = HeaderMap::new();
     headers.append(
         SET_COOKIE,

@@ -233,7 +233,7 @@ fn release_tables(tables_dir: &Path) -> BenchResult<Vec<(String, String, PathBuf
 
 async fn time_guarded(engine: &QueryEngine, sql: &str) -> BenchResult<(Duration, String)> {
     median_of_runs(|| async {
-        let session = engine.session(RESEARCHER, None)?;
+        let session = engine.session(RESEARCHER, None).await?;
         match session.execute(sql, None).await? {
             Outcome::Rows(released) => Ok(format!(
                 "{}/{}",

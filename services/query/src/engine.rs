@@ -22,7 +22,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use enclave_catalog::Catalog;
 use enclave_core::date::CivilDate;
-use enclave_state::{Clock, Period, Project, ProjectStatus, Protection, StateStore};
+use enclave_state::{Clock, Period, Project, ProjectStatus, Protection, Snapshot, StateStore};
 use enclave_store::{DataStore, Manifest};
 use url::Url;
 
@@ -252,18 +252,13 @@ impl QueryEngine {
 
     /// The project `user` works in: the one named by `requested`, or the
     /// user's only active project.
-    pub fn session(
+    pub async fn session(
         &self,
         user: &str,
         requested: Option<&str>,
     ) -> Result<ProjectSession, QueryError> {
         let today = self.inner.clock.today();
-        let projects = self
-            .inner
-            .state
-            .snapshot()
-            .map_err(QueryError::internal)?
-            .projects_of(user);
+        let projects = self.snapshot().await?.projects_of(user);
         let project = match requested {
             Some(id) => projects.into_iter().find(|p| p.id == id).ok_or_else(|| {
                 QueryError::refused(
@@ -275,6 +270,17 @@ impl QueryEngine {
         };
         check_project_open(&project, today)?;
         Ok(ProjectSession::new(self.clone(), user, project))
+    }
+
+    /// Accounts, projects and opt-outs as of the state store's latest
+    /// change. Read on the blocking pool: when the store changed, the
+    /// embedded one may wait its turn behind an admin command.
+    async fn snapshot(&self) -> Result<Arc<Snapshot>, QueryError> {
+        let state = Arc::clone(&self.inner.state);
+        tokio::task::spawn_blocking(move || state.snapshot())
+            .await
+            .map_err(QueryError::internal)?
+            .map_err(QueryError::internal)
     }
 
     /// A DataFusion context over `catalog` alone, run in this process.
@@ -521,12 +527,8 @@ impl ProjectSession {
         Ok(policy.rules(self.project.k.max(enclave_state::DEFAULT_K)))
     }
 
-    fn scope(&self) -> Result<Scope, QueryError> {
-        let snapshot = self
-            .inner()
-            .state
-            .snapshot()
-            .map_err(QueryError::internal)?;
+    async fn scope(&self) -> Result<Scope, QueryError> {
+        let snapshot = self.engine.snapshot().await?;
         let persons = self.inner().release.opt_outs.persons(snapshot.opt_outs())?;
         Ok(Scope {
             period: (
@@ -687,7 +689,7 @@ impl ProjectSession {
                             quota_bytes: self.project.workspace_quota_bytes,
                         },
                         &plan,
-                        &self.scope()?,
+                        &self.scope().await?,
                         &self.inner().execution,
                     )
                     .await?;
@@ -817,7 +819,7 @@ impl ProjectSession {
             rounding: self.project.rounding.base(),
             person_sets: self.project.protection == Protection::Ledger,
         };
-        let release = release(&plan, &self.scope()?, options)?;
+        let release = release(&plan, &self.scope().await?, options)?;
         Ok(ReleasePlan {
             plan: make_total(release.plan)?,
             ..release

@@ -584,7 +584,7 @@ mod tests {
             ),
             "{hidden:?}"
         );
-        let by_name = engine.session(PUBLIC_PROJECT, Some(PUBLIC_PROJECT));
+        let by_name = engine.session(PUBLIC_PROJECT, Some(PUBLIC_PROJECT)).await;
         assert!(
             matches!(
                 by_name,

@@ -16,6 +16,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
 use arrow::util::display::array_value_to_string;
 use datafusion::prelude::SessionContext;
+use enclave_core::error::UserFacing;
 use enclave_query::{Outcome, QueryEngine, QueryError};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -137,7 +138,8 @@ fn released_queries() -> impl Strategy<Value = Released> {
 
 async fn run(engine: &QueryEngine, sql: &str) -> Result<Outcome, QueryError> {
     engine
-        .session("alice", Some("main"))?
+        .session("alice", Some("main"))
+        .await?
         .execute(sql, None)
         .await
 }

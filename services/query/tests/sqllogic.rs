@@ -36,7 +36,7 @@ impl sqllogictest::AsyncDB for GuardDb {
             self.project = project.trim().to_string();
             return Ok(DBOutput::StatementComplete(0));
         }
-        let session = self.engine.session("alice", Some(&self.project))?;
+        let session = self.engine.session("alice", Some(&self.project)).await?;
         match session.execute(sql, None).await? {
             Outcome::Rows(released) => {
                 // Rows in a fixed order (released values are what the files

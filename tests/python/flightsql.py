@@ -107,3 +107,62 @@ def fetch(client: flight.FlightClient, options: flight.FlightCallOptions, comman
     info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
     assert info.endpoints, "FlightInfo without endpoints"
     return client.do_get(info.endpoints[0].ticket, options), info
+
+
+def get_catalogs() -> bytes:
+    return any_message("CommandGetCatalogs")
+
+
+def get_db_schemas() -> bytes:
+    return any_message("CommandGetDbSchemas")
+
+
+def get_tables(include_schema: bool) -> bytes:
+    # field 5: include_schema (bool)
+    return any_message("CommandGetTables", _varint(5 << 3) + _varint(int(include_schema)))
+
+
+def get_table_types() -> bytes:
+    return any_message("CommandGetTableTypes")
+
+
+def get_xdbc_type_info() -> bytes:
+    return any_message("CommandGetXdbcTypeInfo")
+
+
+def get_primary_keys(schema: str, table: str) -> bytes:
+    return any_message("CommandGetPrimaryKeys", _field(2, schema.encode()) + _field(3, table.encode()))
+
+
+def get_imported_keys(schema: str, table: str) -> bytes:
+    return any_message("CommandGetImportedKeys", _field(2, schema.encode()) + _field(3, table.encode()))
+
+
+def get_exported_keys(schema: str, table: str) -> bytes:
+    return any_message("CommandGetExportedKeys", _field(2, schema.encode()) + _field(3, table.encode()))
+
+
+def get_cross_reference(pk: tuple[str, str], fk: tuple[str, str]) -> bytes:
+    # pk_db_schema 2, pk_table 3, fk_db_schema 5, fk_table 6
+    body = (_field(2, pk[0].encode()) + _field(3, pk[1].encode())
+            + _field(5, fk[0].encode()) + _field(6, fk[1].encode()))
+    return any_message("CommandGetCrossReference", body)
+
+
+def prepared_statement_update(handle: bytes) -> bytes:
+    return any_message("CommandPreparedStatementUpdate", _field(1, handle))
+
+
+def cancel_query(info: bytes) -> bytes:
+    return any_message("ActionCancelQueryRequest", _field(1, info))
+
+
+def begin_transaction() -> bytes:
+    return any_message("ActionBeginTransactionRequest")
+
+
+def cancel_result(body: bytes) -> int:
+    """ActionCancelQueryResult's status: 1 cancelled, 3 not cancellable."""
+    type_url, value = unwrap_any(body)
+    assert type_url == PREFIX + "ActionCancelQueryResult", type_url
+    return decode(value).get(1, [0])[0]

@@ -329,6 +329,19 @@ def differential(researcher, target: Target, sql: str, what: str, by: str = "") 
     assert_same(researcher.run(sql.format(who=has)), researcher.run(sql.format(who=nobody)), what)
 
 
+def test_the_empty_result_warning_is_no_oracle_on_a_withheld_group(trudy, target):
+    """An empty result carries a warning with advice. Whether the group was
+    withheld (the target, alone in their cell) or nothing matched (a cell of
+    nobody), the result and its warning are the same."""
+    sql = "SELECT sex, count(DISTINCT person_id) AS persons FROM ndb.receipts WHERE {who} GROUP BY sex"
+    alone = trudy.run(sql.format(who=target.cell()))
+    nobody = trudy.run(sql.format(who=target.no_cell()))
+    for outcome in (alone, nobody):
+        assert outcome.error is None and outcome.rows == [], str(outcome)
+        assert b"enclave.warning" in (outcome.table.schema.metadata or {})
+    assert alone.table.schema.metadata == nobody.table.schema.metadata
+
+
 # =====================================================================
 # 1. Aggregate filters escape person counting: k is counted over the
 #    group, the aggregate sees only its FILTER / CASE rows.

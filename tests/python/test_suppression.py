@@ -71,3 +71,30 @@ def test_a_value_from_fewer_than_k_persons_is_null_in_a_released_group(enclave, 
     assert table.num_rows == 2
     for row in table.to_pylist():
         assert row["persons"] >= main.k and row["few"] is None, row
+
+
+def test_a_result_with_every_group_withheld_says_what_to_do(enclave, release, projects):
+    """Grouped by person-level detail (prefecture × age band × month × sex,
+    within the 95+ band), every group holds fewer than k persons: the result
+    is empty, and its schema (what ADBC and JDBC users see) and the Flight
+    note carry a warning with the advice."""
+    sql = ("SELECT prefecture_code, service_month, sex, count(DISTINCT person_id) AS persons "
+           "FROM ndb.receipts WHERE age_band = '95+' GROUP BY prefecture_code, service_month, sex")
+    rows = release.expected(sql, projects["main"])
+    assert rows and all(n < projects["main"].k for *_, n in rows), "the data no longer has only small groups here"
+    with enclave.connect("alice") as conn:
+        table = query(conn, sql)
+    assert table.num_rows == 0
+    warning = (table.schema.metadata or {}).get(b"enclave.warning", b"").decode()
+    assert "coarser" in warning and "workspace table" in warning, table.schema.metadata
+    client, options = enclave.flight("alice")
+    reader, _ = flightsql.fetch(client, options, flightsql.statement_query(sql))
+    chunk = reader.read_chunk()
+    assert json.loads(chunk.app_metadata.to_pybytes())["warning"] == warning
+
+
+def test_a_result_with_rows_carries_no_warning(enclave):
+    with enclave.connect("alice") as conn:
+        table = query(conn, "SELECT sex, count(DISTINCT person_id) AS persons FROM ndb.receipts GROUP BY sex")
+    assert table.num_rows == 2
+    assert b"enclave.warning" not in (table.schema.metadata or {})

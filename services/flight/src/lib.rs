@@ -5,15 +5,18 @@
 //! header, then the access policy's `query` check; `audit` opens the
 //! operators' read-only audit schema), results held
 //! for one fetch between `GetFlightInfo` and `DoGet`, server-side prepared statements with bound parameters, the
-//! metadata calls clients browse with (catalogs, schemas, tables, SqlInfo),
-//! and the mapping of errors to gRPC status codes (with the refusing rule's
-//! id in the `x-enclave-rule` metadata). Everything about what
-//! may run and leave is decided by `enclave-query`.
+//! metadata calls clients browse with (catalogs, schemas, tables, every
+//! SqlInfo id the JDBC driver reads, type info, keys), and cancelling a
+//! result not yet fetched. Errors reach clients through `enclave-rpc`
+//! (gRPC code, the refusing rule's id in `x-enclave-rule`). Everything
+//! about what may run and leave is decided by `enclave-query`.
 
+mod keys;
 mod prepared;
 mod results;
 mod service;
 mod session;
+mod sql_info;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! statements, every call authenticated and resolved to a project session.
 
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::datatypes::{Schema, SchemaRef};
@@ -11,15 +11,16 @@ use arrow::record_batch::RecordBatch;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
-    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    ActionBeginTransactionRequest, ActionBeginTransactionResult, ActionCancelQueryRequest,
+    ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
+    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
     CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
-    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, SqlSupportedTransaction,
-    TicketStatementQuery,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::utils::batches_to_flight_data;
 use arrow_flight::{
@@ -28,15 +29,17 @@ use arrow_flight::{
 };
 use datafusion::common::{ParamValues, ScalarValue};
 use enclave_query::Released;
-use enclave_query::{Outcome, ProjectSession, QueryEngine, QueryError, Statement};
+use enclave_query::{Outcome, Prepared, ProjectSession, QueryEngine, QueryError, Statement};
 use futures::{Stream, TryStreamExt, stream};
 use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::keys::{FOREIGN_KEYS, PRIMARY_KEYS};
 use crate::prepared::PreparedStatements;
 use crate::results::PendingResults;
 use crate::session::Session;
+use crate::sql_info::{SQL_INFO, XDBC_TYPES};
 use enclave_access::{Access, Domain, permissions};
 use enclave_audit::{NewEvent, Outcome as AuditOutcome};
 use enclave_core::error::UserFacing;
@@ -47,33 +50,6 @@ use enclave_state::AUDIT_SCOPE;
 pub const PROJECT_HEADER: &str = "x-enclave-project";
 
 type DataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
-
-static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
-    let mut builder = SqlInfoDataBuilder::new();
-    builder.append(SqlInfo::FlightSqlServerName, "enclave");
-    builder.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
-    builder.append(SqlInfo::FlightSqlServerArrowVersion, "59");
-    builder.append(SqlInfo::FlightSqlServerReadOnly, false);
-    builder.append(SqlInfo::FlightSqlServerSql, true);
-    builder.append(SqlInfo::FlightSqlServerSubstrait, false);
-    builder.append(
-        SqlInfo::FlightSqlServerTransaction,
-        SqlSupportedTransaction::None as i32,
-    );
-    builder.append(SqlInfo::FlightSqlServerCancel, false);
-    builder.append(SqlInfo::FlightSqlServerStatementTimeout, 0i32);
-    builder.append(SqlInfo::SqlDdlCatalog, false);
-    builder.append(SqlInfo::SqlDdlSchema, false);
-    builder.append(SqlInfo::SqlDdlTable, true);
-    builder.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
-    builder.append(SqlInfo::SqlQuotedIdentifierCase, 3i32);
-    builder.append(SqlInfo::SqlIdentifierCase, 2i32);
-    builder.append(SqlInfo::SqlAllTablesAreSelectable, true);
-    builder.append(SqlInfo::SqlTransactionsSupported, false);
-    builder.append(SqlInfo::SqlMaxColumnNameLength, 255i64);
-    builder.append(SqlInfo::SqlMaxTableNameLength, 63i64);
-    builder.build().expect("static SqlInfo is valid")
-});
 
 #[derive(Debug)]
 pub struct EnclaveFlightSql {
@@ -228,7 +204,7 @@ impl EnclaveFlightSql {
 
     /// Plans a statement to prepare it; a refusal is recorded like an
     /// executed one (clients such as ADBC prepare every query).
-    async fn prepare_audited(&self, session: &Session, sql: &str) -> Result<SchemaRef, Status> {
+    async fn prepare_audited(&self, session: &Session, sql: &str) -> Result<Prepared, Status> {
         let started = Instant::now();
         let prepared = session.prepare(sql).await;
         if let Err(error) = &prepared {
@@ -268,7 +244,7 @@ impl EnclaveFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let outcome = self.execute_audited(session, sql, params).await?;
         let (schema, rows) = match &outcome {
-            Outcome::Rows(released) => (Arc::clone(&released.schema), released.released_groups),
+            Outcome::Rows(released) => (result_schema(released), released.released_groups),
             Outcome::Updated(_) => (Arc::new(Schema::empty()), 0),
         };
         let handle = self.results.insert(session.user(), outcome);
@@ -293,6 +269,29 @@ fn flight_info(
         .with_descriptor(descriptor))
 }
 
+/// What a result with no rows says, whatever made it empty: no rows
+/// matched, or every group was withheld. Saying which would tell whether a
+/// group of fewer than k persons exists, so the text is the same for both
+/// and depends only on what the researcher sees (no rows).
+const EMPTY_RESULT_WARNING: &str = "this result has no rows: either nothing matches, or every \
+    group holds fewer persons than the project's threshold or was withheld by disclosure \
+    control. Group by coarser categories (age bands, prefecture, quarter) or fewer columns, \
+    or build the cohort as a workspace table (CREATE TABLE work.<name> AS …) and count over it";
+
+/// Where clients that show no Flight metadata (ADBC, JDBC) find the warning:
+/// the result schema's metadata.
+const WARNING_KEY: &str = "enclave.warning";
+
+/// A result's schema; an empty result's carries the warning.
+fn result_schema(released: &Released) -> SchemaRef {
+    if released.released_groups > 0 {
+        return Arc::clone(&released.schema);
+    }
+    let mut metadata = released.schema.metadata().clone();
+    metadata.insert(WARNING_KEY.into(), EMPTY_RESULT_WARNING.into());
+    Arc::new(released.schema.as_ref().clone().with_metadata(metadata))
+}
+
 /// A released result as Flight data, with the query's id (as its audit
 /// record has it). How many groups or values disclosure control withheld
 /// is not told (it would say that a group of fewer than k persons exists);
@@ -301,13 +300,16 @@ fn flight_info(
 /// by ledger release number and query id, another project's unnamed)
 /// counts released groups only.
 fn released_stream(released: Released) -> Result<DataStream, Status> {
-    let note = serde_json::json!({
+    let mut note = serde_json::json!({
         "query_id": released.query_id,
         "released_groups": released.released_groups,
         "ledger": released.ledger,
-    })
-    .to_string();
-    let schema = Arc::clone(&released.schema);
+    });
+    if released.released_groups == 0 {
+        note["warning"] = EMPTY_RESULT_WARNING.into();
+    }
+    let note = note.to_string();
+    let schema = result_schema(&released);
     let mut batches: Vec<RecordBatch> = released
         .batches
         .into_iter()
@@ -348,6 +350,25 @@ fn batch_stream(batch: Result<RecordBatch, FlightError>) -> Result<DataStream, S
     Ok(Box::pin(stream))
 }
 
+/// `ActionCancelQueryResult.CancelResult` values (arrow-flight does not
+/// export the enum): the result is gone, or there was none to cancel.
+const CANCEL_RESULT_CANCELLED: i32 = 1;
+const CANCEL_RESULT_NOT_CANCELLABLE: i32 = 3;
+
+/// An empty result of `schema`.
+fn no_rows(schema: &SchemaRef) -> Result<Response<DataStream>, Status> {
+    Ok(Response::new(batch_stream(Ok(RecordBatch::new_empty(
+        Arc::clone(schema),
+    )))?))
+}
+
+/// The result handle a statement's ticket carries, if it is one.
+fn statement_handle(ticket: &Ticket) -> Option<String> {
+    let any = Any::decode(ticket.ticket.clone()).ok()?;
+    let statement: TicketStatementQuery = any.unpack().ok()??;
+    String::from_utf8(statement.statement_handle.to_vec()).ok()
+}
+
 fn metadata_info(
     command: &impl ProstMessageExt,
     schema: &Schema,
@@ -355,6 +376,14 @@ fn metadata_info(
 ) -> Result<Response<FlightInfo>, Status> {
     let ticket = Ticket::new(command.as_any().encode_to_vec());
     Ok(Response::new(flight_info(schema, ticket, descriptor)?))
+}
+
+/// A schema as IPC bytes; none for an empty one (no result, no parameters).
+fn schema_bytes_unless_empty(schema: &Schema) -> Result<bytes::Bytes, Status> {
+    if schema.fields().is_empty() {
+        return Ok(bytes::Bytes::new());
+    }
+    schema_bytes(schema)
 }
 
 fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
@@ -365,29 +394,53 @@ fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
 }
 
 /// The first row of a parameter batch as positional values.
+/// Most parameter sets one DoPut may carry.
+const MAX_PARAMETER_SETS: usize = 1000;
+
+/// The one parameter set a query is bound to.
 async fn parameter_row(stream: PeekableFlightDataStream) -> Result<Vec<ScalarValue>, Status> {
-    let batches: Vec<RecordBatch> =
-        arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
-            stream.map_err(FlightError::from),
-        )
-        .try_collect()
-        .await
-        .map_err(|_| {
-            Status::invalid_argument("parameters must be sent as one Arrow record batch")
-        })?;
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let batch = batches.into_iter().find(|b| b.num_rows() > 0);
-    match (rows, batch) {
-        (1, Some(batch)) => batch
-            .columns()
-            .iter()
-            .map(|column| ScalarValue::try_from_array(column, 0))
-            .collect::<Result<_, _>>()
-            .map_err(|_| Status::invalid_argument("unsupported parameter type")),
+    let mut rows = parameter_rows(stream).await?;
+    match rows.len() {
+        1 => Ok(rows.remove(0)),
         _ => Err(Status::invalid_argument(
             "bind exactly one row of parameters",
         )),
     }
+}
+
+/// The parameter sets (rows) a DoPut carries, each as its values in order.
+async fn parameter_rows(stream: PeekableFlightDataStream) -> Result<Vec<Vec<ScalarValue>>, Status> {
+    let mut decoded = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
+        stream.map_err(FlightError::from),
+    );
+    let (mut batches, mut rows) = (Vec::new(), 0);
+    // Counted as they arrive: a longer stream is refused before the rest of
+    // it is read.
+    while let Some(batch) = decoded
+        .try_next()
+        .await
+        .map_err(|_| Status::invalid_argument("parameters must be sent as Arrow record batches"))?
+    {
+        rows += batch.num_rows();
+        if rows > MAX_PARAMETER_SETS {
+            return Err(Status::invalid_argument(format!(
+                "send at most {MAX_PARAMETER_SETS} parameter sets at once"
+            )));
+        }
+        batches.push(batch);
+    }
+    batches
+        .iter()
+        .flat_map(|batch| (0..batch.num_rows()).map(move |row| (batch, row)))
+        .map(|(batch, row)| {
+            batch
+                .columns()
+                .iter()
+                .map(|column| ScalarValue::try_from_array(column, row))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| Status::invalid_argument("unsupported parameter type"))
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
@@ -453,19 +506,14 @@ impl FlightSqlService for EnclaveFlightSql {
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let session = self.session(&request).await?;
-        let schema = self.prepare_audited(&session, &query.query).await?;
+        let prepared = self.prepare_audited(&session, &query.query).await?;
         let handle = self
             .prepared
             .create(session.user(), session.scope(), &query.query);
-        let dataset_schema = if schema.fields().is_empty() {
-            bytes::Bytes::new()
-        } else {
-            schema_bytes(&schema)?
-        };
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
-            dataset_schema,
-            parameter_schema: bytes::Bytes::new(),
+            dataset_schema: schema_bytes_unless_empty(&prepared.schema)?,
+            parameter_schema: schema_bytes_unless_empty(&prepared.parameters)?,
         })
     }
 
@@ -524,11 +572,24 @@ impl FlightSqlService for EnclaveFlightSql {
             .get(&command.prepared_statement_handle, &user)
             .ok_or_else(|| Status::not_found("no such prepared statement"))?;
         let session = self.scoped_session(&user, Some(&statement.project)).await?;
-        let params = statement.params.map(Into::into);
-        updated_rows(
-            self.execute_audited(&session, &statement.sql, params)
-                .await?,
-        )
+        // Parameter sets sent with the update (ADBC executemany, JDBC
+        // executeUpdate with parameters) run it once each; without any, the
+        // values bound before (if any).
+        let sets = parameter_rows(request.into_inner()).await?;
+        if sets.is_empty() {
+            let params = statement.params.map(Into::into);
+            return updated_rows(
+                self.execute_audited(&session, &statement.sql, params)
+                    .await?,
+            );
+        }
+        for set in sets {
+            updated_rows(
+                self.execute_audited(&session, &statement.sql, Some(set.into()))
+                    .await?,
+            )?;
+        }
+        Ok(UNKNOWN_ROW_COUNT)
     }
 
     async fn do_put_statement_update(
@@ -657,6 +718,136 @@ impl FlightSqlService for EnclaveFlightSql {
         Ok(Response::new(batch_stream(
             query.into_builder(&SQL_INFO).build(),
         )?))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request).await?;
+        let schema = query.into_builder(&XDBC_TYPES).schema();
+        metadata_info(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.caller(&request).await?;
+        Ok(Response::new(batch_stream(
+            query.into_builder(&XDBC_TYPES).build(),
+        )?))
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request).await?;
+        metadata_info(&query, &PRIMARY_KEYS, request.into_inner())
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.caller(&request).await?;
+        no_rows(&PRIMARY_KEYS)
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request).await?;
+        metadata_info(&query, &FOREIGN_KEYS, request.into_inner())
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.caller(&request).await?;
+        no_rows(&FOREIGN_KEYS)
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request).await?;
+        metadata_info(&query, &FOREIGN_KEYS, request.into_inner())
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.caller(&request).await?;
+        no_rows(&FOREIGN_KEYS)
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request).await?;
+        metadata_info(&query, &FOREIGN_KEYS, request.into_inner())
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.caller(&request).await?;
+        no_rows(&FOREIGN_KEYS)
+    }
+
+    /// Statements run while `GetFlightInfo` answers, so what is left to
+    /// cancel is a result held for its fetch: it is dropped.
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let user = self.caller(&request).await?;
+        let info = FlightInfo::decode(query.info)
+            .map_err(|_| Status::invalid_argument("CancelQuery carries no FlightInfo"))?;
+        let cancelled = info
+            .endpoint
+            .iter()
+            .filter_map(|endpoint| statement_handle(endpoint.ticket.as_ref()?))
+            .filter(|handle| self.results.take(handle, &user).is_some())
+            .count()
+            > 0;
+        Ok(ActionCancelQueryResult {
+            result: if cancelled {
+                CANCEL_RESULT_CANCELLED
+            } else {
+                CANCEL_RESULT_NOT_CANCELLABLE
+            },
+        })
+    }
+
+    async fn do_action_begin_transaction(
+        &self,
+        _query: ActionBeginTransactionRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<ActionBeginTransactionResult, Status> {
+        self.caller(&request).await?;
+        Err(Status::unimplemented(
+            "transactions are not supported (SqlInfo FLIGHT_SQL_SERVER_TRANSACTION is NONE): each statement stands alone",
+        ))
     }
 
     async fn do_get_fallback(

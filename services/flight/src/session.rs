@@ -1,10 +1,9 @@
 //! What a Flight SQL call works in: one project (researchers), or the
 //! read-only audit schema (operators).
 
-use arrow::datatypes::SchemaRef;
 use enclave_audit::Action;
 use enclave_query::WORKSPACE_SCHEMA;
-use enclave_query::{AuditSession, ProjectSession, QueryError, TableInfo};
+use enclave_query::{AuditSession, Prepared, ProjectSession, QueryError, TableInfo};
 use enclave_state::AUDIT_SCOPE;
 
 #[derive(Debug, Clone)]
@@ -37,7 +36,7 @@ impl Session {
         }
     }
 
-    pub(crate) async fn prepare(&self, sql: &str) -> Result<SchemaRef, QueryError> {
+    pub(crate) async fn prepare(&self, sql: &str) -> Result<Prepared, QueryError> {
         match self {
             Session::Project(session) => session.prepare(sql).await,
             Session::Audit(session) => session.prepare(sql).await,

@@ -55,6 +55,26 @@ const TOTAL_FUNCTIONS: &[&str] = &[
     "iszero",
 ];
 
+/// Scalar functions whose shape argument (a length, position or digit
+/// count) must be a literal in range (see `check_function`).
+const SHAPED_FUNCTIONS: &[&str] = &[
+    "substr",
+    "substring",
+    "left",
+    "right",
+    "lpad",
+    "rpad",
+    "split_part",
+    "round",
+    "trunc",
+];
+
+/// Every scalar function a guarded plan may call (clients' metadata lists
+/// them).
+pub fn allowed_scalar_functions() -> impl Iterator<Item = &'static str> {
+    TOTAL_FUNCTIONS.iter().chain(SHAPED_FUNCTIONS).copied()
+}
+
 /// Longest padding `lpad`/`rpad` may ask for.
 const MAX_PAD: i64 = 1024;
 

@@ -22,7 +22,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use enclave_audit::{Checkpoint, Event, alerts::Alert};
 
-use crate::engine::{Outcome, QueryEngine, TableInfo, read_only_plan};
+use crate::engine::{Outcome, Prepared, QueryEngine, TableInfo, parameter_schema, read_only_plan};
 use crate::execution::Execution;
 use crate::scan::collect_measured;
 use enclave_guard::disclosure::Released;
@@ -78,10 +78,13 @@ impl AuditSession {
     }
 
     /// The schema a statement's result will have, without running it.
-    pub async fn prepare(&self, sql: &str) -> Result<SchemaRef, QueryError> {
+    pub async fn prepare(&self, sql: &str) -> Result<Prepared, QueryError> {
         let context = self.empty_context()?;
         let plan = read_only_plan(&context, query_statement(sql)?).await?;
-        Ok(Arc::new(plan.schema().as_arrow().clone()))
+        Ok(Prepared {
+            schema: Arc::new(plan.schema().as_arrow().clone()),
+            parameters: parameter_schema(&plan)?,
+        })
     }
 
     /// Runs one query with optional parameter values.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
     SchemaProvider,
@@ -445,6 +445,54 @@ fn check_project_open(project: &Project, today: CivilDate) -> Result<(), QueryEr
     Ok(())
 }
 
+/// What preparing a statement tells the client: the schema of its result
+/// (empty for a statement that returns none) and of its parameters (`$1`,
+/// `$2`, … in order; type Null where the statement does not fix one).
+#[derive(Debug)]
+pub struct Prepared {
+    pub schema: SchemaRef,
+    pub parameters: SchemaRef,
+}
+
+impl Prepared {
+    pub(crate) fn without_parameters(schema: SchemaRef) -> Prepared {
+        Prepared {
+            schema,
+            parameters: empty_schema(),
+        }
+    }
+
+    fn no_result(parameters: SchemaRef) -> Prepared {
+        Prepared {
+            schema: empty_schema(),
+            parameters,
+        }
+    }
+}
+
+fn empty_schema() -> SchemaRef {
+    Arc::new(Schema::empty())
+}
+
+/// The parameters of `plan`, in placeholder order.
+pub(crate) fn parameter_schema(plan: &LogicalPlan) -> Result<SchemaRef, QueryError> {
+    let mut parameters: Vec<(usize, String, DataType)> = plan
+        .get_parameter_types()?
+        .into_iter()
+        .map(|(id, data_type)| {
+            let position = id.trim_start_matches('$').parse().unwrap_or(usize::MAX);
+            (position, id, data_type.unwrap_or(DataType::Null))
+        })
+        .collect();
+    parameters.sort();
+    Ok(Arc::new(Schema::new(
+        parameters
+            .into_iter()
+            .map(|(_, id, data_type)| Field::new(id, data_type, true))
+            .collect::<Vec<_>>(),
+    )))
+}
+
 /// One statement, parsed and classified within the input bounds, not yet
 /// run.
 #[derive(Debug)]
@@ -615,22 +663,28 @@ impl ProjectSession {
     }
 
     /// The schema a statement's result will have, without running it.
-    pub async fn prepare(&self, sql: &str) -> Result<SchemaRef, QueryError> {
+    pub async fn prepare(&self, sql: &str) -> Result<Prepared, QueryError> {
         match classify(sql)? {
             Request::Query(statement) => {
                 let context = self.context().await?;
-                let release = self.guarded_plan(&context, statement, None).await?;
-                if release.checked {
-                    stage_schema(&release.result_stage, release.plan.schema())
+                let plan = self.user_plan(&context, statement, None).await?;
+                let parameters = parameter_schema(&plan)?;
+                let release = self.guard(plan).await?;
+                let schema = if release.checked {
+                    stage_schema(&release.result_stage, release.plan.schema())?
                 } else {
-                    Ok(disclosure::visible_schema(release.plan.schema().as_arrow()))
-                }
+                    disclosure::visible_schema(release.plan.schema().as_arrow())
+                };
+                Ok(Prepared { schema, parameters })
             }
-            Request::CreateWorkspaceTable { .. } | Request::DropWorkspaceTable { .. } => {
-                Ok(Arc::new(Schema::empty()))
+            Request::CreateWorkspaceTable { query, .. } => {
+                let context = self.context().await?;
+                let plan = self.user_plan(&context, query, None).await?;
+                Ok(Prepared::no_result(parameter_schema(&plan)?))
             }
-            Request::ShowTables => Ok(show::tables_schema()),
-            Request::ShowColumns { .. } => Ok(show::columns_schema()),
+            Request::DropWorkspaceTable { .. } => Ok(Prepared::no_result(empty_schema())),
+            Request::ShowTables => Ok(Prepared::without_parameters(show::tables_schema())),
+            Request::ShowColumns { .. } => Ok(Prepared::without_parameters(show::columns_schema())),
         }
     }
 
@@ -815,6 +869,11 @@ impl ProjectSession {
         params: Option<ParamValues>,
     ) -> Result<ReleasePlan, QueryError> {
         let plan = self.user_plan(context, statement, params).await?;
+        self.guard(plan).await
+    }
+
+    /// The guard's release plan of a user's plan.
+    async fn guard(&self, plan: LogicalPlan) -> Result<ReleasePlan, QueryError> {
         let options = ReleaseOptions {
             rounding: self.project.rounding.base(),
             person_sets: self.project.protection == Protection::Ledger,

@@ -45,7 +45,7 @@ pub use enclave_guard::sketch::person_set_udaf;
 pub use enclave_guard::statement::WORKSPACE_SCHEMA;
 pub use enclave_guard::top2::top2_sum_udaf;
 pub use enclave_guard::{QueryError, Rule};
-pub use engine::{Outcome, ProjectSession, QueryEngine, Statement, TableInfo};
+pub use engine::{Outcome, Prepared, ProjectSession, QueryEngine, Statement, TableInfo};
 pub use execution::Execution;
 pub use ledger::{LedgerRelease, ProjectLedger};
 pub use limits::Limits;

@@ -238,6 +238,10 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     events = otto.locator("table.list").first
     for action in ("application.create", "application.submit", "output.request"):
         expect(events).to_contain_text(action)
+    # Times in Japan Standard Time, headings in Japanese.
+    expect(events).to_contain_text("JST")
+    expect(events.locator("thead")).to_contain_text("日時")
+    assert "UTC" not in otto.locator("main").inner_text()
     expect(otto.locator("section.verification")).to_have_class("verification passed")
     shot(otto, "12-audit")
     otto.goto("/audit?actor=ana&action=query")
@@ -313,6 +317,14 @@ def test_dashboard_shows_only_protected_counts(portal: Server, browser: Browser)
         assert values, "a statistic without rows"
         assert all(value >= 10 and value % 10 == 0 for value in values), values
     shot(page, "14-dashboard")
+    # Care levels by their names from the code master, in their order of need.
+    care = page.locator("section#certifications_by_age_band tbody")
+    expect(care).to_contain_text("要支援1")
+    levels = [text.split(" ")[0] for text in care.locator("tr td:nth-child(2)").all_inner_texts()]
+    first_band = care.locator("tr td:first-child").first.inner_text()
+    in_first_band = [level for level, band in zip(levels, care.locator("tr td:first-child").all_inner_texts())
+                     if band == first_band]
+    assert in_first_band == sorted(in_first_band), in_first_band
     first = sections.first
     shown = first.locator("tbody td.num").all_inner_texts()
     with page.expect_download() as download:
@@ -359,6 +371,13 @@ def test_posts_without_the_csrf_token_change_nothing(portal: Server, browser: Br
         assert cookies[name]["httpOnly"] and cookies[name]["sameSite"] == "Strict", cookies[name]
 
 
+def test_each_role_lands_on_its_own_page(portal: Server, browser: Browser):
+    for user, path in (("ana", "/applications"), ("chair", "/review"), ("otto", "/audit"), ("root", "/admin")):
+        page = signed_in(browser, portal, user)
+        assert page.url.removeprefix(portal.portal_url).split("?")[0] == path, (user, page.url)
+        page.close()
+
+
 def test_english_and_administration(portal: Server, browser: Browser):
     root = signed_in(browser, portal, "root")
     root.goto("/admin")
@@ -367,8 +386,19 @@ def test_english_and_administration(portal: Server, browser: Browser):
     root.click("header .account a[hreflang=en]")
     expect(root.locator("h1")).to_have_text("Users and projects")
     shot(root, "17-admin-en")
-    row = root.locator("tr", has_text="carl")
-    row.locator("form[action$='/suspend'] button").click()
+    suspend = root.locator("tr", has_text="carl").locator("form[action$='/suspend']")
+    # Suspending asks for confirmation: without its box ticked the browser
+    # does not send the form…
+    suspend.locator("button").click()
+    expect(root.locator("tr", has_text="carl")).to_contain_text("Active")
+    # …and the server refuses a form sent without it.
+    suspend.locator("input[name=confirm]").evaluate("box => box.removeAttribute('required')")
+    suspend.locator("button").click()
+    expect(root.locator(".error-message")).to_contain_text("tick the box")
+    root.goto("/admin")
+    suspend = root.locator("tr", has_text="carl").locator("form[action$='/suspend']")
+    suspend.locator("input[name=confirm]").check()
+    suspend.locator("button").click()
     expect(root.locator("tr", has_text="carl")).to_contain_text("Suspended")
     page = visitor(browser, portal).new_page()
     page.goto("/login")

@@ -307,14 +307,35 @@ impl fmt::Display for YearMonth {
 
 /// `YYYY-MM-DD HH:MM UTC` of Unix seconds.
 pub fn utc_minute(unix_seconds: i64) -> String {
+    format!("{} UTC", minute(unix_seconds))
+}
+
+/// Japan Standard Time's offset from UTC (Japan keeps no daylight saving).
+const JST_OFFSET_SECONDS: i64 = 9 * 3600;
+
+/// `YYYY-MM-DD HH:MM JST` of Unix seconds: how times are shown to the
+/// committee and researchers.
+pub fn jst_minute(unix_seconds: i64) -> String {
+    format!("{} JST", minute(unix_seconds + JST_OFFSET_SECONDS))
+}
+
+fn minute(unix_seconds: i64) -> String {
     let day = CivilDate::from_days_since_epoch(unix_seconds.div_euclid(86_400) as i32);
     let minutes = unix_seconds.rem_euclid(86_400) / 60;
-    format!("{day} {:02}:{:02} UTC", minutes / 60, minutes % 60)
+    format!("{day} {:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_show_in_utc_and_japan_standard_time() {
+        // 2026-12-06 20:30 UTC is 2026-12-07 05:30 in Japan.
+        let at = 1_796_589_000;
+        assert_eq!(utc_minute(at), "2026-12-06 20:30 UTC");
+        assert_eq!(jst_minute(at), "2026-12-07 05:30 JST");
+    }
 
     #[test]
     fn era_dates_convert_to_gregorian() {

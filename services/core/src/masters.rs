@@ -80,6 +80,26 @@ pub struct CareService {
     pub setting: String,
 }
 
+/// 要介護状態区分 (care level, H1) codes and names, in order of need.
+pub const CARE_LEVELS: &[(&str, &str)] = &[
+    ("01", "非該当"),
+    ("12", "要支援1"),
+    ("13", "要支援2"),
+    ("21", "要介護1"),
+    ("22", "要介護2"),
+    ("23", "要介護3"),
+    ("24", "要介護4"),
+    ("25", "要介護5"),
+];
+
+/// The name of a care level code (`12` → 要支援1).
+pub fn care_level_name(code: &str) -> Option<&'static str> {
+    CARE_LEVELS
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map(|(_, name)| *name)
+}
+
 /// All masters, parsed once.
 #[derive(Debug)]
 pub struct Masters {

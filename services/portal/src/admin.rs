@@ -14,7 +14,7 @@ use enclave_api::proto::{Application, Grant, ListUsersRequest, SetDisabledReques
 use maud::{Markup, html};
 
 use crate::call::as_user;
-use crate::page::{self, Section, csrf_field, status_badge};
+use crate::page::{self, Section, status_badge};
 use crate::session::{Posted, Visitor};
 use crate::{Portal, PortalError};
 use crate::{applications, projects};
@@ -81,7 +81,7 @@ fn users_table(visitor: &Visitor, users: &[User], manages: bool) -> Markup {
                                 @if account.disabled {
                                     (applications::action_button(visitor, &format!("/admin/users/{}/restore", account.name), lang.t("再開", "Restore"), "secondary"))
                                 } @else if account.name != visitor.user.as_ref().map_or("", |u| u.name.as_str()) {
-                                    (applications::action_button(visitor, &format!("/admin/users/{}/suspend", account.name), lang.t("停止", "Suspend"), "danger"))
+                                    (applications::destructive_button(visitor, &format!("/admin/users/{}/suspend", account.name), lang.t("停止", "Suspend"), lang.t("ログインとトークンを止めます", "stops its logins and tokens"), None))
                                 }
                             }
                         }
@@ -122,11 +122,7 @@ fn projects_table(visitor: &Visitor, grants: &[Grant], applications: &[Applicati
                             }
                             td {
                                 @if let Some(application) = application.filter(|_| grant.status == "active") {
-                                    form method="post" action={ "/applications/" (application.id) "/close" } class="inline" {
-                                        (csrf_field(visitor))
-                                        input type="hidden" name="back" value="/admin";
-                                        button type="submit" class="danger" { (lang.t("終了する", "Close")) }
-                                    }
+                                    (applications::destructive_button(visitor, &format!("/applications/{}/close", application.id), lang.t("終了する", "Close"), lang.t("クエリを拒否し、ワークスペースを削除します", "refuses its queries and deletes its workspace"), Some("/admin")))
                                 } @else if application.is_none() {
                                     span class="muted" { (lang.t("申請なし(enclave project close)", "no application (enclave project close)")) }
                                 }
@@ -157,8 +153,9 @@ async fn suspend(
     state: State<Portal>,
     visitor: Visitor,
     Path(name): Path<String>,
-    _form: Posted,
+    form: Posted,
 ) -> Result<Redirect, PortalError> {
+    applications::require_confirmation(&form)?;
     set_disabled(state, visitor, name, true).await
 }
 

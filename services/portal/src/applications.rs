@@ -338,6 +338,7 @@ async fn close(
     form: Posted,
 ) -> Result<Redirect, PortalError> {
     let user = visitor.signed_in()?;
+    require_confirmation(&form)?;
     let request = as_user(
         user,
         CloseApplicationRequest {
@@ -393,7 +394,7 @@ async fn detail_page(
                     a class="button secondary" href={ (base) "/amend" } { (lang.t("変更を申請", "Request an amendment")) }
                 }
                 @if granted {
-                    (action_button(&visitor, &format!("{base}/close"), lang.t("プロジェクトを終了", "Close the project"), "danger"))
+                    (destructive_button(&visitor, &format!("{base}/close"), lang.t("プロジェクトを終了", "Close the project"), lang.t("終了するとクエリは拒否され、ワークスペースは削除されます", "Closing refuses every query and deletes the workspace"), None))
                 }
             }
         }
@@ -443,6 +444,44 @@ pub(crate) fn action_button(visitor: &Visitor, action: &str, label: &str, class:
             button type="submit" class=(class) { (label) }
         }
     }
+}
+
+/// The form field a destructive action needs ticked: the browser will not
+/// send the form without it, and the handler refuses a form without it
+/// ([`require_confirmation`]).
+const CONFIRM_FIELD: &str = "confirm";
+
+/// A form posting to `action` that acts only once `consequence` is ticked
+/// (closing a project, suspending an account: they cannot be undone with
+/// one click).
+pub(crate) fn destructive_button(
+    visitor: &Visitor,
+    action: &str,
+    label: &str,
+    consequence: &str,
+    back: Option<&str>,
+) -> Markup {
+    html! {
+        form method="post" action=(action) class="inline confirm" {
+            (csrf_field(visitor))
+            @if let Some(back) = back { input type="hidden" name="back" value=(back); }
+            label class="confirm" {
+                input type="checkbox" name=(CONFIRM_FIELD) value="yes" required;
+                " " (consequence)
+            }
+            button type="submit" class="danger" { (label) }
+        }
+    }
+}
+
+/// Refuses a destructive action whose form was sent without its box ticked.
+pub(crate) fn require_confirmation(form: &Posted) -> Result<(), PortalError> {
+    if form.get(CONFIRM_FIELD) == "yes" {
+        return Ok(());
+    }
+    Err(PortalError::invalid(
+        "tick the box that confirms this action, then send the form again",
+    ))
 }
 
 /// Status, project, terms and the applicant's texts.

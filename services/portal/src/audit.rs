@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::TimestampMillisecondType;
 use arrow::util::display::array_value_to_string;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -151,11 +152,11 @@ async fn search_page(
                 button type="submit" { (lang.t("検索", "Search")) }
             }
             p class="muted" { (lang.t("新しい順に最大 ", "Newest first, at most ")) (EVENTS_SHOWN) (lang.t(" 件。", " events.")) }
-            (results_table(&events, Some("seq")))
+            (results_table(lang, &events, Some("seq")))
         }
         section {
             h2 { (lang.t("アラート", "Alerts")) }
-            (results_table(&alerts, None))
+            (results_table(lang, &alerts, None))
         }
     };
     Ok(page::render(
@@ -190,7 +191,7 @@ async fn event_page(
         p class="crumbs" { a href="/audit" { (lang.t("監査ログ", "Audit log")) } }
         dl class="facts record" {
             @for (index, field) in schema.fields().iter().enumerate() {
-                dt { (field.name()) }
+                dt { (column_label(lang, field.name())) }
                 dd {
                     @let value = cell(batch, index, 0);
                     @if field.name() == "detail" || field.name() == "sql" { pre class="code" { (pretty_json(&value)) } }
@@ -281,7 +282,36 @@ fn verification(lang: Lang, verified: &Verified) -> Markup {
 const WRAPPED_COLUMNS: [&str; 3] = ["sql", "summary", "detail"];
 
 /// Batches as a table; with `link`, that column's values link to the event.
-fn results_table(batches: &[RecordBatch], link: Option<&str>) -> Markup {
+/// The heading of an audit column (the `audit` schema's column names, as
+/// docs/audit.md lists them).
+fn column_label(lang: Lang, column: &str) -> &str {
+    let (ja, en) = match column {
+        "seq" => ("番号", "Seq"),
+        "at" => ("日時", "Time"),
+        "actor" => ("操作者", "Actor"),
+        "action" => ("操作", "Action"),
+        "outcome" => ("結果", "Outcome"),
+        "project" => ("プロジェクト", "Project"),
+        "sql" => ("SQL", "SQL"),
+        "rule" => ("規則", "Rule"),
+        "duration_ms" => ("所要時間 (ms)", "Duration (ms)"),
+        "released_groups" => ("公表した区分", "Groups released"),
+        "suppressed_groups" => ("秘匿した区分", "Groups withheld"),
+        "rows_scanned" => ("読んだ行数", "Rows scanned"),
+        "fingerprint" => ("クエリの型", "Fingerprint"),
+        "query_id" => ("クエリID", "Query id"),
+        "detail" => ("詳細", "Detail"),
+        "kind" => ("種類", "Kind"),
+        "first_seq" => ("最初の番号", "First seq"),
+        "last_seq" => ("最後の番号", "Last seq"),
+        "count" => ("件数", "Count"),
+        "summary" => ("概要", "Summary"),
+        _ => return column,
+    };
+    lang.t(ja, en)
+}
+
+fn results_table(lang: Lang, batches: &[RecordBatch], link: Option<&str>) -> Markup {
     let Some(first) = batches.first() else {
         return page::empty("—");
     };
@@ -290,7 +320,7 @@ fn results_table(batches: &[RecordBatch], link: Option<&str>) -> Markup {
     html! {
         div class="scroll" {
             table class="list compact" {
-                thead { tr { @for field in schema.fields() { th scope="col" { (field.name()) } } } }
+                thead { tr { @for field in schema.fields() { th scope="col" { (column_label(lang, field.name())) } } } }
                 tbody {
                     @for batch in batches {
                         @for row in 0..batch.num_rows() {
@@ -314,6 +344,13 @@ fn results_table(batches: &[RecordBatch], link: Option<&str>) -> Markup {
     }
 }
 
+/// One value as text; a time in Japan Standard Time.
 fn cell(batch: &RecordBatch, column: usize, row: usize) -> String {
-    array_value_to_string(batch.column(column), row).unwrap_or_default()
+    let values = batch.column(column);
+    if let Some(times) = values.as_primitive_opt::<TimestampMillisecondType>()
+        && times.is_valid(row)
+    {
+        return enclave_core::date::jst_minute(times.value(row).div_euclid(1000));
+    }
+    array_value_to_string(values, row).unwrap_or_default()
 }

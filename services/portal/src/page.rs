@@ -146,9 +146,19 @@ pub(crate) fn status_badge(lang: Lang, status: &str) -> Markup {
     html! { span class={ "badge status-" (status) } { (lang.status(status)) } }
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM UTC`.
+/// Unix seconds as `YYYY-MM-DD HH:MM JST`, with the instant in UTC for
+/// machines.
 pub(crate) fn time(unix_seconds: i64) -> Markup {
-    html! { time { (enclave_core::date::utc_minute(unix_seconds)) } }
+    html! {
+        time datetime=(unix_seconds_rfc3339(unix_seconds)) { (enclave_core::date::jst_minute(unix_seconds)) }
+    }
+}
+
+fn unix_seconds_rfc3339(unix_seconds: i64) -> String {
+    enclave_core::date::utc_minute(unix_seconds)
+        .trim_end_matches(" UTC")
+        .replacen(' ', "T", 1)
+        + "Z"
 }
 
 /// A definition list of label → value.

@@ -63,6 +63,18 @@ impl SignedIn {
     pub(crate) fn is_operator(&self) -> bool {
         matches!(self.role.as_str(), "operator" | "admin")
     }
+
+    /// Where the account lands after signing in: the committee on its
+    /// review queue, administrators on accounts and projects, operators on
+    /// the audit log, everyone else on their applications.
+    pub(crate) fn landing_page(&self) -> &'static str {
+        match self.role.as_str() {
+            "reviewer" | "chair" => "/review",
+            "admin" => "/admin",
+            "operator" => "/audit",
+            _ => "/applications",
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -144,14 +144,13 @@ async fn login(
     if let Some(old) = &visitor.session_id {
         portal.sessions().close(old);
     }
-    let session = portal.sessions().open(
-        SignedIn {
-            name: account.name,
-            role: account.role,
-            token: login.token,
-        },
-        lifetime,
-    )?;
+    let signed_in = SignedIn {
+        name: account.name,
+        role: account.role,
+        token: login.token,
+    };
+    let landing = signed_in.landing_page();
+    let session = portal.sessions().open(signed_in, lifetime)?;
     // The session has its own CSRF token; a new pre-session at sign-in,
     // so one planted before is not used after sign-out either.
     let mut headers = new_presession(&portal)?;
@@ -159,7 +158,7 @@ async fn login(
         SET_COOKIE,
         set_cookie(&portal, SESSION_COOKIE, &session, Some(lifetime.as_secs())),
     );
-    let next = site_path(form.get("next")).unwrap_or("/applications");
+    let next = site_path(form.get("next")).unwrap_or(landing);
     Ok((headers, Redirect::to(next)).into_response())
 }
 

@@ -12,7 +12,7 @@
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::record_batch::RecordBatch;
-use enclave_core::masters::Masters;
+use enclave_core::masters::{Masters, care_level_name};
 use enclave_state::{DEFAULT_K, Grant, Project, ProjectStatus, Protection, Rounding};
 
 use crate::engine::{Outcome, ProjectSession, QueryEngine};
@@ -110,8 +110,9 @@ struct Definition {
     columns: &'static [&'static str],
     /// Returns `category`, optionally `series`, and `value`.
     sql: &'static str,
-    /// The shown category for a released category value.
+    /// The shown category and series for released values.
     category: fn(String) -> String,
+    series: fn(String) -> String,
     /// The labels, with no rows yet.
     labels: PublicStatistic,
 }
@@ -123,6 +124,7 @@ const DEFINITIONS: [Definition; 3] = [
         sql: "SELECT service_month AS category, count(*) AS value \
               FROM ndb.receipts GROUP BY service_month ORDER BY category",
         category: std::convert::identity,
+        series: std::convert::identity,
         labels: PublicStatistic {
             id: "receipts_by_month",
             title_ja: "診療月別のレセプト件数",
@@ -148,6 +150,7 @@ const DEFINITIONS: [Definition; 3] = [
         sql: "SELECT prefecture_code AS category, count(*) AS value \
               FROM ndb.receipts GROUP BY prefecture_code ORDER BY category",
         category: prefecture_label,
+        series: std::convert::identity,
         labels: PublicStatistic {
             id: "receipts_by_prefecture",
             title_ja: "都道府県別のレセプト件数",
@@ -176,6 +179,7 @@ const DEFINITIONS: [Definition; 3] = [
         sql: "SELECT age_band AS category, care_level AS series, count(*) AS value \
               FROM care.certifications GROUP BY age_band, care_level ORDER BY category, series",
         category: std::convert::identity,
+        series: care_level_label,
         labels: PublicStatistic {
             id: "certifications_by_age_band",
             title_ja: "年齢階級・要介護状態区分別の要介護認定件数",
@@ -251,7 +255,7 @@ impl Definition {
                 };
                 rows.push(StatisticRow {
                     category: (self.category)(category.unwrap_or_default()),
-                    series,
+                    series: series.map(self.series),
                     value,
                 });
             }
@@ -284,6 +288,14 @@ fn count_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>, Que
 }
 
 /// `13 東京都` for `13`; codes the prefecture master lacks stay as they are.
+/// `12` → `12 要支援1`: the code with its name from the care-level master.
+fn care_level_label(code: String) -> String {
+    match care_level_name(&code) {
+        Some(name) => format!("{code} {name}"),
+        None => code,
+    }
+}
+
 fn prefecture_label(code: String) -> String {
     let prefecture = code.parse::<u8>().ok().and_then(|number| {
         Masters::get()
@@ -310,6 +322,13 @@ mod tests {
     use super::*;
     use crate::limits::Limits;
     use enclave_guard::error::Rule;
+
+    #[test]
+    fn care_levels_are_shown_with_their_names() {
+        assert_eq!(care_level_label("12".into()), "12 要支援1");
+        assert_eq!(care_level_label("25".into()), "25 要介護5");
+        assert_eq!(care_level_label("99".into()), "99");
+    }
 
     struct Release {
         dir: tempfile::TempDir,
@@ -429,14 +448,18 @@ mod tests {
         (released, suppressed)
     }
 
-    /// A statistic's rows with the category code in front of its label.
+    /// A statistic's rows as codes (the code in front of each label).
     fn as_released(statistic: &PublicStatistic) -> Vec<(String, Option<String>, i64)> {
+        let code = |label: &str| label.split(' ').next().unwrap().to_string();
         statistic
             .rows
             .iter()
             .map(|row| {
-                let code = row.category.split(' ').next().unwrap().to_string();
-                (code, row.series.clone(), row.value)
+                (
+                    code(&row.category),
+                    row.series.as_deref().map(code),
+                    row.value,
+                )
             })
             .collect()
     }

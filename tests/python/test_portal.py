@@ -371,6 +371,25 @@ def test_posts_without_the_csrf_token_change_nothing(portal: Server, browser: Br
         assert cookies[name]["httpOnly"] and cookies[name]["sameSite"] == "Strict", cookies[name]
 
 
+def test_error_pages_keep_the_site_frame(portal: Server, browser: Browser):
+    """A refusal and a missing page are shown inside the site: the
+    visitor's navigation and account, the page's language, the status."""
+    page = signed_in(browser, portal, "carl")
+    response = page.goto("/review")
+    assert response.status == 403
+    expect(page.locator("h1")).to_have_text("この操作は許可されていません")
+    expect(page.locator("header nav")).to_contain_text("データカタログ")
+    expect(page.locator(".account .who")).to_contain_text("carl")
+    expect(page.locator(".error-message")).to_be_visible()
+    response = page.goto("/no/such/page")
+    assert response.status == 404
+    expect(page.locator("h1")).to_have_text("見つかりません")
+    expect(page.locator(".error-message")).to_have_text("このアドレスのページはありません。")
+    expect(page.locator("header nav")).to_contain_text("利用申請")
+    shot(page, "20-not-found")
+    page.close()
+
+
 def test_each_role_lands_on_its_own_page(portal: Server, browser: Browser):
     for user, path in (("ana", "/applications"), ("chair", "/review"), ("otto", "/audit"), ("root", "/admin")):
         page = signed_in(browser, portal, user)

@@ -480,6 +480,7 @@ pub(crate) fn require_confirmation(form: &Posted) -> Result<(), PortalError> {
         return Ok(());
     }
     Err(PortalError::invalid(
+        "確認のチェックを入れてから、もう一度送信してください。",
         "tick the box that confirms this action, then send the form again",
     ))
 }

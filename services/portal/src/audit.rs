@@ -185,7 +185,12 @@ async fn event_page(
     let batch = batches
         .iter()
         .find(|batch| batch.num_rows() > 0)
-        .ok_or_else(|| PortalError::not_found(format!("the audit log has no event {seq}")))?;
+        .ok_or_else(|| {
+            PortalError::not_found(
+                format!("監査ログに番号 {seq} のイベントはありません。"),
+                format!("the audit log has no event {seq}"),
+            )
+        })?;
     let schema = batch.schema();
     let body = html! {
         p class="crumbs" { a href="/audit" { (lang.t("監査ログ", "Audit log")) } }

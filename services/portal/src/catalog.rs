@@ -114,7 +114,12 @@ async fn table_page(
             let table = schema.tables.iter().find(|t| t.qualified_name == name)?;
             Some((schema, table))
         })
-        .ok_or_else(|| PortalError::not_found(format!("the catalog has no table `{name}`")))?;
+        .ok_or_else(|| {
+            PortalError::not_found(
+                format!("データカタログにテーブル `{name}` はありません。"),
+                format!("the catalog has no table `{name}`"),
+            )
+        })?;
     let body = html! {
         p class="crumbs" { a href="/catalog" { (lang.t("データカタログ", "Data catalog")) } " › " (lang.t(&schema.title_ja, &schema.title_en)) }
         p { (lang.t(&table.description_ja, &table.description_en)) }

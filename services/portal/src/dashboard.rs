@@ -164,7 +164,12 @@ async fn download_csv(
     visitor: Visitor,
     Path(file): Path<String>,
 ) -> Result<Response, PortalError> {
-    let not_found = || PortalError::not_found(format!("no statistic `{file}`"));
+    let not_found = || {
+        PortalError::not_found(
+            format!("公開統計 `{file}` はありません。"),
+            format!("no statistic `{file}`"),
+        )
+    };
     let id = file.strip_suffix(".csv").ok_or_else(not_found)?;
     let statistics = statistics(&portal).await?;
     let statistic = statistics

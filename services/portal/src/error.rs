@@ -2,10 +2,18 @@
 //! from the API and access layers, which never put data values in them;
 //! internal failures are logged and masked.
 
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_LENGTH;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use enclave_core::error::{ErrorKind, UserFacing};
 use maud::{DOCTYPE, html};
+
+use crate::i18n::Lang;
+use crate::page::Section;
+use crate::session::Visitor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortalError {
@@ -18,8 +26,8 @@ pub enum PortalError {
     Csrf,
     /// Refused or failed, of a kind of the error contract; `message` is
     /// what the visitor reads (already masked for faults).
-    #[error("{message}")]
-    Failed { kind: ErrorKind, message: String },
+    #[error("{}", message.en)]
+    Failed { kind: ErrorKind, message: Message },
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: std::net::SocketAddr,
@@ -27,30 +35,63 @@ pub enum PortalError {
     },
 }
 
-/// What the visitor reads of a fault of the portal itself.
-const INTERNAL_MESSAGE: &str = "internal error; the operator has the details";
+/// An error's text in both languages. The portal's own errors have both;
+/// those of the API and the query layer come in English only.
+#[derive(Debug, Clone)]
+pub struct Message {
+    ja: String,
+    en: String,
+}
+
+impl Message {
+    fn both(ja: impl Into<String>, en: impl Into<String>) -> Message {
+        Message {
+            ja: ja.into(),
+            en: en.into(),
+        }
+    }
+
+    fn english(text: String) -> Message {
+        Message {
+            ja: text.clone(),
+            en: text,
+        }
+    }
+
+    fn in_lang(&self, lang: Lang) -> &str {
+        lang.t(&self.ja, &self.en)
+    }
+}
+
+/// What the visitor reads of a fault of the service.
+fn internal_message() -> Message {
+    Message::both(
+        "内部エラーが発生しました。詳細は運用担当者が確認できます。",
+        "internal error; the operator has the details",
+    )
+}
 
 impl PortalError {
     /// A failure the visitor cannot act on: logged, masked.
     pub(crate) fn internal(error: &dyn std::fmt::Display) -> PortalError {
         tracing::error!(%error, "portal internal error");
-        PortalError::of_kind(ErrorKind::Internal, INTERNAL_MESSAGE.into())
+        PortalError::of_kind(ErrorKind::Internal, internal_message())
     }
 
-    pub(crate) fn not_found(message: impl Into<String>) -> PortalError {
-        PortalError::of_kind(ErrorKind::NotFound, message.into())
+    pub(crate) fn not_found(ja: impl Into<String>, en: impl Into<String>) -> PortalError {
+        PortalError::of_kind(ErrorKind::NotFound, Message::both(ja, en))
     }
 
-    pub(crate) fn invalid(message: impl Into<String>) -> PortalError {
-        PortalError::of_kind(ErrorKind::InvalidArgument, message.into())
+    pub(crate) fn invalid(ja: impl Into<String>, en: impl Into<String>) -> PortalError {
+        PortalError::of_kind(ErrorKind::InvalidArgument, Message::both(ja, en))
     }
 
     /// An error of another layer (query, access, audit), by its kind.
     pub(crate) fn of(error: impl UserFacing) -> PortalError {
-        PortalError::of_kind(error.kind(), error.user_message())
+        PortalError::of_kind(error.kind(), Message::english(error.user_message()))
     }
 
-    fn of_kind(kind: ErrorKind, message: String) -> PortalError {
+    fn of_kind(kind: ErrorKind, message: Message) -> PortalError {
         match kind {
             ErrorKind::Unauthenticated => PortalError::SignIn { next: "/".into() },
             kind => PortalError::Failed { kind, message },
@@ -98,8 +139,8 @@ impl From<tonic::Status> for PortalError {
     fn from(status: tonic::Status) -> PortalError {
         let kind = ErrorKind::from_grpc_code(status.code() as i32);
         let message = match kind {
-            ErrorKind::Internal => INTERNAL_MESSAGE.into(),
-            _ => status.message().to_string(),
+            ErrorKind::Internal => internal_message(),
+            _ => Message::english(status.message().to_string()),
         };
         PortalError::of_kind(kind, message)
     }
@@ -143,8 +184,55 @@ impl IntoResponse for PortalError {
                 }
             }
         };
-        (self.status_code(), axum::response::Html(body.into_string())).into_response()
+        let mut response =
+            (self.status_code(), axum::response::Html(body.into_string())).into_response();
+        let message = match &self {
+            PortalError::Failed { message, .. } => message.clone(),
+            other => Message::english(other.to_string()),
+        };
+        response.extensions_mut().insert(ErrorPage {
+            heading: (ja, en),
+            message,
+        });
+        response
     }
+}
+
+/// What an error page says, for [`frame_error_pages`] to show inside the
+/// site's frame (the page above is what is sent if it cannot).
+#[derive(Debug, Clone)]
+struct ErrorPage {
+    heading: (&'static str, &'static str),
+    message: Message,
+}
+
+/// Shows an error page inside the site's frame, in the visitor's language
+/// with their navigation, keeping the error's status and headers.
+pub(crate) async fn frame_error_pages(visitor: Visitor, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let Some(page) = response.extensions().get::<ErrorPage>().cloned() else {
+        return response;
+    };
+    let lang = visitor.lang;
+    let body = html! {
+        div class="error" {
+            p class="error-message" role="alert" { (page.message.in_lang(lang)) }
+            p { a href="/" { (lang.t("トップへ戻る", "Back to the portal")) } }
+        }
+    };
+    let title = lang.t(page.heading.0, page.heading.1);
+    let framed = crate::page::render(&visitor, Section::Error, title, body);
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(framed.0))
+}
+
+/// A path no page has.
+pub(crate) async fn no_such_page() -> PortalError {
+    PortalError::not_found(
+        "このアドレスのページはありません。",
+        "the portal has no page at this address",
+    )
 }
 
 #[cfg(test)]

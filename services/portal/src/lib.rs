@@ -135,6 +135,12 @@ impl Portal {
             .merge(audit::routes())
             .merge(admin::routes())
             .merge(assets::routes())
+            .fallback(error::no_such_page)
+            // Inside the pre-session layer, which the visitor needs.
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                error::frame_error_pages,
+            ))
             .layer(middleware::from_fn_with_state(
                 self.clone(),
                 session::ensure_presession,

@@ -19,6 +19,8 @@ pub(crate) enum Section {
     Audit,
     Admin,
     SignIn,
+    /// An error page: no section of the navigation is current.
+    Error,
 }
 
 /// A whole page.

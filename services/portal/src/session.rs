@@ -337,13 +337,15 @@ impl FromRequest<Portal> for Posted {
         let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES)
             .await
             .map_err(|_| {
-                PortalError::invalid(format!(
-                    "the form could not be read; a form holds at most {} KiB",
-                    MAX_FORM_BYTES / 1024
-                ))
+                let kib = MAX_FORM_BYTES / 1024;
+                PortalError::invalid(
+                    format!("フォームを読めませんでした。フォームは {kib} KiB までです。"),
+                    format!("the form could not be read; a form holds at most {kib} KiB"),
+                )
             })?;
-        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-            .map_err(|_| PortalError::invalid("the form could not be read"))?;
+        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|_| {
+            PortalError::invalid("フォームを読めませんでした。", "the form could not be read")
+        })?;
         let sent = fields
             .iter()
             .find(|(key, _)| key == CSRF_FIELD)

@@ -218,10 +218,10 @@ async fn switch_language(
     Query(back): Query<Back>,
 ) -> Result<Response, PortalError> {
     let lang = crate::i18n::Lang::from_code(&code)
-        .ok_or_else(|| PortalError::not_found("no such language"))?;
+        .ok_or_else(|| PortalError::not_found("その言語はありません。", "no such language"))?;
     let back = back.back.as_deref().and_then(site_path).unwrap_or("/");
-    let location =
-        HeaderValue::from_str(back).map_err(|_| PortalError::invalid("bad return path"))?;
+    let location = HeaderValue::from_str(back)
+        .map_err(|_| PortalError::invalid("戻り先が正しくありません。", "bad return path"))?;
     let mut headers = HeaderMap::new();
     headers.append(
         SET_COOKIE,

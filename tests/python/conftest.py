@@ -166,6 +166,8 @@ class Cli:
             args += ["--protection", project.protection]
         if project.fresh_values is not None:
             args += ["--fresh-values", str(project.fresh_values)]
+        if project.until < time.strftime("%Y-%m-%d") and self.takes(("project", "add"), "--ended"):
+            args.append("--ended")
         for member in project.members:
             args += ["--member", member]
         for grant in project.grants:

@@ -49,3 +49,23 @@ def test_closing_a_project_deletes_its_workspace_and_refuses_queries(enclave, re
     with enclave.connect("erin") as conn:
         message = error_of(conn, "SELECT sex, count(*) AS n FROM work.keep GROUP BY sex")
     assert "refused (project-closed)" in message or "refused (no-project)" in message
+
+
+def test_a_past_until_is_refused_unless_the_project_is_recorded_as_ended(cli, tmp_path):
+    """`project add --until` in the past would make a project that refuses
+    every query from its first day: refused (nothing written) unless
+    `--ended` says that is the intent; `--ended` with a date to come is
+    refused too."""
+    state = tmp_path / "state"
+    cli.add_user(state, "pat", "researcher")
+    base = ["project", "add", "--state", state, "--title", "t", "--member", "pat",
+            "--grant", "ndb.receipts", "--period", "2023-04..2024-03"]
+    past = cli.run(*base, "--id", "past", "--until", "2020-01-01", check=False)
+    assert past.returncode != 0 and "is in the past" in past.stderr, past.stderr
+    assert "--ended" in past.stderr
+    listed = cli.run("project", "list", "--state", state).stdout
+    assert "past" not in listed
+    cli.run(*base, "--id", "ended", "--until", "2020-01-01", "--ended")
+    assert "ended" in cli.run("project", "list", "--state", state).stdout
+    future = cli.run(*base, "--id", "later", "--until", "2099-12-31", "--ended", check=False)
+    assert future.returncode != 0 and "has not passed" in future.stderr, future.stderr

@@ -14,6 +14,7 @@ use enclave_audit::{
     Action, Archive, ArchiveLocation, ArchiveTask, AuditLog, CheckpointSigner, LogPolicy, NewEvent,
     Outcome, load_public_key, public_key_path,
 };
+use enclave_core::date::CivilDate;
 use enclave_portal::{Portal, PortalConfig};
 use enclave_query::{Execution, Limits, QueryEngine};
 use enclave_review::{ApplicationRoles, Workflow};
@@ -65,9 +66,14 @@ pub(crate) enum ProjectCommand {
         /// Service months the project may see, `YYYY-MM..YYYY-MM`.
         #[arg(long)]
         period: Period,
-        /// Last day queries are allowed, `YYYY-MM-DD`.
+        /// Last day queries are allowed, `YYYY-MM-DD`; today or later
+        /// unless `--ended`.
         #[arg(long)]
         until: String,
+        /// Record a project whose grant has already ended (a past
+        /// `--until`): its queries are refused from the start.
+        #[arg(long)]
+        ended: bool,
         /// Minimum persons per released group (at least 10).
         #[arg(long, default_value_t = enclave_state::DEFAULT_K)]
         k: u32,
@@ -141,6 +147,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
             grants,
             period,
             until,
+            ended,
             k,
             rounding,
             protection,
@@ -148,6 +155,7 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
             quota_mb,
             audit,
         } => {
+            check_until(&until, ended)?;
             let project = Project {
                 id,
                 title,
@@ -577,6 +585,27 @@ async fn portal(
         audit_public_key: public_key,
     };
     Ok(Portal::new(api, access, engine, config))
+}
+
+/// Refuses a past `--until` unless the project is recorded as ended, and
+/// `--ended` with a date still to come: either is more likely a typo than
+/// the intent.
+fn check_until(until: &str, ended: bool) -> Result<(), CommandError> {
+    let Ok(last_day) = CivilDate::parse_yyyymmdd(&until.replace('-', "")) else {
+        // The store's validation names the format.
+        return Ok(());
+    };
+    let today = Clock::system().today();
+    match (last_day < today, ended) {
+        (true, false) => Err(CommandError::Usage(format!(
+            "--until {until} is in the past (today is {today}): queries would be refused from \
+             the start; give a later date, or --ended to record a project that has ended"
+        ))),
+        (false, true) => Err(CommandError::Usage(format!(
+            "--ended was given but --until {until} has not passed (today is {today})"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Completes once `stop` turns true (or its sender is gone).

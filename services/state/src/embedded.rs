@@ -62,14 +62,12 @@ impl Embedded {
     }
 
     /// The change counter as the last commit left it, without opening the
-    /// store; `None` when no commit has said (a store written by an older
-    /// version), which readers treat as changed.
+    /// store; `None` when it cannot be told (no commit has said, or the file
+    /// cannot be read), which readers treat as changed.
     pub(crate) fn change_mark(&self) -> Result<Option<u64>, StateError> {
-        match std::fs::read_to_string(&self.changes) {
-            Ok(text) => Ok(text.trim().parse().ok()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(StateError::Storage(error.to_string())),
-        }
+        Ok(std::fs::read_to_string(&self.changes)
+            .ok()
+            .and_then(|text| text.trim().parse().ok()))
     }
 
     /// Runs `operation` on the open database, waiting for other holders.
@@ -110,7 +108,11 @@ impl Embedded {
             let txn = db.begin_write()?;
             let result = change(&mut WriteTxn(&txn))?;
             txn.commit()?;
-            db_announce(db, &self.changes)?;
+            // The change is made: a change mark that cannot be written only
+            // delays readers by up to the snapshot's age bound.
+            if let Err(error) = db_announce(db, &self.changes) {
+                tracing::warn!(%error, "state change mark not written; snapshots catch up within a second");
+            }
             Ok(result)
         })
     }

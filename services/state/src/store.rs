@@ -650,6 +650,22 @@ mod tests {
     }
 
     #[test]
+    fn a_change_mark_that_cannot_be_written_neither_fails_the_change_nor_hides_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let first = store.snapshot().unwrap();
+        let mark = dir.path().join("state.changes");
+        std::fs::remove_file(&mark).unwrap();
+        std::fs::create_dir(&mark).unwrap();
+        store
+            .add_user("alice", Role::Researcher, "correct horse")
+            .unwrap();
+        let second = store.snapshot().unwrap();
+        assert!(second.user("alice").is_some());
+        assert!(second.version() > first.version());
+    }
+
+    #[test]
     fn without_a_change_mark_every_snapshot_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();

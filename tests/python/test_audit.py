@@ -75,6 +75,15 @@ QUERY_DETAIL_KEYS = {"project", "sql", "phase", "duration_ms", "released_groups"
                      "fingerprint", "tables", "columns", "rows_scanned", "ledger", "query_id"}
 
 
+def test_an_empty_audit_query_carries_no_disclosure_warning(enclave):
+    """The empty-result warning explains disclosure control; an operator's
+    query over the audit log has none to explain."""
+    with enclave.connect("otto") as conn:
+        table = query(conn, "SELECT seq FROM audit.events WHERE actor = 'no-such-actor'")
+    assert table.num_rows == 0
+    assert b"enclave.warning" not in (table.schema.metadata or {})
+
+
 def test_an_operator_queries_the_audit_log_with_sql(enclave):
     marker = "SELECT age_band, count(DISTINCT person_id) AS persons FROM ndb.receipts GROUP BY age_band"
     with enclave.connect("alice") as conn:

@@ -79,7 +79,7 @@ async fn main() {
     );
     let (many, log_dir, public_key, _keep) = durable_rate(32, events).await;
     println!("durable events/s, 32 writers:  {many:>10.0}  ({events} events)");
-    std::thread::sleep(Duration::from_millis(200));
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     let report = verify(&log_dir, &public_key).expect("verify runs");
     let elapsed = started.elapsed().as_secs_f64();

@@ -36,6 +36,10 @@ fn names(first_seqs: &[u64]) -> Vec<String> {
 }
 
 /// Polls until `dir` holds `count` segments, for at most 10 s.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a test helper polling the file system"
+)]
 fn wait_for_segments(dir: &Path, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while segment_names(dir).len() < count {
@@ -128,7 +132,7 @@ async fn a_segment_ages_from_its_first_event_across_a_restart() {
     let log = fixture.open(policy(64 << 20, Duration::from_secs(3600)));
     log.record(event(0)).await.unwrap();
     drop(log);
-    std::thread::sleep(Duration::from_millis(400));
+    tokio::time::sleep(Duration::from_millis(400)).await;
     // Reopened with a 300 ms limit, the segment is already too old.
     let started = Instant::now();
     let log = fixture.open(policy(64 << 20, Duration::from_millis(300)));

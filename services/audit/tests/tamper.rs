@@ -50,6 +50,10 @@ async fn written(events: usize) -> Fixture {
     }
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a test helper polling the file system"
+)]
 fn wait_for_checkpoint(dir: &Path, size: usize) {
     for _ in 0..200 {
         let text = std::fs::read_to_string(dir.join("checkpoints.jsonl")).unwrap_or_default();

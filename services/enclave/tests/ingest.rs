@@ -301,6 +301,10 @@ fn a_corrupt_extract_publishes_nothing() {
 
 /// Starts an ingest and SIGKILLs it as soon as it starts writing release
 /// `staged`; returns whether it died before publishing.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "polls a child process from a synchronous test"
+)]
 fn kill_while_writing(extracts: &Path, data: &Path, staged: &Path) -> bool {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
         .args([

@@ -282,9 +282,16 @@ const EMPTY_RESULT_WARNING: &str = "this result has no rows: either nothing matc
 /// the result schema's metadata.
 const WARNING_KEY: &str = "enclave.warning";
 
+/// Whether `released` is a project query's result with no rows (an
+/// operator's audit query or a SHOW has no query id and no disclosure
+/// control to explain).
+fn is_empty_release(released: &Released) -> bool {
+    released.released_groups == 0 && released.query_id.is_some()
+}
+
 /// A result's schema; an empty result's carries the warning.
 fn result_schema(released: &Released) -> SchemaRef {
-    if released.released_groups > 0 {
+    if !is_empty_release(released) {
         return Arc::clone(&released.schema);
     }
     let mut metadata = released.schema.metadata().clone();
@@ -305,7 +312,7 @@ fn released_stream(released: Released) -> Result<DataStream, Status> {
         "released_groups": released.released_groups,
         "ledger": released.ledger,
     });
-    if released.released_groups == 0 {
+    if is_empty_release(&released) {
         note["warning"] = EMPTY_RESULT_WARNING.into();
     }
     let note = note.to_string();

@@ -71,6 +71,10 @@ impl Embedded {
     }
 
     /// Runs `operation` on the open database, waiting for other holders.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the store is synchronous; async callers run it on the blocking pool"
+    )]
     fn with_db<R>(
         &self,
         operation: impl FnOnce(&Database) -> Result<R, StateError>,

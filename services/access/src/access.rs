@@ -231,8 +231,7 @@ impl Access {
     /// Accounts, projects and opt-outs as of the store's latest change
     /// (read from the store only when it changed).
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, AccessError> {
-        let state = Arc::clone(&self.state);
-        blocking(move || state.snapshot()).await
+        Ok(self.state.snapshot().await?)
     }
 
     async fn role_lines(

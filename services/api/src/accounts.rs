@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use enclave_access::{Domain, permissions};
 use enclave_audit::Action;
+use enclave_rpc::status;
 use enclave_state::{Role, StateError};
 use tonic::{Request, Response, Status};
 
@@ -134,18 +135,7 @@ impl Api {
         call: impl FnOnce(&enclave_state::StateStore) -> Result<R, StateError> + Send + 'static,
     ) -> Result<R, Status> {
         let state = Arc::clone(self.access().state());
-        self.audited_step(audited, move || call(&state).map_err(state_status))
+        self.audited_step(audited, move || call(&state).map_err(status))
             .await
-    }
-}
-
-fn state_status(error: StateError) -> Status {
-    match error {
-        StateError::Storage(_) | StateError::Decode(_) | StateError::PasswordHash => {
-            internal(&error)
-        }
-        StateError::Busy => Status::unavailable(error.to_string()),
-        StateError::NoUser(_) | StateError::NoProject(_) => Status::not_found(error.to_string()),
-        _ => Status::invalid_argument(error.to_string()),
     }
 }

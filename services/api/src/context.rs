@@ -8,7 +8,7 @@ use enclave_audit::{Action, Outcome};
 use enclave_query::QueryEngine;
 use enclave_review::{Workflow, WorkflowError};
 use enclave_rpc::{bearer_token, status};
-use enclave_state::{StateError, User};
+use enclave_state::User;
 use tonic::{Request, Status};
 
 /// The API's services share one of these; cheap to clone.
@@ -101,7 +101,7 @@ impl Api {
         step: impl FnOnce(&Workflow) -> Result<R, WorkflowError> + Send + 'static,
     ) -> Result<R, Status> {
         let workflow = Arc::clone(&self.inner.workflow);
-        self.audited_step(audited, move || step(&workflow).map_err(workflow_status))
+        self.audited_step(audited, move || step(&workflow).map_err(status))
             .await
     }
 
@@ -146,7 +146,7 @@ impl Api {
         let any_due = tokio::task::spawn_blocking(move || workflow.any_due())
             .await
             .map_err(|error| internal(&error))?
-            .map_err(workflow_status)?;
+            .map_err(status)?;
         if !any_due {
             return Ok(Vec::new());
         }
@@ -194,25 +194,4 @@ pub(crate) fn audited(actor: &str, action: Action, subject: &str) -> Audited {
 pub(crate) fn internal(error: &dyn std::fmt::Display) -> Status {
     tracing::error!(%error, "internal error");
     Status::internal("internal error; the operator has the details")
-}
-
-pub(crate) fn workflow_status(error: WorkflowError) -> Status {
-    let message = error.to_string();
-    match error {
-        WorkflowError::NoApplication(_) | WorkflowError::NoOutputRelease(_) => {
-            Status::not_found(message)
-        }
-        WorkflowError::WrongStatus { .. } | WorkflowError::NoQuorum { .. } => {
-            Status::failed_precondition(message)
-        }
-        WorkflowError::Invalid { .. }
-        | WorkflowError::State(StateError::NoUser(_) | StateError::Invalid { .. }) => {
-            Status::invalid_argument(message)
-        }
-        WorkflowError::SeparationOfDuties(_)
-        | WorkflowError::Conflict(_)
-        | WorkflowError::NotAllowed(_) => Status::permission_denied(message),
-        WorkflowError::State(StateError::Busy) => Status::unavailable(message),
-        WorkflowError::State(error) => internal(&error),
-    }
 }

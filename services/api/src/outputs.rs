@@ -182,9 +182,7 @@ impl OutputReleases for Api {
             permissions::OUTPUT_DOWNLOAD,
         )
         .await?;
-        let csv = release
-            .download()
-            .map_err(crate::context::workflow_status)?;
+        let csv = release.download().map_err(status)?;
         tracing::info!(release = release.id, by = user.name, "output downloaded");
         Ok(Response::new(OutputFile {
             file_name: format!("output-{}.csv", release.id),

@@ -100,7 +100,7 @@ async fn application_page(
     let application = applications::fetch(&portal, user, &id).await?;
     let proposal = application.proposal.clone().unwrap_or_default();
     let reviewers = if user.role == "chair" {
-        committee_members(&portal)?
+        committee_members(&portal).await?
     } else {
         Vec::new()
     };
@@ -122,16 +122,16 @@ async fn application_page(
 }
 
 /// Accounts that may be assigned as reviewers (for the chair's form).
-fn committee_members(portal: &Portal) -> Result<Vec<String>, PortalError> {
-    let users = portal
+async fn committee_members(portal: &Portal) -> Result<Vec<String>, PortalError> {
+    let snapshot = portal
         .access()
-        .state()
-        .users()
+        .snapshot()
+        .await
         .map_err(|error| PortalError::internal(&error))?;
-    Ok(users
-        .into_iter()
+    Ok(snapshot
+        .users()
         .filter(|u| !u.disabled && matches!(u.role, Role::Reviewer | Role::Chair))
-        .map(|u| u.name)
+        .map(|u| u.name.clone())
         .collect())
 }
 

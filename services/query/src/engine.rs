@@ -273,13 +273,12 @@ impl QueryEngine {
     }
 
     /// Accounts, projects and opt-outs as of the state store's latest
-    /// change. Read on the blocking pool: when the store changed, the
-    /// embedded one may wait its turn behind an admin command.
+    /// change.
     async fn snapshot(&self) -> Result<Arc<Snapshot>, QueryError> {
-        let state = Arc::clone(&self.inner.state);
-        tokio::task::spawn_blocking(move || state.snapshot())
+        self.inner
+            .state
+            .snapshot()
             .await
-            .map_err(QueryError::internal)?
             .map_err(QueryError::internal)
     }
 

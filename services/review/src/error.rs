@@ -1,3 +1,5 @@
+use enclave_core::error::{ErrorKind, UserFacing};
+use enclave_state::StateError;
 use thiserror::Error;
 
 use crate::application::Status;
@@ -31,7 +33,7 @@ pub enum WorkflowError {
     #[error("{0}")]
     NotAllowed(String),
     #[error(transparent)]
-    State(#[from] enclave_state::StateError),
+    State(#[from] StateError),
 }
 
 impl WorkflowError {
@@ -40,5 +42,76 @@ impl WorkflowError {
             field,
             problem: problem.into(),
         }
+    }
+}
+
+impl UserFacing for WorkflowError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            WorkflowError::NoApplication(_) | WorkflowError::NoOutputRelease(_) => {
+                ErrorKind::NotFound
+            }
+            WorkflowError::WrongStatus { .. } | WorkflowError::NoQuorum { .. } => {
+                ErrorKind::FailedPrecondition
+            }
+            // A user named in a step (a reviewer, a member) who does not
+            // exist is a wrong field of that step.
+            WorkflowError::Invalid { .. }
+            | WorkflowError::State(StateError::NoUser(_) | StateError::Invalid { .. }) => {
+                ErrorKind::InvalidArgument
+            }
+            WorkflowError::SeparationOfDuties(_)
+            | WorkflowError::Conflict(_)
+            | WorkflowError::NotAllowed(_) => ErrorKind::PermissionDenied,
+            WorkflowError::State(error) => error.kind(),
+        }
+    }
+
+    fn user_message(&self) -> String {
+        match self {
+            WorkflowError::State(error) => error.user_message(),
+            _ => self.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_kind_and_store_faults_stay_masked() {
+        let cases = [
+            (
+                WorkflowError::NoApplication("7".into()),
+                ErrorKind::NotFound,
+            ),
+            (
+                WorkflowError::NoQuorum {
+                    votes: 1,
+                    quorum: 2,
+                },
+                ErrorKind::FailedPrecondition,
+            ),
+            (
+                WorkflowError::State(StateError::NoUser("bob".into())),
+                ErrorKind::InvalidArgument,
+            ),
+            (
+                WorkflowError::Conflict("applicant".into()),
+                ErrorKind::PermissionDenied,
+            ),
+            (
+                WorkflowError::State(StateError::Busy),
+                ErrorKind::Unavailable,
+            ),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
+            assert_eq!(error.user_message(), error.to_string());
+        }
+        let fault = WorkflowError::State(StateError::Storage("/srv/state".into()));
+        assert_eq!(fault.kind(), ErrorKind::Internal);
+        assert!(!fault.user_message().contains("/srv"));
     }
 }

@@ -68,9 +68,9 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
-    pub(crate) fn read<R: Send>(
+    pub(crate) fn read<R>(
         &self,
-        operation: impl FnOnce(&mut dyn Reader) -> Result<R, StateError> + Send,
+        operation: impl FnOnce(&mut dyn Reader) -> Result<R, StateError>,
     ) -> Result<R, StateError> {
         match self {
             Backend::Embedded(db) => db.read(operation),
@@ -80,18 +80,18 @@ impl Backend {
 
     /// The change counter, read as cheaply as the database allows (see
     /// [`crate::snapshot`]); `None` when it cannot be told.
-    pub(crate) fn change_mark(&self) -> Result<Option<u64>, StateError> {
+    pub(crate) async fn change_mark(&self) -> Result<Option<u64>, StateError> {
         match self {
-            Backend::Embedded(db) => db.change_mark(),
-            Backend::Postgres(db) => db.read(|txn| txn.counter(VERSION_COUNTER)).map(Some),
+            Backend::Embedded(db) => Ok(db.change_mark().await),
+            Backend::Postgres(db) => db.change_counter().await.map(Some),
         }
     }
 
     /// Runs `change` in one write transaction; writers take turns, so what
     /// `change` reads stays true until it commits.
-    pub(crate) fn write<R: Send>(
+    pub(crate) fn write<R>(
         &self,
-        change: impl FnOnce(&mut dyn Writer) -> Result<R, StateError> + Send,
+        change: impl FnOnce(&mut dyn Writer) -> Result<R, StateError>,
     ) -> Result<R, StateError> {
         match self {
             Backend::Embedded(db) => db.write(change),

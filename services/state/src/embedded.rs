@@ -64,10 +64,11 @@ impl Embedded {
     /// The change counter as the last commit left it, without opening the
     /// store; `None` when it cannot be told (no commit has said, or the file
     /// cannot be read), which readers treat as changed.
-    pub(crate) fn change_mark(&self) -> Result<Option<u64>, StateError> {
-        Ok(std::fs::read_to_string(&self.changes)
+    pub(crate) async fn change_mark(&self) -> Option<u64> {
+        tokio::fs::read_to_string(&self.changes)
+            .await
             .ok()
-            .and_then(|text| text.trim().parse().ok()))
+            .and_then(|text| text.trim().parse().ok())
     }
 
     /// Runs `operation` on the open database, waiting for other holders.

@@ -5,14 +5,24 @@
 //! byte for byte, readable with PostgreSQL's JSON operators), counters in
 //! another. Every write transaction first locks the change counter's row, so
 //! writers from all replicas take turns exactly as with the embedded file.
+//!
+//! Connections are async tokio-postgres clients in a pool (deadpool), so
+//! concurrent statements and pages use several connections. A small runtime
+//! of the backend's own drives them: the change counter every statement's
+//! snapshot checks is awaited without leaving the caller's task, and the
+//! store's synchronous operations (which async callers run on the blocking
+//! pool, and admin commands run directly) wait for their statements on the
+//! calling thread, whichever runtime it belongs to.
 
 use std::fmt;
+use std::future::Future;
 use std::str::FromStr;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use postgres::config::{Host, SslMode};
-use postgres::{Client, Config, GenericClient, NoTls};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio::runtime::{Handle, Runtime};
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::{Config, GenericClient, NoTls};
 
 use crate::StateError;
 use crate::backend::{Reader, Table, VERSION_COUNTER, Writer};
@@ -94,10 +104,17 @@ impl fmt::Debug for StateDatabase {
     }
 }
 
-/// One connection per process, opened lazily and again after it breaks.
+/// Connections a process keeps open at most.
+const POOL_SIZE: usize = 8;
+/// How long an operation waits for a free connection.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
+/// The pool and the runtime that drives its connections.
 pub(crate) struct Postgres {
     database: StateDatabase,
-    client: Mutex<Option<Client>>,
+    pool: Pool,
+    connections: Handle,
+    _runtime: ConnectionRuntime,
 }
 
 impl fmt::Debug for Postgres {
@@ -108,107 +125,133 @@ impl fmt::Debug for Postgres {
     }
 }
 
-impl Postgres {
-    /// Connects and creates the tables if they do not exist yet.
-    pub(crate) fn open(database: &StateDatabase) -> Result<Postgres, StateError> {
-        let db = Postgres {
-            database: database.clone(),
-            client: Mutex::new(None),
-        };
-        db.run(|client| {
-            let mut txn = client.transaction()?;
-            txn.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-            txn.batch_execute(SCHEMA)?;
-            txn.commit()?;
-            Ok(())
-        })?;
-        tracing::info!(database = %database, "state database ready");
-        Ok(db)
-    }
+/// Shut down without waiting when the store is dropped, which may happen
+/// inside async code (where a runtime may not block to stop).
+struct ConnectionRuntime(Option<Runtime>);
 
-    /// Runs `operation` on the connection. The blocking client drives a
-    /// runtime of its own, which may not run on a thread that already drives
-    /// one (the server's), so each operation runs on a short-lived thread.
-    fn run<R: Send>(
-        &self,
-        operation: impl FnOnce(&mut Client) -> Result<R, StateError> + Send,
-    ) -> Result<R, StateError> {
-        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot: &mut Option<Client> = &mut slot;
-        std::thread::scope(|scope| {
-            let worker = scope.spawn(|| {
-                let client = match slot.take() {
-                    Some(client) if !client.is_closed() => client,
-                    _ => self.database.0.connect(NoTls)?,
-                };
-                operation(slot.insert(client))
-            });
-            worker
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-    }
-
-    pub(crate) fn read<R: Send>(
-        &self,
-        operation: impl FnOnce(&mut dyn Reader) -> Result<R, StateError> + Send,
-    ) -> Result<R, StateError> {
-        // The store reads with one statement at a time, each consistent on
-        // its own: no transaction around them saves two round trips.
-        self.run(|client| operation(&mut Session(client)))
-    }
-
-    pub(crate) fn write<R: Send>(
-        &self,
-        change: impl FnOnce(&mut dyn Writer) -> Result<R, StateError> + Send,
-    ) -> Result<R, StateError> {
-        self.run(|client| {
-            let mut txn = client.transaction()?;
-            txn.execute(
-                "SELECT value FROM enclave_counters WHERE name = $1 FOR UPDATE",
-                &[&VERSION_COUNTER],
-            )?;
-            let result = change(&mut Session(&mut txn))?;
-            txn.commit()?;
-            Ok(result)
-        })
-    }
-}
-
-/// Closing the connection also runs on the client's own runtime, so it too
-/// happens off the caller's thread.
-impl Drop for Postgres {
+impl Drop for ConnectionRuntime {
     fn drop(&mut self) {
-        let client = self
-            .client
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(client) = client {
-            std::thread::scope(|scope| {
-                scope.spawn(move || drop(client));
-            });
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
         }
     }
 }
 
-/// Statements on the connection (reads) or in a transaction (writes).
-struct Session<'a, C>(&'a mut C);
+impl Postgres {
+    /// Connects and creates the tables if they do not exist yet.
+    pub(crate) fn open(database: &StateDatabase) -> Result<Postgres, StateError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("enclave-state-db")
+            .enable_all()
+            .build()
+            .map_err(|error| StateError::Storage(format!("state database runtime: {error}")))?;
+        let manager = Manager::from_config(
+            database.0.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|error| StateError::Storage(format!("state database pool: {error}")))?;
+        let db = Postgres {
+            database: database.clone(),
+            pool,
+            connections: runtime.handle().clone(),
+            _runtime: ConnectionRuntime(Some(runtime)),
+        };
+        let mut client = db.client()?;
+        let txn = wait(client.transaction())?;
+        wait(txn.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]))?;
+        wait(txn.batch_execute(SCHEMA))?;
+        wait(txn.commit())?;
+        tracing::info!(database = %database, "state database ready");
+        Ok(db)
+    }
 
-impl<C: GenericClient> Reader for Session<'_, C> {
+    /// A pooled connection, waited for on this thread (a new connection is
+    /// made on the backend's runtime, which then drives it).
+    fn client(&self) -> Result<Object, StateError> {
+        let pool = self.pool.clone();
+        Ok(wait(
+            self.connections.spawn(async move { pool.get().await }),
+        )??)
+    }
+
+    /// The change counter, read on a pooled connection without blocking
+    /// the caller's thread.
+    pub(crate) async fn change_counter(&self) -> Result<u64, StateError> {
+        let pool = self.pool.clone();
+        self.connections
+            .spawn(async move {
+                let client = pool.get().await?;
+                read_counter(&**client, VERSION_COUNTER).await
+            })
+            .await?
+    }
+
+    pub(crate) fn read<R>(
+        &self,
+        operation: impl FnOnce(&mut dyn Reader) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
+        // The store reads with one statement at a time, each consistent on
+        // its own: no transaction around them saves two round trips.
+        let client = self.client()?;
+        operation(&mut Session(&**client))
+    }
+
+    pub(crate) fn write<R>(
+        &self,
+        change: impl FnOnce(&mut dyn Writer) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
+        let mut client = self.client()?;
+        let txn = wait(client.transaction())?;
+        wait(txn.execute(
+            "SELECT value FROM enclave_counters WHERE name = $1 FOR UPDATE",
+            &[&VERSION_COUNTER],
+        ))?;
+        let result = change(&mut Session(&*txn))?;
+        wait(txn.commit())?;
+        Ok(result)
+    }
+}
+
+/// Waits on this thread for a statement's answer (or a task's on the
+/// backend's runtime). A statement's future only exchanges messages with its
+/// connection's task on that runtime, so any thread may wait for it.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the store's operations are synchronous; async callers run them on the blocking pool"
+)]
+fn wait<T, E: Into<StateError>>(
+    statement: impl Future<Output = Result<T, E>>,
+) -> Result<T, StateError> {
+    futures::executor::block_on(statement).map_err(Into::into)
+}
+
+/// Statements on a connection (reads) or in a transaction (writes).
+struct Session<'a, C>(&'a C);
+
+impl<C: GenericClient + Sync> Reader for Session<'_, C> {
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StateError> {
-        let row = self.0.query_opt(
+        let row = wait(self.0.query_opt(
             "SELECT document::text FROM enclave_documents WHERE collection = $1 AND key = $2",
             &[&table.name(), &key],
-        )?;
+        ))?;
         Ok(row.map(|row| row.get::<_, String>(0).into_bytes()))
     }
 
     fn all(&mut self, table: Table) -> Result<Vec<Vec<u8>>, StateError> {
-        let rows = self.0.query(
+        let rows = wait(self.0.query(
             "SELECT document::text FROM enclave_documents WHERE collection = $1 ORDER BY key",
             &[&table.name()],
-        )?;
+        ))?;
         Ok(rows
             .into_iter()
             .map(|row| row.get::<_, String>(0).into_bytes())
@@ -216,37 +259,44 @@ impl<C: GenericClient> Reader for Session<'_, C> {
     }
 
     fn counter(&mut self, name: &str) -> Result<u64, StateError> {
-        let row = self.0.query_opt(
-            "SELECT value FROM enclave_counters WHERE name = $1",
-            &[&name],
-        )?;
-        row.map_or(Ok(0), |row| {
-            u64::try_from(row.get::<_, i64>(0)).map_err(|_| counter_out_of_range(name))
-        })
+        wait(read_counter(self.0, name))
     }
 }
 
-impl<C: GenericClient> Writer for Session<'_, C> {
+impl<C: GenericClient + Sync> Writer for Session<'_, C> {
     fn put(&mut self, table: Table, key: &str, document: &[u8]) -> Result<(), StateError> {
         let document = std::str::from_utf8(document)
             .map_err(|_| StateError::Storage("a document is not UTF-8 JSON".into()))?;
-        self.0.execute(
+        wait(self.0.execute(
             "INSERT INTO enclave_documents (collection, key, document) VALUES ($1, $2, $3::text::json) \
              ON CONFLICT (collection, key) DO UPDATE SET document = EXCLUDED.document",
             &[&table.name(), &key, &document],
-        )?;
+        ))?;
         Ok(())
     }
 
     fn set_counter(&mut self, name: &str, value: u64) -> Result<(), StateError> {
         let value = i64::try_from(value).map_err(|_| counter_out_of_range(name))?;
-        self.0.execute(
+        wait(self.0.execute(
             "INSERT INTO enclave_counters (name, value) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
             &[&name, &value],
-        )?;
+        ))?;
         Ok(())
     }
+}
+
+/// A counter's value; 0 when it was never set.
+async fn read_counter(client: &(impl GenericClient + Sync), name: &str) -> Result<u64, StateError> {
+    let row = client
+        .query_opt(
+            "SELECT value FROM enclave_counters WHERE name = $1",
+            &[&name],
+        )
+        .await?;
+    row.map_or(Ok(0), |row| {
+        u64::try_from(row.get::<_, i64>(0)).map_err(|_| counter_out_of_range(name))
+    })
 }
 
 fn counter_out_of_range(name: &str) -> StateError {

@@ -1,7 +1,7 @@
 //! The store's operations, the same over either database.
 
 use std::path::Path;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -96,9 +96,28 @@ impl StateStore {
 
     /// Accounts, projects and opt-outs as of the latest committed change;
     /// reads the store only when it changed (module [`crate::snapshot`]).
-    pub fn snapshot(&self) -> Result<Arc<Snapshot>, StateError> {
-        let mark = self.backend.change_mark()?;
-        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Checking the change mark does not block the caller's thread; reading
+    /// a changed store runs on the blocking pool.
+    pub async fn snapshot(self: &Arc<Self>) -> Result<Arc<Snapshot>, StateError> {
+        let mark = self.backend.change_mark().await?;
+        if let Some(snapshot) = self.cached().as_ref().and_then(|c| c.current(mark)) {
+            return Ok(snapshot);
+        }
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || store.read_snapshot(mark))
+            .await
+            .map_err(|error| StateError::Storage(error.to_string()))?
+    }
+
+    fn cached(&self) -> MutexGuard<'_, Option<Cached>> {
+        self.cached.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads a snapshot, unless another caller read one for `mark` while
+    /// this one waited (the lock is held while reading, so concurrent
+    /// callers read once).
+    fn read_snapshot(&self, mark: Option<u64>) -> Result<Arc<Snapshot>, StateError> {
+        let mut cached = self.cached();
         if let Some(snapshot) = cached.as_ref().and_then(|c| c.current(mark)) {
             return Ok(snapshot);
         }
@@ -114,18 +133,18 @@ impl StateStore {
         Ok(snapshot)
     }
 
-    fn read<R: Send>(
+    fn read<R>(
         &self,
-        operation: impl FnOnce(&mut dyn Reader) -> Result<R, StateError> + Send,
+        operation: impl FnOnce(&mut dyn Reader) -> Result<R, StateError>,
     ) -> Result<R, StateError> {
         self.backend.read(operation)
     }
 
     /// Runs `change` in one write transaction that also advances the change
     /// counter, so readers caching derived state (the access policy) notice.
-    fn write_txn<R: Send>(
+    fn write_txn<R>(
         &self,
-        change: impl FnOnce(&mut dyn Writer) -> Result<R, StateError> + Send,
+        change: impl FnOnce(&mut dyn Writer) -> Result<R, StateError>,
     ) -> Result<R, StateError> {
         self.backend.write(|txn| {
             let result = change(txn)?;
@@ -322,10 +341,10 @@ impl StateStore {
     /// ledger. It does not move [`StateStore::version`] (nothing cached
     /// from users and projects changes). Returns the new batch's number
     /// (or the last one's) and what `decide` returned.
-    pub fn append_ledger<R: Send>(
+    pub fn append_ledger<R>(
         &self,
         after: u64,
-        decide: impl FnOnce(Vec<LedgerBatch>, u64) -> Result<(Option<Vec<u8>>, R), StateError> + Send,
+        decide: impl FnOnce(Vec<LedgerBatch>, u64) -> Result<(Option<Vec<u8>>, R), StateError>,
     ) -> Result<(u64, R), StateError> {
         self.backend.write(|txn| {
             let batches = read_ledger(txn, after)?;
@@ -354,11 +373,11 @@ impl StateStore {
 
     /// Changes the document under `key` in one transaction; `None` when
     /// there is none.
-    fn update<T: Serialize + DeserializeOwned + Send>(
+    fn update<T: Serialize + DeserializeOwned>(
         &self,
         table: Table,
         key: &str,
-        change: impl FnOnce(&mut T) + Send,
+        change: impl FnOnce(&mut T),
     ) -> Result<Option<T>, StateError> {
         self.write_txn(|txn| {
             let Some(document) = txn.get(table, key)? else {
@@ -371,12 +390,12 @@ impl StateStore {
         })
     }
 
-    fn insert_new<T: Serialize + Sync>(
+    fn insert_new<T: Serialize>(
         &self,
         table: Table,
         key: &str,
         record: &T,
-        exists: impl FnOnce() -> StateError + Send,
+        exists: impl FnOnce() -> StateError,
     ) -> Result<(), StateError> {
         let document = serde_json::to_vec(record)?;
         self.write_txn(|txn| {
@@ -496,11 +515,29 @@ mod tests {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let mut admin = ::postgres::Client::connect(server, ::postgres::NoTls).unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
+        runtime().block_on(async {
+            let (admin, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+        });
         format!("{server}/{name}").parse().unwrap()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// `store`'s snapshot, taken as async callers take it.
+    fn snapshot(store: &Arc<StateStore>) -> Arc<Snapshot> {
+        runtime().block_on(store.snapshot()).unwrap()
     }
 
     fn project(id: &str, member: &str) -> Project {
@@ -549,7 +586,7 @@ mod tests {
     #[test]
     fn projects_cannot_lower_k_and_need_known_members() {
         each_store(|open| {
-            let store = open();
+            let store = Arc::new(open());
             store
                 .add_user("alice", Role::Researcher, "correct horse")
                 .unwrap();
@@ -578,7 +615,7 @@ mod tests {
                 store.add_project(&project("p1", "alice")),
                 Err(StateError::ProjectExists(_))
             ));
-            assert_eq!(store.snapshot().unwrap().projects_of("alice").len(), 1);
+            assert_eq!(snapshot(&store).projects_of("alice").len(), 1);
             assert_eq!(
                 store.close_project("p1").unwrap().status,
                 ProjectStatus::Closed
@@ -623,13 +660,13 @@ mod tests {
     #[test]
     fn a_snapshot_is_read_again_only_after_a_change_anywhere() {
         each_store(|open| {
-            let (store, other) = (open(), open());
+            let (store, other) = (Arc::new(open()), open());
             store
                 .add_user("alice", Role::Researcher, "correct horse")
                 .unwrap();
-            let first = store.snapshot().unwrap();
+            let first = snapshot(&store);
             assert!(first.user("alice").is_some());
-            assert!(Arc::ptr_eq(&first, &store.snapshot().unwrap()));
+            assert!(Arc::ptr_eq(&first, &snapshot(&store)));
             // A change by another handle (another process, for the
             // embedded store) is seen by the next snapshot.
             other
@@ -638,29 +675,29 @@ mod tests {
                     recorded_on: "2026-01-01".into(),
                 }])
                 .unwrap();
-            let second = store.snapshot().unwrap();
+            let second = snapshot(&store);
             assert_eq!(second.opt_outs().len(), 1);
             assert!(second.version() > first.version());
             // A ledger append changes no snapshot.
             other
                 .append_ledger(0, |_, _| Ok((Some(b"{}".to_vec()), ())))
                 .unwrap();
-            assert!(Arc::ptr_eq(&second, &store.snapshot().unwrap()));
+            assert!(Arc::ptr_eq(&second, &snapshot(&store)));
         });
     }
 
     #[test]
     fn a_change_mark_that_cannot_be_written_neither_fails_the_change_nor_hides_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
-        let first = store.snapshot().unwrap();
+        let store = Arc::new(StateStore::open(dir.path()).unwrap());
+        let first = snapshot(&store);
         let mark = dir.path().join("state.changes");
         std::fs::remove_file(&mark).unwrap();
         std::fs::create_dir(&mark).unwrap();
         store
             .add_user("alice", Role::Researcher, "correct horse")
             .unwrap();
-        let second = store.snapshot().unwrap();
+        let second = snapshot(&store);
         assert!(second.user("alice").is_some());
         assert!(second.version() > first.version());
     }
@@ -668,10 +705,10 @@ mod tests {
     #[test]
     fn without_a_change_mark_every_snapshot_is_read() {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
-        let first = store.snapshot().unwrap();
+        let store = Arc::new(StateStore::open(dir.path()).unwrap());
+        let first = snapshot(&store);
         std::fs::remove_file(dir.path().join("state.changes")).unwrap();
-        assert!(!Arc::ptr_eq(&first, &store.snapshot().unwrap()));
+        assert!(!Arc::ptr_eq(&first, &snapshot(&store)));
     }
 
     #[test]
@@ -696,6 +733,47 @@ mod tests {
             let mut sorted = ids.clone();
             sorted.sort_unstable();
             assert_eq!(sorted, (1..=40).collect::<Vec<u64>>(), "every id once");
+        });
+    }
+
+    /// One handle shared by a server's tasks: writes from the blocking pool
+    /// take turns while snapshots are taken on the workers, and every task
+    /// finishes (PostgreSQL: more callers than pooled connections).
+    #[test]
+    fn one_handle_serves_many_tasks_at_once() {
+        each_store(|open| {
+            let store = Arc::new(open());
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let ids = runtime.block_on(async {
+                let tasks: Vec<_> = (0..24)
+                    .map(|_| {
+                        let store = Arc::clone(&store);
+                        tokio::spawn(async move {
+                            let writer = Arc::clone(&store);
+                            let id = tokio::task::spawn_blocking(move || {
+                                writer.next_id(Collection::OutputReleases)
+                            })
+                            .await
+                            .unwrap()
+                            .unwrap();
+                            store.snapshot().await.unwrap();
+                            id
+                        })
+                    })
+                    .collect();
+                let mut ids = Vec::new();
+                for task in tasks {
+                    ids.push(task.await.unwrap());
+                }
+                ids
+            });
+            let mut sorted = ids;
+            sorted.sort_unstable();
+            assert_eq!(sorted, (1..=24).collect::<Vec<u64>>(), "every id once");
         });
     }
 
@@ -757,7 +835,7 @@ mod tests {
     #[test]
     fn opt_outs_are_deduplicated() {
         each_store(|open| {
-            let store = open();
+            let store = Arc::new(open());
             let entry = OptOutEntry {
                 lookup: "ab".repeat(32),
                 recorded_on: "2026-11-24".into(),
@@ -767,7 +845,7 @@ mod tests {
                 1
             );
             assert_eq!(store.add_opt_outs(&[entry]).unwrap(), 0);
-            assert_eq!(store.snapshot().unwrap().opt_outs().len(), 1);
+            assert_eq!(snapshot(&store).opt_outs().len(), 1);
         });
     }
 

@@ -2,7 +2,7 @@
 person ids are dense ranks within that release, so after a new ingest the
 old table is refused by name (with how to rebuild it), never joined to the
 new release's ids; dropped and built again, it gives the new release's
-numbers.
+numbers, and an opt-out recorded after the new release reaches it.
 
 Runs on a data directory of its own: a second ingest there would change
 the release every other test reads."""
@@ -10,6 +10,7 @@ the release every other test reads."""
 import secrets
 
 from conftest import Project, Release, Server, error_of, make_state, query
+from optouts import requests_for, write_requests
 
 PROJECT = Project("wr", ("wren",), rounding=None)
 COHORT = ("CREATE TABLE work.cohort AS SELECT DISTINCT person_id, sex FROM ndb.receipts "
@@ -75,7 +76,20 @@ def test_a_table_of_an_older_release_is_refused_until_rebuilt(cli, tmp_path):
             query(conn, "DROP TABLE work.cohort")
             query(conn, COHORT)
         rebuilt = persons_by_sex(server, JOINED)
+
+        # Opt-outs recorded now (against the new release) leave the rebuilt
+        # table's answers at once.
+        requests, person_ids = requests_for(second, count=12)
+        ids = ",".join(map(str, person_ids))
+        in_cohort = second.expected(EXPECTED.replace("GROUP BY", f"AND person_id IN ({ids}) GROUP BY"), PROJECT)
+        assert sum(n for _, n in in_cohort) > 0, "no opted-out person is in the cohort"
+        write_requests(tmp_path / "requests.csv", requests)
+        cli.add_optouts(state, second.location, key, tmp_path / "requests.csv")
+        after_opt_out = persons_by_sex(server, JOINED)
     finally:
         server.stop()
     assert rebuilt == {sex: n for sex, n in second.expected(EXPECTED, PROJECT) if n >= PROJECT.k}
     assert rebuilt != built
+    without = EXPECTED.replace("GROUP BY", f"AND person_id NOT IN ({ids}) GROUP BY")
+    assert after_opt_out == {sex: n for sex, n in second.expected(without, PROJECT) if n >= PROJECT.k}
+    assert after_opt_out != rebuilt

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command of README.md: formatting, lints, every test of the workspace,
+# The test command of README.md: formatting, lints, unused dependencies, the
+# API documentation (warnings denied), every test of the workspace,
 # then the end-to-end suite (tests/python) against a debug `enclave serve`:
 # with embedded state, with the state in PostgreSQL, and with the release on
 # S3 and queries on a local Ballista cluster.
@@ -68,6 +69,17 @@ scratch+=("$prepared" "$prepare_log")
 prepare=$!
 servers+=("$prepare")
 cargo test --workspace --all-targets --locked --no-run
+# The API documentation, warnings denied (broken intra-doc links, bad
+# HTML). Rustdoc needs a check-mode build of the dependency graph, which the
+# test build cannot lend it: it runs in a target directory of its own, at
+# the lowest priority, while the tests run, and is awaited at the end.
+docs_log="$(mktemp)"
+scratch+=("$docs_log")
+(env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS RUSTDOCFLAGS="-D warnings" \
+    CARGO_TARGET_DIR="$CARGO_TARGET_DIR/rustdoc" nice -n 19 \
+    cargo doc --workspace --no-deps --locked) >"$docs_log" 2>&1 &
+docs=$!
+servers+=("$docs")
 phase "Python clients and browser (scripts/python-env.sh, scripts/browser-env.sh)"
 if ! wait "$prepare"; then
     cat "$prepare_log" >&2
@@ -99,6 +111,11 @@ ENCLAVE_TEST_STATE_DB="$postgres_url" ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/encla
 phase "end-to-end again, the release on S3 and queries on a Ballista cluster (infra/local-cluster.sh)"
 ENCLAVE_TEST_CLUSTER=1 ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" \
     "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"
+phase "cargo doc --no-deps, warnings denied (built while the tests ran)"
+if ! wait "$docs"; then
+    cat "$docs_log" >&2
+    exit 1
+fi
 phase ""
 echo "-- total: $((SECONDS - run_start)) s"
 # One closing line over every test binary of the run and the pytest suite.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -84,15 +85,71 @@ UNLABELLED_CONTROLS = """
 """
 
 
+# The portal's translation table: every Japanese/English pair of its source
+# (`lang.t("…", "…")` where a text is used, `"code" => ("…", "…")` in the
+# code masters of i18n.rs).
+PORTAL_SOURCE = ROOT / "services" / "portal" / "src"
+_LITERAL = r'"((?:[^"\\]|\\.)*)"'
+TRANSLATION_PAIRS = re.compile(rf"(?:\.t\(|=>\s*\()\s*{_LITERAL}\s*,\s*{_LITERAL}\s*,?\s*\)")
+
+
+def english_of_the_translation_table() -> set[str]:
+    """The English side of every pair that differs from its Japanese."""
+    texts = set()
+    for source in PORTAL_SOURCE.glob("*.rs"):
+        for ja, en in TRANSLATION_PAIRS.findall(source.read_text(encoding="utf-8")):
+            en = en.replace('\\"', '"').strip(" .:;,")
+            if en != ja and re.search("[A-Za-z]{2}", en):
+                texts.add(en)
+    return texts
+
+
+ENGLISH = english_of_the_translation_table()
+
+# The page's own visible words (text, placeholders, labels, button values),
+# leaving out what is not the portal's prose: SQL and code, what people
+# wrote (notes, marked translate="no"), and passages marked as another
+# language (an English-only detail of an error or of the automatic check).
+VISIBLE_PROSE = r"""
+(() => {
+  const skip = 'code, pre, kbd, samp, script, style, textarea, [translate="no"], [lang]:not([lang="ja"])';
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const element = walker.currentNode.parentElement;
+    if (element && !element.closest(skip) && element.checkVisibility()) out.push(walker.currentNode.textContent);
+  }
+  for (const element of document.querySelectorAll('[placeholder], [aria-label], [title], input[type=submit]')) {
+    if (element.closest(skip)) continue;
+    for (const name of ['placeholder', 'aria-label', 'title', 'value']) {
+      if (name !== 'value' || element.type === 'submit') out.push(element.getAttribute(name) || '');
+    }
+  }
+  out.push(document.title);
+  return out.join('\n');
+})()
+"""
+
+
+def english_on_a_japanese_page(page: Page) -> list[str]:
+    """English texts of the translation table that a Japanese page shows."""
+    prose = page.evaluate(VISIBLE_PROSE)
+    return sorted(en for en in ENGLISH if re.search(rf"(?<![A-Za-z]){re.escape(en)}(?![A-Za-z])", prose))
+
+
 def shot(page: Page, name: str) -> None:
     """Saves the page as seen at 1280×800; checks nothing overflows sideways,
-    the page names its language and every form control has a label."""
+    the page names its language, every form control has a label, and a
+    Japanese page shows none of the translation table's English."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name}: the page is {overflow}px wider than the window"
-    assert page.evaluate("document.documentElement.lang") in ("ja", "en"), name
+    lang = page.evaluate("document.documentElement.lang")
+    assert lang in ("ja", "en"), name
     assert page.evaluate(UNLABELLED_CONTROLS) == [], name
+    if lang == "ja":
+        assert english_on_a_japanese_page(page) == [], name
 
 
 def status_of(page: Page) -> str:

@@ -106,6 +106,11 @@ fn transition<S: Copy>(
         to: name(transition.to).to_string(),
         by: transition.by.clone(),
         at: transition.at,
+        step: transition
+            .step
+            .map(review::Step::name)
+            .unwrap_or_default()
+            .to_string(),
         note: transition.note.clone(),
     }
 }

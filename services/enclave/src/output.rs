@@ -19,7 +19,7 @@ pub(crate) fn write(text: Arguments<'_>) {
     std::process::exit(1);
 }
 
-/// `println!` through [`write`].
+/// `println!` through [`write()`].
 macro_rules! outln {
     () => {
         $crate::output::write(format_args!("\n"))
@@ -29,7 +29,7 @@ macro_rules! outln {
     };
 }
 
-/// `print!` through [`write`].
+/// `print!` through [`write()`].
 macro_rules! out {
     ($($arg:tt)*) => {
         $crate::output::write(format_args!($($arg)*))

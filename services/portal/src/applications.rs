@@ -516,7 +516,7 @@ pub(crate) fn summary(lang: Lang, application: &Application) -> Markup {
             (lang.t("対象期間(診療月)", "Service months"), html! { (terms.period_first) " – " (terms.period_last) }),
             (lang.t("利用期限", "Access until"), html! { (terms.valid_until) }),
             (lang.t("連結するデータ", "Linked datasets"), html! { (terms.linkage.join(", ")) }),
-            (lang.t("最小セル(k)・丸め", "Minimum cell (k), rounding"), html! { (terms.k) " · " (terms.rounding) }),
+            (lang.t("最小セル(k)・丸め", "Minimum cell (k), rounding"), html! { (terms.k) " · " (lang.rounding(&terms.rounding)) }),
             (lang.t("新たに回答できる値の上限", "Fresh-value budget"), html! { span class="fresh-value-budget" { (fresh_values(&terms)) } }),
         ]))
         @if !application.conditions.is_empty() {
@@ -610,7 +610,13 @@ pub(crate) fn history(lang: Lang, application: &Application) -> Markup {
                             td { (page::time(step.at)) }
                             td { (step.by) }
                             td { (status_badge(lang, &step.to)) }
-                            td { (step.note) }
+                            td {
+                                @if let Some(name) = lang.step(&step.step) {
+                                    (name)
+                                    @if !step.note.is_empty() { (lang.t("：", ": ")) }
+                                }
+                                span translate="no" { (step.note) }
+                            }
                         }
                     }
                 }
@@ -673,7 +679,7 @@ fn proposal_form(
                         label for="rounding" { (lang.t("丸め", "Rounding")) }
                         select id="rounding" name="rounding" {
                             @for option in ["10", "5", "none"] {
-                                option value=(option) selected[terms.rounding == option] { (option) }
+                                option value=(option) selected[terms.rounding == option] { (lang.rounding(option)) }
                             }
                         }
                     }

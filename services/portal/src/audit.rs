@@ -326,7 +326,8 @@ fn results_table(lang: Lang, batches: &[RecordBatch], link: Option<&str>) -> Mar
         div class="scroll" {
             table class="list compact" {
                 thead { tr { @for field in schema.fields() { th scope="col" { (column_label(lang, field.name())) } } } }
-                tbody {
+                // The log's values (actions, outcomes, names) are codes, not prose.
+                tbody translate="no" {
                     @for batch in batches {
                         @for row in 0..batch.num_rows() {
                             tr {

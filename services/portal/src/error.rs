@@ -36,30 +36,33 @@ pub enum PortalError {
 }
 
 /// An error's text in both languages. The portal's own errors have both;
-/// those of the API and the query layer come in English only.
+/// those of the API and the query layer come in English only, and a
+/// Japanese page shows them marked as English (`lang="en"`) under the
+/// page's Japanese heading for their kind.
 #[derive(Debug, Clone)]
 pub struct Message {
-    ja: String,
+    ja: Option<String>,
     en: String,
 }
 
 impl Message {
     fn both(ja: impl Into<String>, en: impl Into<String>) -> Message {
         Message {
-            ja: ja.into(),
+            ja: Some(ja.into()),
             en: en.into(),
         }
     }
 
     fn english(text: String) -> Message {
-        Message {
-            ja: text.clone(),
-            en: text,
-        }
+        Message { ja: None, en: text }
     }
 
-    fn in_lang(&self, lang: Lang) -> &str {
-        lang.t(&self.ja, &self.en)
+    /// The text to show in `lang` and the language it is in.
+    fn in_lang(&self, lang: Lang) -> (&str, Lang) {
+        match (lang, &self.ja) {
+            (Lang::Ja, Some(ja)) => (ja, Lang::Ja),
+            _ => (&self.en, Lang::En),
+        }
     }
 }
 
@@ -214,9 +217,10 @@ pub(crate) async fn frame_error_pages(visitor: Visitor, request: Request, next: 
         return response;
     };
     let lang = visitor.lang;
+    let (message, message_lang) = page.message.in_lang(lang);
     let body = html! {
         div class="error" {
-            p class="error-message" role="alert" { (page.message.in_lang(lang)) }
+            p class="error-message" role="alert" lang=[(message_lang != lang).then_some(message_lang.code())] { (message) }
             p { a href="/" { (lang.t("トップへ戻る", "Back to the portal")) } }
         }
     };

@@ -72,6 +72,41 @@ impl Lang {
         self.t(ja, en)
     }
 
+    /// What happened at a step of a history (`enclave_review::Step`);
+    /// `None` for a history written before steps were recorded.
+    pub(crate) fn step(self, step: &str) -> Option<&'static str> {
+        let (ja, en) = match step {
+            "created" => ("作成", "Created"),
+            "edited" => ("編集", "Edited"),
+            "submitted" => ("審査に提出", "Submitted for review"),
+            "amendment_submitted" => ("変更申請を提出", "Amendment submitted for review"),
+            "reviewers_assigned" => ("審査委員を指名", "Reviewers assigned"),
+            "conflict_declared" => ("利益相反を申告", "Conflict of interest declared"),
+            "vote_recorded" => ("投票を記録", "Vote recorded"),
+            "decided" => ("決定", "Decided"),
+            "withdrawn" => ("申請者が取り下げ", "Withdrawn by the applicant"),
+            "closed" => ("終了", "Closed"),
+            "grant_ended" => ("利用期間が終了", "The grant period ended"),
+            "check_passed" => ("自動チェックを通過", "Automatic check passed"),
+            "check_refused" => ("自動チェックで不可", "Automatic check refused"),
+            "reviewed" => ("確認", "Reviewed"),
+            "" => return None,
+            _ => ("不明", "Unknown"),
+        };
+        Some(self.t(ja, en))
+    }
+
+    /// A rounding option (`none`, `5`, `10`) as shown to the reader.
+    pub(crate) fn rounding(self, rounding: &str) -> String {
+        match rounding {
+            "none" => self.t("なし", "none").to_string(),
+            base => match self {
+                Lang::Ja => format!("{base} の倍数"),
+                Lang::En => format!("to {base}"),
+            },
+        }
+    }
+
     /// The name of an account role.
     pub(crate) fn role(self, role: &str) -> &'static str {
         let (ja, en) = match role {
@@ -113,6 +148,16 @@ mod tests {
             assert_eq!(lang.other().other(), lang);
         }
         assert_eq!(Lang::from_code("fr"), None);
+    }
+
+    #[test]
+    fn every_history_step_has_a_name_in_both_languages() {
+        for step in enclave_review::Step::ALL {
+            let (ja, en) = (Lang::Ja.step(step.name()), Lang::En.step(step.name()));
+            assert!(ja.is_some() && ja != en, "{step:?}");
+            assert_ne!(en, Some("Unknown"), "{step:?}");
+        }
+        assert_eq!(Lang::Ja.step(""), None);
     }
 
     #[test]

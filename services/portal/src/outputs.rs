@@ -183,9 +183,9 @@ pub(crate) fn details(lang: Lang, release: &OutputRelease) -> Markup {
             (page::facts(&[
                 (lang.t("判定", "Result"), html! { @if findings.passed { (lang.t("開示基準を満たす", "Passes the disclosure rules")) } @else { (lang.t("不可", "Refused")) } }),
                 (lang.t("規則", "Rule"), html! { (if findings.refused_rule.is_empty() { "—" } else { &findings.refused_rule }) }),
-                (lang.t("所見", "Finding"), html! { (findings.message) }),
+                (lang.t("所見", "Finding"), html! { span lang=[(lang != Lang::En).then_some("en")] { (findings.message) } }),
                 (lang.t("公表されるセル", "Cells released"), html! { (findings.released_groups) }),
-                (lang.t("最小セル(k)・丸め", "Minimum cell (k), rounding"), html! { (findings.k) " · " (findings.rounding) }),
+                (lang.t("最小セル(k)・丸め", "Minimum cell (k), rounding"), html! { (findings.k) " · " (lang.rounding(&findings.rounding)) }),
             ]))
         }
         @if !release.reviewed_by.is_empty() {
@@ -193,7 +193,7 @@ pub(crate) fn details(lang: Lang, release: &OutputRelease) -> Markup {
                 h2 { (lang.t("確認", "Review")) }
                 (page::facts(&[
                     (lang.t("確認者", "Reviewed by"), html! { (release.reviewed_by) }),
-                    (lang.t("所見", "Note"), html! { (release.review_note) }),
+                    (lang.t("所見", "Note"), html! { span translate="no" { (release.review_note) } }),
                 ]))
             }
         }

@@ -87,7 +87,7 @@ fn grant_facts(lang: Lang, grant: &Grant) -> Markup {
         ),
         (
             lang.t("最小セル(k)・丸め", "Minimum cell (k), rounding"),
-            html! { (grant.k) " · " (grant.rounding) },
+            html! { (grant.k) " · " (lang.rounding(&grant.rounding)) },
         ),
     ])
 }

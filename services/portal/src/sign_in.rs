@@ -177,9 +177,21 @@ fn refused_login(
                 "Wrong user name or password.",
             )
             .to_string(),
-        tonic::Code::InvalidArgument | tonic::Code::ResourceExhausted => {
-            status.message().to_string()
-        }
+        // The API's text says how long to wait or which bound was crossed.
+        tonic::Code::ResourceExhausted => visitor
+            .lang
+            .t(
+                "ログインの試行が多すぎます。しばらく待ってから再度お試しください。",
+                status.message(),
+            )
+            .to_string(),
+        tonic::Code::InvalidArgument => visitor
+            .lang
+            .t(
+                "ユーザー名またはパスワードが長すぎるか、使えない文字を含んでいます。",
+                status.message(),
+            )
+            .to_string(),
         _ => return Err(status.into()),
     };
     Ok(login_form(visitor, next, Some(&message)))

@@ -135,13 +135,80 @@ pub enum Decision {
     Return,
 }
 
+/// One step of a history: what happened (`step`, which the portal names in
+/// the reader's language) and what a person wrote or chose with it
+/// (`note`: their note, the reviewers assigned, the check's finding).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition<S> {
     pub from: Option<S>,
     pub to: S,
     pub by: String,
     pub at: i64,
+    /// Absent in histories written before steps were recorded, whose
+    /// notes say what happened in English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<Step>,
     pub note: String,
+}
+
+/// What happened at a step of an application's or an output release's
+/// history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Created,
+    Edited,
+    Submitted,
+    AmendmentSubmitted,
+    ReviewersAssigned,
+    ConflictDeclared,
+    VoteRecorded,
+    Decided,
+    Withdrawn,
+    Closed,
+    GrantEnded,
+    CheckPassed,
+    CheckRefused,
+    Reviewed,
+}
+
+impl Step {
+    pub const ALL: [Step; 14] = [
+        Step::Created,
+        Step::Edited,
+        Step::Submitted,
+        Step::AmendmentSubmitted,
+        Step::ReviewersAssigned,
+        Step::ConflictDeclared,
+        Step::VoteRecorded,
+        Step::Decided,
+        Step::Withdrawn,
+        Step::Closed,
+        Step::GrantEnded,
+        Step::CheckPassed,
+        Step::CheckRefused,
+        Step::Reviewed,
+    ];
+
+    /// The step's name in the API and in stored histories.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Created => "created",
+            Step::Edited => "edited",
+            Step::Submitted => "submitted",
+            Step::AmendmentSubmitted => "amendment_submitted",
+            Step::ReviewersAssigned => "reviewers_assigned",
+            Step::ConflictDeclared => "conflict_declared",
+            Step::VoteRecorded => "vote_recorded",
+            Step::Decided => "decided",
+            Step::Withdrawn => "withdrawn",
+            Step::Closed => "closed",
+            Step::GrantEnded => "grant_ended",
+            Step::CheckPassed => "check_passed",
+            Step::CheckRefused => "check_refused",
+            Step::Reviewed => "reviewed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,7 +271,7 @@ impl Application {
             history: Vec::new(),
             messages: Vec::new(),
         };
-        application.record(None, Status::Draft, act, "created");
+        application.record(None, Status::Draft, act, Step::Created, "");
         Ok(application)
     }
 
@@ -243,7 +310,7 @@ impl Application {
         }
         validate_proposal(&proposal, &self.applicant, catalog)?;
         self.proposal = proposal;
-        self.record(Some(self.status), self.status, act, "edited");
+        self.record(Some(self.status), self.status, act, Step::Edited, "");
         Ok(())
     }
 
@@ -253,7 +320,7 @@ impl Application {
             "submitting",
             "draft or returned",
         )?;
-        self.start_round(act, "submitted for review");
+        self.start_round(act, Step::Submitted);
         Ok(())
     }
 
@@ -273,16 +340,16 @@ impl Application {
         };
         validate_proposal(&proposal, &self.applicant, catalog)?;
         self.proposal = proposal;
-        self.start_round(act, "amendment submitted for review");
+        self.start_round(act, Step::AmendmentSubmitted);
         Ok(())
     }
 
-    fn start_round(&mut self, act: Act<'_>, note: &str) {
+    fn start_round(&mut self, act: Act<'_>, step: Step) {
         let finished = std::mem::take(&mut self.round);
         if !finished.reviewers.is_empty() || finished.decision.is_some() {
             self.past_rounds.push(finished);
         }
-        self.record(Some(self.status), Status::Submitted, act, note);
+        self.record(Some(self.status), Status::Submitted, act, step, "");
     }
 
     /// The chair assigns reviewers (adding to those already assigned).
@@ -303,8 +370,14 @@ impl Application {
                 });
             }
         }
-        let note = format!("reviewers assigned: {}", reviewers.join(", "));
-        self.record(Some(self.status), Status::UnderReview, act, &note);
+        let assigned = reviewers.join(", ");
+        self.record(
+            Some(self.status),
+            Status::UnderReview,
+            act,
+            Step::ReviewersAssigned,
+            &assigned,
+        );
         Ok(())
     }
 
@@ -326,7 +399,8 @@ impl Application {
             Some(self.status),
             self.status,
             act,
-            "conflict of interest declared",
+            Step::ConflictDeclared,
+            "",
         );
         Ok(())
     }
@@ -356,7 +430,7 @@ impl Application {
             opinion: opinion.trim().to_string(),
             at: act.at,
         });
-        self.record(Some(self.status), self.status, act, "vote recorded");
+        self.record(Some(self.status), self.status, act, Step::VoteRecorded, "");
         Ok(())
     }
 
@@ -414,7 +488,7 @@ impl Application {
         };
         self.round.decided_by = Some(act.by.to_string());
         self.round.decision = Some(decision);
-        self.record(Some(self.status), to, act, note);
+        self.record(Some(self.status), to, act, Step::Decided, note);
         Ok(project)
     }
 
@@ -437,7 +511,7 @@ impl Application {
         } else {
             Status::Withdrawn
         };
-        self.record(Some(self.status), to, act, "withdrawn by the applicant");
+        self.record(Some(self.status), to, act, Step::Withdrawn, "");
         Ok(())
     }
 
@@ -452,7 +526,7 @@ impl Application {
                 expected: "approved (or expired)",
             });
         }
-        self.record(Some(self.status), Status::Closed, act, note);
+        self.record(Some(self.status), Status::Closed, act, Step::Closed, note);
         Ok(self.project(ProjectStatus::Closed))
     }
 
@@ -468,7 +542,8 @@ impl Application {
             Some(self.status),
             Status::Expired,
             act,
-            "the grant period ended",
+            Step::GrantEnded,
+            "",
         );
         Some(self.project(ProjectStatus::Closed))
     }
@@ -556,14 +631,15 @@ impl Application {
         })
     }
 
-    fn record(&mut self, from: Option<Status>, to: Status, act: Act<'_>, note: &str) {
-        tracing::info!(application = self.id, by = act.by, ?from, %to, note, "application");
+    fn record(&mut self, from: Option<Status>, to: Status, act: Act<'_>, step: Step, note: &str) {
+        tracing::info!(application = self.id, by = act.by, ?from, %to, step = step.name(), "application");
         self.status = to;
         self.history.push(Transition {
             from,
             to,
             by: act.by.to_string(),
             at: act.at,
+            step: Some(step),
             note: note.to_string(),
         });
     }

@@ -22,7 +22,7 @@ mod workflow;
 
 pub use application::{
     Act, Application, DATASETS, Decision, Member, Message, Proposal, QUORUM, Reviewer, Round,
-    Status, Terms, Transition, Vote, VoteChoice, WORKSPACE_QUOTA_BYTES,
+    Status, Step, Terms, Transition, Vote, VoteChoice, WORKSPACE_QUOTA_BYTES,
 };
 pub use error::WorkflowError;
 pub use output::{CheckFindings, OutputRelease, ReleaseStatus};

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::WorkflowError;
-use crate::application::{Act, Transition};
+use crate::application::{Act, Step, Transition};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,10 +79,10 @@ impl OutputRelease {
         } else {
             ReleaseStatus::RefusedByCheck
         };
-        let note = if findings.passed {
-            "automatic check passed".to_string()
+        let (step, note) = if findings.passed {
+            (Step::CheckPassed, String::new())
         } else {
-            format!("automatic check refused: {}", findings.message)
+            (Step::CheckRefused, findings.message.clone())
         };
         let mut release = OutputRelease {
             id,
@@ -97,7 +97,7 @@ impl OutputRelease {
             review_note: None,
             history: Vec::new(),
         };
-        release.record(status, act, &note);
+        release.record(status, act, step, &note);
         Ok(release)
     }
 
@@ -137,7 +137,7 @@ impl OutputRelease {
         };
         self.reviewed_by = Some(act.by.to_string());
         self.review_note = Some(note.trim().to_string());
-        self.record(to, act, note);
+        self.record(to, act, Step::Reviewed, note);
         Ok(())
     }
 
@@ -153,11 +153,12 @@ impl OutputRelease {
         }
     }
 
-    fn record(&mut self, to: ReleaseStatus, act: Act<'_>, note: &str) {
+    fn record(&mut self, to: ReleaseStatus, act: Act<'_>, step: Step, note: &str) {
         tracing::info!(
             release = self.id,
             by = act.by,
             to = to.name(),
+            step = step.name(),
             "output release"
         );
         let from = self.history.last().map(|_| self.status);
@@ -167,6 +168,7 @@ impl OutputRelease {
             to,
             by: act.by.to_string(),
             at: act.at,
+            step: Some(step),
             note: note.to_string(),
         });
     }

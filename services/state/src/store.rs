@@ -95,7 +95,7 @@ impl StateStore {
     }
 
     /// Accounts, projects and opt-outs as of the latest committed change;
-    /// reads the store only when it changed (module [`crate::snapshot`]).
+    /// reads the store only when it changed (see [`Snapshot`]).
     /// Checking the change mark does not block the caller's thread; reading
     /// a changed store runs on the blocking pool.
     pub async fn snapshot(self: &Arc<Self>) -> Result<Arc<Snapshot>, StateError> {

@@ -6,7 +6,8 @@ session then sees the data; an output release is checked and downloaded;
 an operator finds all of it on the audit page. Committee pages refuse
 everyone else, also by direct URL, and posts without the CSRF token change
 nothing. Every page is saved as a 1280×800 screenshot under
-$ENCLAVE_SCREENSHOTS (default: portal-screenshots/ in the repository).
+$ENCLAVE_SCREENSHOTS (default: portal-screenshots/ in the repository;
+whole pages with ENCLAVE_SCREENSHOTS_FULL=1).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from test_ledger import answer_and_metadata, far_pair, near_pairs, repeat_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("ENCLAVE_SCREENSHOTS", ROOT / "portal-screenshots"))
+# ENCLAVE_SCREENSHOTS_FULL=1 saves whole pages (1280 wide, as long as the
+# page) instead of the 1280×800 window, to look below the fold.
+FULL_PAGES = os.environ.get("ENCLAVE_SCREENSHOTS_FULL") == "1"
 VIEWPORT = {"width": 1280, "height": 800}
 # As the machine's probe starts Chromium: no background traffic, no sandbox
 # (tests run as root in CI), a fresh profile per launch.
@@ -142,7 +146,7 @@ def shot(page: Page, name: str) -> None:
     the page names its language, every form control has a label, and a
     Japanese page shows none of the translation table's English."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=FULL_PAGES)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name}: the page is {overflow}px wider than the window"
     lang = page.evaluate("document.documentElement.lang")
@@ -174,6 +178,7 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     # Applying asks the researcher to sign in first, then returns to the form.
     anonymous.click("a.button[href^='/applications/new']")
     assert "/login?next=" in anonymous.url
+    shot(anonymous, "22-login")
     anonymous.fill("#user", "ana")
     anonymous.fill("#password", password("ana"))
     anonymous.click("form.narrow button[type=submit]")
@@ -205,6 +210,9 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     ana.click("form[action$='/submit'] button")
     assert status_of(ana) == "提出済み"
     shot(ana, "05-application-submitted")
+    ana.goto("/applications")
+    expect(ana.locator("table.list")).to_contain_text("年齢階級別の傷病")
+    shot(ana, "23-applications")
 
     # The chair assigns two reviewers; both vote; the chair approves.
     chair = signed_in(browser, portal, "chair")
@@ -278,6 +286,9 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     # The same persons: the same (ledgered) values the session was given.
     assert [(band, int(n)) for band, n in rows[1:]] == answered_rows
     shot(ana, "10-output-approved")
+    ana.goto(application_url + "/amend")
+    expect(ana.locator("form.proposal")).to_be_visible()
+    shot(ana, "25-application-amend")
     ana.goto(application_url)
     shot(ana, "11-application-approved")
     # The project's page: the study query made a ledger release (the output
@@ -310,6 +321,23 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     otto.goto("/audit?actor=chair")
     expect(otto.locator("table.list").first).to_contain_text("application.decide")
 
+    # Closing the project asks for confirmation: without its box ticked the
+    # browser does not send the form, and the server refuses a form sent
+    # without it; ticked, the project closes.
+    ana.goto(application_url)
+    close = ana.locator("form[action$='/close']")
+    close.locator("button").click()
+    assert status_of(ana) == "承認"
+    close.locator("input[name=confirm]").evaluate("box => box.removeAttribute('required')")
+    close.locator("button").click()
+    expect(ana.locator(".error-message")).to_be_visible()
+    ana.goto(application_url)
+    assert status_of(ana) == "承認"
+    ana.locator("form[action$='/close'] input[name=confirm]").check()
+    ana.locator("form[action$='/close'] button").click()
+    assert status_of(ana) == "終了"
+    shot(ana, "26-application-closed")
+
 
 def test_a_conflict_removes_a_vote_and_the_chair_needs_a_quorum(portal: Server, browser: Browser):
     """A reviewer declares a conflict and can no longer vote; with one eligible
@@ -322,8 +350,12 @@ def test_a_conflict_removes_a_vote_and_the_chair_needs_a_quorum(portal: Server, 
                          ("#members", "carl: Test University"), ("#valid_until", "2099-12-31")]:
         carl.fill(field, value)
     carl.click("form.proposal > button[type=submit]")
-    carl.click("form[action$='/submit'] button")
     application_url = carl.url
+    carl.goto(application_url + "/edit")
+    expect(carl.locator("#title")).to_have_value("受診件数の推移")
+    shot(carl, "24-application-edit")
+    carl.goto(application_url)
+    carl.click("form[action$='/submit'] button")
     application_id = application_url.rsplit("/", 1)[-1]
 
     chair = signed_in(browser, portal, "chair")
@@ -521,7 +553,7 @@ def test_a_project_page_shows_its_ledger_releases_by_query_id(start_server, brow
     for row, (query_id, metadata) in enumerate(zip(reversed(lena_queries), (second_metadata, first_metadata))):
         expect(rows.nth(row)).to_contain_text(query_id)
         expect(rows.nth(row).locator("td").first).to_have_text(str(metadata["ledger"]["release"]))
-    shot(lena, "19-project-ledger")
+    shot(lena, "21-project-ledger")
 
     # Another project: a count of its own makes its release; its answer
     # repeating lena's is not traced to her query (the same persons again

@@ -254,12 +254,8 @@ impl Applications for Api {
 
     async fn close(&self, request: Request<CloseApplicationRequest>) -> Reply {
         let user = self.caller(&request).await?;
+        // The history names the step and who took it; the note is optional.
         let CloseApplicationRequest { id, note } = request.into_inner();
-        let note = if note.trim().is_empty() {
-            format!("closed by {}", user.name)
-        } else {
-            note
-        };
         let application = self
             .transition(
                 &user,

@@ -526,7 +526,13 @@ impl Application {
                 expected: "approved (or expired)",
             });
         }
-        self.record(Some(self.status), Status::Closed, act, Step::Closed, note);
+        self.record(
+            Some(self.status),
+            Status::Closed,
+            act,
+            Step::Closed,
+            note.trim(),
+        );
         Ok(self.project(ProjectStatus::Closed))
     }
 

@@ -82,6 +82,18 @@ def test_a_refusal_names_its_rule_in_metadata(enclave, user, sql, rule, code):
     metadata = dict(error.trailing_metadata() or ()) | dict(error.initial_metadata() or ())
     assert metadata.get("x-enclave-rule") == rule, metadata
     assert f"refused ({rule})" in error.details()
+    # The hint, apart from the message: the rule's section of the documentation.
+    assert metadata.get("x-enclave-hint", "").startswith(f"rule `{rule}` and what it allows instead"), metadata
+    assert "docs/query-rules.md" not in error.details()
+
+
+def test_adbc_shows_the_rule_and_the_hint_among_an_errors_details(enclave):
+    """The ADBC driver hands the metadata to the user as the error's details."""
+    with enclave.connect("alice") as conn, pytest.raises(Exception) as error:
+        query(conn, REFUSED[0][0])
+    details = dict(getattr(error.value, "details", None) or ())
+    assert details.get(b"x-enclave-rule") == b"row-level", details
+    assert b'section "Contributors, not groups"' in details.get(b"x-enclave-hint", b""), details
 
 
 @pytest.mark.parametrize(("condition", "said"), [
@@ -99,6 +111,7 @@ def test_a_type_error_is_the_users_planning_error_without_a_rule(enclave, condit
     assert said in error.details(), error.details()
     assert "internal" not in error.details().lower()
     assert "x-enclave-rule" not in dict(error.trailing_metadata() or ())
+    assert "SHOW COLUMNS" in dict(error.trailing_metadata() or ()).get("x-enclave-hint", "")
     with enclave.connect("alice") as conn:
         message = error_of(conn, sql)
     assert said in message and "INVALID_ARGUMENT" in message.upper(), message

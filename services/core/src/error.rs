@@ -1,7 +1,8 @@
 //! One error contract for every surface. Each error a user can meet says
 //! what kind it is ([`ErrorKind`]), what the user is shown (never a data
-//! value; masked for faults that are the operator's), and, for a refusal by
-//! a disclosure or access rule, the rule's id. Each kind maps once to a
+//! value; masked for faults that are the operator's), for a refusal by
+//! a disclosure or access rule the rule's id, and apart from the message a
+//! hint on where to learn what to do instead. Each kind maps once to a
 //! gRPC code (Flight SQL and the API) and once to an HTTP status (the
 //! portal), here, so the two cannot drift apart.
 
@@ -96,6 +97,13 @@ pub trait UserFacing: std::fmt::Display {
 
     /// The id of the rule that refused it, if a rule did.
     fn rule(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Where the user learns what to do instead, kept apart from the
+    /// message (which says what is wrong). ASCII, so every surface can
+    /// carry it; never a data value.
+    fn hint(&self) -> Option<String> {
         None
     }
 }

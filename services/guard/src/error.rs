@@ -147,9 +147,57 @@ impl UserFacing for QueryError {
             _ => None,
         }
     }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            QueryError::Refused { rule, .. } => Some(format!(
+                "rule `{rule}` and what it allows instead: docs/query-rules.md, section \"{}\"",
+                rule.documented_in()
+            )),
+            QueryError::Invalid(_) => Some(PLANNING_HINT.into()),
+            QueryError::ResourcesExhausted(_)
+            | QueryError::Timeout(_)
+            | QueryError::Internal(_) => None,
+        }
+    }
 }
 
+/// What to check when a statement does not plan.
+const PLANNING_HINT: &str = "the session's tables and their column types: SHOW TABLES, \
+    SHOW COLUMNS FROM <schema.table>, or the catalog (`enclave catalog`, the portal's catalog page)";
+
 impl Rule {
+    /// The section of docs/query-rules.md that explains the rule and the
+    /// statements it allows instead.
+    pub fn documented_in(self) -> &'static str {
+        match self {
+            Rule::Statement
+            | Rule::Ddl
+            | Rule::Dml
+            | Rule::Copy
+            | Rule::Explain
+            | Rule::ReservedName
+            | Rule::InputLimit => "Statement rules",
+            Rule::RowLevel => "Contributors, not groups",
+            Rule::ValueRevealingAggregate | Rule::PaddedSum | Rule::Unsupported => {
+                "The aggregates the guard releases"
+            }
+            Rule::IdentifyingGroup | Rule::PersonJoin | Rule::NestedAggregate | Rule::KeyValue => {
+                "Lineage that cannot be washed off"
+            }
+            Rule::ScalarSubquery | Rule::PersonSubquery => {
+                "Nothing computed from fewer than k persons steers the release"
+            }
+            Rule::Publication => "Publication rules",
+            Rule::Workspace | Rule::WorkspaceQuota => "Workspaces",
+            Rule::NoProject | Rule::ProjectExpired | Rule::ProjectClosed | Rule::NotGranted => {
+                "What a session sees"
+            }
+            Rule::TooManyQueries => "Limits",
+            Rule::FreshValueBudget => "Fresh-value budget",
+        }
+    }
+
     /// The kind of a refusal: the project's state denies permission, the
     /// server's limits or the project's budget are used up, anything else
     /// is a statement the rules do not allow.
@@ -233,6 +281,35 @@ fn first_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every rule's hint names a section the documentation has, and the
+    /// rule's id appears in that section.
+    #[test]
+    fn every_rule_is_explained_where_its_hint_points() {
+        let docs = include_str!("../../../docs/query-rules.md");
+        for &rule in Rule::ALL {
+            let heading = rule.documented_in();
+            let start = docs
+                .lines()
+                .position(|line| {
+                    line.starts_with('#') && line.trim_start_matches('#').trim() == heading
+                })
+                .unwrap_or_else(|| panic!("{rule}: no section \"{heading}\""));
+            let section: Vec<&str> = docs
+                .lines()
+                .skip(start + 1)
+                .take_while(|line| !line.starts_with('#'))
+                .collect();
+            assert!(
+                section
+                    .iter()
+                    .any(|line| line.contains(&format!("`{}`", rule.id()))),
+                "{rule} is not explained in \"{heading}\""
+            );
+            let hint = QueryError::refused(rule, "d").hint().unwrap();
+            assert!(hint.is_ascii() && hint.contains(heading), "{hint}");
+        }
+    }
 
     #[test]
     fn rule_ids_are_distinct() {

@@ -3,7 +3,7 @@
 //! - [`status`]: a user-facing error ([`UserFacing`]) as a gRPC status: the
 //!   code of its [`ErrorKind`], its user message, and for a refusal the
 //!   rule's id in the `x-enclave-rule` metadata, so clients can act on the
-//!   rule without parsing the message;
+//!   rule without parsing the message, and its hint in `x-enclave-hint`;
 //! - the credentials of a call: HTTP Basic ([`basic_credentials`]), the
 //!   bearer token ([`bearer_token`]) and the client's address
 //!   ([`client_address`], or [`ClientAddress`] set by an in-process front
@@ -20,6 +20,8 @@ use tonic::{Code, Request, Status};
 
 /// The metadata key that names the rule a call was refused by.
 pub const RULE_HEADER: &str = "x-enclave-rule";
+/// The metadata key of the error's hint (where to learn what to do instead).
+pub const HINT_HEADER: &str = "x-enclave-hint";
 
 /// The gRPC status of `error`.
 pub fn status(error: impl UserFacing) -> Status {
@@ -28,6 +30,12 @@ pub fn status(error: impl UserFacing) -> Status {
         status
             .metadata_mut()
             .insert(RULE_HEADER, MetadataValue::from_static(rule));
+    }
+    if let Some(hint) = error
+        .hint()
+        .and_then(|hint| MetadataValue::try_from(hint).ok())
+    {
+        status.metadata_mut().insert(HINT_HEADER, hint);
     }
     status
 }
@@ -93,6 +101,9 @@ mod tests {
         fn rule(&self) -> Option<&'static str> {
             self.1
         }
+        fn hint(&self) -> Option<String> {
+            self.1.map(|rule| format!("see rule {rule}"))
+        }
     }
 
     #[test]
@@ -115,8 +126,18 @@ mod tests {
             assert_eq!(plain.code(), code);
             assert_eq!(plain.message(), "what the user reads");
             assert!(plain.metadata().get(RULE_HEADER).is_none());
+            assert!(plain.metadata().get(HINT_HEADER).is_none());
             let refused = status(Sample(kind, Some("row-level")));
             assert_eq!(refused.metadata().get(RULE_HEADER).unwrap(), "row-level");
+            assert_eq!(
+                refused.message(),
+                "what the user reads",
+                "the hint stays apart"
+            );
+            assert_eq!(
+                refused.metadata().get(HINT_HEADER).unwrap(),
+                "see rule row-level"
+            );
         }
     }
 

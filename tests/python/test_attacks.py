@@ -186,6 +186,14 @@ class Outcome:
         return f"{len(self.rows)} rows {self.rows[:6]}, suppressed_groups={suppressed(self.table)}"
 
 
+def seen_in(error: Exception) -> str:
+    """Everything a client learns from an error: its text and the metadata
+    the driver hands over with it (the rule, the hint), less the
+    transport's date header."""
+    details = sorted((key, value) for key, value in (getattr(error, "details", None) or ()) if key != b"date")
+    return f"{error} {details}" if details else str(error)
+
+
 class Researcher:
     """One user's ADBC connection to a server; every statement it sends is
     followed by a check that the server still answers another user."""
@@ -198,7 +206,7 @@ class Researcher:
         try:
             outcome = Outcome(table=query(self.conn, sql))
         except Exception as error:  # adbc_driver_manager's DB-API errors
-            outcome = Outcome(error=str(error))
+            outcome = Outcome(error=seen_in(error))
         if self.bystander is not None:
             self.bystander.assert_served()
         return outcome
@@ -212,7 +220,7 @@ class Researcher:
                 rows = cur.adbc_statement.execute_update()
             outcome = Outcome(table=pa.table({"rows_written": [rows]}))
         except Exception as error:
-            outcome = Outcome(error=str(error))
+            outcome = Outcome(error=seen_in(error))
         if self.bystander is not None:
             self.bystander.assert_served()
         return outcome

@@ -174,11 +174,11 @@ class Cli:
             args += ["--grant", grant]
         self.run(*args)
 
-    def close_project(self, state: Path, data: Path, project_id: str) -> None:
+    def close_project(self, state: Path, data: Path, project_id: str) -> subprocess.CompletedProcess:
         args = ["project", "close", "--state", state, "--id", project_id]
         if self.takes(("project", "close"), "--data"):
             args += ["--data", data]
-        self.run(*args)
+        return self.run(*args)
 
     def add_optouts(self, state: Path, data: Path, key: Path, requests: Path) -> subprocess.CompletedProcess:
         args = ["optout", "add", "--state", state, "--key-file", key, "--file", requests]
@@ -215,6 +215,14 @@ class Release:
         bucket, _, root = self.location.removeprefix("s3://").partition("/")
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{root}/{prefix}")
         return [item["Key"].removeprefix(f"{root}/") for page in pages for item in page.get("Contents", [])]
+
+    def read_object(self, path: str) -> bytes:
+        """The bytes of one object of the served store (a path from
+        `workspace_files`)."""
+        if self.s3 is None:
+            return (self.data / path).read_bytes()
+        bucket, _, root = self.location.removeprefix("s3://").partition("/")
+        return self.s3.get_object(Bucket=bucket, Key=f"{root}/{path}")["Body"].read()
 
     def parquet(self, table: str) -> str:
         """DuckDB's reader of one release table (`ndb.receipts`)."""

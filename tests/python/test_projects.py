@@ -1,5 +1,9 @@
 """Per-project disclosure parameters and the end of a project."""
 
+import hashlib
+import json
+import time
+
 from conftest import as_dict, error_of, query
 
 BY_AGE = "SELECT age_band, count(DISTINCT person_id) AS persons FROM ndb.receipts GROUP BY age_band"
@@ -33,16 +37,32 @@ def test_header_applies_the_chosen_projects_rules(enclave, release, projects):
 
 
 def test_closing_a_project_deletes_its_workspace_and_refuses_queries(enclave, release, cli):
-    """`enclave project close` deletes the project's saved tables and every
-    later query is refused `project-closed`, on a live server."""
+    """`enclave project close` destroys the project's saved tables (the
+    audit log records each by name, size and SHA-256) and every later query
+    is refused `project-closed`, on a live server."""
     with enclave.connect("erin") as conn:
         query(conn, "CREATE TABLE work.keep AS SELECT DISTINCT person_id, sex FROM ndb.receipts")
         assert query(conn, "SELECT sex, count(*) AS n FROM work.keep GROUP BY sex").num_rows == 2
-    assert release.workspace_files("closing"), "no workspace files for project closing"
+    [path] = release.workspace_files("closing")
+    content = release.read_object(path)
 
-    cli.close_project(enclave.state, release.location, "closing")
+    closed = cli.close_project(enclave.state, release.location, "closing")
 
+    assert "destroyed 1 workspace tables and 0 held outputs" in closed.stdout, closed.stdout
     assert not [path for path in release.workspace_files("closing") if path.endswith(".parquet")]
+    # The command's events reach the log from its inbox within seconds.
+    deadline = time.monotonic() + 30
+    with enclave.connect("otto") as conn:
+        while True:
+            details = query(conn, "SELECT detail FROM audit.events WHERE action = 'project.close' "
+                                  "AND outcome = 'ok'").column("detail").to_pylist()
+            closings = [json.loads(d) for d in details if json.loads(d)["project"] == "closing"]
+            if closings or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    [closing] = closings
+    assert closing["destroyed"] == [{"kind": "workspace_table", "name": "work.keep", "bytes": len(content),
+                                     "sha256": hashlib.sha256(content).hexdigest()}]
     with enclave.connect("erin", project="closing") as conn:
         message = error_of(conn, "SELECT sex, count(DISTINCT person_id) AS n FROM ndb.receipts GROUP BY sex")
     assert "refused (project-closed)" in message

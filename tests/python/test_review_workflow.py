@@ -1,13 +1,18 @@
 """The one workflow end to end: a researcher applies with `enclave apply`, the
 committee reviews with `enclave review` (both clients of the gRPC API), and
 the researcher's Flight SQL session then sees exactly the approved tables and
-columns; closing the application deletes the workspace and ends access."""
+columns; closing the application destroys what the project held and ends
+access."""
 
+import hashlib
+import json
 import re
 
+import pyarrow.flight as flight
 import pytest
 
 from conftest import error_of, password, query
+from flightsql import statement_query
 from test_metadata import objects
 
 USERS = {"ana": "researcher", "ben": "researcher", "rev1": "reviewer", "rev2": "reviewer",
@@ -114,3 +119,81 @@ def test_an_approved_output_can_be_downloaded(cli, tmp_path, workflow_server):
     run(cli, server, "ben", "apply", "download-output", "--id", output.group(1), "--out", out)
     lines = out.read_text().splitlines()
     assert lines[0] == "sex,persons" and len(lines) == 3
+
+
+def request_output(cli, server, user, project, title, sql) -> tuple[str, str]:
+    """(id, status) of a new output request."""
+    requested = run(cli, server, user, "apply", "request-output", "--project", project, "--title", title,
+                    "--sql", sql).stdout
+    match = re.search(r"^output (\d+)\t(\w+)\t", requested, re.MULTILINE)
+    assert match, requested
+    return match.group(1), match.group(2)
+
+
+def test_closing_destroys_what_the_project_held(cli, release, workflow_server, tmp_path):
+    """`apply close` destroys the project's workspace tables (in the served
+    store, local or S3), the results held for its outputs (approved or
+    awaiting review) and a result computed but not yet fetched; the audit
+    log lists each table and output by name, size and SHA-256, and nothing
+    of them can be reached afterwards."""
+    server = workflow_server
+    application, _ = apply(cli, server, "ana", "closing", ["ndb.receipts:person_id,sex,age_band"])
+    run(cli, server, "ana", "apply", "submit", "--id", application)
+    approve(cli, server, application)
+    with server.connect("ana", project="closing") as conn:
+        query(conn, "CREATE TABLE work.everyone AS SELECT DISTINCT person_id, sex FROM ndb.receipts")
+        query(conn, "CREATE TABLE work.older AS SELECT DISTINCT person_id, sex FROM ndb.receipts "
+                    "WHERE age_band IN ('70-74', '75-79')")
+    held = {}
+    for path in release.workspace_files("closing"):
+        content = release.read_object(path)
+        held["work." + path.rsplit("/", 1)[1].removesuffix(".parquet")] = (len(content),
+                                                                           hashlib.sha256(content).hexdigest())
+    assert set(held) == {"work.everyone", "work.older"}
+
+    by_sex = "SELECT sex, count(DISTINCT person_id) AS persons FROM ndb.receipts GROUP BY sex"
+    approved, _ = request_output(cli, server, "ana", "closing", "by sex", by_sex)
+    run(cli, server, "rev1", "review", "output", "--id", approved, "--approve", "--note", "fine")
+    waiting, status = request_output(cli, server, "ana", "closing", "by age band",
+                                     "SELECT age_band, count(DISTINCT person_id) AS persons FROM ndb.receipts "
+                                     "GROUP BY age_band")
+    assert status == "awaiting_review"
+    refused, status = request_output(cli, server, "ana", "closing", "rows", "SELECT person_id FROM ndb.receipts")
+    assert status == "refused_by_check"
+    before = tmp_path / "before.csv"
+    run(cli, server, "ana", "apply", "download-output", "--id", approved, "--out", before)
+    held_csv = before.read_bytes()
+
+    # A result computed (FlightInfo) and not yet fetched when the project closes.
+    client, options = server.flight("ana", "closing")
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(statement_query(by_sex)), options)
+
+    closed = run(cli, server, "ana", "apply", "close", "--id", application).stdout
+    assert application_line(closed) == (application, "closed")
+
+    assert release.workspace_files("closing") == []
+    with pytest.raises(flight.FlightError, match="project-closed"):
+        client.do_get(info.endpoints[0].ticket, options).read_all()
+    after = tmp_path / "after.csv"
+    for output in (approved, waiting):
+        gone = run(cli, server, "ana", "apply", "download-output", "--id", output, "--out", after, check=False)
+        assert gone.returncode != 0 and "was closed" in gone.stderr, gone.stderr
+        assert not after.exists()
+    listed = run(cli, server, "rev1", "review", "outputs").stdout
+    statuses = dict(re.findall(r"^output (\d+)\t(\w+)\t", listed, re.MULTILINE))
+    assert (statuses[approved], statuses[waiting], statuses[refused]) == ("destroyed", "destroyed", "refused_by_check")
+
+    with server.connect("op") as conn:
+        events = query(conn, "SELECT outcome, detail FROM audit.events WHERE action = 'project.destroy' "
+                             "ORDER BY seq").to_pylist()
+    [done] = [json.loads(e["detail"]) for e in events
+              if e["outcome"] == "ok" and json.loads(e["detail"])["project"] == "closing"]
+    destroyed = {item["name"]: item for item in done["destroyed"]}
+    assert set(destroyed) == {"work.everyone", "work.older", f"output {approved}", f"output {waiting}"}
+    for name, (size, digest) in held.items():
+        assert (destroyed[name]["kind"], destroyed[name]["bytes"], destroyed[name]["sha256"]) == \
+            ("workspace_table", size, digest)
+    assert destroyed[f"output {approved}"]["sha256"] == hashlib.sha256(held_csv).hexdigest()
+    assert destroyed[f"output {approved}"]["bytes"] == len(held_csv)
+    # Names, sizes and hashes only: no value of the outputs in the record.
+    assert set(destroyed[f"output {waiting}"]) == {"kind", "name", "bytes", "sha256"}

@@ -1,5 +1,5 @@
 """Workspace tables are bound to the release they were built from: their
-person ids are dense ranks within that release, so after a new ingest the
+person ids are the project's ids of that release's persons, so after a new ingest the
 old table is refused by name (with how to rebuild it), never joined to the
 new release's ids; dropped and built again, it gives the new release's
 numbers, and an opt-out recorded after the new release reaches it.

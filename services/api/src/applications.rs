@@ -264,7 +264,7 @@ impl Applications for Api {
                 move |a, act| a.close(&note, act).map(Some),
             )
             .await?;
-        self.delete_workspace(&application.proposal.project_id)
+        self.destroy_holdings(&application.proposal.project_id, &user.name)
             .await?;
         reply(&application)
     }

@@ -8,7 +8,7 @@ use enclave_audit::{Action, Outcome};
 use enclave_query::QueryEngine;
 use enclave_review::{Workflow, WorkflowError};
 use enclave_rpc::{bearer_token, status};
-use enclave_state::User;
+use enclave_state::{Destroyed, User};
 use tonic::{Request, Status};
 
 /// The API's services share one of these; cheap to clone.
@@ -157,20 +157,59 @@ impl Api {
             )
             .await?;
         for project in &closed {
-            self.delete_workspace(project).await?;
+            self.destroy_holdings(project, "system").await?;
         }
         Ok(closed)
     }
 
-    pub(crate) async fn delete_workspace(&self, project: &str) -> Result<(), Status> {
-        let deleted = self
+    /// Destroys what a closed `project` held (its workspace tables and the
+    /// results held for its outputs), audited write-ahead; the outcome
+    /// lists each by name, size and SHA-256, never its contents.
+    pub(crate) async fn destroy_holdings(&self, project: &str, by: &str) -> Result<(), Status> {
+        let requested = self
+            .inner
+            .access
+            .audit()
+            .request(
+                by,
+                Action::ProjectDestroy,
+                serde_json::json!({ "project": project }),
+            )
+            .await
+            .map_err(status)?;
+        let result = self.destroy(project, by).await;
+        let (outcome, detail) = match &result {
+            Ok(destroyed) => (Outcome::Ok, serde_json::json!({ "destroyed": destroyed })),
+            Err(error) => (
+                Outcome::Failed,
+                serde_json::json!({ "message": error.message() }),
+            ),
+        };
+        requested.finish(outcome, detail).await.map_err(status)?;
+        let destroyed = result?;
+        tracing::info!(
+            project,
+            items = destroyed.len(),
+            "project holdings destroyed"
+        );
+        Ok(())
+    }
+
+    async fn destroy(&self, project: &str, by: &str) -> Result<Vec<Destroyed>, Status> {
+        let mut destroyed = self
             .inner
             .engine
-            .delete_project_workspace(project)
+            .destroy_project_workspace(project)
             .await
             .map_err(|error| internal(&error))?;
-        tracing::info!(project, deleted, "workspace deleted");
-        Ok(())
+        let workflow = Arc::clone(&self.inner.workflow);
+        let (project, by) = (project.to_string(), by.to_string());
+        let outputs = tokio::task::spawn_blocking(move || workflow.destroy_outputs(&project, &by))
+            .await
+            .map_err(|error| internal(&error))?
+            .map_err(status)?;
+        destroyed.extend(outputs);
+        Ok(destroyed)
     }
 }
 

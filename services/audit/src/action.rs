@@ -63,6 +63,9 @@ actions! {
     UserRestore => "user.restore",
     ProjectAdd => "project.add",
     ProjectClose => "project.close",
+    /// What a closed project held, destroyed: each workspace table and held
+    /// output by name, size and SHA-256 (never contents).
+    ProjectDestroy => "project.destroy",
     OptOutAdd => "optout.add",
     ReleaseIngest => "release.ingest",
     GrantList => "grant.list",

@@ -10,10 +10,12 @@
 //! - the scheduler plans physically, so its sessions know the data store
 //!   (under [`STORE_URL`]) and the dominance aggregate ([`top2_sum_udaf`]);
 //! - executors run the stages, so their runtimes know the same store and
-//!   their function registry the same aggregate.
+//!   their function registry the same aggregates and the person-id maps
+//!   ([`person_map_udfs`], keyed by a literal in the plan).
 //!
 //! Neither holds keys or state: the cluster sees pseudonymized release files
-//! only, and must sit on the private network with the store (its ports take
+//! and the plans it runs (a project's id key among their literals) only, and
+//! must sit on the private network with the store (its ports take
 //! no authentication; see `infra/README.md`).
 
 use std::net::SocketAddr;
@@ -36,7 +38,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 use enclave_query::limits::{ClusterLimits, QueryPool};
 use enclave_query::tables::STORE_URL;
-use enclave_query::{person_set_udaf, top2_sum_udaf};
+use enclave_query::{person_map_udfs, person_set_udaf, top2_sum_udaf};
 use enclave_store::DataStore;
 use url::Url;
 
@@ -81,6 +83,9 @@ fn scheduler_sessions(data: &DataStore) -> SessionBuilder {
             .build();
         state.register_udaf(top2_sum_udaf())?;
         state.register_udaf(person_set_udaf())?;
+        for function in person_map_udfs() {
+            state.register_udf(function)?;
+        }
         Ok(state)
     })
 }
@@ -176,6 +181,11 @@ fn executor_functions() -> BallistaFunctionRegistry {
     for function in [top2_sum_udaf(), person_set_udaf()] {
         registry
             .aggregate_functions
+            .insert(function.name().to_string(), function);
+    }
+    for function in person_map_udfs() {
+        registry
+            .scalar_functions
             .insert(function.name().to_string(), function);
     }
     registry

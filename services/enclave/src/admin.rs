@@ -14,6 +14,7 @@ use enclave_audit::{
     Action, Archive, ArchiveLocation, ArchiveTask, AuditLog, CheckpointSigner, LogPolicy, NewEvent,
     Outcome, load_public_key, public_key_path,
 };
+use enclave_catalog::Catalog;
 use enclave_core::date::CivilDate;
 use enclave_portal::{Portal, PortalConfig};
 use enclave_query::{Execution, Limits, QueryEngine};
@@ -23,7 +24,7 @@ use enclave_store::{DataLocation, DataStore};
 
 use crate::audit_home::AuditHome;
 use crate::commands::CommandError;
-use crate::recorded::AuditTarget;
+use crate::recorded::{AuditTarget, operating_system_user};
 use crate::state::StateArgs;
 
 #[derive(Debug, Subcommand)]
@@ -193,15 +194,28 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
             audit,
         } => {
             let change = async {
-                state.open()?.close_project(&id)?;
-                let store = DataStore::open(&data)?;
-                Ok(QueryEngine::delete_workspace(&store, &id).await?)
+                let store = Arc::new(state.open()?);
+                store.close_project(&id)?;
+                let data = DataStore::open(&data)?;
+                let mut destroyed = QueryEngine::destroy_workspace(&data, &id).await?;
+                let catalog = Arc::new(Catalog::embedded().clone());
+                let workflow = Workflow::new(store, catalog, Clock::system());
+                destroyed.extend(workflow.destroy_outputs(&id, &operating_system_user())?);
+                let listed = serde_json::json!({ "destroyed": destroyed });
+                Ok((destroyed, listed))
             };
             let detail = serde_json::json!({ "project": id });
-            let deleted = audit
-                .recorded(Some(&state.state), Action::ProjectClose, detail, change)
+            let destroyed = audit
+                .recorded_with(Some(&state.state), Action::ProjectClose, detail, change)
                 .await?;
-            outln!("project {id} closed; {deleted} workspace tables deleted");
+            let tables = destroyed
+                .iter()
+                .filter(|item| item.kind == "workspace_table")
+                .count();
+            let outputs = destroyed.len() - tables;
+            outln!(
+                "project {id} closed; destroyed {tables} workspace tables and {outputs} held outputs"
+            );
         }
         ProjectCommand::List { state } => {
             for project in state.open()?.projects()? {

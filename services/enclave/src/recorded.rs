@@ -36,17 +36,36 @@ impl AuditTarget {
         detail: serde_json::Value,
         change: impl Future<Output = Result<T, CommandError>>,
     ) -> Result<T, CommandError> {
+        let change = async { change.await.map(|done| (done, serde_json::Value::Null)) };
+        self.recorded_with(state, action, detail, change).await
+    }
+
+    /// As [`AuditTarget::recorded`], with the fields of the object `change`
+    /// returns beside its result added to the outcome's detail.
+    pub(crate) async fn recorded_with<T>(
+        &self,
+        state: Option<&Path>,
+        action: Action,
+        detail: serde_json::Value,
+        change: impl Future<Output = Result<(T, serde_json::Value), CommandError>>,
+    ) -> Result<T, CommandError> {
         let Some(dir) = self.dir(state) else {
             tracing::warn!(%action, "no audit log given (--audit-dir); not recorded");
             eprintln!(
                 "warning: no --audit-dir given: this {action} is not recorded in an audit log"
             );
-            return change.await;
+            return change.await.map(|(done, _)| done);
         };
         spool(&dir, action, Outcome::Requested, detail.clone())?;
         let result = change.await;
         let mut detail = detail;
         let outcome = match &result {
+            Ok((_, serde_json::Value::Object(more))) => {
+                for (field, value) in more {
+                    detail[field.as_str()] = value.clone();
+                }
+                Outcome::Ok
+            }
             Ok(_) => Outcome::Ok,
             Err(error) => {
                 detail["error"] = error.to_string().into();
@@ -54,7 +73,7 @@ impl AuditTarget {
             }
         };
         spool(&dir, action, outcome, detail)?;
-        result
+        result.map(|(done, _)| done)
     }
 }
 
@@ -70,7 +89,7 @@ fn spool(
 }
 
 /// `os:<login>`: who ran the command on the server's machine.
-fn operating_system_user() -> String {
+pub(crate) fn operating_system_user() -> String {
     let login = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".to_string());

@@ -18,6 +18,8 @@ const PER_USER: usize = 16;
 #[derive(Debug)]
 struct Pending {
     user: String,
+    /// The project (or audit scope) whose session made it.
+    scope: String,
     outcome: Outcome,
     ready_at: Instant,
 }
@@ -40,7 +42,7 @@ impl Default for PendingResults {
 impl PendingResults {
     /// Keeps `outcome` for `user`; returns the handle to fetch it with. The
     /// user's oldest unfetched result makes room when they have too many.
-    pub(crate) fn insert(&self, user: &str, outcome: Outcome) -> String {
+    pub(crate) fn insert(&self, user: &str, scope: &str, outcome: Outcome) -> String {
         let mut bytes = [0u8; 16];
         self.rng.fill(&mut bytes).expect("system randomness");
         let handle: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -60,6 +62,7 @@ impl PendingResults {
             handle.clone(),
             Pending {
                 user: user.to_string(),
+                scope: scope.to_string(),
                 outcome,
                 ready_at: Instant::now(),
             },
@@ -68,8 +71,9 @@ impl PendingResults {
     }
 
     /// Takes the result behind `handle` if it belongs to `user` and has not
-    /// been fetched or expired.
-    pub(crate) fn take(&self, handle: &str, user: &str) -> Option<Outcome> {
+    /// been fetched or expired, with the scope that made it (which the
+    /// caller checks is still open before it streams anything).
+    pub(crate) fn take(&self, handle: &str, user: &str) -> Option<(String, Outcome)> {
         let mut results = self.lock();
         let owned = results.get(handle).is_some_and(|pending| {
             pending.user == user && pending.ready_at.elapsed() < FETCH_WINDOW
@@ -77,7 +81,7 @@ impl PendingResults {
         owned
             .then(|| results.remove(handle))
             .flatten()
-            .map(|p| p.outcome)
+            .map(|p| (p.scope, p.outcome))
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Pending>> {
@@ -92,11 +96,11 @@ mod tests {
     #[test]
     fn a_result_is_fetched_once_and_only_by_its_owner() {
         let results = PendingResults::default();
-        let handle = results.insert("alice", Outcome::Updated(3));
+        let handle = results.insert("alice", "p1", Outcome::Updated(3));
         assert!(results.take(&handle, "bob").is_none());
         assert!(matches!(
             results.take(&handle, "alice"),
-            Some(Outcome::Updated(3))
+            Some((scope, Outcome::Updated(3))) if scope == "p1"
         ));
         assert!(results.take(&handle, "alice").is_none());
     }
@@ -105,7 +109,7 @@ mod tests {
     fn a_user_keeps_a_bounded_number_waiting() {
         let results = PendingResults::default();
         let handles: Vec<String> = (0..=PER_USER)
-            .map(|i| results.insert("alice", Outcome::Updated(i as u64)))
+            .map(|i| results.insert("alice", "p1", Outcome::Updated(i as u64)))
             .collect();
         assert!(
             results.take(&handles[0], "alice").is_none(),

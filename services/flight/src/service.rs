@@ -247,7 +247,9 @@ impl EnclaveFlightSql {
             Outcome::Rows(released) => (result_schema(released), released.released_groups),
             Outcome::Updated(_) => (Arc::new(Schema::empty()), 0),
         };
-        let handle = self.results.insert(session.user(), outcome);
+        let handle = self
+            .results
+            .insert(session.user(), session.scope(), outcome);
         let command = TicketStatementQuery {
             statement_handle: handle.into_bytes().into(),
         };
@@ -496,7 +498,7 @@ impl FlightSqlService for EnclaveFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let user = self.caller(&request).await?;
-        let outcome = std::str::from_utf8(&ticket.statement_handle)
+        let (scope, outcome) = std::str::from_utf8(&ticket.statement_handle)
             .ok()
             .and_then(|handle| self.results.take(handle, &user))
             .ok_or_else(|| {
@@ -504,6 +506,9 @@ impl FlightSqlService for EnclaveFlightSql {
                     "the ticket is unknown, already fetched, expired or not yours; run the statement again",
                 )
             })?;
+        // A result waiting for a project that has since closed (or ended)
+        // is dropped: closing destroys what the project held.
+        self.scoped_session(&user, Some(&scope)).await?;
         Ok(Response::new(outcome_stream(outcome)?))
     }
 

@@ -26,6 +26,8 @@
 //!   remembered one answered the same way (surely within k − 1 persons, then
 //!   with a chance falling smoothly with the distance), fresh answers with
 //!   sticky noise.
+//! - [`pseudonym`]: per-project person ids, a keyed permutation of the
+//!   release's ids, mapped at every release scan and back for sketches.
 //! - [`policy`]: the publication rules as data (`policies/disclosure.toml`).
 //! - [`top2`]: the aggregate the dominance rule uses.
 //! - [`error`]: refusals and their rule ids.
@@ -40,6 +42,7 @@ pub mod expressions;
 pub mod keys;
 pub mod ledger;
 pub mod policy;
+pub mod pseudonym;
 pub mod release;
 pub mod reserved;
 pub mod rewrite;

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema};
 use datafusion::datasource::{TableProvider, provider_as_source, source_as_provider};
@@ -29,6 +30,7 @@ use crate::aggregates::{check_inner_aggregate, output_tags};
 use crate::error::{QueryError, Rule};
 use crate::expressions::check_node;
 use crate::keys::{check_key_ordering, check_key_uses};
+use crate::pseudonym::ProjectIds;
 use crate::table::{GuardedTable, PERSON, RowSource};
 use crate::tags::{ColumnTags, Tags};
 
@@ -37,8 +39,11 @@ use crate::tags::{ColumnTags, Tags};
 pub struct Scope {
     /// First and last `service_month` (`YYYY-MM`), both included.
     pub period: (String, String),
-    /// Persons removed from every result.
+    /// Persons removed from every result (release ids).
     pub opted_out: Arc<Vec<i64>>,
+    /// The project's person ids (see [`crate::pseudonym`]); `None` where
+    /// sessions see release ids (the public statistics, which show none).
+    pub project_ids: Option<ProjectIds>,
     /// Whether the statement reads care data (see [`Scope::reading`]);
     /// true until the statement is known.
     pub care_output: bool,
@@ -266,20 +271,36 @@ fn guarded_scan(scan: &TableScan, scope: &Scope) -> Result<Guarded, QueryError> 
         conditions.push(qualified("service_month").gt_eq(lit(first.as_str())));
         conditions.push(qualified("service_month").lt_eq(lit(last.as_str())));
     }
-    if !scope.opted_out.is_empty() {
-        let persons = scope.opted_out.iter().map(|id| lit(*id)).collect();
-        conditions.push(qualified(person_column).in_list(persons, true));
+    if let Some(excluded) = opted_out(table.source(), scope)? {
+        conditions.push(qualified(person_column).in_list(excluded, true));
     }
+    // Rows of the release enter with the project's person and record ids;
+    // a workspace holds them already.
+    let project_ids = match table.source() {
+        RowSource::Release => scope.project_ids.as_ref(),
+        _ => None,
+    };
+    let key = |column: &str| match project_ids {
+        Some(ids) => ids.project_expr(qualified(column)),
+        None => qualified(column),
+    };
     let visible = table.schema();
     let indices: Vec<usize> = match &scan.projection {
         Some(indices) => indices.clone(),
         None => (0..visible.fields().len()).collect(),
     };
-    let mut exprs: Vec<Expr> = indices
-        .iter()
-        .map(|&index| qualified(visible.field(index).name()))
-        .collect();
-    exprs.push(qualified(person_column).alias_qualified(Some(name.clone()), PERSON));
+    let mut exprs = Vec::with_capacity(indices.len() + 1);
+    for &index in &indices {
+        let field = visible.field(index);
+        if project_ids.is_none() || !table.tags()[index].identifying {
+            exprs.push(qualified(field.name()));
+        } else if field.data_type() == &DataType::Int64 {
+            exprs.push(key(field.name()).alias_qualified(Some(name.clone()), field.name()));
+        } else {
+            return Err(QueryError::internal("a key column is not BIGINT"));
+        }
+    }
+    exprs.push(key(person_column).alias_qualified(Some(name.clone()), PERSON));
     let mut builder =
         LogicalPlanBuilder::scan(name.clone(), provider_as_source(table.raw()), None)?;
     if let Some(condition) = conditions.into_iter().reduce(Expr::and) {
@@ -296,6 +317,24 @@ fn guarded_scan(scan: &TableScan, scope: &Scope) -> Result<Guarded, QueryError> 
         person: Some(Column::new(Some(name), PERSON)),
         tags,
     })
+}
+
+/// The opted-out persons as `source` names them: release ids in release
+/// tables, the project's ids in a workspace; `None` when there are none.
+fn opted_out(source: &RowSource, scope: &Scope) -> Result<Option<Vec<Expr>>, QueryError> {
+    if scope.opted_out.is_empty() {
+        return Ok(None);
+    }
+    let ids = scope
+        .opted_out
+        .iter()
+        .map(|&id| match (source, &scope.project_ids) {
+            (RowSource::Workspace, Some(ids)) => ids
+                .project_id(id)
+                .ok_or_else(|| QueryError::internal("an opted-out person id is out of range")),
+            _ => Ok(id),
+        });
+    Ok(Some(ids.map(|id| id.map(lit)).collect::<Result<_, _>>()?))
 }
 
 pub fn person_tags() -> Tags {

@@ -66,6 +66,7 @@ impl Lang {
             "closed" => ("終了", "Closed"),
             "refused_by_check" => ("自動チェックで不可", "Refused by the check"),
             "awaiting_review" => ("確認待ち", "Awaiting review"),
+            "destroyed" => ("消去済み", "Destroyed"),
             "active" => ("有効", "Active"),
             _ => ("不明", "Unknown"),
         };
@@ -90,6 +91,7 @@ impl Lang {
             "check_passed" => ("自動チェックを通過", "Automatic check passed"),
             "check_refused" => ("自動チェックで不可", "Automatic check refused"),
             "reviewed" => ("確認", "Reviewed"),
+            "destroyed" => ("終了に伴い消去", "Destroyed when the project closed"),
             "" => return None,
             _ => ("不明", "Unknown"),
         };

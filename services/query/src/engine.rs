@@ -22,14 +22,16 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use enclave_catalog::Catalog;
 use enclave_core::date::CivilDate;
-use enclave_state::{Clock, Period, Project, ProjectStatus, Protection, Snapshot, StateStore};
+use enclave_state::{
+    Clock, Destroyed, Period, Project, ProjectStatus, Protection, Snapshot, StateStore,
+};
 use enclave_store::{DataStore, Manifest};
 use url::Url;
 
 use crate::comparisons::check_text_compared_with_numbers;
 use crate::execution::Execution;
 use crate::grants::outside_grant;
-use crate::ids::new_query_id;
+use crate::ids::{ProjectIdKeys, new_query_id};
 use crate::ledger::{Asking, OverBudget, ProjectLedger, ReleaseLedger};
 use crate::limits::{
     ClusterLimits, ConcurrencyCaps, Limits, QueryPool, YieldAfterJoins, shared_pool,
@@ -82,6 +84,8 @@ struct EngineInner {
     object_stores: Arc<dyn ObjectStoreRegistry>,
     running: ConcurrencyCaps,
     ledger: ReleaseLedger,
+    /// The keys of the projects' person ids.
+    project_ids: ProjectIdKeys,
     /// Whose today decides whether a project is still open.
     clock: Clock,
 }
@@ -144,6 +148,7 @@ impl QueryEngine {
             })
             .collect();
         let opt_outs = OptOutIndex::load(&store, &manifest).await?;
+        let project_ids = ProjectIdKeys::load(&state)?;
         let registry = DefaultObjectStoreRegistry::new();
         registry.register_store(&store_url(), store.object_store());
         tracing::info!(release = manifest.release_id, %execution, "serving release");
@@ -167,6 +172,7 @@ impl QueryEngine {
                 object_stores: Arc::new(registry),
                 running: ConcurrencyCaps::default(),
                 ledger: ReleaseLedger::default(),
+                project_ids,
                 clock,
             }),
         };
@@ -381,14 +387,20 @@ impl QueryEngine {
         }
     }
 
-    /// Deletes the workspace of a closed project in the served store.
-    pub async fn delete_project_workspace(&self, project: &str) -> Result<usize, QueryError> {
-        QueryEngine::delete_workspace(&self.inner.store, project).await
+    /// Destroys the workspace of a closed project in the served store.
+    pub async fn destroy_project_workspace(
+        &self,
+        project: &str,
+    ) -> Result<Vec<Destroyed>, QueryError> {
+        QueryEngine::destroy_workspace(&self.inner.store, project).await
     }
 
-    /// Deletes the workspace of a closed project.
-    pub async fn delete_workspace(store: &DataStore, project: &str) -> Result<usize, QueryError> {
-        Workspace::new(store.clone(), project).delete_all().await
+    /// Destroys the workspace of a closed project: what it held.
+    pub async fn destroy_workspace(
+        store: &DataStore,
+        project: &str,
+    ) -> Result<Vec<Destroyed>, QueryError> {
+        Workspace::new(store.clone(), project).destroy_all().await
     }
 }
 
@@ -583,6 +595,7 @@ impl ProjectSession {
                 self.project.period.last.month().to_string(),
             ),
             opted_out: Arc::new(persons),
+            project_ids: Some(self.inner().project_ids.project(&self.project.id)),
             care_output: true,
         })
     }

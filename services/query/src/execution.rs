@@ -22,6 +22,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion_proto::protobuf::LogicalPlanNode;
 
+use enclave_guard::pseudonym::person_map_udfs;
 use enclave_guard::sketch::person_set_udaf;
 use enclave_guard::top2::top2_sum_udaf;
 
@@ -47,6 +48,9 @@ impl Execution {
                 let mut state = state.upgrade_for_ballista(format!("df://{scheduler}"))?;
                 state.register_udaf(top2_sum_udaf())?;
                 state.register_udaf(person_set_udaf())?;
+                for function in person_map_udfs() {
+                    state.register_udf(function)?;
+                }
                 Ok(state)
             }
         }

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use enclave_guard::disclosure::{LedgerNote, ValueCounts};
 use enclave_guard::ledger::{Answer, Cell, Decision, Entry, Ledger, LedgerRules};
-use enclave_state::{LedgerBatch, StateError, StateStore};
+use enclave_state::{LedgerBatch, Secret, StateError, StateStore};
 use serde::{Deserialize, Serialize};
 
 use crate::QueryError;
@@ -279,7 +279,7 @@ impl Loaded {
 /// The stored ledger, with its noise key (made on first use).
 fn load(state: &StateStore) -> Result<Loaded, QueryError> {
     let key = state
-        .ledger_key(&random_hex(32)?)
+        .secret(Secret::LedgerNoise, &random_hex(32)?)
         .map_err(QueryError::internal)?;
     let mut loaded = Loaded {
         ledger: Ledger::new(key.as_bytes()),

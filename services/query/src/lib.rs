@@ -41,6 +41,7 @@ pub mod workspace;
 
 pub use audit_sql::AuditSession;
 pub use enclave_guard::disclosure::{LedgerNote, Released, ScanStats};
+pub use enclave_guard::pseudonym::person_map_udfs;
 pub use enclave_guard::sketch::person_set_udaf;
 pub use enclave_guard::statement::WORKSPACE_SCHEMA;
 pub use enclave_guard::top2::top2_sum_udaf;

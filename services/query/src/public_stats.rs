@@ -347,7 +347,12 @@ mod tests {
             .unwrap();
         let state = StateStore::open(&dir.path().join("state")).unwrap();
         // A fixed noise key: the ledger's noise is the same every run.
-        state.ledger_key("public-statistics-test-key").unwrap();
+        state
+            .secret(
+                enclave_state::Secret::LedgerNoise,
+                "public-statistics-test-key",
+            )
+            .unwrap();
         let engine = QueryEngine::open(store, Arc::new(state), Limits::default())
             .await
             .unwrap();

@@ -3,10 +3,10 @@
 //! and each column's tags, so later queries are guarded exactly like catalog
 //! tables. Nothing in a workspace leaves except through disclosure control.
 //!
-//! A table's person ids are those of the release it was built from (dense
-//! ranks within that release), so each file records that release; once the
-//! service serves another, the table is refused by name until it is dropped
-//! and built again, never joined to the new release's ids.
+//! A table's person ids are the project's ids of the release it was built
+//! from (see `enclave_guard::pseudonym`), so each file records that release;
+//! once the service serves another, the table is refused by name until it is
+//! dropped and built again, never joined to the new release's ids.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use enclave_state::Destroyed;
 use enclave_store::DataStore;
 
 use crate::execution::Execution;
@@ -39,6 +40,10 @@ const TAGS_KEY: &str = "enclave.tags";
 /// File metadata: the release a table was built from, and its key.
 const RELEASE_KEY: &str = "enclave.release";
 const KEY_FINGERPRINT_KEY: &str = "enclave.key_fingerprint";
+/// File metadata: whose person ids the table holds (the project's; files
+/// from before projects had their own ids hold the release's).
+const PERSON_IDS_KEY: &str = "enclave.person_ids";
+const PROJECT_IDS: &str = "project";
 const ROOT: &str = "workspaces";
 
 /// A release as workspace tables record it: its person ids are meaningless
@@ -57,6 +62,7 @@ impl ReleaseStamp {
                 KEY_FINGERPRINT_KEY.to_string(),
                 self.key_fingerprint.clone(),
             ),
+            (PERSON_IDS_KEY.to_string(), PROJECT_IDS.to_string()),
         ])
     }
 
@@ -167,15 +173,7 @@ impl Workspace {
                     )
                 })
                 .collect();
-            let built_from = ReleaseStamp::of(&file_schema);
-            let source = if built_from.as_ref() == Some(served) {
-                RowSource::Workspace
-            } else {
-                let built_from = built_from.as_ref().map(|stamp| stamp.release_id.as_str());
-                RowSource::Unreadable {
-                    reason: stale_reason(&name, built_from, &served.release_id),
-                }
-            };
+            let source = source(&name, &file_schema, served);
             let table = guarded_table(visible, &file_schema, &[path.to_string()], source)
                 .map_err(QueryError::internal)?;
             tables.push((name, table));
@@ -280,14 +278,52 @@ impl Workspace {
         Ok(())
     }
 
-    /// Deletes every table (when the project closes); returns how many.
-    pub async fn delete_all(&self) -> Result<usize, QueryError> {
-        let names: Vec<String> = self.list().await?.into_keys().collect();
-        for name in &names {
-            self.drop_table(name, true).await?;
+    /// Destroys every table (when the project closes); returns what each
+    /// was (name, size, SHA-256), read just before it is deleted.
+    pub async fn destroy_all(&self) -> Result<Vec<Destroyed>, QueryError> {
+        let mut listed: Vec<(String, ObjectMeta)> = self.list().await?.into_iter().collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut destroyed = Vec::with_capacity(listed.len());
+        for (name, meta) in listed {
+            let content = self
+                .objects()
+                .get(&meta.location)
+                .await
+                .map_err(QueryError::internal)?
+                .bytes()
+                .await
+                .map_err(QueryError::internal)?;
+            self.drop_table(&name, true).await?;
+            destroyed.push(Destroyed::of(
+                "workspace_table",
+                &format!("work.{name}"),
+                &content,
+            ));
         }
-        Ok(names.len())
+        Ok(destroyed)
     }
+}
+
+/// How a session reads a stored table: as usual when built from the
+/// `served` release with the project's ids, else refused by name.
+fn source(name: &str, file_schema: &Schema, served: &ReleaseStamp) -> RowSource {
+    let built_from = ReleaseStamp::of(file_schema);
+    if built_from.as_ref() != Some(served) {
+        let built_from = built_from.as_ref().map(|stamp| stamp.release_id.as_str());
+        return RowSource::Unreadable {
+            reason: stale_reason(name, built_from, &served.release_id),
+        };
+    }
+    let ids = file_schema.metadata().get(PERSON_IDS_KEY);
+    if ids.map(String::as_str) != Some(PROJECT_IDS) {
+        return RowSource::Unreadable {
+            reason: format!(
+                "work.{name} holds person ids of the release, from before each project had its own; \
+                 DROP TABLE work.{name} and create it again"
+            ),
+        };
+    }
+    RowSource::Workspace
 }
 
 /// Why a table built from `built_from` (`None`: before tables recorded
@@ -372,6 +408,23 @@ mod tests {
         let schema = Schema::empty().with_metadata(stamp("r000002").metadata());
         assert_eq!(ReleaseStamp::of(&schema), Some(stamp("r000002")));
         assert_eq!(ReleaseStamp::of(&Schema::empty()), None);
+    }
+
+    #[test]
+    fn a_table_with_the_release_ids_is_refused_until_rebuilt() {
+        let served = stamp("r000002");
+        let current = Schema::empty().with_metadata(served.metadata());
+        assert!(matches!(
+            source("cohort", &current, &served),
+            RowSource::Workspace
+        ));
+        let mut metadata = served.metadata();
+        metadata.remove(PERSON_IDS_KEY);
+        let before = Schema::empty().with_metadata(metadata);
+        let RowSource::Unreadable { reason } = source("cohort", &before, &served) else {
+            panic!("a table with the release's ids was readable");
+        };
+        assert!(reason.contains("DROP TABLE work.cohort"), "{reason}");
     }
 
     #[test]

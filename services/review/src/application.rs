@@ -170,10 +170,12 @@ pub enum Step {
     CheckPassed,
     CheckRefused,
     Reviewed,
+    /// What the project held was destroyed when it closed.
+    Destroyed,
 }
 
 impl Step {
-    pub const ALL: [Step; 14] = [
+    pub const ALL: [Step; 15] = [
         Step::Created,
         Step::Edited,
         Step::Submitted,
@@ -188,6 +190,7 @@ impl Step {
         Step::CheckPassed,
         Step::CheckRefused,
         Step::Reviewed,
+        Step::Destroyed,
     ];
 
     /// The step's name in the API and in stored histories.
@@ -207,6 +210,7 @@ impl Step {
             Step::CheckPassed => "check_passed",
             Step::CheckRefused => "check_refused",
             Step::Reviewed => "reviewed",
+            Step::Destroyed => "destroyed",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! project's disclosure rules, then a second person from the committee
 //! approves or rejects it; only then can members download it.
 
+use enclave_state::Destroyed;
 use serde::{Deserialize, Serialize};
 
 use crate::WorkflowError;
@@ -17,6 +18,9 @@ pub enum ReleaseStatus {
     AwaitingReview,
     Approved,
     Rejected,
+    /// The project closed: the held result was destroyed (its size and
+    /// hash are recorded, not its contents).
+    Destroyed,
 }
 
 impl ReleaseStatus {
@@ -26,6 +30,7 @@ impl ReleaseStatus {
             ReleaseStatus::AwaitingReview => "awaiting_review",
             ReleaseStatus::Approved => "approved",
             ReleaseStatus::Rejected => "rejected",
+            ReleaseStatus::Destroyed => "destroyed",
         }
     }
 }
@@ -141,10 +146,23 @@ impl OutputRelease {
         Ok(())
     }
 
+    /// Destroys the held result when the project closes; returns what it
+    /// was, or `None` when nothing was held (refused or rejected).
+    pub fn destroy(&mut self, act: Act<'_>) -> Option<Destroyed> {
+        let csv = self.csv.take()?;
+        let destroyed = Destroyed::of("output", &format!("output {}", self.id), csv.as_bytes());
+        self.record(ReleaseStatus::Destroyed, act, Step::Destroyed, "");
+        Some(destroyed)
+    }
+
     /// The released CSV, once approved.
     pub fn download(&self) -> Result<&str, WorkflowError> {
         match (&self.status, &self.csv) {
             (ReleaseStatus::Approved, Some(csv)) => Ok(csv),
+            (ReleaseStatus::Destroyed, _) => Err(WorkflowError::NotAllowed(format!(
+                "output release {} was destroyed when its project closed",
+                self.id
+            ))),
             _ => Err(WorkflowError::NotAllowed(format!(
                 "output release {} is {}; it can be downloaded once approved",
                 self.id,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use enclave_access::{Domain, RoleLine, RoleSource};
 use enclave_catalog::Catalog;
-use enclave_state::{Clock, Collection, Project, Role, StateError, StateStore, Write};
+use enclave_state::{Clock, Collection, Destroyed, Project, Role, StateError, StateStore, Write};
 
 use crate::WorkflowError;
 use crate::application::{Act, Application, Proposal};
@@ -196,6 +196,31 @@ impl Workflow {
         let mut all: Vec<OutputRelease> = self.state.records(Collection::OutputReleases)?;
         all.sort_by_key(|r| r.id.parse::<u64>().unwrap_or(u64::MAX));
         Ok(all)
+    }
+
+    /// Destroys the results held for `project`'s outputs (it has closed),
+    /// in one write; returns what they were.
+    pub fn destroy_outputs(
+        &self,
+        project: &str,
+        by: &str,
+    ) -> Result<Vec<Destroyed>, WorkflowError> {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut destroyed = Vec::new();
+        let mut writes = Vec::new();
+        for mut output in self.outputs()? {
+            if output.project_id != project {
+                continue;
+            }
+            if let Some(record) = output.destroy(self.act(by)) {
+                destroyed.push(record);
+                writes.push(output_write(&output)?);
+            }
+        }
+        if !writes.is_empty() {
+            self.state.write(&writes)?;
+        }
+        Ok(destroyed)
     }
 
     /// The second person approves or rejects an output.

@@ -15,7 +15,7 @@ pub(crate) enum Table {
     OptOuts,
     Applications,
     OutputReleases,
-    /// The release ledger's batches and its noise key.
+    /// The release ledger's batches and the service's secrets.
     Ledger,
 }
 

@@ -26,12 +26,12 @@ pub use clock::Clock;
 
 pub use error::StateError;
 pub use model::{
-    AUDIT_SCOPE, DEFAULT_FRESH_VALUE_BUDGET, DEFAULT_K, Grant, OptOutEntry,
+    AUDIT_SCOPE, DEFAULT_FRESH_VALUE_BUDGET, DEFAULT_K, Destroyed, Grant, OptOutEntry,
     PUBLIC_STATISTICS_SCOPE, Period, Project, ProjectStatus, Protection, Role, Rounding, User,
     default_fresh_value_budget,
 };
 pub use postgresql::StateDatabase;
 pub use snapshot::{MAX_SNAPSHOT_AGE, Snapshot};
 pub use store::{
-    Collection, LedgerBatch, MAX_USER_NAME_BYTES, StateStore, Write, is_valid_user_name,
+    Collection, LedgerBatch, MAX_USER_NAME_BYTES, Secret, StateStore, Write, is_valid_user_name,
 };

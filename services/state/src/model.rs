@@ -411,6 +411,34 @@ impl Project {
     }
 }
 
+/// Something a closed project held, destroyed: what it was, its name, size
+/// and SHA-256, never its contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destroyed {
+    /// `workspace_table` or `output`.
+    pub kind: String,
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl Destroyed {
+    /// The record of `content`, about to be destroyed.
+    pub fn of(kind: &str, name: &str, content: &[u8]) -> Destroyed {
+        let digest = ring::digest::digest(&ring::digest::SHA256, content);
+        Destroyed {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            bytes: content.len() as u64,
+            sha256: digest
+                .as_ref()
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect(),
+        }
+    }
+}
+
 /// One opt-out: a keyed lookup value of the person (never an identity).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OptOutEntry {

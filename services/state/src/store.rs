@@ -316,16 +316,18 @@ impl StateStore {
         })
     }
 
-    /// The release ledger's noise key: `fresh` (hex), stored on first use.
-    pub fn ledger_key(&self, fresh: &str) -> Result<String, StateError> {
-        if let Some(key) = self.get::<String>(Table::Ledger, LEDGER_KEY)? {
+    /// The service's secret `which`: `fresh` (hex), stored on first use, so
+    /// every replica and every restart use the same one.
+    pub fn secret(&self, which: Secret, fresh: &str) -> Result<String, StateError> {
+        let name = which.key();
+        if let Some(key) = self.get::<String>(Table::Ledger, name)? {
             return Ok(key);
         }
         self.backend.write(|txn| {
-            if let Some(key) = txn.get(Table::Ledger, LEDGER_KEY)? {
+            if let Some(key) = txn.get(Table::Ledger, name)? {
                 return Ok(serde_json::from_slice(&key)?);
             }
-            txn.put(Table::Ledger, LEDGER_KEY, &serde_json::to_vec(fresh)?)?;
+            txn.put(Table::Ledger, name, &serde_json::to_vec(fresh)?)?;
             Ok(fresh.to_string())
         })
     }
@@ -430,7 +432,24 @@ pub struct LedgerBatch {
 }
 
 const LEDGER_COUNTER: &str = "ledger";
-const LEDGER_KEY: &str = "key";
+/// The secrets the service keeps in the state store (beside the release
+/// ledger, in its table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// The release ledger's noise and reach draws.
+    LedgerNoise,
+    /// The keys of the projects' person ids.
+    ProjectIds,
+}
+
+impl Secret {
+    fn key(self) -> &'static str {
+        match self {
+            Secret::LedgerNoise => "key",
+            Secret::ProjectIds => "project-ids-key",
+        }
+    }
+}
 
 fn ledger_batch_key(number: u64) -> String {
     format!("batch/{number:020}")

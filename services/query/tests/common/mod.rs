@@ -83,7 +83,9 @@ pub(crate) async fn fixture() -> Fixture {
             ..project("budget", all_tables.clone(), "2099-12-31")
         })
         .unwrap();
-    state.ledger_key(LEDGER_KEY).unwrap();
+    state
+        .secret(enclave_state::Secret::LedgerNoise, LEDGER_KEY)
+        .unwrap();
     state
         .add_project(&Project {
             period: "2024-01..2024-03".parse().unwrap(),

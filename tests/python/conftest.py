@@ -209,7 +209,10 @@ class Release:
     def workspace_files(self, project: str = "") -> list[str]:
         """Paths of the objects in `project`'s workspace (every workspace by
         default), in the served store."""
-        prefix = f"workspaces/{project}/" if project else "workspaces/"
+        return self.stored_files(f"workspaces/{project}/" if project else "workspaces/")
+
+    def stored_files(self, prefix: str) -> list[str]:
+        """Paths of the objects under `prefix` in the served store."""
         if self.s3 is None:
             return [p.relative_to(self.data).as_posix() for p in (self.data / prefix).rglob("*") if p.is_file()]
         bucket, _, root = self.location.removeprefix("s3://").partition("/")

@@ -48,7 +48,7 @@ def test_closing_a_project_deletes_its_workspace_and_refuses_queries(enclave, re
 
     closed = cli.close_project(enclave.state, release.location, "closing")
 
-    assert "destroyed 1 workspace tables and 0 held outputs" in closed.stdout, closed.stdout
+    assert "destroyed 1 workspace tables, 0 held outputs and 0 brought-in tables" in closed.stdout, closed.stdout
     assert not [path for path in release.workspace_files("closing") if path.endswith(".parquet")]
     # The command's events reach the log from its inbox within seconds.
     deadline = time.monotonic() + 30

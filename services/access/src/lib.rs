@@ -49,6 +49,10 @@ pub mod permissions {
     pub const OUTPUT_LIST: Permission = Permission::new("output", "list");
     pub const OUTPUT_REVIEW: Permission = Permission::new("output", "review");
     pub const OUTPUT_DOWNLOAD: Permission = Permission::new("output", "download");
+    /// A project member brings a table in (quarantined until reviewed).
+    pub const BRING_IN_UPLOAD: Permission = Permission::new("bring_in", "upload");
+    pub const BRING_IN_LIST: Permission = Permission::new("bring_in", "list");
+    pub const BRING_IN_REVIEW: Permission = Permission::new("bring_in", "review");
     pub const USER_LIST: Permission = Permission::new("user", "list");
     pub const USER_MANAGE: Permission = Permission::new("user", "manage");
 }

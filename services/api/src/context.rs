@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use enclave_access::{Access, Domain, Permission};
 use enclave_audit::{Action, Outcome};
-use enclave_query::QueryEngine;
+use enclave_query::{QueryEngine, references};
 use enclave_review::{Workflow, WorkflowError};
 use enclave_rpc::{bearer_token, status};
 use enclave_state::{Destroyed, User};
@@ -162,8 +162,8 @@ impl Api {
         Ok(closed)
     }
 
-    /// Destroys what a closed `project` held (its workspace tables and the
-    /// results held for its outputs), audited write-ahead; the outcome
+    /// Destroys what a closed `project` held (its workspace tables, the
+    /// results held for its outputs, the tables it brought in), audited write-ahead; the outcome
     /// lists each by name, size and SHA-256, never its contents.
     pub(crate) async fn destroy_holdings(&self, project: &str, by: &str) -> Result<(), Status> {
         let requested = self
@@ -204,11 +204,22 @@ impl Api {
             .map_err(|error| internal(&error))?;
         let workflow = Arc::clone(&self.inner.workflow);
         let (project, by) = (project.to_string(), by.to_string());
-        let outputs = tokio::task::spawn_blocking(move || workflow.destroy_outputs(&project, &by))
-            .await
-            .map_err(|error| internal(&error))?
-            .map_err(status)?;
+        let (outputs, brought_in) = tokio::task::spawn_blocking(move || {
+            Ok::<_, WorkflowError>((
+                workflow.destroy_outputs(&project, &by)?,
+                workflow.destroy_bring_ins(&project, &by)?,
+            ))
+        })
+        .await
+        .map_err(|error| internal(&error))?
+        .map_err(status)?;
         destroyed.extend(outputs);
+        for (record, object) in brought_in {
+            references::delete(self.inner.engine.store(), &object)
+                .await
+                .map_err(status)?;
+            destroyed.push(record);
+        }
         Ok(destroyed)
     }
 }

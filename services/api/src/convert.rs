@@ -228,6 +228,44 @@ pub(crate) fn output_release(release: &review::OutputRelease) -> proto::OutputRe
     }
 }
 
+pub(crate) fn bring_in(bring_in: &review::BringIn) -> proto::BringIn {
+    proto::BringIn {
+        id: bring_in.id.clone(),
+        project_id: bring_in.project_id.clone(),
+        name: bring_in.name.clone(),
+        requested_by: bring_in.requested_by.clone(),
+        purpose: bring_in.purpose.clone(),
+        status: bring_in.status.name().to_string(),
+        columns: bring_in.upload.columns.clone(),
+        rows: bring_in.upload.rows,
+        bytes: bring_in.upload.bytes,
+        sha256: bring_in.upload.sha256.clone(),
+        findings: bring_in
+            .findings
+            .iter()
+            .map(|finding| proto::ScreeningFinding {
+                column: finding.column.clone(),
+                rule: finding.rule.clone(),
+                message: finding.message.clone(),
+            })
+            .collect(),
+        approvals: bring_in
+            .approvals
+            .iter()
+            .map(|approval| proto::BringInApproval {
+                by: approval.by.clone(),
+                at: approval.at,
+                note: approval.note.clone(),
+            })
+            .collect(),
+        history: bring_in
+            .history
+            .iter()
+            .map(|t| transition(t, review::BringInStatus::name))
+            .collect(),
+    }
+}
+
 pub(crate) fn user(user: &User) -> proto::User {
     proto::User {
         name: user.name.clone(),

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod applications;
+mod bring_ins;
 mod catalog;
 mod context;
 mod convert;
@@ -49,6 +50,7 @@ impl Api {
     /// than its service's bound is refused before it is decoded.
     pub fn routes(&self) -> Routes {
         use proto::applications_server::ApplicationsServer;
+        use proto::bring_ins_server::BringInsServer;
         use proto::catalog_server::CatalogServer;
         use proto::grants_server::GrantsServer;
         use proto::output_releases_server::OutputReleasesServer;
@@ -63,6 +65,7 @@ impl Api {
         .add_service(
             OutputReleasesServer::new(self.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
         )
+        .add_service(BringInsServer::new(self.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(UsersServer::new(self.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(GrantsServer::new(self.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_service(CatalogServer::new(self.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))

@@ -90,6 +90,11 @@ actions! {
     OutputRead => "output.read",
     OutputReview => "output.review",
     OutputDownload => "output.download",
+    /// A table sent to a project's `ref` schema: screened, quarantined.
+    BringInUpload => "bring_in.upload",
+    BringInList => "bring_in.list",
+    /// A committee member's approval or rejection of a brought-in table.
+    BringInReview => "bring_in.review",
 }
 
 /// How it ended.

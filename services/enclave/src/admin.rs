@@ -17,7 +17,7 @@ use enclave_audit::{
 use enclave_catalog::Catalog;
 use enclave_core::date::CivilDate;
 use enclave_portal::{Portal, PortalConfig};
-use enclave_query::{Execution, Limits, QueryEngine};
+use enclave_query::{Execution, Limits, QueryEngine, references};
 use enclave_review::{ApplicationRoles, Workflow};
 use enclave_state::{Clock, Grant, Period, Project, ProjectStatus, Protection, Role, Rounding};
 use enclave_store::{DataLocation, DataStore};
@@ -200,7 +200,12 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
                 let mut destroyed = QueryEngine::destroy_workspace(&data, &id).await?;
                 let catalog = Arc::new(Catalog::embedded().clone());
                 let workflow = Workflow::new(store, catalog, Clock::system());
-                destroyed.extend(workflow.destroy_outputs(&id, &operating_system_user())?);
+                let by = operating_system_user();
+                destroyed.extend(workflow.destroy_outputs(&id, &by)?);
+                for (record, object) in workflow.destroy_bring_ins(&id, &by)? {
+                    references::delete(&data, &object).await?;
+                    destroyed.push(record);
+                }
                 let listed = serde_json::json!({ "destroyed": destroyed });
                 Ok((destroyed, listed))
             };
@@ -208,13 +213,12 @@ pub(crate) async fn project(command: ProjectCommand) -> Result<(), CommandError>
             let destroyed = audit
                 .recorded_with(Some(&state.state), Action::ProjectClose, detail, change)
                 .await?;
-            let tables = destroyed
-                .iter()
-                .filter(|item| item.kind == "workspace_table")
-                .count();
-            let outputs = destroyed.len() - tables;
+            let count = |kind: &str| destroyed.iter().filter(|item| item.kind == kind).count();
             outln!(
-                "project {id} closed; destroyed {tables} workspace tables and {outputs} held outputs"
+                "project {id} closed; destroyed {} workspace tables, {} held outputs and {} brought-in tables",
+                count("workspace_table"),
+                count("output"),
+                count("reference_table")
             );
         }
         ProjectCommand::List { state } => {
@@ -521,10 +525,11 @@ pub(crate) async fn serve(
     ));
     let catalog = Arc::new(engine.catalog().clone());
     let workflow = Arc::new(Workflow::new(state, catalog, clock));
-    let api = Api::new(Arc::clone(&access), workflow, engine.clone());
+    let api = Api::new(Arc::clone(&access), Arc::clone(&workflow), engine.clone());
     let routes = api.routes().add_service(enclave_flight::flight_service(
         engine.clone(),
         Arc::clone(&access),
+        workflow,
     ));
     let portal = match options.portal.no_portal {
         true => None,

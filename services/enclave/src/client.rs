@@ -5,6 +5,7 @@ use std::io::Read;
 
 use enclave_api::proto;
 use enclave_api::proto::applications_client::ApplicationsClient;
+use enclave_api::proto::bring_ins_client::BringInsClient;
 use enclave_api::proto::output_releases_client::OutputReleasesClient;
 use enclave_api::proto::session_client::SessionClient;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -125,6 +126,30 @@ impl Client {
 
     pub(crate) fn outputs(&self) -> OutputReleasesClient<Authorized> {
         OutputReleasesClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    pub(crate) fn bring_ins(&self) -> BringInsClient<Authorized> {
+        BringInsClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+}
+
+/// A brought-in table as the terminal shows it.
+pub(crate) fn print_bring_in(bring_in: &proto::BringIn) {
+    outln!(
+        "bring-in {}\t{}\tproject {}\tref.{}\t{} rows\tby {}",
+        bring_in.id,
+        bring_in.status,
+        bring_in.project_id,
+        bring_in.name,
+        bring_in.rows,
+        bring_in.requested_by
+    );
+    outln!("  columns: {}", bring_in.columns.join(", "));
+    for finding in &bring_in.findings {
+        outln!("  screening: {}", finding.message);
+    }
+    for approval in &bring_in.approvals {
+        outln!("  approved by {}: {}", approval.by, approval.note);
     }
 }
 

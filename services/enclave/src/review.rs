@@ -4,7 +4,7 @@ use clap::{Subcommand, ValueEnum};
 use enclave_api::proto;
 
 use crate::apply::list;
-use crate::client::{Connection, print_application, print_output};
+use crate::client::{Connection, print_application, print_bring_in, print_output};
 use crate::commands::CommandError;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -102,6 +102,24 @@ pub(crate) enum ReviewCommand {
         #[arg(long)]
         id: String,
         /// Approve; without it the output is rejected.
+        #[arg(long)]
+        approve: bool,
+        #[arg(long)]
+        note: String,
+    },
+    /// Tables brought in to projects: screening findings and approvals.
+    BringIns {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Approve or reject a quarantined table (two approvals from members
+    /// outside the project make it `ref.<name>`; a rejection destroys it).
+    BringIn {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long)]
+        id: String,
+        /// Approve; without it the table is rejected.
         #[arg(long)]
         approve: bool,
         #[arg(long)]
@@ -214,6 +232,31 @@ pub(crate) async fn run(command: ReviewCommand) -> Result<(), CommandError> {
             let client = connection.login().await?;
             let listed = client.outputs().list(proto::ListOutputsRequest {}).await?;
             listed.get_ref().releases.iter().for_each(print_output);
+            return Ok(());
+        }
+        ReviewCommand::BringIns { connection } => {
+            let client = connection.login().await?;
+            let listed = client
+                .bring_ins()
+                .list(proto::ListBringInsRequest {})
+                .await?;
+            listed.get_ref().bring_ins.iter().for_each(print_bring_in);
+            return Ok(());
+        }
+        ReviewCommand::BringIn {
+            connection,
+            id,
+            approve,
+            note,
+        } => {
+            let request = proto::ReviewBringInRequest { id, approve, note };
+            let reviewed = connection
+                .login()
+                .await?
+                .bring_ins()
+                .review(request)
+                .await?;
+            print_bring_in(reviewed.get_ref());
             return Ok(());
         }
         ReviewCommand::Output {

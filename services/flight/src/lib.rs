@@ -7,10 +7,13 @@
 //! for one fetch between `GetFlightInfo` and `DoGet`, server-side prepared statements with bound parameters, the
 //! metadata calls clients browse with (catalogs, schemas, tables, every
 //! SqlInfo id the JDBC driver reads, type info, keys), and cancelling a
-//! result not yet fetched. Errors reach clients through `enclave-rpc`
+//! result not yet fetched, and tables brought in to a project (bulk ingest
+//! into `ref.<name>`: screened and quarantined for review, see
+//! `bring_in`). Errors reach clients through `enclave-rpc`
 //! (gRPC code, the refusing rule's id in `x-enclave-rule`). Everything
 //! about what may run and leave is decided by `enclave-query`.
 
+mod bring_in;
 mod keys;
 mod prepared;
 mod results;
@@ -23,6 +26,7 @@ use std::sync::Arc;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use enclave_access::Access;
 use enclave_query::QueryEngine;
+use enclave_review::Workflow;
 
 pub use service::{EnclaveFlightSql, PROJECT_HEADER};
 
@@ -30,6 +34,7 @@ pub use service::{EnclaveFlightSql, PROJECT_HEADER};
 pub fn flight_service(
     engine: QueryEngine,
     access: Arc<Access>,
+    workflow: Arc<Workflow>,
 ) -> FlightServiceServer<EnclaveFlightSql> {
-    FlightServiceServer::new(EnclaveFlightSql::new(engine, access))
+    FlightServiceServer::new(EnclaveFlightSql::new(engine, access, workflow))
 }

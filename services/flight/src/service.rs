@@ -19,8 +19,9 @@ use arrow_flight::sql::{
     CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
     CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
     CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
-    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
-    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
 use arrow_flight::utils::batches_to_flight_data;
 use arrow_flight::{
@@ -30,6 +31,7 @@ use arrow_flight::{
 use datafusion::common::{ParamValues, ScalarValue};
 use enclave_query::Released;
 use enclave_query::{Outcome, Prepared, ProjectSession, QueryEngine, QueryError, Statement};
+use enclave_review::Workflow;
 use futures::{Stream, TryStreamExt, stream};
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -53,17 +55,24 @@ type DataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send +
 
 #[derive(Debug)]
 pub struct EnclaveFlightSql {
-    engine: QueryEngine,
-    access: Arc<Access>,
+    pub(crate) engine: QueryEngine,
+    pub(crate) access: Arc<Access>,
+    /// Records brought-in tables for review.
+    pub(crate) workflow: Arc<Workflow>,
     prepared: PreparedStatements,
     results: PendingResults,
 }
 
 impl EnclaveFlightSql {
-    pub fn new(engine: QueryEngine, access: Arc<Access>) -> EnclaveFlightSql {
+    pub fn new(
+        engine: QueryEngine,
+        access: Arc<Access>,
+        workflow: Arc<Workflow>,
+    ) -> EnclaveFlightSql {
         EnclaveFlightSql {
             engine,
             access,
+            workflow,
             prepared: PreparedStatements::default(),
             results: PendingResults::default(),
         }
@@ -81,7 +90,7 @@ impl EnclaveFlightSql {
 
     /// The caller's session: the project they name (or their only one),
     /// or the audit schema (named `audit`, or an operator's default).
-    async fn session<T>(&self, request: &Request<T>) -> Result<Session, Status> {
+    pub(crate) async fn session<T>(&self, request: &Request<T>) -> Result<Session, Status> {
         let user = self.caller(request).await?;
         let scope = request
             .metadata()
@@ -611,6 +620,14 @@ impl FlightSqlService for EnclaveFlightSql {
     ) -> Result<i64, Status> {
         let session = self.session(&request).await?;
         updated_rows(self.execute_audited(&session, &command.query, None).await?)
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.bring_in(command, request).await
     }
 
     async fn get_flight_info_catalogs(

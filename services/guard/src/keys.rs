@@ -11,7 +11,11 @@
 //! - alone, as a join key, an aggregate's argument (`count(DISTINCT
 //!   person_id)`) or a window partition;
 //! - compared with another key (`a.person_id = b.person_id`);
-//! - as the value an `IN (subquery)` looks up, or tested for NULL.
+//! - as the value an `IN (subquery)` of keys looks up, or tested for NULL.
+//!
+//! A key joined to a value (`ON d.person_id = v.x`) or looked up among
+//! values (`person_id IN (SELECT x FROM ref.codes)`) is compared with
+//! constants and refused too.
 //!
 //! Anything else (a comparison with a constant, arithmetic, a function, a
 //! cast compared with text, an ordering) is refused with rule `key-value`.
@@ -118,14 +122,41 @@ impl Reader<'_> {
     }
 
     fn refusal(&self) -> QueryError {
-        QueryError::refused(
-            Rule::KeyValue,
-            format!(
-                "person and record keys (person_id, receipt_id, …) are pseudonyms: they may link rows (a.person_id = b.person_id, person_id IN (SELECT person_id …)) and count persons (count(DISTINCT person_id)), not be compared with constants, computed on or ordered by; {} reads one as a value",
-                self.place
-            ),
-        )
+        key_value_refusal(self.place)
     }
+}
+
+/// A key read as a value in `place`.
+pub fn key_value_refusal(place: &str) -> QueryError {
+    QueryError::refused(
+        Rule::KeyValue,
+        format!(
+            "person and record keys (person_id, receipt_id, …) are pseudonyms: they may link rows (a.person_id = b.person_id, person_id IN (SELECT person_id …)) and count persons (count(DISTINCT person_id)), not be compared with constants, computed on or ordered by; {place} reads one as a value"
+        ),
+    )
+}
+
+/// Refuses a join whose equality pairs a key on one side with a value on
+/// the other (`ON d.person_id = v.number`, a VALUES row or a reference
+/// table's column): that is a comparison with constants.
+pub fn check_key_join(
+    left: &Guarded,
+    right: &Guarded,
+    on: &[(Expr, Expr)],
+) -> Result<(), QueryError> {
+    let is_key = |input: &Guarded, expr: &Expr| {
+        Reader {
+            input,
+            place: "a join condition",
+        }
+        .is_key(expr)
+    };
+    for (l, r) in on {
+        if is_key(left, l) != is_key(right, r) {
+            return Err(key_value_refusal("a join condition"));
+        }
+    }
+    Ok(())
 }
 
 /// Comparisons that link two keys.

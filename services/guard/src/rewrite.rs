@@ -29,7 +29,7 @@ use datafusion::logical_expr::{
 use crate::aggregates::{check_inner_aggregate, output_tags};
 use crate::error::{QueryError, Rule};
 use crate::expressions::check_node;
-use crate::keys::{check_key_ordering, check_key_uses};
+use crate::keys::{check_key_join, check_key_ordering, check_key_uses, key_value_refusal};
 use crate::pseudonym::ProjectIds;
 use crate::table::{GuardedTable, PERSON, RowSource};
 use crate::tags::{ColumnTags, Tags};
@@ -261,6 +261,7 @@ fn guarded_scan(scan: &TableScan, scope: &Scope) -> Result<Guarded, QueryError> 
     let person_column = match table.source() {
         RowSource::Release => "person_id",
         RowSource::Workspace => PERSON,
+        RowSource::Reference => return Ok(reference_scan(scan, table)?),
         RowSource::Unreadable { reason } => {
             return Err(QueryError::refused(Rule::Workspace, reason.clone()));
         }
@@ -316,6 +317,37 @@ fn guarded_scan(scan: &TableScan, scope: &Scope) -> Result<Guarded, QueryError> 
         plan,
         person: Some(Column::new(Some(name), PERSON)),
         tags,
+    })
+}
+
+/// A reference table's scan: its visible columns, no person, every value
+/// one the researcher chose (summing it is refused like summing a literal).
+fn reference_scan(scan: &TableScan, table: &GuardedTable) -> Result<Guarded, DataFusionError> {
+    let visible = table.schema();
+    let indices: Vec<usize> = match &scan.projection {
+        Some(indices) => indices.clone(),
+        None => (0..visible.fields().len()).collect(),
+    };
+    let exprs: Vec<Expr> = indices
+        .iter()
+        .map(|&index| {
+            Expr::Column(Column::new(
+                Some(scan.table_name.clone()),
+                visible.field(index).name(),
+            ))
+        })
+        .collect();
+    let plan = LogicalPlanBuilder::scan(
+        scan.table_name.clone(),
+        provider_as_source(table.raw()),
+        None,
+    )?
+    .project(exprs)?
+    .build()?;
+    Ok(Guarded {
+        plan,
+        person: None,
+        tags: ColumnTags::unknown(indices.len()),
     })
 }
 
@@ -391,6 +423,7 @@ fn rewrite_join(
         "a join condition",
         scope,
     )?;
+    check_key_join(&left, &right, &join.on)?;
     let mut on = join.on.clone();
     if let (Some(left_person), Some(right_person)) = (&left.person, &right.person) {
         check_person_join(join, &left, &right)?;
@@ -412,10 +445,13 @@ fn rewrite_join(
         join.null_equality,
         join.null_aware,
     )?);
-    let tags = join_constrained(tags, join, &plan);
+    // The condition is read with the inputs' own tags: a key compared with
+    // a constant row's value is a key read as a value, whatever the
+    // comparison then makes of the value.
     let joined = Guarded { plan, person, tags };
     check_reads(&joined, &join.filter, "a join condition", scope)?;
-    Ok(joined)
+    let tags = join_constrained(joined.tags, join, &joined.plan);
+    Ok(Guarded { tags, ..joined })
 }
 
 fn check_person_join(
@@ -856,8 +892,10 @@ pub fn with_guarded_subqueries(
             subquery,
             negated,
         }) => {
-            let selects_persons = input.tags.of_expr(&schema, &expr).person_equal;
-            let subquery = guarded_subquery(subquery, scope, selects_persons).map_err(to_df)?;
+            let outer = input.tags.of_expr(&schema, &expr);
+            let subquery =
+                guarded_subquery(subquery, scope, (outer.person_equal, outer.identifying))
+                    .map_err(to_df)?;
             Ok(Transformed::yes(Expr::InSubquery(InSubquery {
                 expr,
                 subquery,
@@ -865,7 +903,7 @@ pub fn with_guarded_subqueries(
             })))
         }
         Expr::Exists(Exists { subquery, negated }) => Ok(Transformed::yes(Expr::Exists(Exists {
-            subquery: guarded_subquery(subquery, scope, false).map_err(to_df)?,
+            subquery: guarded_subquery(subquery, scope, (false, false)).map_err(to_df)?,
             negated,
         }))),
         other => Ok(Transformed::no(other)),
@@ -874,18 +912,22 @@ pub fn with_guarded_subqueries(
     .map_err(QueryError::from)
 }
 
-/// The guarded subquery, refused unless it reads only constants, or it
-/// selects persons (`selects_persons`: the outer side is the person key)
-/// and returns the person key.
+/// The guarded subquery, refused unless it reads only constants (and the
+/// outer side is no key: `outer_key`), or it selects persons
+/// (`selects_persons`: the outer side is the person key) and returns the
+/// person key.
 fn guarded_subquery(
     subquery: Subquery,
     scope: &Scope,
-    selects_persons: bool,
+    (selects_persons, outer_key): (bool, bool),
 ) -> Result<Subquery, QueryError> {
     if !subquery.outer_ref_columns.is_empty() {
         return Err(person_subquery_refusal());
     }
     let guarded = rewrite(&subquery.subquery, scope)?;
+    if outer_key && guarded.person.is_none() {
+        return Err(key_value_refusal("an IN (subquery) of constant rows"));
+    }
     let fine_age = (0..guarded.plan.schema().fields().len()).any(|i| guarded.tags.get(i).fine_age);
     if fine_age && scope.care_output {
         return Err(care_age_refusal("a subquery"));

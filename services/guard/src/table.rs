@@ -31,6 +31,9 @@ pub enum RowSource {
     Release,
     /// A workspace table: person in the hidden column, rows already in period.
     Workspace,
+    /// A reference table the project brought in (`ref.<name>`, approved by
+    /// the committee): rows of no person, values the researcher chose.
+    Reference,
     /// A table listed to the project (with its columns, so it can be found
     /// and dropped) that no statement may read, e.g. a workspace table
     /// built from another release; reading it is refused with `reason`.

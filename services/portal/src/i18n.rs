@@ -67,6 +67,8 @@ impl Lang {
             "refused_by_check" => ("自動チェックで不可", "Refused by the check"),
             "awaiting_review" => ("確認待ち", "Awaiting review"),
             "destroyed" => ("消去済み", "Destroyed"),
+            "quarantined" => ("隔離中(審査待ち)", "Quarantined, awaiting review"),
+            "refused_by_screening" => ("自動審査で不可", "Refused by screening"),
             "active" => ("有効", "Active"),
             _ => ("不明", "Unknown"),
         };
@@ -92,6 +94,11 @@ impl Lang {
             "check_refused" => ("自動チェックで不可", "Automatic check refused"),
             "reviewed" => ("確認", "Reviewed"),
             "destroyed" => ("終了に伴い消去", "Destroyed when the project closed"),
+            "screening_passed" => (
+                "自動審査を通過、隔離保管",
+                "Screening passed; held in quarantine",
+            ),
+            "screening_refused" => ("自動審査で不可", "Refused by screening"),
             "" => return None,
             _ => ("不明", "Unknown"),
         };

@@ -37,6 +37,7 @@ use crate::limits::{
     ClusterLimits, ConcurrencyCaps, Limits, QueryPool, YieldAfterJoins, shared_pool,
 };
 use crate::optout::OptOutIndex;
+use crate::references::{self, REFERENCE_SCHEMA};
 use crate::scan::{ScanStats, collect_measured};
 use crate::show;
 use crate::stage::{run_stage, stage_schema};
@@ -55,6 +56,7 @@ use enclave_guard::statement::{Request, WORKSPACE_SCHEMA, classify};
 use enclave_guard::table::GuardedTable;
 use enclave_guard::table::RowSource;
 use enclave_guard::tags::{ColumnMarks, Tags};
+use enclave_screen::PersonKeys;
 
 /// The catalog name every session uses.
 pub const CATALOG: &str = "enclave";
@@ -71,6 +73,9 @@ struct ServedRelease {
     opt_outs: OptOutIndex,
     /// The first and last service months with rows in any table.
     coverage: Option<Period>,
+    /// Persons of the release (its ids are 0 … persons − 1), from its
+    /// ingest summary.
+    persons: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -166,6 +171,7 @@ impl QueryEngine {
                     files,
                     opt_outs,
                     coverage: coverage(&manifest)?,
+                    persons: manifest.content.summary["persons"].as_u64(),
                 },
                 limits,
                 execution,
@@ -387,6 +393,26 @@ impl QueryEngine {
         }
     }
 
+    /// The person ids of every project, which a brought-in table must not
+    /// hold (照合禁止).
+    pub async fn person_keys(&self) -> Result<PersonKeys, QueryError> {
+        let persons = self.inner.release.persons.ok_or_else(|| {
+            QueryError::internal("the served release does not say how many persons it holds")
+        })?;
+        let snapshot = self.snapshot().await?;
+        let projects = snapshot
+            .projects()
+            .iter()
+            .map(|project| self.inner.project_ids.project(&project.id))
+            .collect();
+        Ok(PersonKeys { projects, persons })
+    }
+
+    /// The served data store (where brought-in tables are kept).
+    pub fn store(&self) -> &DataStore {
+        &self.inner.store
+    }
+
     /// Destroys the workspace of a closed project in the served store.
     pub async fn destroy_project_workspace(
         &self,
@@ -580,6 +606,17 @@ impl ProjectSession {
         self.workspace().tables(&self.inner().release.stamp).await
     }
 
+    /// The tables the project brought in and the committee approved.
+    async fn reference_tables(&self) -> Result<Vec<(String, GuardedTable)>, QueryError> {
+        let snapshot = self.engine.snapshot().await?;
+        let mut tables = Vec::new();
+        for reference in snapshot.references_of(&self.project.id) {
+            let table = references::table(&self.inner().store, reference).await?;
+            tables.push((reference.name.clone(), table));
+        }
+        Ok(tables)
+    }
+
     /// The publication rules' thresholds for this project's k.
     fn rules(&self) -> Result<DisclosureRules, QueryError> {
         let policy = PublicationPolicy::embedded().map_err(QueryError::internal)?;
@@ -614,6 +651,13 @@ impl ProjectSession {
         for (name, table) in self.workspace_tables().await? {
             tables.push(TableInfo {
                 schema: WORKSPACE_SCHEMA.to_string(),
+                table: name,
+                columns: table.schema(),
+            });
+        }
+        for (name, table) in self.reference_tables().await? {
+            tables.push(TableInfo {
+                schema: REFERENCE_SCHEMA.to_string(),
                 table: name,
                 columns: table.schema(),
             });
@@ -671,6 +715,11 @@ impl ProjectSession {
             work.register_table(name, Arc::new(table))?;
         }
         catalog.register_schema(WORKSPACE_SCHEMA, Arc::new(work))?;
+        let references = MemorySchemaProvider::new();
+        for (name, table) in self.reference_tables().await? {
+            references.register_table(name, Arc::new(table))?;
+        }
+        catalog.register_schema(REFERENCE_SCHEMA, Arc::new(references))?;
         self.engine.cluster_context(catalog, WORKSPACE_SCHEMA)
     }
 

@@ -33,6 +33,7 @@ mod ledger;
 pub mod limits;
 pub mod optout;
 pub mod public_stats;
+pub mod references;
 pub mod scan;
 mod show;
 pub mod stage;

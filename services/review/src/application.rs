@@ -151,6 +151,20 @@ pub struct Transition<S> {
     pub note: String,
 }
 
+impl<S: Copy> Transition<S> {
+    /// The step `act` took from `from` to `to`, with `note`.
+    pub(crate) fn new(from: Option<S>, to: S, act: Act<'_>, step: Step, note: &str) -> Self {
+        Transition {
+            from,
+            to,
+            by: act.by.to_string(),
+            at: act.at,
+            step: Some(step),
+            note: note.to_string(),
+        }
+    }
+}
+
 /// What happened at a step of an application's or an output release's
 /// history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,10 +186,12 @@ pub enum Step {
     Reviewed,
     /// What the project held was destroyed when it closed.
     Destroyed,
+    ScreeningPassed,
+    ScreeningRefused,
 }
 
 impl Step {
-    pub const ALL: [Step; 15] = [
+    pub const ALL: [Step; 17] = [
         Step::Created,
         Step::Edited,
         Step::Submitted,
@@ -191,6 +207,8 @@ impl Step {
         Step::CheckRefused,
         Step::Reviewed,
         Step::Destroyed,
+        Step::ScreeningPassed,
+        Step::ScreeningRefused,
     ];
 
     /// The step's name in the API and in stored histories.
@@ -211,6 +229,8 @@ impl Step {
             Step::CheckRefused => "check_refused",
             Step::Reviewed => "reviewed",
             Step::Destroyed => "destroyed",
+            Step::ScreeningPassed => "screening_passed",
+            Step::ScreeningRefused => "screening_refused",
         }
     }
 }
@@ -644,14 +664,8 @@ impl Application {
     fn record(&mut self, from: Option<Status>, to: Status, act: Act<'_>, step: Step, note: &str) {
         tracing::info!(application = self.id, by = act.by, ?from, %to, step = step.name(), "application");
         self.status = to;
-        self.history.push(Transition {
-            from,
-            to,
-            by: act.by.to_string(),
-            at: act.at,
-            step: Some(step),
-            note: note.to_string(),
-        });
+        self.history
+            .push(Transition::new(from, to, act, step, note));
     }
 }
 

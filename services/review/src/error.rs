@@ -12,6 +12,8 @@ pub enum WorkflowError {
     NoApplication(String),
     #[error("no output release {0}")]
     NoOutputRelease(String),
+    #[error("no bring-in {0}")]
+    NoBringIn(String),
     #[error("application {id} is {status}; {action} needs it to be {expected}")]
     WrongStatus {
         id: String,
@@ -48,9 +50,9 @@ impl WorkflowError {
 impl UserFacing for WorkflowError {
     fn kind(&self) -> ErrorKind {
         match self {
-            WorkflowError::NoApplication(_) | WorkflowError::NoOutputRelease(_) => {
-                ErrorKind::NotFound
-            }
+            WorkflowError::NoApplication(_)
+            | WorkflowError::NoOutputRelease(_)
+            | WorkflowError::NoBringIn(_) => ErrorKind::NotFound,
             WorkflowError::WrongStatus { .. } | WorkflowError::NoQuorum { .. } => {
                 ErrorKind::FailedPrecondition
             }

@@ -6,16 +6,18 @@
 //! conditionally approved / rejected / returned; amendments, withdrawal,
 //! expiry, closing), committee review (assigned reviewers, conflicts of
 //! interest, opinions and votes, quorum, the chair's decision and
-//! conditions, messages), the project an approval grants, and output
-//! release review (automatic check, then a second person).
+//! conditions, messages), the project an approval grants, output release
+//! review (automatic check, then a second person), and bring-in review
+//! (screening, quarantine, two committee members).
 //!
 //! Separation of duties is enforced here, where the members are known:
 //! nobody named on an application assigns, reviews, votes on or decides it,
-//! and nobody in a project reviews its outputs. Which roles may attempt a
+//! and nobody in a project reviews its outputs or what it brings in. Which roles may attempt a
 //! step at all is the casbin policy's business (`enclave-access`); the
 //! gRPC API (`enclave-api`) asks both.
 
 mod application;
+mod bring_in;
 mod error;
 mod output;
 mod workflow;
@@ -24,6 +26,7 @@ pub use application::{
     Act, Application, DATASETS, Decision, Member, Message, Proposal, QUORUM, Reviewer, Round,
     Status, Step, Terms, Transition, Vote, VoteChoice, WORKSPACE_QUOTA_BYTES,
 };
+pub use bring_in::{APPROVALS, Approval, BringIn, BringInStatus, Finding, Upload, is_valid_name};
 pub use error::WorkflowError;
 pub use output::{CheckFindings, OutputRelease, ReleaseStatus};
 pub use workflow::{ApplicationRoles, Workflow};

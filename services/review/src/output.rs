@@ -181,13 +181,7 @@ impl OutputRelease {
         );
         let from = self.history.last().map(|_| self.status);
         self.status = to;
-        self.history.push(Transition {
-            from,
-            to,
-            by: act.by.to_string(),
-            at: act.at,
-            step: Some(step),
-            note: note.to_string(),
-        });
+        self.history
+            .push(Transition::new(from, to, act, step, note));
     }
 }

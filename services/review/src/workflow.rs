@@ -6,10 +6,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use enclave_access::{Domain, RoleLine, RoleSource};
 use enclave_catalog::Catalog;
-use enclave_state::{Clock, Collection, Destroyed, Project, Role, StateError, StateStore, Write};
+use enclave_state::{
+    Clock, Collection, Destroyed, Project, ReferenceTable, Role, StateError, StateStore, Write,
+};
 
 use crate::WorkflowError;
 use crate::application::{Act, Application, Proposal};
+use crate::bring_in::{BringIn, BringInStatus, Finding, Upload};
 use crate::output::{CheckFindings, OutputRelease};
 
 /// Applications and output releases, kept in the state store.
@@ -223,6 +226,95 @@ impl Workflow {
         Ok(destroyed)
     }
 
+    /// Records a screened table `project` brings in as `ref.<name>`; a name
+    /// already held (quarantined or approved) in the project is refused.
+    pub fn bring_in(
+        &self,
+        (project, name): (&str, &str),
+        purpose: &str,
+        by: &str,
+        (upload, findings): (Upload, Vec<Finding>),
+    ) -> Result<BringIn, WorkflowError> {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        let taken = self.bring_ins()?.into_iter().any(|other| {
+            other.project_id == project && other.name == name && other.status.holds_file()
+        });
+        if taken {
+            return Err(WorkflowError::invalid(
+                "name",
+                format!("ref.{name} is already brought in to project {project}"),
+            ));
+        }
+        let id = self.state.next_id(Collection::BringIns)?.to_string();
+        let bring_in =
+            BringIn::screened(id, (project, name), purpose, upload, findings, self.act(by))?;
+        self.state.write(&[bring_in_write(&bring_in)?])?;
+        Ok(bring_in)
+    }
+
+    pub fn bring_ins(&self) -> Result<Vec<BringIn>, WorkflowError> {
+        let mut all: Vec<BringIn> = self.state.records(Collection::BringIns)?;
+        all.sort_by_key(|b| b.id.parse::<u64>().unwrap_or(u64::MAX));
+        Ok(all)
+    }
+
+    /// A committee member approves or rejects a quarantined table; returns
+    /// it and, when rejected, the object the caller must delete.
+    pub fn review_bring_in(
+        &self,
+        id: &str,
+        by: &str,
+        approve: bool,
+        note: &str,
+    ) -> Result<(BringIn, Option<String>), WorkflowError> {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut bring_in: BringIn = self
+            .state
+            .record(Collection::BringIns, id)?
+            .ok_or_else(|| WorkflowError::NoBringIn(id.to_string()))?;
+        let members = self.project_members(&bring_in.project_id)?;
+        let object = bring_in.review(approve, note, &members, self.act(by))?;
+        let mut writes = vec![bring_in_write(&bring_in)?];
+        writes.extend(reference(&bring_in).map(Write::Reference));
+        self.state.write(&writes)?;
+        Ok((bring_in, object))
+    }
+
+    /// Destroys the tables `project` brought in (it has closed); returns
+    /// what they were and the objects the caller must delete.
+    pub fn destroy_bring_ins(
+        &self,
+        project: &str,
+        by: &str,
+    ) -> Result<Vec<(Destroyed, String)>, WorkflowError> {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut destroyed = Vec::new();
+        let mut writes = Vec::new();
+        for mut bring_in in self.bring_ins()? {
+            if bring_in.project_id != project {
+                continue;
+            }
+            let was_approved = bring_in.status == BringInStatus::Approved;
+            if let Some((record, object)) = bring_in.destroy(self.act(by)) {
+                if was_approved {
+                    let table = ReferenceTable {
+                        project: bring_in.project_id.clone(),
+                        name: bring_in.name.clone(),
+                        object: object.clone(),
+                        available: false,
+                    };
+                    writes.push(Write::Reference(table));
+                }
+                destroyed.push((record, object));
+                writes.push(bring_in_write(&bring_in)?);
+            }
+        }
+        if !writes.is_empty() {
+            self.state.write(&writes)?;
+        }
+        Ok(destroyed)
+    }
+
     /// The second person approves or rejects an output.
     pub fn review_output(
         &self,
@@ -233,14 +325,18 @@ impl Workflow {
     ) -> Result<OutputRelease, WorkflowError> {
         let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
         let mut release = self.output(id)?;
-        let members = self
-            .state
-            .project(&release.project_id)?
-            .map(|p| p.members)
-            .unwrap_or_default();
+        let members = self.project_members(&release.project_id)?;
         release.review(approve, note, &members, self.act(by))?;
         self.state.write(&[output_write(&release)?])?;
         Ok(release)
+    }
+
+    fn project_members(&self, project: &str) -> Result<Vec<String>, WorkflowError> {
+        Ok(self
+            .state
+            .project(project)?
+            .map(|p| p.members)
+            .unwrap_or_default())
     }
 
     fn act<'a>(&self, by: &'a str) -> Act<'a> {
@@ -290,6 +386,23 @@ impl Workflow {
 
 fn application_write(application: &Application) -> Result<Write, StateError> {
     Write::record(Collection::Applications, &application.id, application)
+}
+
+/// The reference table an approved bring-in makes.
+fn reference(bring_in: &BringIn) -> Option<ReferenceTable> {
+    if bring_in.status != BringInStatus::Approved {
+        return None;
+    }
+    Some(ReferenceTable {
+        project: bring_in.project_id.clone(),
+        name: bring_in.name.clone(),
+        object: bring_in.upload.object.clone()?,
+        available: true,
+    })
+}
+
+fn bring_in_write(bring_in: &BringIn) -> Result<Write, StateError> {
+    Write::record(Collection::BringIns, &bring_in.id, bring_in)
 }
 
 fn output_write(release: &OutputRelease) -> Result<Write, StateError> {

@@ -15,17 +15,21 @@ pub(crate) enum Table {
     OptOuts,
     Applications,
     OutputReleases,
+    BringIns,
+    References,
     /// The release ledger's batches and the service's secrets.
     Ledger,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 6] = [
+    pub(crate) const ALL: [Table; 8] = [
         Table::Users,
         Table::Projects,
         Table::OptOuts,
         Table::Applications,
         Table::OutputReleases,
+        Table::BringIns,
+        Table::References,
         Table::Ledger,
     ];
 
@@ -36,6 +40,8 @@ impl Table {
             Table::OptOuts => "opt_outs",
             Table::Applications => "applications",
             Table::OutputReleases => "output_releases",
+            Table::BringIns => "bring_ins",
+            Table::References => "reference_tables",
             Table::Ledger => "release_ledger",
         }
     }

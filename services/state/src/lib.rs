@@ -27,8 +27,8 @@ pub use clock::Clock;
 pub use error::StateError;
 pub use model::{
     AUDIT_SCOPE, DEFAULT_FRESH_VALUE_BUDGET, DEFAULT_K, Destroyed, Grant, OptOutEntry,
-    PUBLIC_STATISTICS_SCOPE, Period, Project, ProjectStatus, Protection, Role, Rounding, User,
-    default_fresh_value_budget,
+    PUBLIC_STATISTICS_SCOPE, Period, Project, ProjectStatus, Protection, ReferenceTable, Role,
+    Rounding, User, default_fresh_value_budget,
 };
 pub use postgresql::StateDatabase;
 pub use snapshot::{MAX_SNAPSHOT_AGE, Snapshot};

@@ -411,6 +411,24 @@ impl Project {
     }
 }
 
+/// A table a project brought in and the committee approved: `ref.<name>`
+/// in that project's sessions, read from `object` in the data store.
+/// Destroyed (when the project closes) it stays recorded, unavailable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceTable {
+    pub project: String,
+    pub name: String,
+    pub object: String,
+    pub available: bool,
+}
+
+impl ReferenceTable {
+    /// The key a reference table is stored under.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.project, self.name)
+    }
+}
+
 /// Something a closed project held, destroyed: what it was, its name, size
 /// and SHA-256, never its contents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

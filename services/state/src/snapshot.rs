@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::model::{OptOutEntry, Project, User};
+use crate::model::{OptOutEntry, Project, ReferenceTable, User};
 
 /// The oldest snapshot answered again without reading the store.
 pub const MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(1);
@@ -28,6 +28,7 @@ pub struct Snapshot {
     users: BTreeMap<String, User>,
     projects: Vec<Project>,
     opt_outs: Arc<[OptOutEntry]>,
+    references: Vec<ReferenceTable>,
 }
 
 impl Snapshot {
@@ -36,6 +37,7 @@ impl Snapshot {
         users: Vec<User>,
         projects: Vec<Project>,
         opt_outs: Vec<OptOutEntry>,
+        references: Vec<ReferenceTable>,
     ) -> Snapshot {
         Snapshot {
             version,
@@ -45,6 +47,7 @@ impl Snapshot {
                 .collect(),
             projects,
             opt_outs: opt_outs.into(),
+            references,
         }
     }
 
@@ -71,6 +74,14 @@ impl Snapshot {
             .iter()
             .filter(|project| project.members.iter().any(|member| member == user))
             .cloned()
+            .collect()
+    }
+
+    /// The reference tables `project` may read, by name.
+    pub fn references_of(&self, project: &str) -> Vec<&ReferenceTable> {
+        self.references
+            .iter()
+            .filter(|table| table.project == project && table.available)
             .collect()
     }
 

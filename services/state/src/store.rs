@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::StateError;
 use crate::backend::{Backend, Reader, Table, VERSION_COUNTER, Writer};
 use crate::embedded::Embedded;
-use crate::model::{OptOutEntry, Project, ProjectStatus, Role, User};
+use crate::model::{OptOutEntry, Project, ProjectStatus, ReferenceTable, Role, User};
 use crate::postgresql::{Postgres, StateDatabase};
 use crate::snapshot::{Cached, Snapshot};
 
@@ -22,6 +22,8 @@ pub enum Collection {
     Applications,
     /// Requests to release an output for publication (enclave-review).
     OutputReleases,
+    /// Tables researchers bring in, and their review (enclave-review).
+    BringIns,
 }
 
 impl Collection {
@@ -29,6 +31,7 @@ impl Collection {
         match self {
             Collection::Applications => Table::Applications,
             Collection::OutputReleases => Table::OutputReleases,
+            Collection::BringIns => Table::BringIns,
         }
     }
 
@@ -36,6 +39,7 @@ impl Collection {
         match self {
             Collection::Applications => "sequence:applications",
             Collection::OutputReleases => "sequence:output_releases",
+            Collection::BringIns => "sequence:bring_ins",
         }
     }
 }
@@ -51,6 +55,8 @@ pub enum Write {
     },
     /// Insert or replace a project (validated, members must exist).
     Project(Project),
+    /// Insert or replace a project's reference table.
+    Reference(ReferenceTable),
 }
 
 impl Write {
@@ -127,6 +133,7 @@ impl StateStore {
                 documents(txn, Table::Users)?,
                 documents(txn, Table::Projects)?,
                 documents(txn, Table::OptOuts)?,
+                documents(txn, Table::References)?,
             ))
         })?);
         *cached = Some(Cached::new(mark, Arc::clone(&snapshot)));
@@ -309,6 +316,9 @@ impl StateStore {
                     } => txn.put(collection.table(), key, json)?,
                     Write::Project(project) => {
                         txn.put(Table::Projects, &project.id, &serde_json::to_vec(project)?)?;
+                    }
+                    Write::Reference(table) => {
+                        txn.put(Table::References, &table.key(), &serde_json::to_vec(table)?)?;
                     }
                 }
             }

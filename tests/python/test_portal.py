@@ -192,6 +192,9 @@ def test_apply_review_approve_query_release_and_audit(portal: Server, browser: B
     ana.fill("#purpose", "Describe diagnoses by age band.")
     ana.fill("#public_interest", "Chronic disease policy.")
     ana.fill("#planned_outputs", "Tables of counts by age band.")
+    ana.fill("#planned_bring_ins", "ICD-10 code list of chronic diseases.")
+    ana.fill("#security_measures", "Analysis only from the university's locked enclave room.")
+    ana.check("#no_matching_pledge")
     ana.fill("#members", "ana: Test University")
     ana.fill("#period_first", FULL_PERIOD[0])
     ana.fill("#period_last", FULL_PERIOD[1])
@@ -347,8 +350,10 @@ def test_a_conflict_removes_a_vote_and_the_chair_needs_a_quorum(portal: Server, 
     carl.goto("/applications/new?table=ndb.receipts")
     for field, value in [("#project_id", "portal-return"), ("#title", "受診件数の推移"), ("#purpose", "Trends."),
                          ("#public_interest", "Access to care."), ("#planned_outputs", "Counts."),
+                         ("#security_measures", "Locked room."),
                          ("#members", "carl: Test University"), ("#valid_until", "2099-12-31")]:
         carl.fill(field, value)
+    carl.check("#no_matching_pledge")
     carl.click("form.proposal > button[type=submit]")
     application_url = carl.url
     carl.goto(application_url + "/edit")

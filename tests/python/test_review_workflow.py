@@ -43,6 +43,7 @@ def apply(cli, server, user, project_id, tables, linkage="ndb"):
     args = ["apply", "create", "--project-id", project_id, "--title", "Diagnoses by age band",
             "--purpose", "Describe diagnoses by age band.", "--public-interest", "Chronic disease policy.",
             "--planned-outputs", "Tables of counts.", "--member", f"{user}:Test University",
+            "--security-measures", "Analysis only from the university's locked room.", "--pledge-no-matching",
             "--linkage", linkage, "--period", "2000-01..2099-12", "--until", "2099-12-31",
             "--rounding", "none"]
     for table in tables:
@@ -58,6 +59,32 @@ def approve(cli, server, application):
     done = run(cli, server, "chair", "review", "decide", "--id", application, "--decision", "approve",
                "--note", "approved")
     assert application_line(done.stdout) == (application, "approved")
+
+
+def test_submitting_needs_the_security_measures_and_the_pledge(cli, workflow_server):
+    """An application without its site's security measures or the pledge
+    not to match the data (照合禁止) stays a draft; the pledge is recorded
+    with who accepted it."""
+    server = workflow_server
+    base = ["apply", "create", "--title", "t", "--purpose", "p",
+            "--public-interest", "i", "--planned-outputs", "o", "--member", "ana:Test University",
+            "--linkage", "ndb", "--period", "2000-01..2099-12", "--until", "2099-12-31",
+            "--table", "ndb.receipts:person_id,sex"]
+    for missing, flags in (("security_measures", ["--pledge-no-matching"]),
+                           ("no_matching_pledge", ["--security-measures", "Locked room."])):
+        application, _ = application_line(
+            run(cli, server, "ana", *base, "--project-id", f"no-{missing.replace('_', '-')}", *flags).stdout)
+        refused = run(cli, server, "ana", "apply", "submit", "--id", application, check=False)
+        assert refused.returncode != 0 and f"invalid {missing}" in refused.stderr, refused.stderr
+        shown = run(cli, server, "op", "review", "show", "--id", application).stdout
+        assert "\tdraft\t" in shown
+    application, _ = application_line(
+        run(cli, server, "ana", *base, "--project-id", "pledged", "--security-measures", "Locked room.",
+            "--pledge-no-matching").stdout)
+    assert application_line(run(cli, server, "ana", "apply", "submit", "--id", application).stdout)[1] == "submitted"
+    shown = run(cli, server, "rev1", "review", "show", "--id", application).stdout
+    assert "no-matching pledge (照合禁止): accepted by ana" in shown, shown
+    assert "security measures: Locked room." in shown
 
 
 def test_apply_review_approve_query_close(cli, release, workflow_server):

@@ -21,6 +21,9 @@ pub(crate) fn proposal(message: Option<proto::Proposal>) -> Result<review::Propo
         public_interest: message.public_interest,
         planned_outputs: message.planned_outputs,
         terms: terms(message.terms)?,
+        planned_bring_ins: message.planned_bring_ins,
+        security_measures: message.security_measures,
+        no_matching_pledge: message.no_matching_pledge,
     })
 }
 
@@ -159,7 +162,16 @@ pub(crate) fn application(application: &review::Application) -> proto::Applicati
             public_interest: proposal.public_interest.clone(),
             planned_outputs: proposal.planned_outputs.clone(),
             terms: Some(terms_message(&proposal.terms)),
+            planned_bring_ins: proposal.planned_bring_ins.clone(),
+            security_measures: proposal.security_measures.clone(),
+            no_matching_pledge: proposal.no_matching_pledge,
         }),
+        pledged_by: application
+            .pledge
+            .as_ref()
+            .map(|pledge| pledge.by.clone())
+            .unwrap_or_default(),
+        pledged_at: application.pledge.as_ref().map_or(0, |pledge| pledge.at),
         approved: application.approved.as_ref().map(terms_message),
         conditions: application.conditions.clone(),
         status: application.status.name().to_string(),

@@ -282,6 +282,9 @@ fn proposal(project_id: &str, terms: proto::Terms) -> proto::Proposal {
         public_interest: "Baseline statistics for health policy.".into(),
         planned_outputs: "One table of counts.".into(),
         terms: Some(terms),
+        planned_bring_ins: String::new(),
+        security_measures: "Analysis only from the university's locked room.".into(),
+        no_matching_pledge: true,
     }
 }
 

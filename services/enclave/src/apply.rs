@@ -54,6 +54,16 @@ pub(crate) struct ProposalArgs {
     /// Planned publications and outputs.
     #[arg(long)]
     planned_outputs: String,
+    /// Tables the study will bring in (code lists, reference tables).
+    #[arg(long, default_value = "")]
+    planned_bring_ins: String,
+    /// The data security measures at your site (needed to submit).
+    #[arg(long, default_value = "")]
+    security_measures: String,
+    /// Accept the pledge not to match the data against any other data
+    /// (照合禁止); needed to submit.
+    #[arg(long)]
+    pledge_no_matching: bool,
     #[command(flatten)]
     terms: TermsArgs,
 }
@@ -198,6 +208,9 @@ impl ProposalArgs {
             public_interest: self.public_interest,
             planned_outputs: self.planned_outputs,
             terms: Some(self.terms.message()?),
+            planned_bring_ins: self.planned_bring_ins,
+            security_measures: self.security_measures,
+            no_matching_pledge: self.pledge_no_matching,
         })
     }
 }

@@ -170,6 +170,17 @@ pub(crate) fn print_application(application: &proto::Application, detail: bool) 
     outln!("  purpose: {}", proposal.purpose);
     outln!("  public interest: {}", proposal.public_interest);
     outln!("  planned outputs: {}", proposal.planned_outputs);
+    outln!("  planned bring-ins: {}", proposal.planned_bring_ins);
+    outln!("  security measures: {}", proposal.security_measures);
+    if application.pledged_by.is_empty() {
+        outln!("  no-matching pledge (照合禁止): not accepted");
+    } else {
+        outln!(
+            "  no-matching pledge (照合禁止): accepted by {} at {}",
+            application.pledged_by,
+            application.pledged_at
+        );
+    }
     if let Some(terms) = &proposal.terms {
         print_terms("requested", terms);
     }

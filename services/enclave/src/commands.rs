@@ -391,6 +391,10 @@ fn remove_dir(path: &Path) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// What the demo's applicants say of their site's security.
+const DEMO_SECURITY_MEASURES: &str =
+    "Analysis only on the university's enclave terminal, in a locked room, by the named members.";
+
 /// The demo's users, application 1 approved through the workflow (project
 /// `demo` over every table and the release's months) and application 2
 /// submitted and waiting for the demo reviewer.
@@ -446,6 +450,9 @@ async fn seed_demo_state(paths: &DemoPaths) -> Result<(), CommandError> {
             public_interest: "Plans for post-acute care capacity.".into(),
             planned_outputs: "Aggregate tables by prefecture, age band and month.".into(),
             terms: terms("researcher", all_tables)?,
+            planned_bring_ins: "An ICD-10 code list of the admissions studied.".into(),
+            security_measures: DEMO_SECURITY_MEASURES.into(),
+            no_matching_pledge: true,
         },
     )?;
     approve_demo_application(&workflow, &demo.id)?;
@@ -464,6 +471,9 @@ async fn seed_demo_state(paths: &DemoPaths) -> Result<(), CommandError> {
                         .parse()?,
                 ],
             )?,
+            planned_bring_ins: String::new(),
+            security_measures: DEMO_SECURITY_MEASURES.into(),
+            no_matching_pledge: true,
         },
     )?;
     workflow.change(&waiting.id, "outsider", |a, act| {

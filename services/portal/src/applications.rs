@@ -529,6 +529,16 @@ pub(crate) fn summary(lang: Lang, application: &Application) -> Markup {
             h2 { (lang.t("研究の目的", "Purpose")) } p { (proposal.purpose) }
             h2 { (lang.t("公益性", "Public interest")) } p { (proposal.public_interest) }
             h2 { (lang.t("予定する成果物", "Planned outputs")) } p { (proposal.planned_outputs) }
+            h2 { (lang.t("持ち込む予定の表", "Tables to bring in")) } p { (proposal.planned_bring_ins) }
+            h2 { (lang.t("安全管理措置", "Data security measures")) } p { (proposal.security_measures) }
+            h2 { (lang.t("照合禁止の誓約", "Pledge not to match (照合禁止)")) }
+            p class="pledge" {
+                @if application.pledged_by.is_empty() {
+                    (lang.t("未了", "Not accepted"))
+                } @else {
+                    (lang.t("誓約済み", "Accepted")) ": " span translate="no" { (application.pledged_by) } " (" (page::time(application.pledged_at)) ")"
+                }
+            }
         }
     }
 }
@@ -663,6 +673,17 @@ fn proposal_form(
                     label for="planned_outputs" { (lang.t("予定する成果物", "Planned outputs")) }
                     textarea id="planned_outputs" name="planned_outputs" rows="2" required { (proposal.planned_outputs) }
                 }
+                fieldset {
+                    legend { (lang.t("データの取扱い", "Handling the data")) }
+                    label for="planned_bring_ins" { (lang.t("持ち込む予定の表(コードリスト・参照表。なければ空欄)", "Tables you plan to bring in (code lists, reference tables; leave empty if none)")) }
+                    textarea id="planned_bring_ins" name="planned_bring_ins" rows="2" { (proposal.planned_bring_ins) }
+                    label for="security_measures" { (lang.t("研究実施場所の安全管理措置(提出に必要)", "Data security measures at your site (needed to submit)")) }
+                    textarea id="security_measures" name="security_measures" rows="3" { (proposal.security_measures) }
+                    label class="check" {
+                        input type="checkbox" id="no_matching_pledge" name="no_matching_pledge" value="yes" checked[proposal.no_matching_pledge];
+                        " " (lang.t("提供されたデータを他の情報と照合しないこと(照合禁止)を誓約します(提出に必要)。", "I pledge not to match the data against any other information (照合禁止; needed to submit)."))
+                    }
+                }
             }
             fieldset {
                 legend { (lang.t("研究者と期間", "People and period")) }
@@ -728,6 +749,9 @@ fn proposal_from(form: &Posted) -> Proposal {
         public_interest: form.get("public_interest").to_string(),
         planned_outputs: form.get("planned_outputs").to_string(),
         terms: Some(terms_from(form)),
+        planned_bring_ins: form.get("planned_bring_ins").to_string(),
+        security_measures: form.get("security_measures").to_string(),
+        no_matching_pledge: form.get("no_matching_pledge") == "yes",
     }
 }
 

@@ -100,6 +100,33 @@ pub struct Proposal {
     pub public_interest: String,
     pub planned_outputs: String,
     pub terms: Terms,
+    /// Tables the study will bring in (code lists, reference tables), for
+    /// the bring-in review; may be empty.
+    #[serde(default)]
+    pub planned_bring_ins: String,
+    /// The data security measures at the researchers' site.
+    #[serde(default)]
+    pub security_measures: String,
+    /// The applicant accepts the pledge not to match the data against any
+    /// other data (照合禁止); the application records who and when.
+    #[serde(default)]
+    pub no_matching_pledge: bool,
+}
+
+/// The pledge to 照合禁止 as accepted: by whom, when (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pledge {
+    pub by: String,
+    pub at: i64,
+}
+
+impl Pledge {
+    fn of(proposal: &Proposal, act: Act<'_>) -> Option<Pledge> {
+        proposal.no_matching_pledge.then(|| Pledge {
+            by: act.by.to_string(),
+            at: act.at,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,6 +292,9 @@ pub struct Application {
     pub past_rounds: Vec<Round>,
     pub history: Vec<Transition<Status>>,
     pub messages: Vec<Message>,
+    /// The 照合禁止 pledge as last accepted with the proposal.
+    #[serde(default)]
+    pub pledge: Option<Pledge>,
 }
 
 /// Who acts, and when.
@@ -286,6 +316,7 @@ impl Application {
         let mut application = Application {
             id,
             applicant: act.by.to_string(),
+            pledge: Pledge::of(&proposal, act),
             proposal,
             approved: None,
             conditions: Vec::new(),
@@ -333,6 +364,7 @@ impl Application {
             ));
         }
         validate_proposal(&proposal, &self.applicant, catalog)?;
+        self.pledge = Pledge::of(&proposal, act);
         self.proposal = proposal;
         self.record(Some(self.status), self.status, act, Step::Edited, "");
         Ok(())
@@ -344,6 +376,18 @@ impl Application {
             "submitting",
             "draft or returned",
         )?;
+        if self.proposal.security_measures.trim().is_empty() {
+            return Err(WorkflowError::invalid(
+                "security_measures",
+                "describe the data security measures at your site before submitting",
+            ));
+        }
+        if self.pledge.is_none() {
+            return Err(WorkflowError::invalid(
+                "no_matching_pledge",
+                "accept the pledge not to match the data against other data (照合禁止) before submitting",
+            ));
+        }
         self.start_round(act, Step::Submitted);
         Ok(())
     }

@@ -23,8 +23,8 @@ mod output;
 mod workflow;
 
 pub use application::{
-    Act, Application, DATASETS, Decision, Member, Message, Proposal, QUORUM, Reviewer, Round,
-    Status, Step, Terms, Transition, Vote, VoteChoice, WORKSPACE_QUOTA_BYTES,
+    Act, Application, DATASETS, Decision, Member, Message, Pledge, Proposal, QUORUM, Reviewer,
+    Round, Status, Step, Terms, Transition, Vote, VoteChoice, WORKSPACE_QUOTA_BYTES,
 };
 pub use bring_in::{APPROVALS, Approval, BringIn, BringInStatus, Finding, Upload, is_valid_name};
 pub use error::WorkflowError;

@@ -581,3 +581,51 @@ def test_a_project_page_shows_its_ledger_releases_by_query_id(start_server, brow
     otto.click("a[href='/projects/led-p']")
     for query_id in lena_queries:
         expect(otto.locator("section.ledger")).to_contain_text(query_id)
+
+
+def test_a_member_brings_a_table_in_and_two_reviewers_approve_it(start_server, browser: Browser,
+                                                                  release: Release, tmp_path):
+    """On the project page a member uploads a CSV with a personal name: the
+    refusal names the column and rule, not the name. A clean code list waits
+    in quarantine on the committee's queue; two reviewers approve it there
+    and the project page shows it approved, queryable as ref.<name>."""
+    users = {"rina": "researcher", "rev1": "reviewer", "rev2": "reviewer"}
+    server = start_server("portal-bring-in", users,
+                          {"bi-p": Project("bi-p", ("rina",), grants=("ndb.diagnoses",), rounding=None)})
+    rina = signed_in(browser, server, "rina")
+
+    def upload(name: str, content: str) -> None:
+        file = tmp_path / f"{name}.csv"
+        file.write_text(content)
+        rina.goto("/projects/bi-p")
+        rina.fill("#bring-in-name", name)
+        rina.fill("#bring-in-purpose", "Cohort definition from the protocol.")
+        rina.set_input_files("#bring-in-file", str(file))
+        rina.click("section.bring-ins form button[type=submit]")
+
+    upload("people", "code,who\nA01,ヤマダ タロウ\nA02,スズキ ハナコ\n")
+    expect(rina.locator("main")).to_contain_text("column `who`: person-name")
+    expect(rina.locator("main")).not_to_contain_text("ヤマダ")
+    assert not release.stored_files("bring-ins/bi-p/")
+
+    upload("codes", "icd10,label\nE11,diabetes\nE119,diabetes\nI10,hypertension\n")
+    expect(rina.locator("table.bring-in-list")).to_contain_text("ref.codes")
+    shot(rina, "27-project-bring-in")
+    assert len(release.stored_files("bring-ins/bi-p/")) == 1
+
+    for reviewer in ("rev1", "rev2"):
+        page = signed_in(browser, server, reviewer)
+        page.goto("/review")
+        form = page.locator("form.bring-in-review")
+        expect(form).to_contain_text("ref.codes")
+        if reviewer == "rev1":
+            shot(page, "28-review-bring-in")
+        form.locator("input[name=approve][value=yes]").check()
+        form.locator("textarea[name=note]").fill("ICD-10 codes only.")
+        form.locator("button[type=submit]").click()
+    rina.goto("/projects/bi-p")
+    expect(rina.locator("table.bring-in-list")).to_contain_text("承認")
+    with server.connect("rina") as conn:
+        table = query(conn, "SELECT c.label, count(DISTINCT d.person_id) AS persons FROM ndb.diagnoses d "
+                            "JOIN ref.codes c ON d.icd10 = c.icd10 GROUP BY c.label")
+    assert set(table.column("label").to_pylist()) <= {"diabetes", "hypertension"} and table.num_rows > 0

@@ -43,6 +43,12 @@ impl Api {
         &self.inner.engine
     }
 
+    /// The workflow, for steps run on the blocking pool without an audit
+    /// event of their own.
+    pub(crate) fn shared_workflow(&self) -> Arc<Workflow> {
+        Arc::clone(&self.inner.workflow)
+    }
+
     /// The enabled account behind the call's bearer token.
     pub(crate) async fn caller<T>(&self, request: &Request<T>) -> Result<User, Status> {
         self.inner

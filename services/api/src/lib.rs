@@ -36,6 +36,7 @@ pub mod proto {
 
 use tonic::service::Routes;
 
+pub use bring_ins::BroughtIn;
 pub use context::Api;
 pub use server::{ServeError, ServerConfig, serve};
 

@@ -96,10 +96,10 @@ async fn start_server() -> Server {
         Arc::new(engine.catalog().clone()),
         clock.clone(),
     ));
-    let api = Api::new(Arc::clone(&access), Arc::clone(&workflow), engine.clone());
-    let routes = api
-        .routes()
-        .add_service(enclave_flight::flight_service(engine, access, workflow));
+    let api = Api::new(Arc::clone(&access), workflow, engine.clone());
+    let routes =
+        api.routes()
+            .add_service(enclave_flight::flight_service(engine, access, api.clone()));
     let (bound, address) = tokio::sync::oneshot::channel();
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),

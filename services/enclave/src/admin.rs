@@ -525,11 +525,11 @@ pub(crate) async fn serve(
     ));
     let catalog = Arc::new(engine.catalog().clone());
     let workflow = Arc::new(Workflow::new(state, catalog, clock));
-    let api = Api::new(Arc::clone(&access), Arc::clone(&workflow), engine.clone());
+    let api = Api::new(Arc::clone(&access), workflow, engine.clone());
     let routes = api.routes().add_service(enclave_flight::flight_service(
         engine.clone(),
         Arc::clone(&access),
-        workflow,
+        api.clone(),
     ));
     let portal = match options.portal.no_portal {
         true => None,

@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use enclave_access::Access;
+use enclave_api::Api;
 use enclave_query::QueryEngine;
-use enclave_review::Workflow;
 
 pub use service::{EnclaveFlightSql, PROJECT_HEADER};
 
@@ -34,7 +34,7 @@ pub use service::{EnclaveFlightSql, PROJECT_HEADER};
 pub fn flight_service(
     engine: QueryEngine,
     access: Arc<Access>,
-    workflow: Arc<Workflow>,
+    api: Api,
 ) -> FlightServiceServer<EnclaveFlightSql> {
-    FlightServiceServer::new(EnclaveFlightSql::new(engine, access, workflow))
+    FlightServiceServer::new(EnclaveFlightSql::new(engine, access, api))
 }

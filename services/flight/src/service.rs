@@ -29,9 +29,9 @@ use arrow_flight::{
     IpcMessage, SchemaAsIpc, Ticket,
 };
 use datafusion::common::{ParamValues, ScalarValue};
+use enclave_api::Api;
 use enclave_query::Released;
 use enclave_query::{Outcome, Prepared, ProjectSession, QueryEngine, QueryError, Statement};
-use enclave_review::Workflow;
 use futures::{Stream, TryStreamExt, stream};
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -57,22 +57,18 @@ type DataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send +
 pub struct EnclaveFlightSql {
     pub(crate) engine: QueryEngine,
     pub(crate) access: Arc<Access>,
-    /// Records brought-in tables for review.
-    pub(crate) workflow: Arc<Workflow>,
+    /// Takes brought-in tables to the bring-in review.
+    pub(crate) api: Api,
     prepared: PreparedStatements,
     results: PendingResults,
 }
 
 impl EnclaveFlightSql {
-    pub fn new(
-        engine: QueryEngine,
-        access: Arc<Access>,
-        workflow: Arc<Workflow>,
-    ) -> EnclaveFlightSql {
+    pub fn new(engine: QueryEngine, access: Arc<Access>, api: Api) -> EnclaveFlightSql {
         EnclaveFlightSql {
             engine,
             access,
-            workflow,
+            api,
             prepared: PreparedStatements::default(),
             results: PendingResults::default(),
         }

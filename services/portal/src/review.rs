@@ -1,7 +1,9 @@
 //! The committee's pages: the queue, an application with the requested
 //! data highlighted, conflicts of interest, opinions and votes, the chair's
 //! assignment and decision with conditions, and the second-person check of
-//! output releases with the automatic check's findings. Every page asks the
+//! output releases with the automatic check's findings, and the bring-in
+//! review of tables projects brought in (two members outside the project
+//! approve; a rejection destroys the file). Every page asks the
 //! access policy for `committee, view` first, so nobody else can open them,
 //! whatever the URL; each step is then the API's call, made as the visitor.
 
@@ -11,10 +13,12 @@ use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
 use enclave_access::{Domain, permissions};
 use enclave_api::proto::applications_server::Applications as _;
+use enclave_api::proto::bring_ins_server::BringIns;
 use enclave_api::proto::output_releases_server::OutputReleases;
 use enclave_api::proto::{
-    Application, AssignReviewersRequest, DecideRequest, DecisionKind, DeclareConflictRequest,
-    ListOutputsRequest, ReviewOutputRequest, VoteChoice, VoteRequest,
+    Application, AssignReviewersRequest, BringIn, DecideRequest, DecisionKind,
+    DeclareConflictRequest, ListOutputsRequest, ReviewBringInRequest, ReviewOutputRequest,
+    VoteChoice, VoteRequest,
 };
 use enclave_state::Role;
 use maud::{Markup, html};
@@ -26,6 +30,7 @@ use crate::call::as_user;
 use crate::i18n::Lang;
 use crate::outputs::{self, outputs_table};
 use crate::page::{self, Section, csrf_field};
+use crate::projects;
 use crate::session::{Posted, SignedIn, Visitor};
 use crate::{Portal, PortalError};
 
@@ -38,6 +43,7 @@ pub(crate) fn routes() -> Router<Portal> {
         .route("/review/applications/{id}/vote", post(vote))
         .route("/review/applications/{id}/decide", post(decide))
         .route("/review/outputs/{id}", get(output_page).post(review_output))
+        .route("/review/bring-ins/{id}", post(review_bring_in))
 }
 
 /// The signed-in committee member, or a refusal.
@@ -69,6 +75,11 @@ async fn queue_page(
     let (waiting, checked): (Vec<_>, Vec<_>) = outputs
         .into_iter()
         .partition(|r| r.status == "awaiting_review");
+    let quarantined: Vec<BringIn> = projects::bring_ins(&portal, user)
+        .await?
+        .into_iter()
+        .filter(|bring_in| bring_in.status == "quarantined")
+        .collect();
     let body = html! {
         h2 { (lang.t("審査待ちの申請", "Applications awaiting review")) }
         @if open.is_empty() { (page::empty(lang.t("審査待ちの申請はありません。", "No application awaits review."))) }
@@ -76,6 +87,12 @@ async fn queue_page(
         h2 { (lang.t("確認待ちの成果物", "Outputs awaiting a check")) }
         @if waiting.is_empty() { (page::empty(lang.t("確認待ちの成果物はありません。", "No output awaits a check."))) }
         @else { (outputs_table(lang, &waiting, "/review/outputs/")) }
+        h2 { (lang.t("審査待ちの持込表", "Tables brought in awaiting review")) }
+        @if quarantined.is_empty() { (page::empty(lang.t("審査待ちの持込表はありません。", "No table brought in awaits review."))) }
+        @else {
+            (projects::bring_in_table(lang, &quarantined))
+            @for bring_in in &quarantined { (bring_in_form(&visitor, bring_in)) }
+        }
         details {
             summary { (lang.t("審査済みの申請と成果物", "Decided applications and checked outputs")) }
             @if !decided.is_empty() { (applications_table(lang, &decided, "/review/applications/")) }
@@ -381,6 +398,46 @@ async fn output_page(
     Ok(page::render(&visitor, Section::Review, &title, body))
 }
 
+/// A committee member's decision on one quarantined table.
+fn bring_in_form(visitor: &Visitor, bring_in: &BringIn) -> Markup {
+    let lang = visitor.lang;
+    html! {
+        form method="post" action={ "/review/bring-ins/" (bring_in.id) } class="panel bring-in-review" {
+            (csrf_field(visitor))
+            h3 { (lang.t("持込審査", "Bring-in review")) " #" (bring_in.id) " " code translate="no" { "ref." (bring_in.name) } " (" span translate="no" { (bring_in.project_id) } ")" }
+            p { (lang.t("用途", "What it is for")) ": " span translate="no" { (bring_in.purpose) } }
+            p class="muted" { "SHA-256 " code { (bring_in.sha256) } }
+            fieldset class="row" {
+                legend { (lang.t("判断", "Decision")) }
+                label class="check" { input type="radio" name="approve" value="yes" required; " " (lang.t("承認", "Approve")) }
+                label class="check" { input type="radio" name="approve" value="no"; " " (lang.t("却下(ファイルは消去)", "Reject (the file is destroyed)")) }
+            }
+            label for={ "bring-in-note-" (bring_in.id) } { (lang.t("所見", "Note")) }
+            textarea id={ "bring-in-note-" (bring_in.id) } name="note" rows="2" required {}
+            button type="submit" { (lang.t("確定する", "Record")) }
+        }
+    }
+}
+
+async fn review_bring_in(
+    State(portal): State<Portal>,
+    visitor: Visitor,
+    Path(id): Path<String>,
+    form: Posted,
+) -> Result<Redirect, PortalError> {
+    let user = committee(&portal, &visitor).await?;
+    let request = as_user(
+        user,
+        ReviewBringInRequest {
+            id,
+            approve: form.get("approve") == "yes",
+            note: form.get("note").to_string(),
+        },
+    );
+    BringIns::review(portal.api(), request).await?;
+    Ok(Redirect::to("/review"))
+}
+
 async fn review_output(
     State(portal): State<Portal>,
     visitor: Visitor,
@@ -396,6 +453,6 @@ async fn review_output(
             note: form.get("note").to_string(),
         },
     );
-    portal.api().review(request).await?;
+    OutputReleases::review(portal.api(), request).await?;
     Ok(Redirect::to(&format!("/review/outputs/{id}")))
 }

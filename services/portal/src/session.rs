@@ -346,17 +346,63 @@ impl FromRequest<Portal> for Posted {
         let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|_| {
             PortalError::invalid("フォームを読めませんでした。", "the form could not be read")
         })?;
-        let sent = fields
-            .iter()
-            .find(|(key, _)| key == CSRF_FIELD)
-            .map(|(_, value)| value.as_str());
-        match (expected, sent) {
-            (Some(expected), Some(sent)) if same_secret(&expected, sent) => Ok(Posted { fields }),
-            _ => {
-                tracing::warn!("form refused: CSRF token missing or wrong");
-                Err(PortalError::Csrf)
+        checked(expected, fields)
+    }
+}
+
+/// The form's fields if its CSRF field holds the session's token.
+fn checked(expected: Option<String>, fields: Vec<(String, String)>) -> Result<Posted, PortalError> {
+    let sent = fields
+        .iter()
+        .find(|(key, _)| key == CSRF_FIELD)
+        .map(|(_, value)| value.as_str());
+    match (expected, sent) {
+        (Some(expected), Some(sent)) if same_secret(&expected, sent) => Ok(Posted { fields }),
+        _ => {
+            tracing::warn!("form refused: CSRF token missing or wrong");
+            Err(PortalError::Csrf)
+        }
+    }
+}
+
+/// A posted `multipart/form-data` form with one file (field `file`): its
+/// text fields, checked like [`Posted`], and the file's bytes. The route
+/// bounds the body (`DefaultBodyLimit`).
+#[derive(Debug)]
+pub(crate) struct Uploaded {
+    pub(crate) form: Posted,
+    pub(crate) file: Vec<u8>,
+}
+
+impl FromRequest<Portal> for Uploaded {
+    type Rejection = PortalError;
+
+    async fn from_request(request: Request, portal: &Portal) -> Result<Uploaded, PortalError> {
+        let expected = portal.sessions().expected_csrf(request.headers());
+        let unreadable = || {
+            PortalError::invalid(
+                "アップロードを読めませんでした(ファイルは 64 MiB まで)。",
+                "the upload could not be read (files hold at most 64 MiB)",
+            )
+        };
+        let mut multipart = axum::extract::Multipart::from_request(request, portal)
+            .await
+            .map_err(|_| unreadable())?;
+        let (mut fields, mut file) = (Vec::new(), Vec::new());
+        while let Some(field) = multipart.next_field().await.map_err(|_| unreadable())? {
+            let name = field.name().unwrap_or_default().to_string();
+            let bytes = field.bytes().await.map_err(|_| unreadable())?;
+            if name == "file" {
+                file = bytes.to_vec();
+            } else {
+                let text = String::from_utf8(bytes.to_vec()).map_err(|_| unreadable())?;
+                fields.push((name, text));
             }
         }
+        Ok(Uploaded {
+            form: checked(expected, fields)?,
+            file,
+        })
     }
 }
 

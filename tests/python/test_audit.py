@@ -72,7 +72,8 @@ def test_near_identical_queries_raise_an_alert(cli, enclave):
 # result (the audit schema is not under disclosure control).
 QUERY_DETAIL_KEYS = {"project", "sql", "phase", "duration_ms", "released_groups",
                      "suppressed_groups", "suppressed_values", "rows_written", "rule", "error",
-                     "fingerprint", "tables", "columns", "rows_scanned", "ledger", "query_id"}
+                     "fingerprint", "tables", "columns", "rows_scanned", "ledger", "query_id",
+                     "analysis"}
 
 
 def test_an_empty_audit_query_carries_no_disclosure_warning(enclave):

@@ -6,6 +6,7 @@ outside the project approve it, then only that project can join it by code
 (never by person); a rejected table leaves nothing in the store; closing
 the project destroys the approved one."""
 
+import hashlib
 import io
 import json
 import re
@@ -154,6 +155,40 @@ def test_a_rejected_table_leaves_nothing_in_the_store(server, release, cli):
     for file in server.state.rglob("*"):
         if file.is_file():
             assert marker.encode() not in file.read_bytes(), file
+
+
+def test_an_approved_analysis_runs_by_name_and_each_run_records_its_hash(server, release, cli, tmp_path):
+    by_sex = "SELECT sex, count(DISTINCT person_id) AS persons FROM ndb.diagnoses GROUP BY sex"
+    endpoint = server.uri.replace("grpc://", "http://")
+
+    def register(name: str, sql: str, check=True):
+        file = tmp_path / f"{name}.sql"
+        file.write_text(sql)
+        return cli.run("apply", "register-analysis", "--project", ALPHA.id, "--name", name, "--file", file,
+                       "--purpose", "Table 1 of the protocol", "--server", endpoint, "--user", "bia",
+                       "--password-stdin", input=password("bia") + "\n", check=check)
+
+    # What could not run is not registered: the statement is planned first.
+    refused = register("rows", "SELECT person_id FROM ndb.diagnoses", check=False)
+    assert refused.returncode != 0 and "refused" in refused.stderr, refused.stderr
+    registered = register("by_sex", by_sex).stdout
+    analysis, status, digest = re.search(r"^analysis (\d+)\t(\w+)\t.*\tsha256 (\w+)\t", registered, re.MULTILINE).groups()
+    assert status == "quarantined" and digest == hashlib.sha256(by_sex.encode()).hexdigest()
+    with server.connect("bia") as conn:
+        assert "no bring-in approved analysis `by_sex`" in error_of(conn, "RUN ANALYSIS by_sex")
+    for reviewer in ("rv1", "rv2"):
+        review(cli, server, reviewer, "bring-in", "--id", analysis, "--approve", "--note", "as in the protocol")
+    with server.connect("bia") as conn:
+        ran = query(conn, "RUN ANALYSIS by_sex").to_pylist()
+        direct = query(conn, by_sex).to_pylist()
+    assert sorted(ran, key=str) == sorted(direct, key=str) and ran
+    with server.connect("bib") as conn:
+        assert "no bring-in approved analysis" in error_of(conn, "RUN ANALYSIS by_sex")
+    with server.connect("ops") as conn:
+        details = query(conn, "SELECT detail FROM audit.events WHERE action = 'query' AND outcome = 'ok'"
+                              f" AND project = '{ALPHA.id}'").column("detail").to_pylist()
+    runs = [json.loads(d)["analysis"] for d in details if "analysis" in json.loads(d)]
+    assert runs and all(run == {"name": "by_sex", "bring_in": analysis, "sha256": digest} for run in runs)
 
 
 def test_closing_destroys_the_tables_a_project_brought_in(server, release, cli):

@@ -25,7 +25,9 @@ use crate::Api;
 use crate::context::audited;
 use crate::convert;
 use crate::proto::bring_ins_server::BringIns;
-use crate::proto::{self, ListBringInsRequest, ListBringInsResponse, ReviewBringInRequest};
+use crate::proto::{
+    self, ListBringInsRequest, ListBringInsResponse, RegisterAnalysisRequest, ReviewBringInRequest,
+};
 
 /// A table a project member sends to `ref.<name>`.
 #[derive(Debug)]
@@ -155,6 +157,17 @@ impl Api {
         Ok(bring_in)
     }
 
+    /// The approved analysis `name` of `project`: its statement and record
+    /// (whose `upload.sha256` each run records).
+    pub async fn approved_analysis(&self, project: &str, name: &str) -> Result<BringIn, Status> {
+        let workflow = self.shared_workflow();
+        let (project, name) = (project.to_string(), name.to_string());
+        tokio::task::spawn_blocking(move || workflow.approved_analysis(&project, &name))
+            .await
+            .map_err(|error| crate::context::internal(&error))?
+            .map_err(status)
+    }
+
     async fn screen_and_keep(&self, user: &str, table: BroughtIn) -> Result<BringIn, Status> {
         let BroughtIn {
             project,
@@ -261,6 +274,43 @@ impl BringIns for Api {
             }
         }
         Ok(Response::new(ListBringInsResponse { bring_ins }))
+    }
+
+    async fn register_analysis(
+        &self,
+        request: Request<RegisterAnalysisRequest>,
+    ) -> Result<Response<proto::BringIn>, Status> {
+        let user = self.caller(&request).await?;
+        let RegisterAnalysisRequest {
+            project_id,
+            name,
+            sql,
+            purpose,
+        } = request.into_inner();
+        self.check(
+            &user,
+            &Domain::Project(project_id.clone()),
+            permissions::BRING_IN_UPLOAD,
+        )
+        .await?;
+        // The statement must plan, and pass the guard, in the project's
+        // session: what the committee approves is what will run.
+        let session = self
+            .engine()
+            .session(&user.name, Some(&project_id))
+            .await
+            .map_err(status)?;
+        session.prepare(&sql).await.map_err(status)?;
+        let by = user.name.clone();
+        let analysis = self
+            .workflow(
+                audited(&user.name, Action::BringInUpload, &project_id),
+                move |workflow| {
+                    workflow.register_analysis((&project_id, &name), &purpose, &by, &sql)
+                },
+            )
+            .await?;
+        Ok(Response::new(convert::bring_in(&analysis)))
     }
 
     async fn review(

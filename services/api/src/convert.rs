@@ -245,6 +245,8 @@ pub(crate) fn bring_in(bring_in: &review::BringIn) -> proto::BringIn {
         id: bring_in.id.clone(),
         project_id: bring_in.project_id.clone(),
         name: bring_in.name.clone(),
+        kind: bring_in.kind.name().to_string(),
+        sql: bring_in.sql.clone().unwrap_or_default(),
         requested_by: bring_in.requested_by.clone(),
         purpose: bring_in.purpose.clone(),
         status: bring_in.status.name().to_string(),

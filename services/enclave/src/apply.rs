@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use enclave_api::proto;
 
-use crate::client::{Client, Connection, print_application, print_output};
+use crate::client::{Client, Connection, print_application, print_bring_in, print_output};
 use crate::commands::CommandError;
 
 /// The terms of an application (also what an amendment restates).
@@ -118,7 +118,7 @@ pub(crate) enum ApplyCommand {
         #[arg(long)]
         text: String,
     },
-    /// Close an approved project: access ends and its workspace is deleted.
+    /// Close an approved project: access ends and what it held is destroyed.
     Close(Target),
     /// Ask for a query result to be released for publication.
     RequestOutput {
@@ -131,6 +131,24 @@ pub(crate) enum ApplyCommand {
         /// The aggregate statement whose result should be released.
         #[arg(long)]
         sql: String,
+    },
+    /// Register an analysis definition (a named SQL statement) for review;
+    /// once two committee members approve it, `RUN ANALYSIS <name>` runs it
+    /// and every run records its SHA-256.
+    RegisterAnalysis {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long)]
+        project: String,
+        /// Lowercase letters, digits and `_`.
+        #[arg(long)]
+        name: String,
+        /// File holding the statement.
+        #[arg(long)]
+        file: PathBuf,
+        /// What the analysis is for.
+        #[arg(long, default_value = "")]
+        purpose: String,
     },
     /// Save an approved output as a CSV file.
     DownloadOutput {
@@ -319,6 +337,31 @@ pub(crate) async fn run(command: ApplyCommand) -> Result<(), CommandError> {
             };
             let release = connection.login().await?.outputs().request(request).await?;
             print_output(release.get_ref());
+            return Ok(());
+        }
+        ApplyCommand::RegisterAnalysis {
+            connection,
+            project,
+            name,
+            file,
+            purpose,
+        } => {
+            let sql = std::fs::read_to_string(&file).map_err(|error| {
+                CommandError::Usage(format!("cannot read {}: {error}", file.display()))
+            })?;
+            let request = proto::RegisterAnalysisRequest {
+                project_id: project,
+                name,
+                sql,
+                purpose,
+            };
+            let analysis = connection
+                .login()
+                .await?
+                .bring_ins()
+                .register_analysis(request)
+                .await?;
+            print_bring_in(analysis.get_ref());
             return Ok(());
         }
         ApplyCommand::DownloadOutput {

@@ -135,16 +135,29 @@ impl Client {
 
 /// A brought-in table as the terminal shows it.
 pub(crate) fn print_bring_in(bring_in: &proto::BringIn) {
-    outln!(
-        "bring-in {}\t{}\tproject {}\tref.{}\t{} rows\tby {}",
-        bring_in.id,
-        bring_in.status,
-        bring_in.project_id,
-        bring_in.name,
-        bring_in.rows,
-        bring_in.requested_by
-    );
-    outln!("  columns: {}", bring_in.columns.join(", "));
+    if bring_in.kind == "analysis" {
+        outln!(
+            "analysis {}\t{}\tproject {}\t{}\tsha256 {}\tby {}",
+            bring_in.id,
+            bring_in.status,
+            bring_in.project_id,
+            bring_in.name,
+            bring_in.sha256,
+            bring_in.requested_by
+        );
+        outln!("  sql: {}", bring_in.sql);
+    } else {
+        outln!(
+            "bring-in {}\t{}\tproject {}\tref.{}\t{} rows\tby {}",
+            bring_in.id,
+            bring_in.status,
+            bring_in.project_id,
+            bring_in.name,
+            bring_in.rows,
+            bring_in.requested_by
+        );
+        outln!("  columns: {}", bring_in.columns.join(", "));
+    }
     for finding in &bring_in.findings {
         outln!("  screening: {}", finding.message);
     }

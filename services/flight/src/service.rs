@@ -152,6 +152,15 @@ impl EnclaveFlightSql {
         params: Option<ParamValues>,
     ) -> Result<Outcome, Status> {
         let started = Instant::now();
+        let (sql, analysis) = match self.resolve(session, sql).await {
+            Ok(resolved) => resolved,
+            Err(error) => {
+                self.record_statement(session, sql, "execute", failure_summary(&error), started)
+                    .await?;
+                return Err(status(error));
+            }
+        };
+        let sql = sql.as_str();
         let outcome = match session {
             Session::Project(project) => {
                 self.execute_in_project(session, project, sql, params, started)
@@ -180,9 +189,42 @@ impl EnclaveFlightSql {
             ),
             Err(error) => failure_summary(error),
         };
+        let summary = with_analysis(summary, analysis);
         self.record_statement(session, sql, "execute", summary, started)
             .await?;
         outcome.map_err(status)
+    }
+
+    /// The statement to run for `sql`: itself, or the approved analysis it
+    /// names (`RUN ANALYSIS <name>`) with what the audit records of it.
+    async fn resolve(
+        &self,
+        session: &Session,
+        sql: &str,
+    ) -> Result<(String, Option<serde_json::Value>), QueryError> {
+        let Some(name) = analysis_name(sql) else {
+            return Ok((sql.to_string(), None));
+        };
+        let Session::Project(project) = session else {
+            return Err(QueryError::Invalid(
+                "analyses run in a project session".into(),
+            ));
+        };
+        let analysis = self
+            .api
+            .approved_analysis(&project.project().id, name)
+            .await
+            .map_err(|refused| QueryError::Invalid(refused.message().to_string()))?;
+        let statement = analysis
+            .sql
+            .clone()
+            .ok_or_else(|| QueryError::internal("an analysis without its statement"))?;
+        let noted = serde_json::json!({
+            "name": analysis.name,
+            "bring_in": analysis.id,
+            "sha256": analysis.upload.sha256,
+        });
+        Ok((statement, Some(noted)))
     }
 
     /// Runs a project's statement; one that changes the workspace only once
@@ -211,7 +253,10 @@ impl EnclaveFlightSql {
     /// executed one (clients such as ADBC prepare every query).
     async fn prepare_audited(&self, session: &Session, sql: &str) -> Result<Prepared, Status> {
         let started = Instant::now();
-        let prepared = session.prepare(sql).await;
+        let prepared = match self.resolve(session, sql).await {
+            Ok((statement, _)) => session.prepare(&statement).await,
+            Err(error) => Err(error),
+        };
         if let Err(error) = &prepared {
             self.record_statement(session, sql, "prepare", failure_summary(error), started)
                 .await?;
@@ -890,6 +935,27 @@ impl FlightSqlService for EnclaveFlightSql {
 }
 
 /// How a failed statement is recorded: its rule when refused.
+/// `RUN ANALYSIS <name>`: the name, when `sql` is that statement.
+fn analysis_name(sql: &str) -> Option<&str> {
+    let mut words = sql.trim().trim_end_matches(';').split_whitespace();
+    let (run, analysis, name) = (words.next()?, words.next()?, words.next()?);
+    let named = run.eq_ignore_ascii_case("run")
+        && analysis.eq_ignore_ascii_case("analysis")
+        && words.next().is_none();
+    named.then_some(name)
+}
+
+/// An audit summary with the analysis that ran (its name and hash).
+fn with_analysis(
+    (outcome, mut detail): (AuditOutcome, serde_json::Value),
+    analysis: Option<serde_json::Value>,
+) -> (AuditOutcome, serde_json::Value) {
+    if let Some(analysis) = analysis {
+        detail["analysis"] = analysis;
+    }
+    (outcome, detail)
+}
+
 fn failure_summary(error: &QueryError) -> (AuditOutcome, serde_json::Value) {
     match error {
         QueryError::Refused { rule, .. } => (

@@ -4,6 +4,10 @@
 //! project only once two committee members outside the project approve it.
 //! A refused, rejected or closed-over table is destroyed; its record keeps
 //! what it was (columns, rows, size, hash), never its contents.
+//!
+//! The same review registers an analysis definition: a named SQL statement
+//! (with its SHA-256) a project member may then run by name
+//! (`RUN ANALYSIS <name>`), each run recording the hash.
 
 use enclave_state::Destroyed;
 use serde::{Deserialize, Serialize};
@@ -47,6 +51,26 @@ impl BringInStatus {
     }
 }
 
+/// What is brought in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BringInKind {
+    /// A table (`ref.<name>`).
+    #[default]
+    Table,
+    /// An analysis definition: named SQL run as `RUN ANALYSIS <name>`.
+    Analysis,
+}
+
+impl BringInKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BringInKind::Table => "table",
+            BringInKind::Analysis => "analysis",
+        }
+    }
+}
+
 /// What arrived: its shape and where it is kept (no contents).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Upload {
@@ -79,8 +103,13 @@ pub struct Approval {
 pub struct BringIn {
     pub id: String,
     pub project_id: String,
-    /// The table's name under `ref`.
+    /// The table's name under `ref`, or the analysis's name.
     pub name: String,
+    #[serde(default)]
+    pub kind: BringInKind,
+    /// An analysis definition's statement (`upload.sha256` is its hash).
+    #[serde(default)]
+    pub sql: Option<String>,
     pub requested_by: String,
     /// What the researcher says it is for.
     pub purpose: String,
@@ -127,6 +156,8 @@ impl BringIn {
             id,
             project_id: project_id.to_string(),
             name: name.to_string(),
+            kind: BringInKind::Table,
+            sql: None,
             requested_by: act.by.to_string(),
             purpose: purpose.trim().to_string(),
             status,
@@ -136,6 +167,30 @@ impl BringIn {
             history: Vec::new(),
         };
         bring_in.record(status, act, step, "");
+        Ok(bring_in)
+    }
+
+    /// An analysis definition a member registers (its statement already
+    /// planned in the project's session): quarantined for review.
+    pub fn analysis(
+        id: String,
+        (project_id, name): (&str, &str),
+        purpose: &str,
+        sql: &str,
+        act: Act<'_>,
+    ) -> Result<BringIn, WorkflowError> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, sql.as_bytes());
+        let upload = Upload {
+            columns: Vec::new(),
+            rows: 0,
+            bytes: sql.len() as u64,
+            sha256: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+            object: None,
+        };
+        let mut bring_in =
+            BringIn::screened(id, (project_id, name), purpose, upload, Vec::new(), act)?;
+        bring_in.kind = BringInKind::Analysis;
+        bring_in.sql = Some(sql.to_string());
         Ok(bring_in)
     }
 

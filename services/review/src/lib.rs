@@ -26,7 +26,9 @@ pub use application::{
     Act, Application, DATASETS, Decision, Member, Message, Pledge, Proposal, QUORUM, Reviewer,
     Round, Status, Step, Terms, Transition, Vote, VoteChoice, WORKSPACE_QUOTA_BYTES,
 };
-pub use bring_in::{APPROVALS, Approval, BringIn, BringInStatus, Finding, Upload, is_valid_name};
+pub use bring_in::{
+    APPROVALS, Approval, BringIn, BringInKind, BringInStatus, Finding, Upload, is_valid_name,
+};
 pub use error::WorkflowError;
 pub use output::{CheckFindings, OutputRelease, ReleaseStatus};
 pub use workflow::{ApplicationRoles, Workflow};

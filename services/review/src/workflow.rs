@@ -12,7 +12,7 @@ use enclave_state::{
 
 use crate::WorkflowError;
 use crate::application::{Act, Application, Proposal};
-use crate::bring_in::{BringIn, BringInStatus, Finding, Upload};
+use crate::bring_in::{BringIn, BringInKind, BringInStatus, Finding, Upload};
 use crate::output::{CheckFindings, OutputRelease};
 
 /// Applications and output releases, kept in the state store.
@@ -236,20 +236,57 @@ impl Workflow {
         (upload, findings): (Upload, Vec<Finding>),
     ) -> Result<BringIn, WorkflowError> {
         let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        self.check_name_free(project, name)?;
+        let id = self.state.next_id(Collection::BringIns)?.to_string();
+        let bring_in =
+            BringIn::screened(id, (project, name), purpose, upload, findings, self.act(by))?;
+        self.state.write(&[bring_in_write(&bring_in)?])?;
+        Ok(bring_in)
+    }
+
+    /// Records an analysis definition `project` registers as `name`; a
+    /// name already held in the project is refused.
+    pub fn register_analysis(
+        &self,
+        (project, name): (&str, &str),
+        purpose: &str,
+        by: &str,
+        sql: &str,
+    ) -> Result<BringIn, WorkflowError> {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        self.check_name_free(project, name)?;
+        let id = self.state.next_id(Collection::BringIns)?.to_string();
+        let analysis = BringIn::analysis(id, (project, name), purpose, sql, self.act(by))?;
+        self.state.write(&[bring_in_write(&analysis)?])?;
+        Ok(analysis)
+    }
+
+    /// The approved analysis `name` of `project`.
+    pub fn approved_analysis(&self, project: &str, name: &str) -> Result<BringIn, WorkflowError> {
+        self.bring_ins()?
+            .into_iter()
+            .find(|analysis| {
+                analysis.kind == BringInKind::Analysis
+                    && analysis.project_id == project
+                    && analysis.name == name
+                    && analysis.status == BringInStatus::Approved
+            })
+            .ok_or_else(|| {
+                WorkflowError::NoBringIn(format!("approved analysis `{name}` in project {project}"))
+            })
+    }
+
+    fn check_name_free(&self, project: &str, name: &str) -> Result<(), WorkflowError> {
         let taken = self.bring_ins()?.into_iter().any(|other| {
             other.project_id == project && other.name == name && other.status.holds_file()
         });
         if taken {
             return Err(WorkflowError::invalid(
                 "name",
-                format!("ref.{name} is already brought in to project {project}"),
+                format!("`{name}` is already brought in to project {project}"),
             ));
         }
-        let id = self.state.next_id(Collection::BringIns)?.to_string();
-        let bring_in =
-            BringIn::screened(id, (project, name), purpose, upload, findings, self.act(by))?;
-        self.state.write(&[bring_in_write(&bring_in)?])?;
-        Ok(bring_in)
+        Ok(())
     }
 
     pub fn bring_ins(&self) -> Result<Vec<BringIn>, WorkflowError> {

@@ -74,8 +74,8 @@ def workspace_setup() -> list[str]:
 
 
 def set_up(uri: str) -> None:
-    """Makes the quickstart's workspace tables (both servers may share one
-    data directory, so each drops them first)."""
+    """Makes the quickstart's workspace tables (dropped first: a rerun over
+    the same data directory finds them)."""
     with flight_sql.connect(uri, db_kwargs={"username": USER, "password": PASSWORD}) as conn:
         for sql in workspace_setup():
             table = sql.split()[2]
@@ -110,7 +110,9 @@ def serve(binary: str, data: Path, work: Path, name: str) -> tuple[subprocess.Po
     run(binary, "user", "add", "--state", state, "--name", USER, "--role", "researcher", "--password-stdin")
     tables = ["ndb.receipts", "ndb.diagnoses", "ndb.procedures", "ndb.drugs", "dpc.admissions",
               "dpc.details", "care.claims", "care.services", "care.certifications"]
-    args = ["project", "add", "--state", state, "--id", "bench", "--title", "Guard utility bench",
+    # A project of its own per server: the two share one data directory,
+    # and a project's workspace holds ids only its server's binary reads.
+    args = ["project", "add", "--state", state, "--id", f"bench-{name}", "--title", "Guard utility bench",
             "--period", "2000-01..2099-12", "--until", "2099-12-31", "--k", "10", "--rounding", "none",
             "--member", USER]
     protection = os.environ.get(f"PROTECTION_{name.upper()}")

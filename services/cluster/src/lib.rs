@@ -14,7 +14,8 @@
 //!   ([`person_map_udfs`], keyed by a literal in the plan).
 //!
 //! Neither holds keys or state: the cluster sees pseudonymized release files
-//! and the plans it runs (a project's id key among their literals) only, and
+//! and the plans it runs (a project's id key among the literals of a
+//! workspace read or write) only, and
 //! must sit on the private network with the store (its ports take
 //! no authentication; see `infra/README.md`).
 

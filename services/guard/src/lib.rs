@@ -27,7 +27,8 @@
 //!   with a chance falling smoothly with the distance), fresh answers with
 //!   sticky noise.
 //! - [`pseudonym`]: per-project person ids, a keyed permutation of the
-//!   release's ids, mapped at every release scan and back for sketches.
+//!   release's ids, mapped where rows are saved to and read from a
+//!   workspace.
 //! - [`policy`]: the publication rules as data (`policies/disclosure.toml`).
 //! - [`top2`]: the aggregate the dominance rule uses.
 //! - [`error`]: refusals and their rule ids.

@@ -1,7 +1,8 @@
-//! Per-project person ids (照合禁止): inside a project session every person
-//! key is the release's id passed through a permutation keyed by the
-//! project, so two projects see unrelated ids for the same person while
-//! joins, distinct counts and workspaces inside one project work as before.
+//! Per-project person ids (照合禁止): every person or record key a project
+//! keeps (its workspace) is the release's id passed through a permutation
+//! keyed by the project, so two projects keep unrelated ids for the same
+//! person while joins, distinct counts and workspaces inside one project
+//! work as before.
 //!
 //! The permutation is a balanced Feistel network over 62-bit integers (two
 //! 31-bit halves, [`ROUNDS`] rounds of SipHash-1-3 keyed per round), so a
@@ -12,9 +13,12 @@
 //! recognised by mapping it back (see [`ProjectIds::release_id`]), while an
 //! ordinary number is one by a chance of about N / 2^62.
 //!
-//! The guard maps ids where rows enter a session (release scans) and back
-//! where the release ledger sketches persons, so the ledger compares cells
-//! of every project by the persons themselves ([`crate::sketch`]).
+//! Ids are mapped at the workspace boundary: to the project's where rows
+//! are saved, back to the release's where saved rows enter a statement
+//! (`crate::rewrite`). Inside a statement ids are the release's, which no
+//! statement can read as values (`crate::keys`), so queries of release
+//! tables pay nothing and the release ledger's sketches compare cells of
+//! every project by the persons themselves ([`crate::sketch`]).
 //! `enclave_project_person(id, key)` and `enclave_release_person(id, key)`
 //! are the two directions as scalar functions; the key travels in the plan
 //! as a literal, so remote executors need no state.
@@ -185,12 +189,21 @@ impl ScalarUDFImpl for PersonMap {
             ColumnarValue::Array(array) => {
                 let ids = array.as_primitive::<Int64Type>();
                 let mut mapped = Vec::with_capacity(ids.len());
+                // Release tables are sorted by person: an id repeats over a
+                // run of rows, and is mapped once per run.
+                let mut last: Option<(i64, i64)> = None;
                 for index in 0..ids.len() {
-                    mapped.push(if ids.is_null(index) {
-                        None
-                    } else {
-                        Some(mapped_or_error(apply(ids.value(index)))?)
-                    });
+                    if ids.is_null(index) {
+                        mapped.push(None);
+                        continue;
+                    }
+                    let id = ids.value(index);
+                    let out = match last {
+                        Some((input, output)) if input == id => output,
+                        _ => mapped_or_error(apply(id))?,
+                    };
+                    last = Some((id, out));
+                    mapped.push(Some(out));
                 }
                 Ok(ColumnarValue::Array(Arc::new(Int64Array::from(mapped))))
             }

@@ -30,7 +30,6 @@ use datafusion::logical_expr::{
 use crate::aggregates::{Partial, aggregate_function, argument_tags};
 use crate::error::{QueryError, Rule};
 use crate::expressions::check_node;
-use crate::pseudonym::ProjectIds;
 use crate::rewrite::{
     Guarded, Scope, check_care_age_groups, check_reads, has_subquery, rewrite,
     with_guarded_subqueries,
@@ -216,7 +215,6 @@ fn release_aggregate(
             .collect::<Result<Vec<_>, _>>()?,
         groups,
         person,
-        project_ids: scope.project_ids.as_ref(),
         options,
     };
     let values = released.values();
@@ -356,8 +354,6 @@ struct ReleasedAggregate<'a> {
     users: Vec<UserAggregate>,
     facility_columns: Vec<Column>,
     municipality_columns: Vec<Column>,
-    /// The session's person ids, mapped back to the release's for sketches.
-    project_ids: Option<&'a ProjectIds>,
     options: ReleaseOptions,
 }
 
@@ -492,15 +488,7 @@ impl ReleasedAggregate<'_> {
     /// The sketches of the group's persons and of each ledgered value's
     /// contributors with their partials (see [`crate::ledger`]).
     fn person_sets(&self) -> Vec<Expr> {
-        // Sketches hold the release's persons, so the ledger compares cells
-        // of every project (and of the public statistics).
-        let person = || {
-            let column = Expr::Column(self.person.clone());
-            match self.project_ids {
-                Some(ids) => ids.release_expr(column),
-                None => column,
-            }
-        };
+        let person = || Expr::Column(self.person.clone());
         let first_value = self.group_fields();
         let mut sets = vec![person_set(person(), Vec::new()).alias(GROUP_SET)];
         for (index, user) in self.users.iter().enumerate() {

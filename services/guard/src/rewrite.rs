@@ -41,8 +41,9 @@ pub struct Scope {
     pub period: (String, String),
     /// Persons removed from every result (release ids).
     pub opted_out: Arc<Vec<i64>>,
-    /// The project's person ids (see [`crate::pseudonym`]); `None` where
-    /// sessions see release ids (the public statistics, which show none).
+    /// The project's person ids (see [`crate::pseudonym`]), which its
+    /// workspace keeps; `None` where there is no workspace (the public
+    /// statistics).
     pub project_ids: Option<ProjectIds>,
     /// Whether the statement reads care data (see [`Scope::reading`]);
     /// true until the statement is known.
@@ -275,14 +276,15 @@ fn guarded_scan(scan: &TableScan, scope: &Scope) -> Result<Guarded, QueryError> 
     if let Some(excluded) = opted_out(table.source(), scope)? {
         conditions.push(qualified(person_column).in_list(excluded, true));
     }
-    // Rows of the release enter with the project's person and record ids;
-    // a workspace holds them already.
+    // A statement works on the release's ids (which no statement can read
+    // as values: `key-value`); a workspace keeps the project's, mapped back
+    // as its rows enter.
     let project_ids = match table.source() {
-        RowSource::Release => scope.project_ids.as_ref(),
+        RowSource::Workspace => scope.project_ids.as_ref(),
         _ => None,
     };
     let key = |column: &str| match project_ids {
-        Some(ids) => ids.project_expr(qualified(column)),
+        Some(ids) => ids.release_expr(qualified(column)),
         None => qualified(column),
     };
     let visible = table.schema();

@@ -3,15 +3,16 @@
 //! and each column's tags, so later queries are guarded exactly like catalog
 //! tables. Nothing in a workspace leaves except through disclosure control.
 //!
-//! A table's person ids are the project's ids of the release it was built
-//! from (see `enclave_guard::pseudonym`), so each file records that release;
+//! A table's person and record ids are the project's ids of the release it
+//! was built from (see `enclave_guard::pseudonym`; mapped as rows are saved
+//! and mapped back as they are read), so each file records that release;
 //! once the service serves another, the table is refused by name until it is
 //! dropped and built again, never joined to the new release's ids.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -32,6 +33,7 @@ use crate::execution::Execution;
 use crate::tables::guarded_table;
 use enclave_guard::error::{QueryError, Rule};
 use enclave_guard::expressions::make_total;
+use enclave_guard::pseudonym::ProjectIds;
 use enclave_guard::rewrite::{Scope, rewrite};
 use enclave_guard::table::{GuardedTable, PERSON, RowSource};
 use enclave_guard::tags::Tags;
@@ -212,7 +214,15 @@ impl Workspace {
                 "workspace tables hold person-level rows; select from catalog or workspace tables",
             ));
         };
-        let (output, schema) = output_plan(make_total(guarded.plan)?, &person, &guarded.tags)?;
+        let project_ids = scope
+            .project_ids
+            .as_ref()
+            .ok_or_else(|| QueryError::internal("a workspace table needs the project's ids"))?;
+        let (output, schema) = output_plan(
+            make_total(guarded.plan)?,
+            (&person, &guarded.tags),
+            project_ids,
+        )?;
         let schema = Arc::new(schema.as_ref().clone().with_metadata(served.metadata()));
         let physical = context
             .execute_logical_plan(output)
@@ -349,11 +359,16 @@ fn quota_refusal(quota_bytes: u64) -> QueryError {
     )
 }
 
-/// Unqualified, unique column names, the person last; tags in metadata.
+/// Unqualified, unique column names, the person last; tags in metadata;
+/// person and record keys as the project's ids (`project_ids`), the only
+/// form an id takes outside a running statement.
 fn output_plan(
     plan: LogicalPlan,
-    person: &datafusion::common::Column,
-    tags: &enclave_guard::tags::ColumnTags,
+    (person, tags): (
+        &datafusion::common::Column,
+        &enclave_guard::tags::ColumnTags,
+    ),
+    project_ids: &ProjectIds,
 ) -> Result<(LogicalPlan, SchemaRef), QueryError> {
     let mut exprs = Vec::new();
     let mut fields = Vec::new();
@@ -372,12 +387,23 @@ fn output_plan(
                 ),
             ));
         }
-        exprs.push(Expr::Column(column).alias(field.name()));
+        let value = if !tags.get(index).identifying {
+            Expr::Column(column)
+        } else if field.data_type() == &DataType::Int64 {
+            project_ids.project_expr(Expr::Column(column))
+        } else {
+            return Err(QueryError::internal("a key column is not BIGINT"));
+        };
+        exprs.push(value.alias(field.name()));
         let metadata = HashMap::from([(TAGS_KEY.to_string(), tags.get(index).to_metadata())]);
         fields.push(field.as_ref().clone().with_metadata(metadata));
     }
     let person_index = plan.schema().index_of_column(person)?;
-    exprs.push(Expr::Column(person.clone()).alias(PERSON));
+    exprs.push(
+        project_ids
+            .project_expr(Expr::Column(person.clone()))
+            .alias(PERSON),
+    );
     let person_field = plan
         .schema()
         .field(person_index)

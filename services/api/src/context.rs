@@ -145,9 +145,38 @@ impl Api {
         result
     }
 
-    /// Expires grants whose period ended and deletes their workspaces. The
-    /// sweep is audited only when a grant is due (the check is a read).
+    /// Expires grants whose period ended (destroying what their projects
+    /// held) and tables left in quarantine too long. Each sweep is audited
+    /// only when something is due (the checks are reads).
     pub async fn expire_due(&self) -> Result<Vec<String>, Status> {
+        self.expire_quarantine().await?;
+        self.expire_grants().await
+    }
+
+    async fn expire_quarantine(&self) -> Result<(), Status> {
+        let workflow = Arc::clone(&self.inner.workflow);
+        let any_overdue = tokio::task::spawn_blocking(move || workflow.any_quarantine_overdue())
+            .await
+            .map_err(|error| internal(&error))?
+            .map_err(status)?;
+        if !any_overdue {
+            return Ok(());
+        }
+        let objects = self
+            .workflow(
+                audited("system", Action::BringInExpire, ""),
+                Workflow::expire_quarantine,
+            )
+            .await?;
+        for object in objects {
+            references::delete(self.inner.engine.store(), &object)
+                .await
+                .map_err(status)?;
+        }
+        Ok(())
+    }
+
+    async fn expire_grants(&self) -> Result<Vec<String>, Status> {
         let workflow = Arc::clone(&self.inner.workflow);
         let any_due = tokio::task::spawn_blocking(move || workflow.any_due())
             .await

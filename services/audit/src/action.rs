@@ -95,6 +95,8 @@ actions! {
     BringInList => "bring_in.list",
     /// A committee member's approval or rejection of a brought-in table.
     BringInReview => "bring_in.review",
+    /// The sweep that destroys tables left in quarantine too long.
+    BringInExpire => "bring_in.expire",
 }
 
 /// How it ended.

@@ -99,6 +99,10 @@ impl Lang {
                 "Screening passed; held in quarantine",
             ),
             "screening_refused" => ("自動審査で不可", "Refused by screening"),
+            "quarantine_expired" => (
+                "審査されないまま期限切れ、消去",
+                "Not reviewed in time; destroyed",
+            ),
             "" => return None,
             _ => ("不明", "Unknown"),
         };

@@ -215,10 +215,11 @@ pub enum Step {
     Destroyed,
     ScreeningPassed,
     ScreeningRefused,
+    QuarantineExpired,
 }
 
 impl Step {
-    pub const ALL: [Step; 17] = [
+    pub const ALL: [Step; 18] = [
         Step::Created,
         Step::Edited,
         Step::Submitted,
@@ -236,6 +237,7 @@ impl Step {
         Step::Destroyed,
         Step::ScreeningPassed,
         Step::ScreeningRefused,
+        Step::QuarantineExpired,
     ];
 
     /// The step's name in the API and in stored histories.
@@ -258,6 +260,7 @@ impl Step {
             Step::Destroyed => "destroyed",
             Step::ScreeningPassed => "screening_passed",
             Step::ScreeningRefused => "screening_refused",
+            Step::QuarantineExpired => "quarantine_expired",
         }
     }
 }

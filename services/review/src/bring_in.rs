@@ -19,6 +19,9 @@ use crate::application::{Act, Step, Transition};
 /// outside the project.
 pub const APPROVALS: usize = 2;
 
+/// Days a table may wait in quarantine; then it is destroyed unreviewed.
+pub(crate) const QUARANTINE_DAYS: i64 = 30;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BringInStatus {
@@ -32,6 +35,8 @@ pub enum BringInStatus {
     Rejected,
     /// The project closed: destroyed.
     Destroyed,
+    /// Left in quarantine past [`QUARANTINE_DAYS`]: destroyed.
+    Expired,
 }
 
 impl BringInStatus {
@@ -42,6 +47,7 @@ impl BringInStatus {
             BringInStatus::Approved => "approved",
             BringInStatus::Rejected => "rejected",
             BringInStatus::Destroyed => "destroyed",
+            BringInStatus::Expired => "expired",
         }
     }
 
@@ -248,6 +254,20 @@ impl BringIn {
         Ok(None)
     }
 
+    /// Whether it has waited in quarantine past [`QUARANTINE_DAYS`] at
+    /// `now` (Unix seconds).
+    pub fn is_overdue(&self, now: i64) -> bool {
+        let arrived = self.history.first().map_or(now, |step| step.at);
+        self.status == BringInStatus::Quarantined && now - arrived > QUARANTINE_DAYS * 86_400
+    }
+
+    /// Ends an overdue quarantine; returns the object the caller must
+    /// delete (none for an analysis definition).
+    pub fn expire(&mut self, act: Act<'_>) -> Option<String> {
+        self.record(BringInStatus::Expired, act, Step::QuarantineExpired, "");
+        self.upload.object.take()
+    }
+
     /// Destroys the kept table when its project closes; returns what it was
     /// and its object, or `None` when nothing was kept.
     pub fn destroy(&mut self, act: Act<'_>) -> Option<(Destroyed, String)> {
@@ -348,6 +368,20 @@ mod tests {
         .unwrap();
         assert_eq!(refused.status, BringInStatus::RefusedByScreening);
         assert_eq!(refused.upload.object, None);
+    }
+
+    #[test]
+    fn a_quarantine_left_too_long_expires_and_gives_up_its_file() {
+        let mut table = quarantined();
+        let day = 86_400;
+        assert!(!table.is_overdue(1 + QUARANTINE_DAYS * day));
+        assert!(table.is_overdue(2 + QUARANTINE_DAYS * day));
+        assert_eq!(
+            table.expire(act("system")).as_deref(),
+            Some("bring-ins/p/1.parquet")
+        );
+        assert_eq!(table.status, BringInStatus::Expired);
+        assert!(!table.is_overdue(i64::MAX));
     }
 
     #[test]

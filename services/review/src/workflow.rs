@@ -289,6 +289,31 @@ impl Workflow {
         Ok(())
     }
 
+    /// Whether a table has waited in quarantine too long (a read: the sweep
+    /// that expires it is audited only when there is one).
+    pub fn any_quarantine_overdue(&self) -> Result<bool, WorkflowError> {
+        let now = self.clock.now();
+        Ok(self.bring_ins()?.iter().any(|b| b.is_overdue(now)))
+    }
+
+    /// Expires tables left in quarantine past `QUARANTINE_DAYS`, in one
+    /// write; returns the objects the caller must delete.
+    pub fn expire_quarantine(&self) -> Result<Vec<String>, WorkflowError> {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = self.clock.now();
+        let (mut objects, mut writes) = (Vec::new(), Vec::new());
+        for mut bring_in in self.bring_ins()? {
+            if bring_in.is_overdue(now) {
+                objects.extend(bring_in.expire(self.act("system")));
+                writes.push(bring_in_write(&bring_in)?);
+            }
+        }
+        if !writes.is_empty() {
+            self.state.write(&writes)?;
+        }
+        Ok(objects)
+    }
+
     pub fn bring_ins(&self) -> Result<Vec<BringIn>, WorkflowError> {
         let mut all: Vec<BringIn> = self.state.records(Collection::BringIns)?;
         all.sort_by_key(|b| b.id.parse::<u64>().unwrap_or(u64::MAX));

@@ -35,7 +35,7 @@ pub enum BringInStatus {
     Rejected,
     /// The project closed: destroyed.
     Destroyed,
-    /// Left in quarantine past [`QUARANTINE_DAYS`]: destroyed.
+    /// Left in quarantine past `QUARANTINE_DAYS` (30): destroyed.
     Expired,
 }
 
@@ -254,7 +254,7 @@ impl BringIn {
         Ok(None)
     }
 
-    /// Whether it has waited in quarantine past [`QUARANTINE_DAYS`] at
+    /// Whether it has waited in quarantine past `QUARANTINE_DAYS` at
     /// `now` (Unix seconds).
     pub fn is_overdue(&self, now: i64) -> bool {
         let arrived = self.history.first().map_or(now, |step| step.at);

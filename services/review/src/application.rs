@@ -192,6 +192,40 @@ impl<S: Copy> Transition<S> {
     }
 }
 
+/// What a project asked the committee to check (an output, a table it
+/// brings in): who asked, in which project.
+pub(crate) struct Asked<'a> {
+    pub(crate) by: &'a str,
+    pub(crate) project: &'a str,
+    /// What was asked, for the refusal (`its output`).
+    pub(crate) what: &'a str,
+}
+
+impl Asked<'_> {
+    /// A second person's review: not by whoever asked nor a member of the
+    /// project, and with a written note.
+    pub(crate) fn check_reviewer(
+        &self,
+        members: &[String],
+        note: &str,
+        act: Act<'_>,
+    ) -> Result<(), WorkflowError> {
+        if act.by == self.by || members.iter().any(|m| m == act.by) {
+            return Err(WorkflowError::SeparationOfDuties(format!(
+                "`{}` belongs to project {} and cannot review {}",
+                act.by, self.project, self.what
+            )));
+        }
+        if note.trim().is_empty() {
+            return Err(WorkflowError::invalid(
+                "note",
+                "a review needs a written note",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What happened at a step of an application's or an output release's
 /// history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use enclave_state::Destroyed;
 use serde::{Deserialize, Serialize};
 
 use crate::WorkflowError;
-use crate::application::{Act, Step, Transition};
+use crate::application::{Act, Asked, Step, Transition};
 
 /// Approvals a brought-in table needs, from distinct committee members
 /// outside the project.
@@ -218,23 +218,17 @@ impl BringIn {
                 self.status.name()
             )));
         }
-        if act.by == self.requested_by || project_members.iter().any(|m| m == act.by) {
-            return Err(WorkflowError::SeparationOfDuties(format!(
-                "`{}` belongs to project {} and cannot review what it brings in",
-                act.by, self.project_id
-            )));
-        }
+        let asked = Asked {
+            by: &self.requested_by,
+            project: &self.project_id,
+            what: "what it brings in",
+        };
+        asked.check_reviewer(project_members, note, act)?;
         if self.approvals.iter().any(|approval| approval.by == act.by) {
             return Err(WorkflowError::SeparationOfDuties(format!(
                 "`{}` has approved bring-in {} already; a second member must",
                 act.by, self.id
             )));
-        }
-        if note.trim().is_empty() {
-            return Err(WorkflowError::invalid(
-                "note",
-                "a review needs a written note",
-            ));
         }
         if !approve {
             self.record(BringInStatus::Rejected, act, Step::Reviewed, note);

@@ -7,7 +7,7 @@ use enclave_state::Destroyed;
 use serde::{Deserialize, Serialize};
 
 use crate::WorkflowError;
-use crate::application::{Act, Step, Transition};
+use crate::application::{Act, Asked, Step, Transition};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -122,18 +122,12 @@ impl OutputRelease {
                 self.status.name()
             )));
         }
-        if act.by == self.requested_by || project_members.iter().any(|m| m == act.by) {
-            return Err(WorkflowError::SeparationOfDuties(format!(
-                "`{}` belongs to project {} and cannot review its output",
-                act.by, self.project_id
-            )));
-        }
-        if note.trim().is_empty() {
-            return Err(WorkflowError::invalid(
-                "note",
-                "a review needs a written note",
-            ));
-        }
+        let asked = Asked {
+            by: &self.requested_by,
+            project: &self.project_id,
+            what: "its output",
+        };
+        asked.check_reviewer(project_members, note, act)?;
         let to = if approve {
             ReleaseStatus::Approved
         } else {

@@ -66,7 +66,7 @@ async fn start_server() -> Server {
     let data = dir.path().join("data");
     let store = DataStore::open_local(&data).unwrap();
     let catalog = enclave_catalog::Catalog::embedded();
-    enclave_ingest::ingest(&store, &extracts, &keys, catalog)
+    enclave_ingest::ingest(&store, &extracts, &keys, catalog, &Default::default())
         .await
         .unwrap();
     let state = Arc::new(StateStore::open(&dir.path().join("state")).unwrap());

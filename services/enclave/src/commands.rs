@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use enclave_catalog::{Catalog, Lang, PublishedCatalog};
-use enclave_ingest::{CATALOG_PATH, IngestSummary, table_stats};
+use enclave_ingest::{CATALOG_PATH, IngestOptions, IngestSummary, table_stats};
 use enclave_linkage::LinkageKeys;
 use std::sync::Arc;
 
@@ -109,6 +109,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
             key_file,
             key_env,
             catalog,
+            resources,
             audit,
         } => {
             let secret = key::load_secret(key_file.as_deref(), &key_env)?;
@@ -121,7 +122,8 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
                 "extracts": extracts.display().to_string(),
                 "data": data.to_string(),
             });
-            let change = ingest(&extracts, &data, &secret, catalog);
+            let options = resources.options();
+            let change = ingest(&extracts, &data, &secret, catalog, &options);
             let summary = audit
                 .recorded(None, Action::ReleaseIngest, detail, change)
                 .await?;
@@ -188,13 +190,14 @@ async fn ingest(
     data: &DataLocation,
     secret: &[u8],
     catalog: &Catalog,
+    options: &IngestOptions,
 ) -> Result<IngestSummary, CommandError> {
     let keys = LinkageKeys::derive(secret)?;
     if !extracts.is_dir() {
         return Err(CommandError::NoExtracts(extracts.display().to_string()));
     }
     let store = DataStore::open(data)?;
-    Ok(enclave_ingest::ingest(&store, extracts, &keys, catalog).await?)
+    Ok(enclave_ingest::ingest(&store, extracts, &keys, catalog, options).await?)
 }
 
 /// A data store that must already exist (readers never create a local
@@ -333,7 +336,14 @@ async fn demo(run: DemoRun, workdir: &Path) -> Result<(), CommandError> {
     let secret = key::load_secret(Some(&paths.key), key::DEFAULT_KEY_ENV)?;
     outln!(
         "{}\n",
-        ingest(&paths.extracts, &paths.data, &secret, Catalog::embedded()).await?
+        ingest(
+            &paths.extracts,
+            &paths.data,
+            &secret,
+            Catalog::embedded(),
+            &IngestOptions::default()
+        )
+        .await?
     );
 
     outln!("4. the published catalog\n");

@@ -80,6 +80,8 @@ enum Command {
         #[arg(long)]
         catalog: Option<PathBuf>,
         #[command(flatten)]
+        resources: IngestResources,
+        #[command(flatten)]
         audit: recorded::AuditTarget,
     },
     /// Score the newest release's linkage against the generator's truth.
@@ -169,6 +171,33 @@ enum Command {
 }
 
 const WORKER_STACK_BYTES: usize = 16 << 20;
+
+/// How an ingest may use the machine.
+#[derive(Debug, clap::Args)]
+pub(crate) struct IngestResources {
+    /// Most memory the ingest plans to hold, in MiB: extract chunks and key
+    /// partitions are cut to fit, and an ingest that cannot fit stops before
+    /// linking.
+    #[arg(long, default_value_t = enclave_ingest::DEFAULT_MEMORY_MB)]
+    memory_mb: u64,
+    /// Local directory for spill files (keyed hashes, never identifiers)
+    /// [default: the system's temporary directory].
+    #[arg(long)]
+    spill_dir: Option<PathBuf>,
+    /// Keep the spill files after the ingest, for inspection.
+    #[arg(long)]
+    keep_spill: bool,
+}
+
+impl IngestResources {
+    pub(crate) fn options(&self) -> enclave_ingest::IngestOptions {
+        enclave_ingest::IngestOptions {
+            memory_mb: self.memory_mb,
+            spill_dir: self.spill_dir.clone(),
+            keep_spill: self.keep_spill,
+        }
+    }
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
-use common::{KEY_A, KEY_B, enclave, enclave_ok, files_under, ingest, latest_release, synth};
+use common::{
+    KEY_A, KEY_B, enclave, enclave_ok, files_under, ingest, ingest_args, ingest_with,
+    latest_release, synth,
+};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn read_parquet(path: &Path) -> Vec<RecordBatch> {
@@ -270,16 +273,7 @@ fn a_corrupt_extract_publishes_nothing() {
     let before = latest_release(&data);
 
     let where_ = corrupt_first_receipt(&extracts);
-    let output = enclave(
-        &[
-            "ingest",
-            "--extracts",
-            extracts.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        Some(KEY_A),
-    );
+    let output = enclave(&ingest_args(&extracts, &data, &[]), Some(KEY_A));
     assert!(!output.status.success());
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -508,11 +502,24 @@ fn token_match_at(text: &[u8], start: usize, end: usize) -> bool {
 }
 
 #[test]
-fn no_direct_identifier_reaches_the_data_directory() {
+fn no_direct_identifier_reaches_the_data_or_spill_directories() {
     let dir = tempfile::tempdir().unwrap();
     let extracts = synth(dir.path(), 800, 21);
     let data = dir.path().join("data");
-    ingest(&extracts, &data, KEY_A);
+    let spill = dir.path().join("spill");
+    ingest_with(
+        &extracts,
+        &data,
+        KEY_A,
+        &["--spill-dir", spill.to_str().unwrap(), "--keep-spill"],
+    );
+    let spilled = files_under(&spill);
+    let names: Vec<String> = spilled
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n.starts_with("keys-")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".labels")), "{names:?}");
     let identifiers = collect_identifiers(&extracts);
     assert!(identifiers.anywhere.len() > 1000 && identifiers.digit_tokens.len() > 1000);
 
@@ -520,7 +527,7 @@ fn no_direct_identifier_reaches_the_data_directory() {
     let tokens = aho_corasick::AhoCorasick::new(&identifiers.digit_tokens).unwrap();
     let files = files_under(&data);
     assert!(files.len() > 20);
-    for file in files {
+    for file in files.into_iter().chain(spilled) {
         for text in searchable_texts(&file) {
             if let Some(found) = anywhere.find(&text) {
                 panic!(
@@ -539,4 +546,96 @@ fn no_direct_identifier_reaches_the_data_directory() {
             }
         }
     }
+}
+
+/// Every table of the newest release: its rows, each rendered as text, sorted.
+fn sorted_tables(data: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    use arrow::util::display::array_value_to_string;
+    let root = latest_release(data).join("tables");
+    let mut tables = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let table = entry.unwrap().path();
+        let mut rows = Vec::new();
+        for file in files_under(&table) {
+            for batch in read_parquet(&file) {
+                for row in 0..batch.num_rows() {
+                    let cells: Vec<String> = batch
+                        .columns()
+                        .iter()
+                        .map(|column| array_value_to_string(column, row).unwrap())
+                        .collect();
+                    rows.push(cells.join("|"));
+                }
+            }
+        }
+        rows.sort();
+        let name = table.file_name().unwrap().to_string_lossy().into_owned();
+        tables.insert(name, rows);
+    }
+    tables
+}
+
+/// Parquet files and month partitions of a table of the newest release.
+fn files_and_months(data: &Path, table: &str) -> (usize, usize) {
+    let root = latest_release(data).join("tables").join(table);
+    let months = std::fs::read_dir(&root).unwrap().count();
+    (files_under(&root).len(), months)
+}
+
+#[test]
+fn a_small_memory_limit_spills_in_chunks_and_publishes_the_same_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 3000, 13);
+    let (roomy, small) = (dir.path().join("roomy"), dir.path().join("small"));
+    let ingest_within = |data: &Path, memory_mb: &str| {
+        ingest_with(&extracts, data, KEY_A, &["--memory-mb", memory_mb])
+    };
+    ingest_within(&roomy, "4096");
+    let summary = ingest_within(&small, "40");
+    let spilled: f64 = summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("memory"))
+        .and_then(|l| l.split("spilled ").nth(1))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|mb| mb.parse().ok())
+        .unwrap_or_else(|| panic!("no spill figure in {summary}"));
+    assert!(spilled > 0.0, "{summary}");
+    // The roomy limit builds every month at once; the small one cuts the
+    // extracts into chunks, some months across two.
+    let (roomy_files, months) = files_and_months(&roomy, "ndb.receipts");
+    assert_eq!(roomy_files, months);
+    let (small_files, _) = files_and_months(&small, "ndb.receipts");
+    assert!(
+        small_files > months,
+        "{small_files} files for {months} months"
+    );
+    let (roomy_tables, small_tables) = (sorted_tables(&roomy), sorted_tables(&small));
+    assert!(roomy_tables["ndb.receipts"].len() > 10_000);
+    assert_eq!(
+        roomy_tables, small_tables,
+        "the same rows, ids included, whatever the memory limit"
+    );
+    assert_eq!(person_ids(&roomy), person_ids(&small));
+}
+
+#[test]
+fn a_memory_limit_too_small_for_the_population_stops_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 600, 17);
+    let data = dir.path().join("data");
+    let output = enclave(
+        &ingest_args(&extracts, &data, &["--memory-mb", "2"]),
+        Some(KEY_A),
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--memory-mb 2 is too small") && stderr.contains("needs at least"),
+        "{stderr}"
+    );
+    let published = data.join("releases");
+    assert!(
+        !published.exists() || files_under(&published).is_empty(),
+        "nothing is written"
+    );
 }

@@ -13,6 +13,18 @@ pub enum IngestError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("building tables: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    #[error(transparent)]
+    TooManyRecords(#[from] enclave_linkage::TooManyRecords),
+    #[error("spill file {0}")]
+    Spill(String),
+    #[error(
+        "--memory-mb {limit_mb} is too small: linking {records} records needs at least {needed_mb} MB"
+    )]
+    NotEnoughMemory {
+        limit_mb: u64,
+        records: u64,
+        needed_mb: u64,
+    },
     #[error("the ingest worker failed: {0}")]
     Worker(String),
 }

@@ -50,10 +50,6 @@ enum Card<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct IdentityRecords {
     pub(crate) records: Vec<LinkRecord>,
-    /// Source index (into `linkage_artifact::SOURCES`) of each record.
-    pub(crate) source: Vec<usize>,
-    /// Position of each record within its source.
-    pub(crate) record_seq: Vec<i64>,
     /// Records per source.
     pub(crate) source_counts: [usize; 4],
 }
@@ -61,9 +57,6 @@ pub(crate) struct IdentityRecords {
 impl IdentityRecords {
     fn extend(&mut self, source: usize, records: Vec<LinkRecord>) {
         self.source_counts[source] = records.len();
-        self.source
-            .extend(std::iter::repeat_n(source, records.len()));
-        self.record_seq.extend(0..records.len() as i64);
         self.records.extend(records);
     }
 }

@@ -9,7 +9,9 @@
 //! - `tables`: the catalog's tables built from parsed records, with direct
 //!   identifiers dropped and quasi-identifiers generalized by catalog rule;
 //! - [`ingest`]: the pipeline that links, builds, encodes zstd Parquet and
-//!   publishes one atomic release through `enclave-store`;
+//!   publishes one atomic release through `enclave-store`, in two passes
+//!   over the extracts with memory bounded by [`IngestOptions::memory_mb`]
+//!   (`linking` spills keys to local disk and links them by partition);
 //! - [`evaluate`]: linkage quality of a release against synthetic truth;
 //! - [`optout`]: the release's opt-out index and the parsing of requests.
 
@@ -17,14 +19,19 @@ pub mod evaluate;
 pub mod extract;
 pub mod optout;
 
+mod budget;
 mod error;
 mod identity;
 mod linkage_artifact;
+mod linking;
 mod pipeline;
 mod progress;
+mod record_ids;
+mod spill;
 mod summary;
 mod tables;
 
+pub use budget::DEFAULT_MEMORY_MB;
 pub use error::IngestError;
-pub use pipeline::{CATALOG_PATH, LINKAGE_REPORT_PATH, ingest, table_stats};
+pub use pipeline::{CATALOG_PATH, IngestOptions, LINKAGE_REPORT_PATH, ingest, table_stats};
 pub use summary::{IngestSummary, PhaseTimes};

@@ -4,52 +4,109 @@
 //! Rows are `(source, record_seq)` in canonical extract order with the
 //! release's `person_id` and the clusters of the two single-key baselines. No
 //! identifier or key hash is stored, and the file is not a catalog table.
+//! It is written a batch of records at a time, the baselines' clusters read
+//! back from their spill files.
 
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
-use parquet::errors::ParquetError;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
 
-use crate::tables::parquet::encode;
+use crate::error::IngestError;
+use crate::linking::Linked;
+use crate::spill::LabelReader;
+use crate::tables::parquet::writer_properties;
 
 /// Path of the artifact inside a release.
 pub(crate) const LINKAGE_RECORDS_PATH: &str = "linkage/records.parquet";
 
-/// Identity-bearing record kinds, named as the truth files are.
+/// Identity-bearing record kinds, in canonical order, named as the truth
+/// files are.
 pub(crate) const SOURCES: [&str; 4] = ["ndb", "dpc", "care_claims", "care_certifications"];
 
-/// One row per identity-bearing record, all vectors of equal length.
-#[derive(Debug, Default)]
-pub(crate) struct LinkageRecords {
-    /// Index into [`SOURCES`].
-    pub(crate) source: Vec<usize>,
-    pub(crate) record_seq: Vec<i64>,
-    pub(crate) person_id: Vec<i64>,
-    pub(crate) id1_cluster: Vec<i64>,
-    pub(crate) id2_cluster: Vec<i64>,
+/// Records per written batch.
+const BATCH_RECORDS: usize = 1 << 20;
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("record_seq", DataType::Int64, false),
+        Field::new("person_id", DataType::Int64, false),
+        Field::new("id1_cluster", DataType::Int64, false),
+        Field::new("id2_cluster", DataType::Int64, false),
+    ]))
 }
 
-impl LinkageRecords {
-    /// The artifact as zstd Parquet bytes.
-    pub(crate) fn to_parquet(&self) -> Result<Vec<u8>, ParquetError> {
-        let schema = Schema::new(vec![
-            Field::new("source", DataType::Utf8, false),
-            Field::new("record_seq", DataType::Int64, false),
-            Field::new("person_id", DataType::Int64, false),
-            Field::new("id1_cluster", DataType::Int64, false),
-            Field::new("id2_cluster", DataType::Int64, false),
-        ]);
-        let int64 = |values: &Vec<i64>| Arc::new(Int64Array::from(values.clone())) as ArrayRef;
-        let columns = vec![
-            Arc::new(StringArray::from_iter_values(
-                self.source.iter().map(|&s| SOURCES[s]),
-            )) as ArrayRef,
-            int64(&self.record_seq),
-            int64(&self.person_id),
-            int64(&self.id1_cluster),
-            int64(&self.id2_cluster),
-        ];
-        encode(&RecordBatch::try_new(Arc::new(schema), columns)?)
+/// The artifact of `linked` as zstd Parquet bytes.
+pub(crate) fn linkage_records_parquet(linked: &Linked) -> Result<Vec<u8>, IngestError> {
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, schema(), Some(writer_properties()?))?;
+    let [id1, id2] = &linked.baselines;
+    let (mut id1, mut id2) = (id1.reader()?, id2.reader()?);
+    let sources = SourceOfRecord::new(&linked.records);
+    let total = linked.total_records();
+    for start in (0..total).step_by(BATCH_RECORDS) {
+        let records = start..(start + BATCH_RECORDS).min(total);
+        writer.write(&batch(linked, &sources, records, &mut id1, &mut id2)?)?;
+    }
+    writer.close()?;
+    Ok(bytes)
+}
+
+fn batch(
+    linked: &Linked,
+    sources: &SourceOfRecord,
+    records: std::ops::Range<usize>,
+    id1: &mut LabelReader,
+    id2: &mut LabelReader,
+) -> Result<RecordBatch, IngestError> {
+    let baseline = |reader: &mut LabelReader| {
+        records
+            .clone()
+            .map(|_| reader.next_label().map(i64::from))
+            .collect::<Result<Vec<i64>, IngestError>>()
+            .map(Int64Array::from)
+    };
+    let (id1, id2) = (baseline(id1)?, baseline(id2)?);
+    let columns = vec![
+        Arc::new(StringArray::from_iter_values(
+            records.clone().map(|r| SOURCES[sources.source(r)]),
+        )) as ArrayRef,
+        Arc::new(Int64Array::from_iter_values(
+            records.clone().map(|r| sources.seq(r)),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            records.clone().map(|r| linked.person_of_record(r)),
+        )),
+        Arc::new(id1),
+        Arc::new(id2),
+    ];
+    Ok(RecordBatch::try_new(schema(), columns)?)
+}
+
+/// Where each source's records start in canonical order.
+struct SourceOfRecord {
+    starts: [usize; 4],
+}
+
+impl SourceOfRecord {
+    fn new(records: &[u64; 4]) -> SourceOfRecord {
+        let mut starts = [0; 4];
+        for source in 1..4 {
+            starts[source] = starts[source - 1] + records[source - 1] as usize;
+        }
+        SourceOfRecord { starts }
+    }
+
+    fn source(&self, record: usize) -> usize {
+        self.starts
+            .iter()
+            .rposition(|&start| start <= record)
+            .unwrap_or(0)
+    }
+
+    fn seq(&self, record: usize) -> i64 {
+        (record - self.starts[self.source(record)]) as i64
     }
 }

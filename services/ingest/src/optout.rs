@@ -8,7 +8,6 @@
 //! query reads it. A request's lookup is computed the same way
 //! ([`request_lookups`]) and stored in the state store, never the identity.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,19 +29,15 @@ pub fn lookup_of(key: &KeyHash) -> String {
     key.0.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The index as zstd Parquet: distinct (lookup, person_id) pairs.
-pub(crate) fn index_parquet(
-    name_keys: impl Iterator<Item = (Option<KeyHash>, i64)>,
-) -> Result<Vec<u8>, ParquetError> {
-    let pairs: BTreeSet<(String, i64)> = name_keys
-        .filter_map(|(key, person)| Some((lookup_of(&key?), person)))
-        .collect();
+/// The index as zstd Parquet from distinct (name key, person_id) pairs
+/// sorted by key (so by lookup).
+pub(crate) fn index_parquet(name_keys: &[(KeyHash, i64)]) -> Result<Vec<u8>, ParquetError> {
     let schema = Schema::new(vec![
         Field::new("lookup", DataType::Utf8, false),
         Field::new("person_id", DataType::Int64, false),
     ]);
-    let lookups = StringArray::from_iter_values(pairs.iter().map(|(lookup, _)| lookup));
-    let persons = Int64Array::from_iter_values(pairs.iter().map(|(_, person)| *person));
+    let lookups = StringArray::from_iter_values(name_keys.iter().map(|(key, _)| lookup_of(key)));
+    let persons = Int64Array::from_iter_values(name_keys.iter().map(|(_, person)| *person));
     encode(&RecordBatch::try_new(
         Arc::new(schema),
         vec![Arc::new(lookups) as ArrayRef, Arc::new(persons)],

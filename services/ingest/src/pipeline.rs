@@ -1,29 +1,36 @@
-//! The ingest pipeline: extracts → keys → linkage → tables → one release.
+//! The ingest pipeline: extracts → keys → linkage → tables → one release,
+//! in memory bounded by `--memory-mb` whatever the population.
 //!
-//! Everything that can fail on bad input (parsing, validation, catalog
-//! conformance) happens before the first object is written; the release
-//! becomes visible only with its manifest, the last write. An error at any
-//! point abandons the staged objects, so nothing of a failed ingest is ever
-//! published.
+//! Pass 1 ([`crate::linking`]) parses every extract a chunk at a time and
+//! spills each record's linkage keys to local disk by key partition, so
+//! anything malformed stops the ingest before the first object is written;
+//! linkage then runs partition by partition. Pass 2 parses the extracts a
+//! chunk at a time again, builds the chunk's rows of every table with the
+//! linked `person_id`s, and writes them as they are encoded (one Parquet
+//! file per table, month and chunk). The release becomes visible only with
+//! its manifest, the last write; an error at any point abandons the staged
+//! objects, so nothing of a failed ingest is ever published.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::optout::{self, OPT_OUT_INDEX_PATH};
 use arrow::array::RecordBatch;
 use bytes::Bytes;
 use enclave_catalog::{Catalog, TableStats};
-use enclave_linkage::{LinkageKeys, Strategy, assign_person_ids, link};
+use enclave_linkage::LinkageKeys;
 use enclave_store::{DataStore, ReleaseContent, ReleaseWriter, TableEntry};
 use rayon::prelude::*;
-use tracing::info;
 
+use crate::budget::{DEFAULT_MEMORY_MB, MemoryBudget};
 use crate::error::IngestError;
-use crate::extract::{Extracts, read_extracts};
-use crate::identity::{IdentityRecords, identity_records};
-use crate::linkage_artifact::{LINKAGE_RECORDS_PATH, LinkageRecords};
+use crate::extract::{ExtractPlan, ExtractUnit, Extracts, parse_units, plan_extracts};
+use crate::linkage_artifact::{LINKAGE_RECORDS_PATH, linkage_records_parquet};
+use crate::linking::{Linked, link_extracts};
 use crate::progress::Progress;
+use crate::record_ids::RecordGroups;
+use crate::spill::SpillDir;
 use crate::summary::{IngestSummary, PhaseTimes};
 use crate::tables::{PersonsBySource, PublishContext, build_all, facility_keys, parquet};
 
@@ -31,6 +38,28 @@ use crate::tables::{PersonsBySource, PublishContext, build_all, facility_keys, p
 pub const CATALOG_PATH: &str = "catalog.json";
 /// Where the linkage report is stored inside a release.
 pub const LINKAGE_REPORT_PATH: &str = "linkage/report.json";
+
+/// How an ingest may use the machine.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// The most memory the ingest plans to hold, in MiB (`--memory-mb`).
+    pub memory_mb: u64,
+    /// Local directory for spill files (default: the system's temporary
+    /// directory). Spill files never hold an identifier.
+    pub spill_dir: Option<PathBuf>,
+    /// Keep the spill files after the ingest, for inspection.
+    pub keep_spill: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> IngestOptions {
+        IngestOptions {
+            memory_mb: DEFAULT_MEMORY_MB,
+            spill_dir: None,
+            keep_spill: false,
+        }
+    }
+}
 
 /// One object to write into the release.
 #[derive(Debug)]
@@ -40,15 +69,6 @@ struct StagedObject {
     rows: Option<u64>,
 }
 
-/// Everything a release holds, computed before anything is written.
-#[derive(Debug)]
-struct PreparedRelease {
-    objects: Vec<StagedObject>,
-    tables: BTreeMap<String, TableEntry>,
-    summary: IngestSummary,
-    linkage_report: serde_json::Value,
-}
-
 /// Ingests the extracts under `extracts` into a new release of `store`,
 /// pseudonymized under `keys`, shaped by `catalog`.
 pub async fn ingest(
@@ -56,147 +76,157 @@ pub async fn ingest(
     extracts: &Path,
     keys: &LinkageKeys,
     catalog: &Catalog,
+    options: &IngestOptions,
 ) -> Result<IngestSummary, IngestError> {
     let started = Instant::now();
-    let prepared = tokio::task::block_in_place(|| prepare(extracts, keys, catalog))?;
+    let budget = MemoryBudget::new(options.memory_mb);
+    let spill_root = options.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let spill = SpillDir::create(&spill_root, options.keep_spill)?;
+    let plan = plan_extracts(extracts)?;
+    let mut linked = tokio::task::block_in_place(|| link_extracts(&plan, keys, &budget, &spill))?;
+    let mut phases = PhaseTimes {
+        parse_seconds: linked.parse_seconds,
+        link_seconds: started.elapsed().as_secs_f64() - linked.parse_seconds,
+        ..PhaseTimes::default()
+    };
+    let timer = Instant::now();
     let mut writer = store.begin_release().await?;
-    match write(&mut writer, &prepared).await {
-        Ok(()) => {}
+    let written = write_release(&mut writer, &plan, &mut linked, keys, catalog, &budget).await;
+    let tables = match written {
+        Ok(tables) => tables,
         Err(error) => {
             writer.abandon().await?;
             return Err(error);
         }
-    }
-    let mut summary = prepared.summary;
+    };
+    phases.tables_seconds = timer.elapsed().as_secs_f64();
+    let mut summary = IngestSummary::new(&plan, &linked, &tables, phases);
     summary.release_id = writer.id().to_owned();
     summary.phases.total_seconds = started.elapsed().as_secs_f64();
     let content = ReleaseContent {
         key_fingerprint: keys.fingerprint(),
-        tables: prepared.tables,
+        tables,
         summary: serde_json::to_value(&summary).map_err(|e| IngestError::Worker(e.to_string()))?,
-        linkage: prepared.linkage_report,
+        linkage: serde_json::to_value(&linked.linkage.report)
+            .map_err(|e| IngestError::Worker(e.to_string()))?,
     };
     writer.publish(content).await?;
     Ok(summary)
 }
 
-async fn write(writer: &mut ReleaseWriter, prepared: &PreparedRelease) -> Result<(), IngestError> {
-    let progress = Progress::bytes(
-        "writing",
-        prepared.objects.iter().map(|o| o.bytes.len() as u64).sum(),
-    );
-    for object in &prepared.objects {
-        writer
-            .put(&object.path, object.bytes.clone(), object.rows)
-            .await?;
-        progress.advance(object.bytes.len() as u64);
+/// Everything but the manifest: the linkage files, then the tables chunk by
+/// chunk. Returns the tables' entries.
+async fn write_release(
+    writer: &mut ReleaseWriter,
+    plan: &ExtractPlan,
+    linked: &mut Linked,
+    keys: &LinkageKeys,
+    catalog: &Catalog,
+    budget: &MemoryBudget,
+) -> Result<BTreeMap<String, TableEntry>, IngestError> {
+    let linkage_files = tokio::task::block_in_place(|| linkage_files(linked, catalog))?;
+    put_all(writer, linkage_files).await?;
+    let chunk_bytes = budget.table_chunk_bytes(linked.total_records() as u64)?;
+    let progress = Progress::bytes("building tables", plan.bytes);
+    let groups = RecordGroups::new(plan, &linked.unit_records);
+    let mut tables = TableFiles::default();
+    let mut first_record = 0;
+    for (index, chunk) in plan.chunks(chunk_bytes).into_iter().enumerate() {
+        let chunk = Chunk {
+            units: chunk,
+            index,
+            first_record,
+        };
+        let objects = tokio::task::block_in_place(|| {
+            build_chunk(&chunk, linked, &groups, keys, catalog, &progress).map(|built| {
+                first_record += built.records;
+                tables.add(built)
+            })
+        })?;
+        put_all(writer, objects).await?;
     }
     progress.finish();
+    Ok(tables.finish(catalog))
+}
+
+async fn put_all(
+    writer: &mut ReleaseWriter,
+    objects: Vec<StagedObject>,
+) -> Result<(), IngestError> {
+    for object in objects {
+        writer.put(&object.path, object.bytes, object.rows).await?;
+    }
     Ok(())
 }
 
-fn prepare(
-    root: &Path,
+/// The linkage artifact, the opt-out index (its name keys are let go), the
+/// linkage report and the catalog.
+fn linkage_files(linked: &mut Linked, catalog: &Catalog) -> Result<Vec<StagedObject>, IngestError> {
+    Ok(vec![
+        staged(
+            LINKAGE_RECORDS_PATH,
+            linkage_records_parquet(linked)?,
+            Some(linked.total_records() as u64),
+        ),
+        staged(
+            OPT_OUT_INDEX_PATH,
+            optout::index_parquet(&std::mem::take(&mut linked.name_keys))?,
+            None,
+        ),
+        staged(LINKAGE_REPORT_PATH, to_json(&linked.linkage.report)?, None),
+        staged(CATALOG_PATH, to_json(catalog)?, None),
+    ])
+}
+
+/// A run of units built together.
+struct Chunk<'a> {
+    units: &'a [(ExtractUnit, u64)],
+    index: usize,
+    /// The number (canonical order) of its first identity-bearing record.
+    first_record: usize,
+}
+
+/// One chunk's tables, encoded.
+struct BuiltChunk {
+    /// Identity-bearing records of the chunk.
+    records: usize,
+    objects: Vec<StagedObject>,
+    tables: Vec<TableChunk>,
+}
+
+/// One table's rows of a chunk.
+struct TableChunk {
+    table: String,
+    rows: u64,
+    /// Each file's path and partition value (its month).
+    files: Vec<(String, Option<String>)>,
+}
+
+/// Parses one chunk again, gives its records their `person_id`s, and
+/// builds and encodes its rows of every table.
+fn build_chunk(
+    chunk: &Chunk<'_>,
+    linked: &Linked,
+    groups: &RecordGroups,
     keys: &LinkageKeys,
     catalog: &Catalog,
-) -> Result<PreparedRelease, IngestError> {
-    let mut phases = PhaseTimes::default();
-    let timer = Instant::now();
-    let extracts = read_with_progress(root)?;
-    phases.parse_seconds = timer.elapsed().as_secs_f64();
-
-    let timer = Instant::now();
-    let identities = identity_records(&extracts, keys);
-    let linkage = link(&identities.records, Strategy::Union);
-    let person_ids = assign_person_ids(&linkage, &identities.records, keys);
-    let id1 = link(&identities.records, Strategy::CardOnly);
-    let id2 = link(&identities.records, Strategy::NameOnly);
-    phases.link_seconds = timer.elapsed().as_secs_f64();
-    info!(
-        records = identities.records.len(),
-        persons = linkage.report.clusters,
-        "linked"
-    );
-
-    let timer = Instant::now();
+    progress: &Progress,
+) -> Result<BuiltChunk, IngestError> {
+    let extracts = parse_units(chunk.units, progress)?;
+    let counts = extracts.identity_record_counts();
+    let records = chunk.first_record..chunk.first_record + counts.iter().sum::<usize>();
+    let person_ids: Vec<i64> = records
+        .clone()
+        .map(|record| linked.person_of_record(record))
+        .collect();
+    let record_ids = groups.ids(records.clone(), |record| linked.person_of_record(record));
+    let persons = PersonsBySource::split(&person_ids, &record_ids, counts);
     let context = PublishContext {
         catalog,
         facility_ids: facility_ids(&extracts, keys),
     };
-    let persons = split_by_source(&identities, &person_ids);
     let tables = build_all(&extracts, &persons, &context)?;
-    let (mut objects, table_entries) = encode_tables(tables, catalog)?;
-    phases.tables_seconds = timer.elapsed().as_secs_f64();
-
-    let artifact = LinkageRecords {
-        source: identities.source.clone(),
-        record_seq: identities.record_seq.clone(),
-        person_id: person_ids.clone(),
-        id1_cluster: id1
-            .cluster_of_record
-            .iter()
-            .map(|&c| i64::from(c))
-            .collect(),
-        id2_cluster: id2
-            .cluster_of_record
-            .iter()
-            .map(|&c| i64::from(c))
-            .collect(),
-    };
-    let linkage_report =
-        serde_json::to_value(&linkage.report).map_err(|e| IngestError::Worker(e.to_string()))?;
-    objects.push(staged(
-        LINKAGE_RECORDS_PATH,
-        artifact.to_parquet()?,
-        Some(person_ids.len() as u64),
-    ));
-    objects.push(staged(
-        OPT_OUT_INDEX_PATH,
-        optout::index_parquet(
-            identities
-                .records
-                .iter()
-                .map(|record| record.name)
-                .zip(person_ids.iter().copied()),
-        )?,
-        None,
-    ));
-    objects.push(staged(LINKAGE_REPORT_PATH, to_json(&linkage_report)?, None));
-    objects.push(staged(CATALOG_PATH, to_json(catalog)?, None));
-
-    let summary = IngestSummary::new(
-        &extracts,
-        &identities,
-        &person_ids,
-        &table_entries,
-        &linkage.report,
-        phases,
-    );
-    Ok(PreparedRelease {
-        objects,
-        tables: table_entries,
-        summary,
-        linkage_report,
-    })
-}
-
-fn read_with_progress(root: &Path) -> Result<Extracts, IngestError> {
-    let progress = Progress::bytes("reading extracts", 0);
-    let extracts = read_extracts(root, &progress)?;
-    progress.finish();
-    Ok(extracts)
-}
-
-fn staged(path: &str, bytes: Vec<u8>, rows: Option<u64>) -> StagedObject {
-    StagedObject {
-        path: path.to_owned(),
-        bytes: Bytes::from(bytes),
-        rows,
-    }
-}
-
-fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, IngestError> {
-    serde_json::to_vec_pretty(value).map_err(|e| IngestError::Worker(e.to_string()))
+    encode_tables(tables, catalog, chunk.index, records.len())
 }
 
 /// `facility_id` per facility key: a keyed hash, so ids are stable for a key
@@ -211,41 +241,50 @@ fn facility_ids(extracts: &Extracts, keys: &LinkageKeys) -> HashMap<String, i64>
         .collect()
 }
 
-fn split_by_source<'a>(identities: &IdentityRecords, person_ids: &'a [i64]) -> PersonsBySource<'a> {
-    let [ndb, dpc, care_claims, _] = identities.source_counts;
-    let (ndb_ids, rest) = person_ids.split_at(ndb);
-    let (dpc_ids, rest) = rest.split_at(dpc);
-    let (care_claim_ids, certification_ids) = rest.split_at(care_claims);
-    PersonsBySource {
-        ndb: ndb_ids,
-        dpc: dpc_ids,
-        care_claims: care_claim_ids,
-        care_certifications: certification_ids,
+fn staged(path: &str, bytes: Vec<u8>, rows: Option<u64>) -> StagedObject {
+    StagedObject {
+        path: path.to_owned(),
+        bytes: Bytes::from(bytes),
+        rows,
     }
 }
 
-/// Sorts, partitions and encodes every table in parallel.
+fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, IngestError> {
+    serde_json::to_vec_pretty(value).map_err(|e| IngestError::Worker(e.to_string()))
+}
+
+/// Sorts, partitions and encodes one chunk's rows of every table in
+/// parallel; partitions without rows are left out.
 fn encode_tables(
     tables: Vec<(String, RecordBatch)>,
     catalog: &Catalog,
-) -> Result<(Vec<StagedObject>, BTreeMap<String, TableEntry>), IngestError> {
+    chunk: usize,
+    records: usize,
+) -> Result<BuiltChunk, IngestError> {
     let mut partitions = Vec::new();
-    let mut entries = BTreeMap::new();
+    let mut files = Vec::new();
     for (name, batch) in &tables {
         let (_, table) = catalog
             .table(name)
             .ok_or_else(|| IngestError::Catalog(format!("unknown table {name}")))?;
-        let parts =
-            parquet::partition_sorted(batch, table.partition_by.as_deref(), &table.sort_by)?;
-        entries.insert(
-            name.clone(),
-            table_entry(
-                batch.num_rows(),
-                &parts,
-                name,
-                table.partition_by.as_deref(),
-            ),
-        );
+        let partition_by = table.partition_by.as_deref();
+        let parts: Vec<parquet::Partition> =
+            parquet::partition_sorted(batch, partition_by, &table.sort_by)?
+                .into_iter()
+                .filter(|part| part.batch.num_rows() > 0)
+                .collect();
+        let paths = parts
+            .iter()
+            .map(|part| {
+                let path = partition_path(name, partition_by, part.value.as_deref(), chunk);
+                (path, part.value.clone())
+            })
+            .collect();
+        files.push(TableChunk {
+            table: name.clone(),
+            rows: batch.num_rows() as u64,
+            files: paths,
+        });
         partitions.extend(
             parts
                 .into_iter()
@@ -256,36 +295,81 @@ fn encode_tables(
         .into_par_iter()
         .map(|(name, partition_by, part)| {
             let bytes = parquet::encode(&part.batch)?;
-            let path = partition_path(&name, partition_by.as_deref(), part.value.as_deref());
+            let path = partition_path(&name, partition_by.as_deref(), part.value.as_deref(), chunk);
             Ok(staged(&path, bytes, Some(part.batch.num_rows() as u64)))
         })
         .collect::<Result<Vec<_>, IngestError>>()?;
-    Ok((objects, entries))
+    Ok(BuiltChunk {
+        records,
+        objects,
+        tables: files,
+    })
 }
 
-fn partition_path(table: &str, partition_by: Option<&str>, value: Option<&str>) -> String {
+fn partition_path(
+    table: &str,
+    partition_by: Option<&str>,
+    value: Option<&str>,
+    chunk: usize,
+) -> String {
     match (partition_by, value) {
-        (Some(column), Some(value)) => format!("tables/{table}/{column}={value}/part-0.parquet"),
-        (Some(column), None) => format!("tables/{table}/{column}=__null__/part-0.parquet"),
-        (None, _) => format!("tables/{table}/part-0.parquet"),
+        (Some(column), Some(value)) => {
+            format!("tables/{table}/{column}={value}/part-{chunk}.parquet")
+        }
+        (Some(column), None) => format!("tables/{table}/{column}=__null__/part-{chunk}.parquet"),
+        (None, _) => format!("tables/{table}/part-{chunk}.parquet"),
     }
 }
 
-fn table_entry(
-    rows: usize,
-    parts: &[parquet::Partition],
-    name: &str,
-    partition_by: Option<&str>,
-) -> TableEntry {
-    let months: Vec<&str> = parts.iter().filter_map(|p| p.value.as_deref()).collect();
+fn empty_entry() -> TableEntry {
     TableEntry {
-        rows: rows as u64,
-        first_month: months.first().map(|m| m.to_string()),
-        last_month: months.last().map(|m| m.to_string()),
-        files: parts
-            .iter()
-            .map(|p| partition_path(name, partition_by, p.value.as_deref()))
-            .collect(),
+        rows: 0,
+        first_month: None,
+        last_month: None,
+        files: Vec::new(),
+    }
+}
+
+/// The tables' entries, grown chunk by chunk.
+#[derive(Debug, Default)]
+struct TableFiles {
+    entries: BTreeMap<String, TableEntry>,
+}
+
+impl TableFiles {
+    /// Records a chunk's files; hands back its objects to write.
+    fn add(&mut self, chunk: BuiltChunk) -> Vec<StagedObject> {
+        for table in chunk.tables {
+            let entry = self.entries.entry(table.table).or_insert_with(empty_entry);
+            entry.rows += table.rows;
+            for (path, month) in table.files {
+                if let Some(month) = month {
+                    if entry
+                        .first_month
+                        .as_ref()
+                        .is_none_or(|first| month < *first)
+                    {
+                        entry.first_month = Some(month.clone());
+                    }
+                    if entry.last_month.as_ref().is_none_or(|last| month > *last) {
+                        entry.last_month = Some(month);
+                    }
+                }
+                entry.files.push(path);
+            }
+        }
+        chunk.objects
+    }
+
+    /// Every table of the catalog (one without rows too), files in path order.
+    fn finish(mut self, catalog: &Catalog) -> BTreeMap<String, TableEntry> {
+        for name in catalog.table_names() {
+            self.entries.entry(name).or_insert_with(empty_entry);
+        }
+        for entry in self.entries.values_mut() {
+            entry.files.sort();
+        }
+        self.entries
     }
 }
 

@@ -10,12 +10,23 @@ pub(crate) struct Progress {
 
 impl Progress {
     pub(crate) fn bytes(phase: &'static str, total: u64) -> Progress {
-        let bar = ProgressBar::new(total);
-        let style = ProgressStyle::with_template(
+        Progress::new(
+            phase,
+            total,
             "{prefix:>16} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
         )
-        .map(|style| style.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    }
+
+    /// A progress bar counting steps (key partition groups).
+    pub(crate) fn steps(phase: &'static str, total: u64) -> Progress {
+        Progress::new(phase, total, "{prefix:>16} [{bar:40}] {pos}/{len} ({eta})")
+    }
+
+    fn new(phase: &'static str, total: u64, template: &str) -> Progress {
+        let bar = ProgressBar::new(total);
+        let style = ProgressStyle::with_template(template)
+            .map(|style| style.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_prefix(phase);
         Progress { bar }

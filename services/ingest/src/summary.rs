@@ -1,16 +1,15 @@
 //! What an ingest did, for the terminal and the manifest.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use enclave_core::masters::Masters;
-use enclave_linkage::LinkageReport;
 use enclave_store::TableEntry;
 use serde::Serialize;
 
-use crate::extract::Extracts;
-use crate::identity::IdentityRecords;
+use crate::extract::{ExtractPlan, Extracts};
 use crate::linkage_artifact::SOURCES;
+use crate::linking::Linked;
 
 /// Seconds spent in each phase.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -45,38 +44,38 @@ pub struct IngestSummary {
     pub rejected_records: u64,
     /// Diagnoses whose disease code is not in the master (published with a NULL icd10).
     pub unmapped_disease_codes: u64,
+    /// The most memory the ingest process held (peak resident set), in bytes.
+    pub peak_memory_bytes: u64,
+    /// Bytes spilled to local disk (key partitions, baseline clusters).
+    pub spill_bytes: u64,
     pub phases: PhaseTimes,
 }
 
 impl IngestSummary {
     pub(crate) fn new(
-        extracts: &Extracts,
-        identities: &IdentityRecords,
-        person_ids: &[i64],
+        plan: &ExtractPlan,
+        linked: &Linked,
         tables: &BTreeMap<String, TableEntry>,
-        report: &LinkageReport,
         phases: PhaseTimes,
     ) -> IngestSummary {
-        let mut sources_of_person: HashMap<i64, u8> = HashMap::new();
-        for (index, &person) in person_ids.iter().enumerate() {
-            *sources_of_person.entry(person).or_default() |= source_bit(identities.source[index]);
-        }
+        let sources_of_person = sources_of_person(linked);
         let mut persons_per_source = BTreeMap::new();
         for (name, bit) in [("ndb", 1u8), ("dpc", 2), ("care", 4)] {
             let count = sources_of_person
-                .values()
+                .iter()
                 .filter(|mask| *mask & bit != 0)
                 .count();
             persons_per_source.insert(name.to_owned(), count as u64);
         }
+        let report = &linked.linkage.report;
         IngestSummary {
             release_id: String::new(),
-            files: extracts.files as u64,
-            bytes: extracts.bytes,
+            files: plan.files as u64,
+            bytes: plan.bytes,
             records: SOURCES
                 .iter()
-                .zip(identities.source_counts)
-                .map(|(name, count)| (name.to_string(), count as u64))
+                .zip(linked.records)
+                .map(|(name, count)| (name.to_string(), count))
                 .collect(),
             table_rows: tables
                 .iter()
@@ -85,13 +84,15 @@ impl IngestSummary {
             persons: sources_of_person.len() as u64,
             persons_per_source,
             persons_in_several_sources: sources_of_person
-                .values()
+                .iter()
                 .filter(|m| m.count_ones() > 1)
                 .count() as u64,
             links: report.unions_by_kind.clone(),
             ambiguous_keys: report.ambiguous_keys_by_kind.clone(),
             rejected_records: 0,
-            unmapped_disease_codes: unmapped_disease_codes(extracts),
+            unmapped_disease_codes: linked.unmapped_disease_codes,
+            peak_memory_bytes: peak_resident_bytes(),
+            spill_bytes: linked.spill_bytes,
             phases,
         }
     }
@@ -105,16 +106,34 @@ impl IngestSummary {
     }
 }
 
-/// NDB (receipts), DPC, care (claims and certifications) as bits.
-fn source_bit(source: usize) -> u8 {
-    match source {
-        0 => 1,
-        1 => 2,
-        _ => 4,
+/// The sources (NDB 1, DPC 2, care 4) of each person's records.
+fn sources_of_person(linked: &Linked) -> Vec<u8> {
+    let mut masks = vec![0u8; linked.person_of_cluster.len()];
+    let mut record = 0;
+    for (source, &count) in linked.records.iter().enumerate() {
+        let bit = [1, 2, 4, 4][source];
+        for _ in 0..count {
+            masks[linked.linkage.cluster_of_record[record] as usize] |= bit;
+            record += 1;
+        }
     }
+    masks
 }
 
-fn unmapped_disease_codes(extracts: &Extracts) -> u64 {
+/// The peak resident set of this process (`VmHWM`), 0 where unknown.
+fn peak_resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024)
+        })
+        .unwrap_or(0)
+}
+
+/// Diagnoses in `extracts` whose disease code is not in the master.
+pub(crate) fn unmapped_disease_codes(extracts: &Extracts) -> u64 {
     let masters = Masters::get();
     extracts
         .ndb
@@ -172,6 +191,12 @@ impl fmt::Display for IngestSummary {
                 self.unmapped_disease_codes
             )?;
         }
+        writeln!(
+            f,
+            "  memory    peak {:.0} MB, spilled {:.1} MB to local disk",
+            self.peak_memory_bytes as f64 / 1e6,
+            self.spill_bytes as f64 / 1e6
+        )?;
         write!(
             f,
             "  time      parse {:.2}s, link {:.2}s, tables {:.2}s, total {:.2}s ({:.0} records/s)",

@@ -25,6 +25,13 @@ pub enum KeyError {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyHash(pub [u8; 16]);
 
+impl KeyHash {
+    /// The first 64 bits, enough to tell a key's few partners apart.
+    pub fn prefix(&self) -> u64 {
+        u64::from_le_bytes(self.0[..8].try_into().expect("16 bytes"))
+    }
+}
+
 impl fmt::Debug for KeyHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyHash(")?;

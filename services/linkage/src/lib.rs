@@ -5,7 +5,8 @@
 //!   ID1-style card keys, ID2/ID4-style kana-name keys, facility patient
 //!   keys, facility pseudonyms, with a memoizing [`Pseudonymizer`];
 //! - [`link()`]: a guarded union of all keys into clusters (persons), and the
-//!   ID1-only / ID2-only baselines;
+//!   ID1-only / ID2-only baselines; [`Linker`] does the same one key
+//!   partition at a time, for populations larger than memory;
 //! - [`person_id`]: dense, keyed-order `person_id`s;
 //! - [`eval`]: pairwise precision, recall and F1 against ground truth.
 //!
@@ -17,5 +18,8 @@ pub mod link;
 pub mod person_id;
 
 pub use keys::{KeyError, KeyHash, LinkageKeys, Pseudonymizer, Purpose};
-pub use link::{KeyKind, LinkRecord, Linkage, LinkageReport, Strategy, link};
-pub use person_id::assign_person_ids;
+pub use link::{
+    KeyKind, KeyOccurrence, LinkRecord, Linkage, LinkageReport, Linker, MAX_RECORDS, Strategy,
+    TooManyRecords, link, partition_of,
+};
+pub use person_id::{Representatives, assign_person_ids};

@@ -1,7 +1,10 @@
 //! A hand-built population with the life events that break NDB linkage.
 
 use enclave_linkage::eval::pairwise_scores;
-use enclave_linkage::{LinkRecord, LinkageKeys, Strategy, assign_person_ids, link};
+use enclave_linkage::{
+    KeyOccurrence, LinkRecord, LinkageKeys, Linker, Representatives, Strategy, assign_person_ids,
+    link, partition_of,
+};
 
 const SECRET: &[u8] = b"a steward secret of more than 32 bytes";
 const MONTHS: i32 = 24;
@@ -191,4 +194,72 @@ fn person_ids_are_dense_deterministic_and_key_dependent() {
     let other = LinkageKeys::derive(b"a different secret, also long enough!").unwrap();
     let other_ids = assign_person_ids(&linkage, &p.records, &other);
     assert_ne!(ids, other_ids, "another key must reorder persons");
+}
+
+/// Links `records` partition by partition, each occurrence through its
+/// encoding, as an ingest larger than memory does.
+fn link_in_partitions(records: &[LinkRecord], strategy: Strategy, partitions: usize) -> Vec<u32> {
+    let mut by_partition: Vec<Vec<KeyOccurrence>> = vec![Vec::new(); partitions];
+    for (index, record) in records.iter().enumerate() {
+        for occurrence in record.occurrences(index as u32) {
+            let mut bytes = Vec::new();
+            occurrence.encode(&mut bytes);
+            assert_eq!(bytes.len(), KeyOccurrence::ENCODED_BYTES);
+            let decoded = KeyOccurrence::decode(&bytes).unwrap();
+            assert_eq!(decoded, occurrence);
+            by_partition[partition_of(&decoded.hash, partitions)].push(decoded);
+        }
+    }
+    let mut linker = Linker::new(records.len(), strategy).unwrap();
+    for partition in &mut by_partition {
+        linker.add_partition(partition);
+    }
+    let linkage = linker.finish();
+    let whole = link(records, strategy);
+    assert_eq!(linkage.report.clusters, whole.report.clusters);
+    assert_eq!(linkage.report.keys_by_kind, whole.report.keys_by_kind);
+    assert_eq!(
+        linkage.report.ambiguous_keys_by_kind,
+        whole.report.ambiguous_keys_by_kind
+    );
+    assert_eq!(
+        linkage.report.records_without_usable_key,
+        whole.report.records_without_usable_key
+    );
+    linkage.cluster_of_record
+}
+
+#[test]
+fn linking_partition_by_partition_gives_the_same_persons_and_ids() {
+    let p = population();
+    for strategy in [Strategy::Union, Strategy::CardOnly, Strategy::NameOnly] {
+        let whole = link(&p.records, strategy).cluster_of_record;
+        for partitions in [1, 2, 7, 64] {
+            assert_eq!(
+                link_in_partitions(&p.records, strategy, partitions),
+                whole,
+                "{strategy:?} over {partitions} partitions"
+            );
+        }
+    }
+    // Representatives offered in any order give the same person ids.
+    let linkage = link(&p.records, Strategy::Union);
+    let mut occurrences: Vec<KeyOccurrence> = p
+        .records
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.occurrences(i as u32))
+        .collect();
+    occurrences.reverse();
+    let mut representatives = Representatives::new(&linkage);
+    for occurrence in &occurrences {
+        representatives.add(&linkage, occurrence);
+    }
+    let id_of_cluster = representatives.person_ids(&p.keys);
+    let reversed: Vec<i64> = linkage
+        .cluster_of_record
+        .iter()
+        .map(|&c| id_of_cluster[c as usize])
+        .collect();
+    assert_eq!(reversed, assign_person_ids(&linkage, &p.records, &p.keys));
 }

@@ -134,6 +134,7 @@ async fn release(dir: &Path, persons: u64) -> BenchResult<DataStore> {
         &extracts,
         &keys,
         enclave_catalog::Catalog::embedded(),
+        &Default::default(),
     )
     .await?;
     println!("ingest: {:.0}s", started.elapsed().as_secs_f64());

@@ -342,7 +342,7 @@ mod tests {
         let keys = enclave_linkage::LinkageKeys::derive(&[7u8; 32]).unwrap();
         let store = DataStore::open_local(&dir.path().join("data")).unwrap();
         let catalog = enclave_catalog::Catalog::embedded();
-        enclave_ingest::ingest(&store, &extracts, &keys, catalog)
+        enclave_ingest::ingest(&store, &extracts, &keys, catalog, &Default::default())
             .await
             .unwrap();
         let state = StateStore::open(&dir.path().join("state")).unwrap();

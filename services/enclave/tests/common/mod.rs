@@ -53,16 +53,25 @@ pub fn synth(dir: &Path, persons: u64, seed: u64) -> PathBuf {
 
 /// Ingests `extracts` into `data` with `key`.
 pub fn ingest(extracts: &Path, data: &Path, key: &str) -> String {
-    enclave_ok(
-        &[
-            "ingest",
-            "--extracts",
-            extracts.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        Some(key),
-    )
+    ingest_with(extracts, data, key, &[])
+}
+
+/// Ingests `extracts` into `data` with `key` and `extra` arguments.
+pub fn ingest_with(extracts: &Path, data: &Path, key: &str, extra: &[&str]) -> String {
+    enclave_ok(&ingest_args(extracts, data, extra), Some(key))
+}
+
+/// The arguments of `enclave ingest` of `extracts` into `data`, then `extra`.
+pub fn ingest_args<'a>(extracts: &'a Path, data: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "ingest",
+        "--extracts",
+        extracts.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// Every file under `dir`, recursively.

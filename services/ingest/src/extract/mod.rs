@@ -1,8 +1,9 @@
 //! Parsers of the identified extract formats (`docs/extract-formats.md`).
 //!
-//! [`read_extracts`] walks an extract directory, accepts exactly the known
-//! file kinds, orders files canonically (relative path, byte order) and parses
-//! them in parallel, keeping that order. Every error names the file, line,
+//! [`plan_extracts`] walks an extract directory, accepts exactly the known
+//! file kinds and orders them canonically (source, then relative path in
+//! byte order) as units to parse; [`parse_units`] parses any run of them in
+//! parallel, keeping that order ([`read_extracts`]: all at once). Every error names the file, line,
 //! record and field; none repeats a value, since these files are identified.
 
 mod care;
@@ -40,6 +41,33 @@ pub struct Extracts {
     pub files: usize,
     /// Bytes read.
     pub bytes: u64,
+}
+
+impl Extracts {
+    /// Identity-bearing records of each parsed unit, in canonical order
+    /// (receipts of each UKE file, admissions of each DPC facility-month,
+    /// claims of each care file, rows of each certification file).
+    pub fn unit_record_counts(&self) -> Vec<usize> {
+        let ndb = self.ndb.iter().map(|file| file.receipts.len());
+        let dpc = self.dpc.iter().map(|month| month.admissions.len());
+        let claims = self.care_claims.iter().map(|file| file.claims.len());
+        let certifications = self.care_certifications.iter().map(|file| file.rows.len());
+        ndb.chain(dpc).chain(claims).chain(certifications).collect()
+    }
+
+    /// Identity-bearing records per source: NDB receipts, DPC admissions,
+    /// care claims, care certifications.
+    pub fn identity_record_counts(&self) -> [usize; 4] {
+        [
+            self.ndb.iter().map(|file| file.receipts.len()).sum(),
+            self.dpc.iter().map(|month| month.admissions.len()).sum(),
+            self.care_claims.iter().map(|file| file.claims.len()).sum(),
+            self.care_certifications
+                .iter()
+                .map(|file| file.rows.len())
+                .sum(),
+        ]
+    }
 }
 
 /// A recognized extract file.
@@ -85,9 +113,12 @@ fn classify(relative: &str) -> Option<FileKind> {
     }
 }
 
-/// Every file under `root` except the truth directory, as (relative path,
-/// path), sorted, with the total of their sizes.
-fn walk(root: &Path) -> Result<(Vec<(String, PathBuf)>, u64), ExtractError> {
+/// A file found under the extract root: relative path, path, size.
+type ListedFile = (String, PathBuf, u64);
+
+/// Every file under `root` except the truth directory, sorted, with the
+/// total of their sizes.
+fn walk(root: &Path) -> Result<(Vec<ListedFile>, u64), ExtractError> {
     let mut files = Vec::new();
     let mut total = 0;
     let mut pending = vec![root.to_path_buf()];
@@ -107,8 +138,9 @@ fn walk(root: &Path) -> Result<(Vec<(String, PathBuf)>, u64), ExtractError> {
                     pending.push(path);
                 }
             } else {
-                total += entry.metadata().map_err(read_error)?.len();
-                files.push((relative, path));
+                let size = entry.metadata().map_err(read_error)?.len();
+                total += size;
+                files.push((relative, path, size));
             }
         }
     }
@@ -143,11 +175,82 @@ fn read_into(relative: &str, path: &Path, buffer: &mut Vec<u8>) -> Result<(), Ex
 }
 
 /// One facility-month of DPC files, by the path of its K file.
-#[derive(Debug, Default)]
-struct DpcGroup {
+#[derive(Debug, Clone, Default)]
+pub struct DpcGroup {
     k: Option<(String, PathBuf)>,
     ff1: Option<(String, PathBuf)>,
     ef: Option<(String, PathBuf)>,
+}
+
+/// What is parsed as one piece: a file, or one DPC facility-month's K,
+/// FF1 and EF files together.
+#[derive(Debug, Clone)]
+pub enum ExtractUnit {
+    Uke { relative: String, path: PathBuf },
+    Dpc(DpcGroup),
+    CareClaims { relative: String, path: PathBuf },
+    Certifications { relative: String, path: PathBuf },
+}
+
+impl ExtractUnit {
+    /// The unit's source: 0 NDB receipts, 1 DPC, 2 care claims, 3 care
+    /// certifications (the order of [`Extracts`]).
+    pub fn source(&self) -> usize {
+        match self {
+            ExtractUnit::Uke { .. } => 0,
+            ExtractUnit::Dpc(_) => 1,
+            ExtractUnit::CareClaims { .. } => 2,
+            ExtractUnit::Certifications { .. } => 3,
+        }
+    }
+
+    /// The directory holding the unit, relative to the extract root
+    /// (`ndb/202304`).
+    pub fn directory(&self) -> &str {
+        let relative = match self {
+            ExtractUnit::Uke { relative, .. }
+            | ExtractUnit::CareClaims { relative, .. }
+            | ExtractUnit::Certifications { relative, .. } => relative.as_str(),
+            ExtractUnit::Dpc(group) => [&group.k, &group.ff1, &group.ef]
+                .into_iter()
+                .flatten()
+                .map(|(relative, _)| relative.as_str())
+                .next()
+                .unwrap_or_default(),
+        };
+        relative.rsplit_once('/').map_or("", |(dir, _)| dir)
+    }
+}
+
+/// Every unit of an extract directory in canonical order (NDB receipts, DPC,
+/// care claims, care certifications; each by relative path), with sizes.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractPlan {
+    pub units: Vec<(ExtractUnit, u64)>,
+    /// Files listed.
+    pub files: usize,
+    /// Bytes of every file.
+    pub bytes: u64,
+}
+
+impl ExtractPlan {
+    /// Consecutive runs of units of at most `budget_bytes` each (a unit
+    /// larger than that alone), in order.
+    pub fn chunks(&self, budget_bytes: u64) -> Vec<&[(ExtractUnit, u64)]> {
+        let mut chunks = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (index, (_, size)) in self.units.iter().enumerate() {
+            if index > start && bytes + size > budget_bytes {
+                chunks.push(&self.units[start..index]);
+                (start, bytes) = (index, 0);
+            }
+            bytes += size;
+        }
+        if start < self.units.len() {
+            chunks.push(&self.units[start..]);
+        }
+        chunks
+    }
 }
 
 /// Hears how far [`read_extracts`] has got.
@@ -169,86 +272,143 @@ impl ReadProgress for NoProgress {
 
 /// Parses every extract under `root`, telling `progress` the bytes read.
 pub fn read_extracts(root: &Path, progress: &dyn ReadProgress) -> Result<Extracts, ExtractError> {
+    let plan = plan_extracts(root)?;
+    progress.total(plan.bytes);
+    let mut extracts = parse_units(&plan.units, progress)?;
+    extracts.files = plan.files;
+    Ok(extracts)
+}
+
+/// Lists and classifies every file under `root`, refusing an unknown one,
+/// without reading any.
+pub fn plan_extracts(root: &Path) -> Result<ExtractPlan, ExtractError> {
     if !root.is_dir() {
         return Err(ExtractError::file(
             &root.display().to_string(),
             "extract directory not found",
         ));
     }
-    let mut by_kind: BTreeMap<String, Vec<(String, PathBuf)>> = BTreeMap::new();
-    let mut dpc_groups: BTreeMap<String, DpcGroup> = BTreeMap::new();
-    let (files, total_bytes) = walk(root)?;
-    progress.total(total_bytes);
+    let mut by_kind: BTreeMap<String, Vec<ListedFile>> = BTreeMap::new();
+    let mut dpc_groups: BTreeMap<String, (DpcGroup, u64)> = BTreeMap::new();
+    let (files, bytes) = walk(root)?;
     let total_files = files.len();
-    for (relative, path) in files {
+    for (relative, path, size) in files {
         let kind = classify(&relative).ok_or_else(|| {
             ExtractError::file(&relative, "unexpected file in the extract directory")
         })?;
         match kind {
             FileKind::DpcK | FileKind::DpcFf1 | FileKind::DpcEf => {
-                add_dpc_file(&mut dpc_groups, kind, relative, path)
+                add_dpc_file(&mut dpc_groups, kind, relative, path, size)
             }
             other => by_kind
                 .entry(format!("{other:?}"))
                 .or_default()
-                .push((relative, path)),
+                .push((relative, path, size)),
         }
     }
-    let take = |kind: FileKind, by_kind: &mut BTreeMap<String, Vec<(String, PathBuf)>>| {
-        by_kind.remove(&format!("{kind:?}")).unwrap_or_default()
+    let mut take = |kind: FileKind| by_kind.remove(&format!("{kind:?}")).unwrap_or_default();
+    let (uke, claims, certifications) = (
+        take(FileKind::Uke),
+        take(FileKind::CareClaims),
+        take(FileKind::Certifications),
+    );
+    let unit = |make: fn(String, PathBuf) -> ExtractUnit| {
+        move |(relative, path, size): ListedFile| (make(relative, path), size)
     };
-    let ndb = parse_all(take(FileKind::Uke, &mut by_kind), progress, parse_uke)?;
-    let claims = parse_all(
-        take(FileKind::CareClaims, &mut by_kind),
-        progress,
-        parse_care_claims,
-    )?;
-    let certifications = parse_all(
-        take(FileKind::Certifications, &mut by_kind),
-        progress,
-        parse_certifications,
-    )?;
-    let dpc = parse_dpc_groups(dpc_groups, progress)?;
-    let bytes = ndb.iter().map(|f| f.1).sum::<u64>()
-        + dpc.iter().map(|f| f.1).sum::<u64>()
-        + claims.iter().map(|f| f.1).sum::<u64>()
-        + certifications.iter().map(|f| f.1).sum::<u64>();
-    Ok(Extracts {
-        ndb: ndb.into_iter().map(|f| f.0).collect(),
-        dpc: dpc.into_iter().map(|f| f.0).collect(),
-        care_claims: claims.into_iter().map(|f| f.0).collect(),
-        care_certifications: certifications.into_iter().map(|f| f.0).collect(),
+    let units =
+        uke.into_iter()
+            .map(unit(|relative, path| ExtractUnit::Uke { relative, path }))
+            .chain(
+                dpc_groups
+                    .into_values()
+                    .map(|(group, size)| (ExtractUnit::Dpc(group), size)),
+            )
+            .chain(
+                claims
+                    .into_iter()
+                    .map(unit(|relative, path| ExtractUnit::CareClaims {
+                        relative,
+                        path,
+                    })),
+            )
+            .chain(certifications.into_iter().map(unit(|relative, path| {
+                ExtractUnit::Certifications { relative, path }
+            })))
+            .collect();
+    Ok(ExtractPlan {
+        units,
         files: total_files,
         bytes,
     })
 }
 
-/// Reads and parses `files` in parallel, keeping their order; each with its size.
-fn parse_all<T: Send>(
-    files: Vec<(String, PathBuf)>,
+/// One parsed unit.
+enum Parsed {
+    Uke(UkeFile),
+    Dpc(DpcFacilityMonth),
+    CareClaims(CareClaimFile),
+    Certifications(CertificationFile),
+}
+
+/// Parses `units` in parallel into one [`Extracts`], keeping their order.
+pub fn parse_units(
+    units: &[(ExtractUnit, u64)],
     progress: &dyn ReadProgress,
-    parse: fn(&str, &[u8]) -> Result<T, ExtractError>,
-) -> Result<Vec<(T, u64)>, ExtractError> {
-    files
+) -> Result<Extracts, ExtractError> {
+    let parsed = units
         .par_iter()
-        .map_init(Vec::new, |buffer, (relative, path)| {
-            read_into(relative, path, buffer)?;
-            progress.advance(buffer.len() as u64);
-            Ok((parse(relative, buffer)?, buffer.len() as u64))
+        .map_init(Vec::new, |buffer, (unit, size)| {
+            let parsed = parse_unit(unit, buffer)?;
+            progress.advance(*size);
+            Ok(parsed)
         })
-        .collect()
+        .collect::<Result<Vec<Parsed>, ExtractError>>()?;
+    let mut extracts = Extracts {
+        files: units.len(),
+        bytes: units.iter().map(|(_, size)| size).sum(),
+        ..Extracts::default()
+    };
+    for unit in parsed {
+        match unit {
+            Parsed::Uke(file) => extracts.ndb.push(file),
+            Parsed::Dpc(month) => extracts.dpc.push(month),
+            Parsed::CareClaims(file) => extracts.care_claims.push(file),
+            Parsed::Certifications(file) => extracts.care_certifications.push(file),
+        }
+    }
+    Ok(extracts)
+}
+
+fn parse_unit(unit: &ExtractUnit, buffer: &mut Vec<u8>) -> Result<Parsed, ExtractError> {
+    match unit {
+        ExtractUnit::Uke { relative, path } => {
+            read_into(relative, path, buffer)?;
+            parse_uke(relative, buffer).map(Parsed::Uke)
+        }
+        ExtractUnit::CareClaims { relative, path } => {
+            read_into(relative, path, buffer)?;
+            parse_care_claims(relative, buffer).map(Parsed::CareClaims)
+        }
+        ExtractUnit::Certifications { relative, path } => {
+            read_into(relative, path, buffer)?;
+            parse_certifications(relative, buffer).map(Parsed::Certifications)
+        }
+        ExtractUnit::Dpc(group) => parse_dpc_group(group).map(Parsed::Dpc),
+    }
 }
 
 /// Groups `dpc/<month>/<KIND>_<facility>_<YYMM>.txt` by month, facility and YYMM.
 fn add_dpc_file(
-    groups: &mut BTreeMap<String, DpcGroup>,
+    groups: &mut BTreeMap<String, (DpcGroup, u64)>,
     kind: FileKind,
     relative: String,
     path: PathBuf,
+    size: u64,
 ) {
     let (dir, name) = relative.rsplit_once('/').unwrap_or(("", &relative));
     let suffix = name.split_once('_').map(|(_, rest)| rest).unwrap_or(name);
-    let group = groups.entry(format!("{dir}/K_{suffix}")).or_default();
+    let (group, bytes) = groups.entry(format!("{dir}/K_{suffix}")).or_default();
+    *bytes += size;
     let slot = match kind {
         FileKind::DpcK => &mut group.k,
         FileKind::DpcFf1 => &mut group.ff1,
@@ -257,44 +417,30 @@ fn add_dpc_file(
     *slot = Some((relative, path));
 }
 
-fn parse_dpc_groups(
-    groups: BTreeMap<String, DpcGroup>,
-    progress: &dyn ReadProgress,
-) -> Result<Vec<(DpcFacilityMonth, u64)>, ExtractError> {
-    let groups: Vec<DpcGroup> = groups.into_values().collect();
-    groups
-        .par_iter()
-        .map(|group| {
-            let orphan = group
-                .ff1
-                .as_ref()
-                .or(group.ef.as_ref())
-                .map(|(r, _)| r.as_str())
-                .unwrap_or_default();
-            let (k_relative, k_path) = group.k.as_ref().ok_or_else(|| {
-                ExtractError::file(orphan, "DPC file has no K file for its facility and month")
-            })?;
-            let k = read(k_relative, k_path)?;
-            let ff1 = group
-                .ff1
-                .as_ref()
-                .map(|(r, p)| read(r, p).map(|b| (r.as_str(), b)))
-                .transpose()?;
-            let ef = group
-                .ef
-                .as_ref()
-                .map(|(r, p)| read(r, p).map(|b| (r.as_str(), b)))
-                .transpose()?;
-            let bytes = (k.len()
-                + ff1.as_ref().map_or(0, |f| f.1.len())
-                + ef.as_ref().map_or(0, |f| f.1.len())) as u64;
-            progress.advance(bytes);
-            let files = DpcFiles {
-                k: (k_relative.as_str(), &k),
-                ff1: ff1.as_ref().map(|(r, b)| (*r, b.as_slice())),
-                ef: ef.as_ref().map(|(r, b)| (*r, b.as_slice())),
-            };
-            Ok((parse_dpc(files)?, bytes))
-        })
-        .collect()
+fn parse_dpc_group(group: &DpcGroup) -> Result<DpcFacilityMonth, ExtractError> {
+    let orphan = group
+        .ff1
+        .as_ref()
+        .or(group.ef.as_ref())
+        .map(|(r, _)| r.as_str())
+        .unwrap_or_default();
+    let (k_relative, k_path) = group.k.as_ref().ok_or_else(|| {
+        ExtractError::file(orphan, "DPC file has no K file for its facility and month")
+    })?;
+    let k = read(k_relative, k_path)?;
+    let ff1 = group
+        .ff1
+        .as_ref()
+        .map(|(r, p)| read(r, p).map(|b| (r.as_str(), b)))
+        .transpose()?;
+    let ef = group
+        .ef
+        .as_ref()
+        .map(|(r, p)| read(r, p).map(|b| (r.as_str(), b)))
+        .transpose()?;
+    parse_dpc(DpcFiles {
+        k: (k_relative.as_str(), &k),
+        ff1: ff1.as_ref().map(|(r, b)| (*r, b.as_slice())),
+        ef: ef.as_ref().map(|(r, b)| (*r, b.as_slice())),
+    })
 }

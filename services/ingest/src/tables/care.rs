@@ -5,7 +5,7 @@ use arrow::array::{Float64Builder, Int32Builder, Int64Builder, RecordBatch, Stri
 use enclave_catalog::{TableDef, postcode_prefix};
 
 use super::columns::{CommonColumns, RowContext, assemble, finish};
-use super::{FacilityKind, PersonsBySource, PublishContext, facility_key, record_ids};
+use super::{FacilityKind, PersonsBySource, PublishContext, SourceRecords, facility_key};
 use crate::error::IngestError;
 use crate::extract::{CareClaim, CareServiceLine, Certification, Extracts};
 
@@ -40,10 +40,10 @@ pub(crate) fn build(
 
 fn build_claims(
     claims: &[&CareClaim],
-    person_ids: &[i64],
+    records: SourceRecords<'_>,
     context: &PublishContext<'_>,
 ) -> Result<(RecordBatch, RecordBatch), IngestError> {
-    let claim_ids = record_ids(person_ids, |i| claims[i].service_month.index());
+    let (person_ids, claim_ids) = (records.person_ids, records.record_ids);
     let (claims_table, services_table) = (
         context.table("care.claims")?,
         context.table("care.services")?,
@@ -180,11 +180,11 @@ impl ServiceColumns {
 
 fn build_certifications(
     rows: &[&Certification],
-    person_ids: &[i64],
+    records: SourceRecords<'_>,
     context: &PublishContext<'_>,
 ) -> Result<RecordBatch, IngestError> {
     let table = context.table("care.certifications")?;
-    let certification_ids = record_ids(person_ids, |i| rows[i].certified.year_month().index());
+    let (person_ids, certification_ids) = (records.person_ids, records.record_ids);
     let mut common = CommonColumns::new(table)?;
     let mut certification_id = Int64Builder::new();
     let mut postcode3 = StringBuilder::new();

@@ -6,7 +6,7 @@ use arrow::array::{
 use enclave_catalog::{TableDef, postcode_prefix};
 
 use super::columns::{CommonColumns, RowContext, assemble, finish};
-use super::{FacilityKind, PublishContext, facility_key, record_ids};
+use super::{FacilityKind, PublishContext, SourceRecords, facility_key};
 use crate::error::IngestError;
 use crate::extract::{DpcAdmission, DpcFacilityMonth, EfLine};
 
@@ -16,16 +16,14 @@ const POSTCODE_DIGITS: u32 = 3;
 /// The two DPC tables, in catalog order.
 pub(crate) fn build(
     months: &[DpcFacilityMonth],
-    person_ids: &[i64],
+    records: SourceRecords<'_>,
     context: &PublishContext<'_>,
 ) -> Result<Vec<(String, RecordBatch)>, IngestError> {
     let admissions: Vec<&DpcAdmission> = months
         .iter()
         .flat_map(|month| month.admissions.iter())
         .collect();
-    let admission_ids = record_ids(person_ids, |i| {
-        admissions[i].discharged.year_month().index()
-    });
+    let (person_ids, admission_ids) = (records.person_ids, records.record_ids);
     let admissions_table = context.table("dpc.admissions")?;
     let details_table = context.table("dpc.details")?;
     let mut admission_columns = AdmissionColumns::new(admissions_table)?;

@@ -82,26 +82,48 @@ pub(crate) fn facility_keys(extracts: &Extracts) -> Vec<String> {
     keys
 }
 
-/// Release-local record ids (`receipt_id`, …): the rank of each record in
-/// (person, month, canonical position) order, so ids follow the published
-/// sort order and reveal nothing about file order or facilities.
-pub(crate) fn record_ids(person_ids: &[i64], month_of: impl Fn(usize) -> i32) -> Vec<i64> {
-    let mut order: Vec<usize> = (0..person_ids.len()).collect();
-    order.sort_unstable_by_key(|&i| (person_ids[i], month_of(i), i));
-    let mut ids = vec![0; person_ids.len()];
-    for (rank, index) in order.into_iter().enumerate() {
-        ids[index] = rank as i64 + 1;
-    }
-    ids
+/// The records of one source in a chunk, in canonical order: their
+/// `person_id`s and record ids (`receipt_id`, …; see `record_ids`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SourceRecords<'a> {
+    pub(crate) person_ids: &'a [i64],
+    pub(crate) record_ids: &'a [i64],
 }
 
-/// Person ids of the records of each source, in canonical order.
+/// A chunk's records by source.
 #[derive(Debug)]
 pub(crate) struct PersonsBySource<'a> {
-    pub(crate) ndb: &'a [i64],
-    pub(crate) dpc: &'a [i64],
-    pub(crate) care_claims: &'a [i64],
-    pub(crate) care_certifications: &'a [i64],
+    pub(crate) ndb: SourceRecords<'a>,
+    pub(crate) dpc: SourceRecords<'a>,
+    pub(crate) care_claims: SourceRecords<'a>,
+    pub(crate) care_certifications: SourceRecords<'a>,
+}
+
+impl<'a> PersonsBySource<'a> {
+    /// Splits a chunk's person and record ids (canonical order) by its
+    /// `counts` of records per source.
+    pub(crate) fn split(
+        person_ids: &'a [i64],
+        record_ids: &'a [i64],
+        counts: [usize; 4],
+    ) -> PersonsBySource<'a> {
+        let (mut persons, mut records) = (person_ids, record_ids);
+        let [ndb, dpc, care_claims, care_certifications] = std::array::from_fn(|source| {
+            let (these_persons, rest_persons) = persons.split_at(counts[source]);
+            let (these_records, rest_records) = records.split_at(counts[source]);
+            (persons, records) = (rest_persons, rest_records);
+            SourceRecords {
+                person_ids: these_persons,
+                record_ids: these_records,
+            }
+        });
+        PersonsBySource {
+            ndb,
+            dpc,
+            care_claims,
+            care_certifications,
+        }
+    }
 }
 
 /// Every published table, by qualified name.

@@ -7,14 +7,14 @@ use enclave_core::card::InsurerKind;
 use enclave_core::masters::Masters;
 
 use super::columns::{CommonColumns, RowContext, assemble, finish};
-use super::{FacilityKind, PublishContext, facility_key, record_ids};
+use super::{FacilityKind, PublishContext, SourceRecords, facility_key};
 use crate::error::IngestError;
 use crate::extract::{DiagnosisOutcome, Receipt, ServiceLine, UkeFile, UkeKind};
 
 /// The four NDB tables, in catalog order.
 pub(crate) fn build(
     files: &[UkeFile],
-    person_ids: &[i64],
+    records: SourceRecords<'_>,
     context: &PublishContext<'_>,
 ) -> Result<Vec<(String, RecordBatch)>, IngestError> {
     // One facility per file: pseudonymize it once, not per receipt.
@@ -28,7 +28,7 @@ pub(crate) fn build(
                 .map(move |receipt| (file, facility, receipt))
         })
         .collect();
-    let receipt_ids = record_ids(person_ids, |i| receipts[i].2.service_month.index());
+    let (person_ids, receipt_ids) = (records.person_ids, records.record_ids);
     let mut tables = NdbBuilders::new(context)?;
     for (index, (file, facility_id, receipt)) in receipts.iter().enumerate() {
         let row = RowContext {

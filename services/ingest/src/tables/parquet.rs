@@ -132,16 +132,20 @@ fn split_runs(sorted: &RecordBatch, column: &str) -> Result<Vec<Partition>, Arro
     Ok(partitions)
 }
 
-/// Encodes a batch as one Parquet file in memory.
-pub(crate) fn encode(batch: &RecordBatch) -> Result<Vec<u8>, ParquetError> {
-    let properties = WriterProperties::builder()
+/// How every Parquet file of a release is written.
+pub(crate) fn writer_properties() -> Result<WriterProperties, ParquetError> {
+    Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by("enclave".to_owned())
-        .build();
+        .build())
+}
+
+/// Encodes a batch as one Parquet file in memory.
+pub(crate) fn encode(batch: &RecordBatch) -> Result<Vec<u8>, ParquetError> {
     let mut bytes = Vec::with_capacity(batch.get_array_memory_size() / 4);
-    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties))?;
+    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), Some(writer_properties()?))?;
     writer.write(batch)?;
     writer.close()?;
     Ok(bytes)

@@ -36,6 +36,7 @@ pub(crate) async fn fixture() -> Fixture {
         &extracts,
         &keys,
         enclave_catalog::Catalog::embedded(),
+        &Default::default(),
     )
     .await
     .unwrap();

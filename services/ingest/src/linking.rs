@@ -1,0 +1,210 @@
+//! Pass 1 and linkage: every record's linkage keys spilled to disk by key
+//! partition, then linked a group of partitions at a time.
+//!
+//! Pass 1 parses the extracts a chunk at a time (so a malformed extract
+//! stops the ingest before anything is written), keys each record and
+//! spills its key occurrences (`enclave_linkage::KeyOccurrence`). Linkage reads the partitions back in
+//! groups that fit the memory budget; the release's linkage and the two
+//! single-key baselines are fed the same sorted partition side by side. A
+//! second sweep picks each person's representative key (its `person_id`
+//! order) and collects the opt-out index's name keys.
+
+use enclave_linkage::{
+    KeyHash, KeyKind, Linkage, LinkageKeys, Linker, MAX_RECORDS, Representatives, Strategy,
+    TooManyRecords,
+};
+use rayon::prelude::*;
+use tracing::info;
+
+use crate::budget::MemoryBudget;
+use crate::error::IngestError;
+use crate::extract::{ExtractPlan, parse_units};
+use crate::identity::identity_records;
+use crate::progress::Progress;
+use crate::spill::{LabelFile, OccurrenceFiles, OccurrenceWriter, SpillDir};
+use crate::summary::unmapped_disease_codes;
+
+/// Distinct (name key, `person_id`) pairs: the opt-out index.
+pub(crate) type NameKeys = Vec<(KeyHash, i64)>;
+
+/// What pass 1 and linkage leave for building the tables.
+#[derive(Debug)]
+pub(crate) struct Linked {
+    /// The release's linkage (every key, guarded).
+    pub(crate) linkage: Linkage,
+    /// `person_id` of each cluster of [`Linked::linkage`].
+    pub(crate) person_of_cluster: Vec<i64>,
+    /// Cluster labels of the ID1-only and ID2-only baselines, on disk.
+    pub(crate) baselines: [LabelFile; 2],
+    /// Distinct (name key, `person_id`) pairs, sorted.
+    pub(crate) name_keys: NameKeys,
+    /// Identity-bearing records per source (`linkage_artifact::SOURCES`).
+    pub(crate) records: [u64; 4],
+    /// Identity-bearing records of each unit of the plan.
+    pub(crate) unit_records: Vec<u64>,
+    pub(crate) unmapped_disease_codes: u64,
+    /// Bytes spilled to local disk.
+    pub(crate) spill_bytes: u64,
+    pub(crate) parse_seconds: f64,
+}
+
+impl Linked {
+    /// The `person_id` of record number `record` (canonical order).
+    pub(crate) fn person_of_record(&self, record: usize) -> i64 {
+        self.person_of_cluster[self.linkage.cluster_of_record[record] as usize]
+    }
+
+    /// Records of all sources.
+    pub(crate) fn total_records(&self) -> usize {
+        self.records.iter().sum::<u64>() as usize
+    }
+}
+
+/// Pass 1 and linkage over every extract of `plan`.
+pub(crate) fn link_extracts(
+    plan: &ExtractPlan,
+    keys: &LinkageKeys,
+    budget: &MemoryBudget,
+    spill: &SpillDir,
+) -> Result<Linked, IngestError> {
+    let timer = std::time::Instant::now();
+    let spilled = spill_keys(plan, keys, budget, spill)?;
+    let parse_seconds = timer.elapsed().as_secs_f64();
+    let total: usize = spilled.records.iter().sum::<u64>() as usize;
+    let groups = spilled
+        .files
+        .groups(budget.partition_bytes(total as u64)?)?;
+    let [linkage, card_only, name_only] = link_partitions(&spilled.files, &groups, total)?;
+    info!(
+        records = total,
+        persons = linkage.report.clusters,
+        partitions = groups.len(),
+        "linked"
+    );
+    let baselines = [
+        LabelFile::write(spill, "id1", &card_only.cluster_of_record)?,
+        LabelFile::write(spill, "id2", &name_only.cluster_of_record)?,
+    ];
+    drop((card_only, name_only));
+    let (person_of_cluster, name_keys) = person_ids(&spilled.files, &groups, &linkage, keys)?;
+    Ok(Linked {
+        linkage,
+        person_of_cluster,
+        baselines,
+        name_keys,
+        records: spilled.records,
+        unit_records: spilled.unit_records,
+        unmapped_disease_codes: spilled.unmapped_disease_codes,
+        spill_bytes: spill.bytes(),
+        parse_seconds,
+    })
+}
+
+/// What pass 1 wrote and counted.
+struct Spilled {
+    files: OccurrenceFiles,
+    records: [u64; 4],
+    unit_records: Vec<u64>,
+    unmapped_disease_codes: u64,
+}
+
+/// Pass 1: parses every chunk and spills its records' key occurrences.
+fn spill_keys(
+    plan: &ExtractPlan,
+    keys: &LinkageKeys,
+    budget: &MemoryBudget,
+    spill: &SpillDir,
+) -> Result<Spilled, IngestError> {
+    let progress = Progress::bytes("keying extracts", plan.bytes);
+    let mut writer = OccurrenceWriter::create(spill, budget.partitions(plan.bytes))?;
+    let mut records = [0u64; 4];
+    let mut unit_records = Vec::with_capacity(plan.units.len());
+    let mut unmapped = 0;
+    let mut next_record = 0usize;
+    for chunk in plan.chunks(budget.chunk_bytes()) {
+        let extracts = parse_units(chunk, &progress)?;
+        unmapped += unmapped_disease_codes(&extracts);
+        unit_records.extend(extracts.unit_record_counts().into_iter().map(|n| n as u64));
+        let identities = identity_records(&extracts, keys);
+        if next_record + identities.records.len() > MAX_RECORDS {
+            return Err(IngestError::TooManyRecords(TooManyRecords {
+                records: next_record + identities.records.len(),
+            }));
+        }
+        for (index, record) in identities.records.iter().enumerate() {
+            for occurrence in record.occurrences((next_record + index) as u32) {
+                writer.write(&occurrence)?;
+            }
+        }
+        next_record += identities.records.len();
+        for (total, count) in records.iter_mut().zip(identities.source_counts) {
+            *total += count as u64;
+        }
+    }
+    progress.finish();
+    Ok(Spilled {
+        files: writer.finish()?,
+        records,
+        unit_records,
+        unmapped_disease_codes: unmapped,
+    })
+}
+
+/// The release's linkage and the two baselines, fed each group of
+/// partitions sorted once.
+fn link_partitions(
+    files: &OccurrenceFiles,
+    groups: &[Vec<usize>],
+    records: usize,
+) -> Result<[Linkage; 3], IngestError> {
+    let progress = Progress::steps("linking", groups.len() as u64);
+    let mut linkers = [Strategy::Union, Strategy::CardOnly, Strategy::NameOnly]
+        .into_iter()
+        .map(|strategy| Linker::new(records, strategy))
+        .collect::<Result<Vec<_>, _>>()?;
+    for group in groups {
+        let mut occurrences = files.read(group)?;
+        occurrences.par_sort_unstable_by_key(|o| (o.kind, o.hash, o.record));
+        linkers
+            .par_iter_mut()
+            .for_each(|linker| linker.add_sorted(&occurrences));
+        progress.advance(1);
+    }
+    progress.finish();
+    let [union, card_only, name_only]: [Linker; 3] = linkers.try_into().expect("three strategies");
+    Ok([union.finish(), card_only.finish(), name_only.finish()])
+}
+
+/// Each person's `person_id`, and the opt-out index's (name key, person)
+/// pairs, from a second sweep over the partitions.
+fn person_ids(
+    files: &OccurrenceFiles,
+    groups: &[Vec<usize>],
+    linkage: &Linkage,
+    keys: &LinkageKeys,
+) -> Result<(Vec<i64>, NameKeys), IngestError> {
+    let mut representatives = Representatives::new(linkage);
+    let mut name_clusters: Vec<(KeyHash, u32)> = Vec::new();
+    for group in groups {
+        let mut in_group: Vec<(KeyHash, u32)> = Vec::new();
+        for occurrence in files.read(group)? {
+            representatives.add(linkage, &occurrence);
+            if occurrence.kind == KeyKind::Name {
+                let cluster = linkage.cluster_of_record[occurrence.record as usize];
+                in_group.push((occurrence.hash, cluster));
+            }
+        }
+        // Partitions hold disjoint keys: duplicates are within a group.
+        in_group.sort_unstable();
+        in_group.dedup();
+        name_clusters.extend(in_group);
+    }
+    let person_of_cluster = representatives.person_ids(keys);
+    let mut name_keys: NameKeys = name_clusters
+        .into_iter()
+        .map(|(hash, cluster)| (hash, person_of_cluster[cluster as usize]))
+        .collect();
+    name_keys.sort_unstable();
+    name_keys.dedup();
+    Ok((person_of_cluster, name_keys))
+}

@@ -1,0 +1,230 @@
+//! Spill files: what an ingest keeps on local disk between its passes.
+//!
+//! Pass 1 writes every record's linkage keys as [`KeyOccurrence`]s into one
+//! file per key partition; linkage reads them back a few partitions at a
+//! time, and the baselines' cluster labels wait in files of their own until
+//! the linkage artifact is written. Spill files hold keyed hashes, record
+//! numbers and months, never an identifier, in a directory only the owner
+//! can read, removed when the ingest ends (unless kept for inspection).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use enclave_linkage::{KeyOccurrence, partition_of};
+
+use crate::error::IngestError;
+
+/// Buffer of each partition writer.
+const WRITER_BUFFER: usize = 64 * 1024;
+
+/// The spill directory of one ingest.
+#[derive(Debug)]
+pub(crate) struct SpillDir {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl SpillDir {
+    /// A fresh private directory under `root`; kept after the ingest when
+    /// `keep` is set.
+    pub(crate) fn create(root: &Path, keep: bool) -> Result<SpillDir, IngestError> {
+        std::fs::create_dir_all(root).map_err(|e| spill_error(root, &e))?;
+        let dir = tempfile::Builder::new()
+            .prefix("enclave-ingest-")
+            .tempdir_in(root)
+            .map_err(|e| spill_error(root, &e))?;
+        let path = dir.path().to_path_buf();
+        Ok(SpillDir {
+            dir: if keep {
+                let _ = dir.keep();
+                None
+            } else {
+                Some(dir)
+            },
+            path,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes of every file in the directory.
+    pub(crate) fn bytes(&self) -> u64 {
+        std::fs::read_dir(&self.path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.metadata().ok())
+            .map(|meta| meta.len())
+            .sum()
+    }
+}
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.close();
+        }
+    }
+}
+
+fn spill_error(path: &Path, error: &std::io::Error) -> IngestError {
+    IngestError::Spill(format!("{}: {error}", path.display()))
+}
+
+/// Key occurrences spilled by partition of their hash.
+#[derive(Debug)]
+pub(crate) struct OccurrenceFiles {
+    paths: Vec<PathBuf>,
+}
+
+/// Writes occurrences into their partitions' files.
+#[derive(Debug)]
+pub(crate) struct OccurrenceWriter {
+    files: OccurrenceFiles,
+    writers: Vec<BufWriter<File>>,
+    scratch: Vec<u8>,
+}
+
+impl OccurrenceWriter {
+    pub(crate) fn create(
+        dir: &SpillDir,
+        partitions: usize,
+    ) -> Result<OccurrenceWriter, IngestError> {
+        let paths: Vec<PathBuf> = (0..partitions)
+            .map(|p| dir.path().join(format!("keys-{p:05}.bin")))
+            .collect();
+        let writers = paths
+            .iter()
+            .map(|path| {
+                File::create(path)
+                    .map(|file| BufWriter::with_capacity(WRITER_BUFFER, file))
+                    .map_err(|e| spill_error(path, &e))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(OccurrenceWriter {
+            files: OccurrenceFiles { paths },
+            writers,
+            scratch: Vec::with_capacity(KeyOccurrence::ENCODED_BYTES),
+        })
+    }
+
+    pub(crate) fn write(&mut self, occurrence: &KeyOccurrence) -> Result<(), IngestError> {
+        let partition = partition_of(&occurrence.hash, self.writers.len());
+        self.scratch.clear();
+        occurrence.encode(&mut self.scratch);
+        self.writers[partition]
+            .write_all(&self.scratch)
+            .map_err(|e| spill_error(&self.files.paths[partition], &e))
+    }
+
+    pub(crate) fn finish(self) -> Result<OccurrenceFiles, IngestError> {
+        for (writer, path) in self.writers.into_iter().zip(&self.files.paths) {
+            writer
+                .into_inner()
+                .map_err(|e| spill_error(path, e.error()))?;
+        }
+        Ok(self.files)
+    }
+}
+
+impl OccurrenceFiles {
+    /// Partitions grouped so each group's occurrences take at most
+    /// `budget_bytes` in memory (a partition larger than that on its own).
+    pub(crate) fn groups(&self, budget_bytes: u64) -> Result<Vec<Vec<usize>>, IngestError> {
+        let in_memory = size_of::<KeyOccurrence>() as u64;
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut group_bytes = 0;
+        for (partition, path) in self.paths.iter().enumerate() {
+            let len = std::fs::metadata(path)
+                .map_err(|e| spill_error(path, &e))?
+                .len();
+            let bytes = len / KeyOccurrence::ENCODED_BYTES as u64 * in_memory;
+            if groups.is_empty() || group_bytes + bytes > budget_bytes {
+                groups.push(Vec::new());
+                group_bytes = 0;
+            }
+            group_bytes += bytes;
+            groups.last_mut().expect("pushed").push(partition);
+        }
+        Ok(groups)
+    }
+
+    /// Every occurrence of the partitions in `group`.
+    pub(crate) fn read(&self, group: &[usize]) -> Result<Vec<KeyOccurrence>, IngestError> {
+        let mut occurrences = Vec::new();
+        let mut buffer = vec![0u8; KeyOccurrence::ENCODED_BYTES];
+        for &partition in group {
+            let path = &self.paths[partition];
+            let file = File::open(path).map_err(|e| spill_error(path, &e))?;
+            let len = file.metadata().map_err(|e| spill_error(path, &e))?.len();
+            let count = len as usize / KeyOccurrence::ENCODED_BYTES;
+            occurrences.reserve(count);
+            let mut reader = BufReader::with_capacity(WRITER_BUFFER, file);
+            for _ in 0..count {
+                reader
+                    .read_exact(&mut buffer)
+                    .map_err(|e| spill_error(path, &e))?;
+                occurrences.push(KeyOccurrence::decode(&buffer).ok_or_else(|| {
+                    IngestError::Spill(format!("{}: not a key occurrence", path.display()))
+                })?);
+            }
+        }
+        Ok(occurrences)
+    }
+}
+
+/// Cluster labels (one u32 per record) kept on disk.
+#[derive(Debug)]
+pub(crate) struct LabelFile {
+    path: PathBuf,
+}
+
+impl LabelFile {
+    pub(crate) fn write(
+        dir: &SpillDir,
+        name: &str,
+        labels: &[u32],
+    ) -> Result<LabelFile, IngestError> {
+        let path = dir.path().join(format!("{name}.labels"));
+        let file = File::create(&path).map_err(|e| spill_error(&path, &e))?;
+        let mut writer = BufWriter::with_capacity(WRITER_BUFFER, file);
+        for label in labels {
+            writer
+                .write_all(&label.to_le_bytes())
+                .map_err(|e| spill_error(&path, &e))?;
+        }
+        writer
+            .into_inner()
+            .map_err(|e| spill_error(&path, e.error()))?;
+        Ok(LabelFile { path })
+    }
+
+    /// A reader handing out the labels in order.
+    pub(crate) fn reader(&self) -> Result<LabelReader, IngestError> {
+        let file = File::open(&self.path).map_err(|e| spill_error(&self.path, &e))?;
+        Ok(LabelReader {
+            path: self.path.clone(),
+            reader: BufReader::with_capacity(WRITER_BUFFER, file),
+        })
+    }
+}
+
+/// Reads a [`LabelFile`] in order.
+#[derive(Debug)]
+pub(crate) struct LabelReader {
+    path: PathBuf,
+    reader: BufReader<File>,
+}
+
+impl LabelReader {
+    pub(crate) fn next_label(&mut self) -> Result<u32, IngestError> {
+        let mut bytes = [0u8; 4];
+        self.reader
+            .read_exact(&mut bytes)
+            .map_err(|e| spill_error(&self.path, &e))?;
+        Ok(u32::from_le_bytes(bytes))
+    }
+}

@@ -7,6 +7,7 @@
 //! It is written a batch of records at a time, the baselines' clusters read
 //! back from their spill files.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
@@ -38,10 +39,13 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-/// The artifact of `linked` as zstd Parquet bytes.
-pub(crate) fn linkage_records_parquet(linked: &Linked) -> Result<Vec<u8>, IngestError> {
-    let mut bytes = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut bytes, schema(), Some(writer_properties()?))?;
+/// Writes the artifact of `linked` as zstd Parquet to the local file `path`
+/// (a spill file: it is uploaded a part at a time).
+pub(crate) fn write_linkage_records(linked: &Linked, path: &Path) -> Result<(), IngestError> {
+    let file = std::fs::File::create(path)
+        .map_err(|e| IngestError::Spill(format!("{}: {e}", path.display())))?;
+    let file = std::io::BufWriter::new(file);
+    let mut writer = ArrowWriter::try_new(file, schema(), Some(writer_properties()?))?;
     let [id1, id2] = &linked.baselines;
     let (mut id1, mut id2) = (id1.reader()?, id2.reader()?);
     let sources = SourceOfRecord::new(&linked.records);
@@ -51,7 +55,7 @@ pub(crate) fn linkage_records_parquet(linked: &Linked) -> Result<Vec<u8>, Ingest
         writer.write(&batch(linked, &sources, records, &mut id1, &mut id2)?)?;
     }
     writer.close()?;
-    Ok(bytes)
+    Ok(())
 }
 
 fn batch(

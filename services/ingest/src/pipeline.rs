@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use crate::budget::{DEFAULT_MEMORY_MB, MemoryBudget};
 use crate::error::IngestError;
 use crate::extract::{ExtractPlan, ExtractUnit, Extracts, parse_units, plan_extracts};
-use crate::linkage_artifact::{LINKAGE_RECORDS_PATH, linkage_records_parquet};
+use crate::linkage_artifact::{LINKAGE_RECORDS_PATH, write_linkage_records};
 use crate::linking::{Linked, link_extracts};
 use crate::progress::Progress;
 use crate::record_ids::RecordGroups;
@@ -91,7 +91,16 @@ pub async fn ingest(
     };
     let timer = Instant::now();
     let mut writer = store.begin_release().await?;
-    let written = write_release(&mut writer, &plan, &mut linked, keys, catalog, &budget).await;
+    let written = write_release(
+        &mut writer,
+        &plan,
+        &mut linked,
+        &spill,
+        keys,
+        catalog,
+        &budget,
+    )
+    .await;
     let tables = match written {
         Ok(tables) => tables,
         Err(error) => {
@@ -120,10 +129,17 @@ async fn write_release(
     writer: &mut ReleaseWriter,
     plan: &ExtractPlan,
     linked: &mut Linked,
+    spill: &SpillDir,
     keys: &LinkageKeys,
     catalog: &Catalog,
     budget: &MemoryBudget,
 ) -> Result<BTreeMap<String, TableEntry>, IngestError> {
+    let records = spill.path().join("records.parquet");
+    tokio::task::block_in_place(|| write_linkage_records(linked, &records))?;
+    let rows = Some(linked.total_records() as u64);
+    writer
+        .put_file(LINKAGE_RECORDS_PATH, &records, rows)
+        .await?;
     let linkage_files = tokio::task::block_in_place(|| linkage_files(linked, catalog))?;
     put_all(writer, linkage_files).await?;
     let chunk_bytes = budget.table_chunk_bytes(linked.total_records() as u64)?;
@@ -159,15 +175,10 @@ async fn put_all(
     Ok(())
 }
 
-/// The linkage artifact, the opt-out index (its name keys are let go), the
-/// linkage report and the catalog.
+/// The opt-out index (its name keys are let go), the linkage report and
+/// the catalog.
 fn linkage_files(linked: &mut Linked, catalog: &Catalog) -> Result<Vec<StagedObject>, IngestError> {
     Ok(vec![
-        staged(
-            LINKAGE_RECORDS_PATH,
-            linkage_records_parquet(linked)?,
-            Some(linked.total_records() as u64),
-        ),
         staged(
             OPT_OUT_INDEX_PATH,
             optout::index_parquet(&std::mem::take(&mut linked.name_keys))?,

@@ -152,16 +152,25 @@ impl OccurrenceFiles {
         Ok(groups)
     }
 
-    /// Every occurrence of the partitions in `group`.
+    /// Every occurrence of the partitions in `group`, in one allocation.
     pub(crate) fn read(&self, group: &[usize]) -> Result<Vec<KeyOccurrence>, IngestError> {
-        let mut occurrences = Vec::new();
+        let count_of = |partition: usize| -> Result<usize, IngestError> {
+            let path = &self.paths[partition];
+            let len = std::fs::metadata(path)
+                .map_err(|e| spill_error(path, &e))?
+                .len();
+            Ok(len as usize / KeyOccurrence::ENCODED_BYTES)
+        };
+        let total = group
+            .iter()
+            .map(|&p| count_of(p))
+            .sum::<Result<usize, _>>()?;
+        let mut occurrences = Vec::with_capacity(total);
         let mut buffer = vec![0u8; KeyOccurrence::ENCODED_BYTES];
         for &partition in group {
             let path = &self.paths[partition];
             let file = File::open(path).map_err(|e| spill_error(path, &e))?;
-            let len = file.metadata().map_err(|e| spill_error(path, &e))?.len();
-            let count = len as usize / KeyOccurrence::ENCODED_BYTES;
-            occurrences.reserve(count);
+            let count = count_of(partition)?;
             let mut reader = BufReader::with_capacity(WRITER_BUFFER, file);
             for _ in 0..count {
                 reader

@@ -53,6 +53,11 @@ pub enum StoreError {
     Integrity { path: String, problem: &'static str },
     #[error("object path {0:?} is not a plain relative path")]
     BadPath(String),
+    #[error("cannot read {path}: {source}")]
+    ReadLocal {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A data store holding dataset releases.
@@ -287,6 +292,38 @@ impl ReleaseWriter {
         Ok(entry)
     }
 
+    /// Writes one object of the release from a local file, a part at a
+    /// time, so an object larger than memory can be written.
+    pub async fn put_file(
+        &mut self,
+        relative: &str,
+        local: &Path,
+        rows: Option<u64>,
+    ) -> Result<FileEntry, StoreError> {
+        let path = release_path(&self.id, relative)?;
+        let upload = self.store.objects.put_multipart(&path).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        match copy_parts(local, &mut writer).await {
+            Ok((bytes, sha256)) => {
+                writer.finish().await?;
+                let entry = FileEntry {
+                    path: relative.to_owned(),
+                    bytes,
+                    sha256,
+                    rows,
+                };
+                self.files.push(entry.clone());
+                Ok(entry)
+            }
+            Err(error) => {
+                if let Err(abort) = writer.abort().await {
+                    warn!(%path, error = %abort, "could not abort a failed multipart upload");
+                }
+                Err(error)
+            }
+        }
+    }
+
     /// Makes the release visible by writing its manifest, the last write.
     pub async fn publish(self, content: ReleaseContent) -> Result<Manifest, StoreError> {
         let manifest = Manifest::new(self.id.clone(), content, self.files);
@@ -375,9 +412,48 @@ async fn put_in_parts(
     writer.finish().await
 }
 
+/// Copies a local file into a multipart upload a part at a time; its size
+/// and SHA-256.
+async fn copy_parts(
+    local: &Path,
+    writer: &mut WriteMultipart,
+) -> Result<(u64, String), StoreError> {
+    use tokio::io::AsyncReadExt as _;
+    let read_error = |source| StoreError::ReadLocal {
+        path: local.display().to_string(),
+        source,
+    };
+    let mut file = tokio::fs::File::open(local).await.map_err(read_error)?;
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buffer = vec![0u8; PART_SIZE];
+    let mut total = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            let read = file.read(&mut buffer[filled..]).await.map_err(read_error)?;
+            if read == 0 {
+                break;
+            }
+            filled += read;
+        }
+        if filled == 0 {
+            break;
+        }
+        digest.update(&buffer[..filled]);
+        writer.write(&buffer[..filled]);
+        writer.wait_for_capacity(1).await?;
+        total += filled as u64;
+    }
+    writer.wait_for_capacity(0).await?;
+    Ok((total, hex(digest.finish().as_ref())))
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -406,6 +482,34 @@ mod tests {
             .unwrap();
         let back = local.get(&path).await.unwrap().bytes().await.unwrap();
         assert_eq!(back, bytes);
+    }
+
+    #[tokio::test]
+    async fn an_object_written_from_a_local_file_matches_one_written_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DataStore::open_local(&dir.path().join("data")).unwrap();
+        let bytes = patterned(5 * 1024 + 3);
+        let local = dir.path().join("local.bin");
+        std::fs::write(&local, &bytes).unwrap();
+        let mut writer = store.begin_release().await.unwrap();
+        let from_file = writer
+            .put_file("linkage/a.bin", &local, Some(7))
+            .await
+            .unwrap();
+        let from_memory = writer
+            .put("linkage/b.bin", bytes.clone(), Some(7))
+            .await
+            .unwrap();
+        assert_eq!(
+            (from_file.bytes, &from_file.sha256),
+            (from_memory.bytes, &from_memory.sha256)
+        );
+        let back = store.read_verified(writer.id(), &from_file).await.unwrap();
+        assert_eq!(back, bytes);
+        let missing = writer
+            .put_file("linkage/c.bin", &dir.path().join("absent"), None)
+            .await;
+        assert!(matches!(missing, Err(StoreError::ReadLocal { .. })));
     }
 
     #[tokio::test]

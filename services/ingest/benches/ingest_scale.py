@@ -1,0 +1,87 @@
+"""Ingest at population scale: wall time, peak resident memory, spill and
+linkage quality per population size, one population at a time.
+
+    ENCLAVE_BIN=<release binary> python3 services/ingest/benches/ingest_scale.py \
+        1000000 3000000 [--work DIR] [--memory-mb N] [--before <older binary>]
+
+For each size: `enclave synth --persons N --seed 7`, then `enclave ingest`
+under `/usr/bin/time -v` (peak resident set of the whole process), then
+`enclave linkage-eval` (F1 of the release and of both single-key
+baselines). With `--before`, the older binary ingests the same extracts
+first, for a side-by-side row. Extracts and releases are removed after each
+size, so the largest size bounds the disk used.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+KEY = "ingest-scale-benchmark-key-of-at-least-32-bytes"
+
+
+def run(args, env=None):
+    started = time.monotonic()
+    done = subprocess.run(args, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done, time.monotonic() - started
+
+
+def timed_ingest(binary, extracts, data, memory_mb):
+    env = dict(os.environ, ENCLAVE_PSEUDONYM_KEY=KEY)
+    args = ["/usr/bin/time", "-v", binary, "ingest", "--extracts", extracts, "--data", data]
+    if memory_mb:
+        args += ["--memory-mb", str(memory_mb)]
+    done, seconds = run(args, env)
+    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
+    spilled = re.search(r"spilled ([\d.]+) MB", done.stdout)
+    return {
+        "seconds": seconds,
+        "peak_mb": peak_kb / 1024,
+        "spill_mb": float(spilled.group(1)) if spilled else 0.0,
+    }
+
+
+def linkage_f1(binary, extracts, data):
+    done, _ = run([binary, "linkage-eval", "--truth", os.path.join(extracts, "truth"), "--data", data])
+    report = json.loads(done.stdout)
+    return {name: report[name]["f1"] for name in ("union", "id1_only", "id2_only")}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("persons", nargs="+", type=int)
+    parser.add_argument("--work", default="/tmp/enclave-ingest-scale")
+    parser.add_argument("--memory-mb", type=int, default=0)
+    parser.add_argument("--before", help="an older binary to ingest the same extracts first")
+    options = parser.parse_args()
+    binary = os.environ["ENCLAVE_BIN"]
+    print("| persons | receipts | binary | wall | peak RSS | spilled | F1 release | F1 ID1-only | F1 ID2-only |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for persons in options.persons:
+        shutil.rmtree(options.work, ignore_errors=True)
+        extracts = os.path.join(options.work, "extracts")
+        done, _ = run([binary, "synth", "--persons", str(persons), "--seed", "7", "--out", extracts])
+        receipts = int(re.search(r"NDB receipts\s+(\d+)", done.stdout).group(1))
+        binaries = [("before", options.before)] if options.before else []
+        for label, path in binaries + [("this", binary)]:
+            data = os.path.join(options.work, f"data-{label}")
+            figures = timed_ingest(path, extracts, data, options.memory_mb if label == "this" else 0)
+            f1 = linkage_f1(binary, extracts, data)
+            print(
+                f"| {persons:,} | {receipts:,} | {label} | {figures['seconds']:.0f} s "
+                f"| {figures['peak_mb']:,.0f} MB | {figures['spill_mb']:,.0f} MB "
+                f"| {f1['union']:.5f} | {f1['id1_only']:.3f} | {f1['id2_only']:.3f} |",
+                flush=True,
+            )
+            shutil.rmtree(data, ignore_errors=True)
+    shutil.rmtree(options.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,12 +2,12 @@
 linkage quality per population size, one population at a time.
 
     ENCLAVE_BIN=<release binary> python3 services/ingest/benches/ingest_scale.py \
-        1000000 3000000 [--work DIR] [--memory-mb N] [--before <older binary>]
+        1000000 3000000 [--work DIR] [--memory-mb N [N ...]] [--before <older binary>]
 
 For each size: `enclave synth --persons N --seed 7`, then `enclave ingest`
 under `/usr/bin/time -v` (peak resident set of the whole process), then
 `enclave linkage-eval` (F1 of the release and of both single-key
-baselines). With `--before`, the older binary ingests the same extracts
+baselines), once per `--memory-mb` limit given (default: the binary's). With `--before`, the older binary ingests the same extracts
 first, for a side-by-side row. Extracts and releases are removed after each
 size, so the largest size bounds the disk used.
 """
@@ -57,24 +57,25 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("persons", nargs="+", type=int)
     parser.add_argument("--work", default="/tmp/enclave-ingest-scale")
-    parser.add_argument("--memory-mb", type=int, default=0)
+    parser.add_argument("--memory-mb", type=int, nargs="+", default=[0])
     parser.add_argument("--before", help="an older binary to ingest the same extracts first")
     options = parser.parse_args()
     binary = os.environ["ENCLAVE_BIN"]
-    print("| persons | receipts | binary | wall | peak RSS | spilled | F1 release | F1 ID1-only | F1 ID2-only |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("| persons | receipts | binary | --memory-mb | wall | peak RSS | spilled | F1 release | F1 ID1-only | F1 ID2-only |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for persons in options.persons:
         shutil.rmtree(options.work, ignore_errors=True)
         extracts = os.path.join(options.work, "extracts")
         done, _ = run([binary, "synth", "--persons", str(persons), "--seed", "7", "--out", extracts])
         receipts = int(re.search(r"NDB receipts\s+(\d+)", done.stdout).group(1))
-        binaries = [("before", options.before)] if options.before else []
-        for label, path in binaries + [("this", binary)]:
-            data = os.path.join(options.work, f"data-{label}")
-            figures = timed_ingest(path, extracts, data, options.memory_mb if label == "this" else 0)
+        runs = [("before", options.before, 0)] if options.before else []
+        runs += [("this", binary, limit) for limit in options.memory_mb]
+        for label, path, limit in runs:
+            data = os.path.join(options.work, f"data-{label}-{limit}")
+            figures = timed_ingest(path, extracts, data, limit)
             f1 = linkage_f1(binary, extracts, data)
             print(
-                f"| {persons:,} | {receipts:,} | {label} | {figures['seconds']:.0f} s "
+                f"| {persons:,} | {receipts:,} | {label} | {limit or 'default'} | {figures['seconds']:.0f} s "
                 f"| {figures['peak_mb']:,.0f} MB | {figures['spill_mb']:,.0f} MB "
                 f"| {f1['union']:.5f} | {f1['id1_only']:.3f} | {f1['id2_only']:.3f} |",
                 flush=True,

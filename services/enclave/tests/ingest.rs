@@ -246,42 +246,45 @@ fn ingest_refuses_a_missing_or_short_key_and_writes_nothing() {
 }
 
 /// Replaces the first birth date field of an RE record with an impossible era date.
-fn corrupt_first_receipt(extracts: &Path) -> String {
+/// Writes `value` into field `index` (0-based) of the first `record` line
+/// of the first UKE file; returns where (`line N`).
+fn corrupt_first(extracts: &Path, record: &[u8], index: usize, value: &[u8]) -> String {
     let file = files_under(&extracts.join("ndb"))
         .into_iter()
         .find(|f| f.extension().is_some_and(|e| e == "UKE"))
         .unwrap();
     let bytes = std::fs::read(&file).unwrap();
     let mut lines: Vec<Vec<u8>> = bytes.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
-    let line = lines.iter().position(|l| l.starts_with(b"RE,")).unwrap();
+    let line = lines.iter().position(|l| l.starts_with(record)).unwrap();
     let mut fields: Vec<Vec<u8>> = lines[line]
         .split(|b| *b == b',')
         .map(<[u8]>::to_vec)
         .collect();
-    fields[6] = b"4311301".to_vec(); // 平成31年13月01日
+    fields[index] = value.to_vec();
     lines[line] = fields.join(&b',');
     std::fs::write(&file, lines.join(&b'\n')).unwrap();
     format!("line {}", line + 1)
 }
 
-#[test]
-fn a_corrupt_extract_publishes_nothing() {
+/// An ingest of extracts with one bad field fails naming file, line and
+/// field but not the value, and leaves the previous release the only one.
+fn a_corrupt_field_publishes_nothing(record: &[u8], index: usize, value: &str, field: &str) {
     let dir = tempfile::tempdir().unwrap();
     let extracts = synth(dir.path(), 300, 9);
     let data = dir.path().join("data");
     ingest(&extracts, &data, KEY_A);
     let before = latest_release(&data);
 
-    let where_ = corrupt_first_receipt(&extracts);
+    let where_ = corrupt_first(&extracts, record, index, value.as_bytes());
     let output = enclave(&ingest_args(&extracts, &data, &[]), Some(KEY_A));
     assert!(!output.status.success());
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(
-        message.contains(".UKE") && message.contains(&where_) && message.contains("生年月日"),
+        message.contains(".UKE") && message.contains(&where_) && message.contains(field),
         "{message}"
     );
     assert!(
-        !message.contains("4311301"),
+        !message.contains(value),
         "the error echoes the bad value: {message}"
     );
     assert_eq!(
@@ -291,6 +294,19 @@ fn a_corrupt_extract_publishes_nothing() {
     );
     let published = std::fs::read_dir(data.join("releases")).unwrap().count();
     assert_eq!(published, 1, "the failed ingest left objects behind");
+}
+
+#[test]
+fn a_corrupt_identity_field_publishes_nothing() {
+    // 平成31年13月01日: found by the first pass, before anything is written.
+    a_corrupt_field_publishes_nothing(b"RE,", 6, "4311301", "生年月日");
+}
+
+#[test]
+fn a_corrupt_detail_field_publishes_nothing() {
+    // A diagnosis outcome that does not exist: found by the second pass,
+    // after tables were written, which are abandoned.
+    a_corrupt_field_publishes_nothing(b"SY,", 3, "97", "転帰区分");
 }
 
 /// Starts an ingest and SIGKILLs it as soon as it starts writing release

@@ -18,11 +18,10 @@ use tracing::info;
 
 use crate::budget::MemoryBudget;
 use crate::error::IngestError;
-use crate::extract::{ExtractPlan, parse_units};
+use crate::extract::{Depth, ExtractPlan, parse_units};
 use crate::identity::identity_records;
 use crate::progress::Progress;
 use crate::spill::{LabelFile, OccurrenceFiles, OccurrenceWriter, SpillDir};
-use crate::summary::unmapped_disease_codes;
 
 /// Distinct (name key, `person_id`) pairs: the opt-out index.
 pub(crate) type NameKeys = Vec<(KeyHash, i64)>;
@@ -42,7 +41,6 @@ pub(crate) struct Linked {
     pub(crate) records: [u64; 4],
     /// Identity-bearing records of each unit of the plan.
     pub(crate) unit_records: Vec<u64>,
-    pub(crate) unmapped_disease_codes: u64,
     /// Bytes spilled to local disk.
     pub(crate) spill_bytes: u64,
     pub(crate) parse_seconds: f64,
@@ -94,7 +92,6 @@ pub(crate) fn link_extracts(
         name_keys,
         records: spilled.records,
         unit_records: spilled.unit_records,
-        unmapped_disease_codes: spilled.unmapped_disease_codes,
         spill_bytes: spill.bytes(),
         parse_seconds,
     })
@@ -105,7 +102,6 @@ struct Spilled {
     files: OccurrenceFiles,
     records: [u64; 4],
     unit_records: Vec<u64>,
-    unmapped_disease_codes: u64,
 }
 
 /// Pass 1: parses every chunk and spills its records' key occurrences.
@@ -119,11 +115,9 @@ fn spill_keys(
     let mut writer = OccurrenceWriter::create(spill, budget.partitions(plan.bytes))?;
     let mut records = [0u64; 4];
     let mut unit_records = Vec::with_capacity(plan.units.len());
-    let mut unmapped = 0;
     let mut next_record = 0usize;
     for chunk in plan.chunks(budget.chunk_bytes()) {
-        let extracts = parse_units(chunk, &progress)?;
-        unmapped += unmapped_disease_codes(&extracts);
+        let extracts = parse_units(chunk, Depth::Identities, &progress)?;
         unit_records.extend(extracts.unit_record_counts().into_iter().map(|n| n as u64));
         let identities = identity_records(&extracts, keys);
         if next_record + identities.records.len() > MAX_RECORDS {
@@ -146,7 +140,6 @@ fn spill_keys(
         files: writer.finish()?,
         records,
         unit_records,
-        unmapped_disease_codes: unmapped,
     })
 }
 

@@ -25,13 +25,13 @@ use rayon::prelude::*;
 
 use crate::budget::{DEFAULT_MEMORY_MB, MemoryBudget};
 use crate::error::IngestError;
-use crate::extract::{ExtractPlan, ExtractUnit, Extracts, parse_units, plan_extracts};
+use crate::extract::{Depth, ExtractPlan, ExtractUnit, Extracts, parse_units, plan_extracts};
 use crate::linkage_artifact::{LINKAGE_RECORDS_PATH, write_linkage_records};
 use crate::linking::{Linked, link_extracts};
 use crate::progress::Progress;
 use crate::record_ids::RecordGroups;
 use crate::spill::SpillDir;
-use crate::summary::{IngestSummary, PhaseTimes};
+use crate::summary::{IngestSummary, PhaseTimes, unmapped_disease_codes};
 use crate::tables::{PersonsBySource, PublishContext, build_all, facility_keys, parquet};
 
 /// Where the catalog a release was built with is stored inside it.
@@ -101,20 +101,20 @@ pub async fn ingest(
         &budget,
     )
     .await;
-    let tables = match written {
-        Ok(tables) => tables,
+    let written = match written {
+        Ok(written) => written,
         Err(error) => {
             writer.abandon().await?;
             return Err(error);
         }
     };
     phases.tables_seconds = timer.elapsed().as_secs_f64();
-    let mut summary = IngestSummary::new(&plan, &linked, &tables, phases);
+    let mut summary = IngestSummary::new(&plan, &linked, &written, phases);
     summary.release_id = writer.id().to_owned();
     summary.phases.total_seconds = started.elapsed().as_secs_f64();
     let content = ReleaseContent {
         key_fingerprint: keys.fingerprint(),
-        tables,
+        tables: written.entries,
         summary: serde_json::to_value(&summary).map_err(|e| IngestError::Worker(e.to_string()))?,
         linkage: serde_json::to_value(&linked.linkage.report)
             .map_err(|e| IngestError::Worker(e.to_string()))?,
@@ -133,7 +133,7 @@ async fn write_release(
     keys: &LinkageKeys,
     catalog: &Catalog,
     budget: &MemoryBudget,
-) -> Result<BTreeMap<String, TableEntry>, IngestError> {
+) -> Result<WrittenTables, IngestError> {
     let records = spill.path().join("records.parquet");
     tokio::task::block_in_place(|| write_linkage_records(linked, &records))?;
     let rows = Some(linked.total_records() as u64);
@@ -201,6 +201,8 @@ struct Chunk<'a> {
 struct BuiltChunk {
     /// Identity-bearing records of the chunk.
     records: usize,
+    /// Its diagnoses whose code is not in the master.
+    unmapped_disease_codes: u64,
     objects: Vec<StagedObject>,
     tables: Vec<TableChunk>,
 }
@@ -223,7 +225,7 @@ fn build_chunk(
     catalog: &Catalog,
     progress: &Progress,
 ) -> Result<BuiltChunk, IngestError> {
-    let extracts = parse_units(chunk.units, progress)?;
+    let extracts = parse_units(chunk.units, Depth::Full, progress)?;
     let counts = extracts.identity_record_counts();
     let records = chunk.first_record..chunk.first_record + counts.iter().sum::<usize>();
     let person_ids: Vec<i64> = records
@@ -237,7 +239,9 @@ fn build_chunk(
         facility_ids: facility_ids(&extracts, keys),
     };
     let tables = build_all(&extracts, &persons, &context)?;
-    encode_tables(tables, catalog, chunk.index, records.len())
+    let mut built = encode_tables(tables, catalog, chunk.index, records.len())?;
+    built.unmapped_disease_codes = unmapped_disease_codes(&extracts);
+    Ok(built)
 }
 
 /// `facility_id` per facility key: a keyed hash, so ids are stable for a key
@@ -312,6 +316,7 @@ fn encode_tables(
         .collect::<Result<Vec<_>, IngestError>>()?;
     Ok(BuiltChunk {
         records,
+        unmapped_disease_codes: 0,
         objects,
         tables: files,
     })
@@ -345,11 +350,21 @@ fn empty_entry() -> TableEntry {
 #[derive(Debug, Default)]
 struct TableFiles {
     entries: BTreeMap<String, TableEntry>,
+    unmapped_disease_codes: u64,
+}
+
+/// What pass 2 wrote.
+#[derive(Debug)]
+pub(crate) struct WrittenTables {
+    pub(crate) entries: BTreeMap<String, TableEntry>,
+    /// Diagnoses whose disease code is not in the master (icd10 NULL).
+    pub(crate) unmapped_disease_codes: u64,
 }
 
 impl TableFiles {
     /// Records a chunk's files; hands back its objects to write.
     fn add(&mut self, chunk: BuiltChunk) -> Vec<StagedObject> {
+        self.unmapped_disease_codes += chunk.unmapped_disease_codes;
         for table in chunk.tables {
             let entry = self.entries.entry(table.table).or_insert_with(empty_entry);
             entry.rows += table.rows;
@@ -373,14 +388,17 @@ impl TableFiles {
     }
 
     /// Every table of the catalog (one without rows too), files in path order.
-    fn finish(mut self, catalog: &Catalog) -> BTreeMap<String, TableEntry> {
+    fn finish(mut self, catalog: &Catalog) -> WrittenTables {
         for name in catalog.table_names() {
             self.entries.entry(name).or_insert_with(empty_entry);
         }
         for entry in self.entries.values_mut() {
             entry.files.sort();
         }
-        self.entries
+        WrittenTables {
+            entries: self.entries,
+            unmapped_disease_codes: self.unmapped_disease_codes,
+        }
     }
 }
 

@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use enclave_core::masters::Masters;
-use enclave_store::TableEntry;
 use serde::Serialize;
 
 use crate::extract::{ExtractPlan, Extracts};
 use crate::linkage_artifact::SOURCES;
 use crate::linking::Linked;
+use crate::pipeline::WrittenTables;
 
 /// Seconds spent in each phase.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -55,7 +55,7 @@ impl IngestSummary {
     pub(crate) fn new(
         plan: &ExtractPlan,
         linked: &Linked,
-        tables: &BTreeMap<String, TableEntry>,
+        written: &WrittenTables,
         phases: PhaseTimes,
     ) -> IngestSummary {
         let sources_of_person = sources_of_person(linked);
@@ -77,7 +77,8 @@ impl IngestSummary {
                 .zip(linked.records)
                 .map(|(name, count)| (name.to_string(), count))
                 .collect(),
-            table_rows: tables
+            table_rows: written
+                .entries
                 .iter()
                 .map(|(name, entry)| (name.clone(), entry.rows))
                 .collect(),
@@ -90,7 +91,7 @@ impl IngestSummary {
             links: report.unions_by_kind.clone(),
             ambiguous_keys: report.ambiguous_keys_by_kind.clone(),
             rejected_records: 0,
-            unmapped_disease_codes: linked.unmapped_disease_codes,
+            unmapped_disease_codes: written.unmapped_disease_codes,
             peak_memory_bytes: peak_resident_bytes(),
             spill_bytes: linked.spill_bytes,
             phases,

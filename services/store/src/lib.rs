@@ -342,7 +342,8 @@ impl ReleaseWriter {
     /// Removes everything staged so far; the release never becomes visible.
     pub async fn abandon(self) -> Result<(), StoreError> {
         warn!(release = %self.id, "abandoning release");
-        self.store.delete_prefix(&release_root(&self.id)).await
+        self.store.delete_prefix(&release_root(&self.id)).await?;
+        self.store.remove_local_leftovers(&self.id)
     }
 }
 

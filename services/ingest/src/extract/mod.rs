@@ -23,8 +23,8 @@ pub use care::{
 pub use dpc::{DpcAdmission, DpcFacilityMonth, DpcFiles, DpcIdentity, EfLine, parse_dpc};
 pub use fields::ExtractError;
 pub use uke::{
-    DiagnosisLine, DiagnosisOutcome, DpcReceiptBlock, HealthInsurance, PublicExpense, Receipt,
-    ServiceLine, UkeFile, UkeKind, parse_uke,
+    Depth, DiagnosisLine, DiagnosisOutcome, DpcReceiptBlock, HealthInsurance, PublicExpense,
+    Receipt, ServiceLine, UkeFile, UkeKind, parse_uke, parse_uke_to,
 };
 
 /// The ground-truth directory written by the generator; never read here.
@@ -274,7 +274,7 @@ impl ReadProgress for NoProgress {
 pub fn read_extracts(root: &Path, progress: &dyn ReadProgress) -> Result<Extracts, ExtractError> {
     let plan = plan_extracts(root)?;
     progress.total(plan.bytes);
-    let mut extracts = parse_units(&plan.units, progress)?;
+    let mut extracts = parse_units(&plan.units, Depth::Full, progress)?;
     extracts.files = plan.files;
     Ok(extracts)
 }
@@ -350,15 +350,17 @@ enum Parsed {
     Certifications(CertificationFile),
 }
 
-/// Parses `units` in parallel into one [`Extracts`], keeping their order.
+/// Parses `units` to `depth` in parallel into one [`Extracts`], keeping
+/// their order.
 pub fn parse_units(
     units: &[(ExtractUnit, u64)],
+    depth: Depth,
     progress: &dyn ReadProgress,
 ) -> Result<Extracts, ExtractError> {
     let parsed = units
         .par_iter()
         .map_init(Vec::new, |buffer, (unit, size)| {
-            let parsed = parse_unit(unit, buffer)?;
+            let parsed = parse_unit(unit, depth, buffer)?;
             progress.advance(*size);
             Ok(parsed)
         })
@@ -379,11 +381,15 @@ pub fn parse_units(
     Ok(extracts)
 }
 
-fn parse_unit(unit: &ExtractUnit, buffer: &mut Vec<u8>) -> Result<Parsed, ExtractError> {
+fn parse_unit(
+    unit: &ExtractUnit,
+    depth: Depth,
+    buffer: &mut Vec<u8>,
+) -> Result<Parsed, ExtractError> {
     match unit {
         ExtractUnit::Uke { relative, path } => {
             read_into(relative, path, buffer)?;
-            parse_uke(relative, buffer).map(Parsed::Uke)
+            parse_uke_to(relative, buffer, depth).map(Parsed::Uke)
         }
         ExtractUnit::CareClaims { relative, path } => {
             read_into(relative, path, buffer)?;

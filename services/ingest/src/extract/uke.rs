@@ -129,8 +129,25 @@ pub struct ServiceLine {
     pub times: u32,
 }
 
+/// How much of a file to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Every record, checked.
+    Full,
+    /// The records that identify persons (UKE: IR, RE, HO and GO), checked;
+    /// the receipts' detail records are skipped unread. What an ingest's
+    /// first pass needs: a malformed detail record stops its second pass,
+    /// before the release is published.
+    Identities,
+}
+
 /// Parses one UKE file; `path` is its path relative to the extract root.
 pub fn parse_uke(path: &str, bytes: &[u8]) -> Result<UkeFile, ExtractError> {
+    parse_uke_to(path, bytes, Depth::Full)
+}
+
+/// Parses one UKE file to `depth`.
+pub fn parse_uke_to(path: &str, bytes: &[u8], depth: Depth) -> Result<UkeFile, ExtractError> {
     let name = path.rsplit('/').next().unwrap_or(path);
     let kind = UkeKind::from_file_name(name)
         .ok_or_else(|| ExtractError::file(path, "unknown UKE file kind"))?;
@@ -158,19 +175,20 @@ pub fn parse_uke(path: &str, bytes: &[u8]) -> Result<UkeFile, ExtractError> {
         }
         match bytes.get(..2).unwrap_or_default() {
             b"RE" => {
-                finish_receipt(path, &mut file, current.take())?;
+                finish_receipt(path, &mut file, current.take(), depth)?;
                 awaiting_ho = Some(parse_re(&Fields::split(
                     path, line, "RE", bytes, SEPARATOR, 21,
                 )?)?);
             }
             b"GO" => {
-                finish_receipt(path, &mut file, current.take())?;
+                finish_receipt(path, &mut file, current.take(), depth)?;
                 check_go(
                     &Fields::split(path, line, "GO", bytes, SEPARATOR, 4)?,
                     file.receipts.len(),
                 )?;
                 closed = true;
             }
+            _ if depth == Depth::Identities => {}
             _ => parse_detail(path, line, bytes, kind, current.as_mut())?,
         }
     }
@@ -267,16 +285,18 @@ fn parse_re(f: &Fields<'_>) -> Result<ReRecord, ExtractError> {
     })
 }
 
-/// A finished receipt joins the file; a DPC receipt needs its BU record.
+/// A finished receipt joins the file; a DPC receipt read in full needs its
+/// BU record.
 fn finish_receipt(
     path: &str,
     file: &mut UkeFile,
     receipt: Option<Receipt>,
+    depth: Depth,
 ) -> Result<(), ExtractError> {
     let Some(receipt) = receipt else {
         return Ok(());
     };
-    if file.kind == UkeKind::Dpc && receipt.dpc.is_none() {
+    if depth == Depth::Full && file.kind == UkeKind::Dpc && receipt.dpc.is_none() {
         return Err(ExtractError {
             file: path.to_owned(),
             line: receipt.line,

@@ -226,7 +226,10 @@ fn build_chunk(
     progress: &Progress,
 ) -> Result<BuiltChunk, IngestError> {
     let extracts = parse_units(chunk.units, Depth::Full, progress)?;
-    let counts = extracts.identity_record_counts();
+    let mut counts = [0usize; 4];
+    for ((unit, _), records) in chunk.units.iter().zip(extracts.unit_record_counts()) {
+        counts[unit.source()] += records;
+    }
     let records = chunk.first_record..chunk.first_record + counts.iter().sum::<usize>();
     let person_ids: Vec<i64> = records
         .clone()

@@ -54,20 +54,6 @@ impl Extracts {
         let certifications = self.care_certifications.iter().map(|file| file.rows.len());
         ndb.chain(dpc).chain(claims).chain(certifications).collect()
     }
-
-    /// Identity-bearing records per source: NDB receipts, DPC admissions,
-    /// care claims, care certifications.
-    pub fn identity_record_counts(&self) -> [usize; 4] {
-        [
-            self.ndb.iter().map(|file| file.receipts.len()).sum(),
-            self.dpc.iter().map(|month| month.admissions.len()).sum(),
-            self.care_claims.iter().map(|file| file.claims.len()).sum(),
-            self.care_certifications
-                .iter()
-                .map(|file| file.rows.len())
-                .sum(),
-        ]
-    }
 }
 
 /// A recognized extract file.

@@ -153,13 +153,20 @@ impl Api {
         self.expire_grants().await
     }
 
-    async fn expire_quarantine(&self) -> Result<(), Status> {
+    /// Asks the workflow, off the async threads, whether a sweep has work.
+    async fn anything_due(
+        &self,
+        check: fn(&Workflow) -> Result<bool, WorkflowError>,
+    ) -> Result<bool, Status> {
         let workflow = Arc::clone(&self.inner.workflow);
-        let any_overdue = tokio::task::spawn_blocking(move || workflow.any_quarantine_overdue())
+        tokio::task::spawn_blocking(move || check(&workflow))
             .await
             .map_err(|error| internal(&error))?
-            .map_err(status)?;
-        if !any_overdue {
+            .map_err(status)
+    }
+
+    async fn expire_quarantine(&self) -> Result<(), Status> {
+        if !self.anything_due(Workflow::any_quarantine_overdue).await? {
             return Ok(());
         }
         let objects = self
@@ -177,12 +184,7 @@ impl Api {
     }
 
     async fn expire_grants(&self) -> Result<Vec<String>, Status> {
-        let workflow = Arc::clone(&self.inner.workflow);
-        let any_due = tokio::task::spawn_blocking(move || workflow.any_due())
-            .await
-            .map_err(|error| internal(&error))?
-            .map_err(status)?;
-        if !any_due {
+        if !self.anything_due(Workflow::any_due).await? {
             return Ok(Vec::new());
         }
         let closed = self

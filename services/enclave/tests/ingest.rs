@@ -309,21 +309,19 @@ fn a_corrupt_detail_field_publishes_nothing() {
     a_corrupt_field_publishes_nothing(b"SY,", 3, "97", "転帰区分");
 }
 
-/// Starts an ingest and SIGKILLs it as soon as it starts writing release
-/// `staged`; returns whether it died before publishing.
+/// Starts an ingest spilling under `spill` and SIGKILLs it as soon as it
+/// starts writing release `staged`; returns whether it died before publishing.
 #[expect(
     clippy::disallowed_methods,
     reason = "polls a child process from a synchronous test"
 )]
-fn kill_while_writing(extracts: &Path, data: &Path, staged: &Path) -> bool {
+fn kill_while_writing(extracts: &Path, data: &Path, spill: &Path, staged: &Path) -> bool {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
-        .args([
-            "ingest",
-            "--extracts",
-            extracts.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-        ])
+        .args(ingest_args(
+            extracts,
+            data,
+            &["--spill-dir", spill.to_str().unwrap()],
+        ))
         .env("ENCLAVE_PSEUDONYM_KEY", KEY_A)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -344,6 +342,7 @@ fn a_killed_ingest_leaves_the_previous_release_readable() {
     let dir = tempfile::tempdir().unwrap();
     let extracts = synth(dir.path(), 3000, 13);
     let data = dir.path().join("data");
+    let spill = dir.path().join("spill");
     ingest(&extracts, &data, KEY_A);
 
     // A kill may land after the manifest on a fast machine; then that release
@@ -352,7 +351,7 @@ fn a_killed_ingest_leaves_the_previous_release_readable() {
     let (before, staged) = loop {
         let before = latest_release(&data);
         let staged = data.join(format!("releases/r{attempt:06}"));
-        if kill_while_writing(&extracts, &data, &staged) {
+        if kill_while_writing(&extracts, &data, &spill, &staged) {
             break (before, staged);
         }
         assert!(
@@ -381,9 +380,29 @@ fn a_killed_ingest_leaves_the_previous_release_readable() {
         manifest_before
     );
 
-    // The next ingest sweeps the half-written release and publishes a complete one.
-    ingest(&extracts, &data, KEY_A);
+    // The killed ingests left their spill directories, private to the owner.
+    let left = std::fs::read_dir(&spill).unwrap().count();
+    assert!(left >= 1, "a killed ingest left no spill directory");
+    for entry in std::fs::read_dir(&spill).unwrap() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = entry.unwrap().metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "a spill directory others can enter");
+    }
+
+    // The next ingest sweeps the half-written release and the dead ingests'
+    // spill directories, and publishes a complete release.
+    ingest_with(
+        &extracts,
+        &data,
+        KEY_A,
+        &["--spill-dir", spill.to_str().unwrap()],
+    );
     assert!(!staged.exists(), "the half-written release was not swept");
+    assert_eq!(
+        std::fs::read_dir(&spill).unwrap().count(),
+        0,
+        "the spill directories of killed ingests were not swept"
+    );
     assert_eq!(
         latest_release(&data).file_name().unwrap().to_str().unwrap(),
         format!("r{:06}", attempt + 1)

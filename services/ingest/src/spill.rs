@@ -18,23 +18,44 @@ use crate::error::IngestError;
 /// Buffer of each partition writer.
 const WRITER_BUFFER: usize = 64 * 1024;
 
+/// Prefix of every spill directory's name.
+const SPILL_DIR_PREFIX: &str = "enclave-ingest-";
+/// The file a running ingest holds locked inside its spill directory.
+const LOCK_FILE: &str = "lock";
+
 /// The spill directory of one ingest.
+///
+/// The ingest holds an exclusive lock on a file inside it while it runs, so
+/// a directory whose lock can be taken was left by an ingest that died
+/// (a kill, a power cut); the next ingest under the same root removes it.
 #[derive(Debug)]
 pub(crate) struct SpillDir {
     dir: Option<tempfile::TempDir>,
     path: PathBuf,
+    lock: Option<File>,
 }
 
 impl SpillDir {
-    /// A fresh private directory under `root`; kept after the ingest when
-    /// `keep` is set.
+    /// A fresh directory under `root` only the owner can enter, after
+    /// removing those that dead ingests left there; kept after the ingest
+    /// when `keep` is set.
     pub(crate) fn create(root: &Path, keep: bool) -> Result<SpillDir, IngestError> {
         std::fs::create_dir_all(root).map_err(|e| spill_error(root, &e))?;
-        let dir = tempfile::Builder::new()
-            .prefix("enclave-ingest-")
+        remove_abandoned(root);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(SPILL_DIR_PREFIX);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o700));
+        }
+        let dir = builder
             .tempdir_in(root)
             .map_err(|e| spill_error(root, &e))?;
         let path = dir.path().to_path_buf();
+        let lock_path = path.join(LOCK_FILE);
+        let lock = File::create(&lock_path).map_err(|e| spill_error(&lock_path, &e))?;
+        lock.lock().map_err(|e| spill_error(&lock_path, &e))?;
         Ok(SpillDir {
             dir: if keep {
                 let _ = dir.keep();
@@ -43,6 +64,7 @@ impl SpillDir {
                 Some(dir)
             },
             path,
+            lock: Some(lock),
         })
     }
 
@@ -64,8 +86,43 @@ impl SpillDir {
 
 impl Drop for SpillDir {
     fn drop(&mut self) {
+        // A kept directory loses its lock file, so no later ingest sweeps it.
+        drop(self.lock.take());
+        let _ = std::fs::remove_file(self.path.join(LOCK_FILE));
         if let Some(dir) = self.dir.take() {
             let _ = dir.close();
+        }
+    }
+}
+
+/// Removes the spill directories under `root` whose ingest has died: those
+/// whose lock file exists and can be locked. A directory without a lock
+/// file is being created, or was kept on purpose, and stays.
+fn remove_abandoned(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let named_ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(SPILL_DIR_PREFIX));
+        if !named_ours || !path.is_dir() {
+            continue;
+        }
+        let Ok(lock) = File::open(path.join(LOCK_FILE)) else {
+            continue;
+        };
+        if lock.try_lock().is_ok() {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    tracing::info!(dir = %path.display(), "removed the spill directory of an ingest that died")
+                }
+                Err(error) => {
+                    tracing::warn!(dir = %path.display(), %error, "could not remove the spill directory of an ingest that died")
+                }
+            }
         }
     }
 }

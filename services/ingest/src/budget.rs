@@ -40,6 +40,11 @@ const TABLE_BYTES_PER_RECORD: u64 = 12;
 /// 700 bytes carries three or four keys), for the number of partitions.
 const EXTRACT_BYTES_PER_OCCURRENCE: u64 = 150;
 
+/// Extract bytes per chunk and worker thread at most, however large the
+/// budget: bigger chunks only cost time (fresh memory to fault in and zero,
+/// caches missed; measured in docs/linkage.md).
+const CHUNK_BYTES_PER_THREAD: u64 = 16 << 20;
+
 /// The smallest chunk or partition group worth working with.
 const MIN_WORKING_BYTES: u64 = 4 << 20;
 
@@ -62,13 +67,20 @@ impl MemoryBudget {
 
     /// Extract bytes per chunk in pass 1, when nothing else is held.
     pub(crate) fn chunk_bytes(&self) -> u64 {
-        (self.usable / HELD_PER_EXTRACT_BYTE).max(1)
+        Self::chunk_fitting(self.usable)
     }
 
     /// Extract bytes per chunk in pass 2, beside the arrays of `records`.
     pub(crate) fn table_chunk_bytes(&self, records: u64) -> Result<u64, IngestError> {
         let left = self.left_after(records, TABLE_BYTES_PER_RECORD)?;
-        Ok((left / HELD_PER_EXTRACT_BYTE).max(1))
+        Ok(Self::chunk_fitting(left))
+    }
+
+    /// The extract bytes of a chunk held in `bytes`, no more than the
+    /// worker threads use well.
+    fn chunk_fitting(bytes: u64) -> u64 {
+        let threads = rayon::current_num_threads() as u64;
+        (bytes / HELD_PER_EXTRACT_BYTE).clamp(1, CHUNK_BYTES_PER_THREAD * threads)
     }
 
     /// Decoded occurrences per partition group during linkage (half of what

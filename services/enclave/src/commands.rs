@@ -100,8 +100,17 @@ fn rpc_code_name(code: tonic::Code) -> &'static str {
 
 pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
     match command {
-        Command::Synth { persons, seed, out } => {
-            outln!("{}", synth(persons, seed, &out)?);
+        Command::Synth {
+            persons,
+            seed,
+            out,
+            months,
+        } => {
+            let mut config = SynthConfig::new(persons, seed, &out);
+            if let Some((first, last)) = months {
+                config = config.with_months(first, last);
+            }
+            outln!("{}", enclave_synth::generate(&config)?);
         }
         Command::Ingest {
             extracts,

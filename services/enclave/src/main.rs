@@ -34,6 +34,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use enclave_core::date::YearMonth;
 use enclave_store::DataLocation;
 use tracing_subscriber::EnvFilter;
 
@@ -61,6 +62,10 @@ enum Command {
         /// Output directory (must be empty or absent).
         #[arg(long)]
         out: PathBuf,
+        /// Write only these service months, `YYYYMM..YYYYMM` inclusive (the
+        /// population is the same; each month's files are those of the whole run).
+        #[arg(long, value_parser = parse_month_range)]
+        months: Option<(YearMonth, YearMonth)>,
     },
     /// Pseudonymize, link and publish extracts as a new dataset release.
     Ingest {
@@ -197,6 +202,18 @@ impl IngestResources {
             keep_spill: self.keep_spill,
         }
     }
+}
+
+/// `YYYYMM..YYYYMM`, first no later than last.
+fn parse_month_range(text: &str) -> Result<(YearMonth, YearMonth), String> {
+    let usage = || format!("expected YYYYMM..YYYYMM, got {text:?}");
+    let (first, last) = text.split_once("..").ok_or_else(usage)?;
+    let first = YearMonth::parse_yyyymm(first).map_err(|_| usage())?;
+    let last = YearMonth::parse_yyyymm(last).map_err(|_| usage())?;
+    if first > last {
+        return Err(format!("{text}: the first month is after the last"));
+    }
+    Ok((first, last))
 }
 
 fn main() -> ExitCode {

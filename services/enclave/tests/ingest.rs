@@ -142,24 +142,58 @@ fn the_same_key_gives_the_same_person_ids_and_another_key_unrelated_ones() {
             "a person split differently under key B"
         );
     }
-    // ... under unrelated ids: few fixed points, no rank correlation.
+    // ... under unrelated ids: few fixed points, and among the persons of
+    // the first month (ids ranked by first month, then keyed order) no
+    // rank correlation.
     let persons = a_to_b.len() as f64;
     let same = a_to_b.iter().filter(|(a, b)| a == b).count() as f64;
     assert!(
         same / persons < 0.02,
         "{same} of {persons} ids unchanged under another key"
     );
-    let mean = (persons + 1.0) / 2.0;
-    let covariance: f64 = a_to_b
+    let first_month = persons_with_receipts_in(&a1, "2023-04");
+    assert!(first_month.len() > 200, "{}", first_month.len());
+    let pairs: Vec<(f64, f64)> = first_month
         .iter()
-        .map(|(a, b)| (*a as f64 - mean) * (*b as f64 - mean))
-        .sum();
-    let variance: f64 = a_to_b.keys().map(|a| (*a as f64 - mean).powi(2)).sum();
-    let correlation = covariance / variance;
+        .map(|a| (*a as f64, a_to_b[a] as f64))
+        .collect();
+    let correlation = rank_correlation(&pairs);
     assert!(
         correlation.abs() < 0.1,
-        "ids correlate across keys: {correlation}"
+        "ids of one month correlate across keys: {correlation}"
     );
+}
+
+/// The `person_id`s of the NDB receipts of one service month (`YYYY-MM`).
+fn persons_with_receipts_in(data: &Path, month: &str) -> std::collections::HashSet<i64> {
+    let dir = latest_release(data).join(format!("tables/ndb.receipts/service_month={month}"));
+    files_under(&dir)
+        .iter()
+        .flat_map(|file| read_parquet(file))
+        .flat_map(|batch| {
+            let ids = batch.column_by_name("person_id").unwrap();
+            ids.as_primitive::<Int64Type>().values().to_vec()
+        })
+        .collect()
+}
+
+/// Spearman's rank correlation of `pairs`.
+fn rank_correlation(pairs: &[(f64, f64)]) -> f64 {
+    let ranks = |values: Vec<f64>| -> Vec<f64> {
+        let mut order: Vec<usize> = (0..values.len()).collect();
+        order.sort_by(|&i, &j| values[i].total_cmp(&values[j]));
+        let mut ranks = vec![0.0; values.len()];
+        for (rank, index) in order.into_iter().enumerate() {
+            ranks[index] = rank as f64;
+        }
+        ranks
+    };
+    let a = ranks(pairs.iter().map(|p| p.0).collect());
+    let b = ranks(pairs.iter().map(|p| p.1).collect());
+    let mean = (pairs.len() as f64 - 1.0) / 2.0;
+    let covariance: f64 = a.iter().zip(&b).map(|(x, y)| (x - mean) * (y - mean)).sum();
+    let variance: f64 = a.iter().map(|x| (x - mean).powi(2)).sum();
+    covariance / variance
 }
 
 #[test]
@@ -673,4 +707,111 @@ fn a_memory_limit_too_small_for_the_population_stops_before_writing() {
         !published.exists() || files_under(&published).is_empty(),
         "nothing is written"
     );
+}
+
+/// Record → `person_id` of the sources whose records keep their
+/// `record_seq` when a later month is added (the certification files hold
+/// every month in one file each, so their order changes).
+fn month_ordered_person_ids(data: &Path) -> HashMap<(String, i64), i64> {
+    person_ids(data)
+        .into_iter()
+        .filter(|((source, _), _)| source != "care_certifications")
+        .collect()
+}
+
+/// (previous id, id) of every record of `before` found in `after`.
+fn id_pairs(
+    before: &HashMap<(String, i64), i64>,
+    after: &HashMap<(String, i64), i64>,
+) -> Vec<(i64, i64)> {
+    before
+        .iter()
+        .map(|(record, id)| (*id, after[record]))
+        .collect()
+}
+
+#[test]
+fn a_release_with_one_more_month_keeps_every_persons_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = synth(dir.path(), 3000, 17);
+    let cut = dir.path().join("cut");
+    enclave_ok(
+        &[
+            "synth",
+            "--persons",
+            "3000",
+            "--seed",
+            "17",
+            "--out",
+            cut.to_str().unwrap(),
+            "--months",
+            "202304..202502",
+        ],
+        None,
+    );
+    let data = dir.path().join("data");
+    let first = ingest(&cut, &data, KEY_A);
+    assert!(
+        !first.contains("ids "),
+        "a first release has no previous ids: {first}"
+    );
+    let before = month_ordered_person_ids(&data);
+    let second = ingest(&whole, &data, KEY_A);
+    let after = month_ordered_person_ids(&data);
+
+    let ids_line = second
+        .lines()
+        .find(|line| line.trim_start().starts_with("ids "))
+        .unwrap_or_else(|| panic!("no ids line in {second}"));
+    let figure = |name: &str| -> u64 {
+        let words: Vec<&str> = ids_line
+            .split([' ', ','])
+            .filter(|w| !w.is_empty())
+            .collect();
+        let at = words.iter().position(|w| *w == name).unwrap();
+        words[at + 1].parse().unwrap()
+    };
+    let (kept, merged, split) = (figure("kept"), figure("merged"), figure("split"));
+
+    // Every previous person keeps its id unless the release reports it merged or split.
+    let pairs = id_pairs(&before, &after);
+    let previous: std::collections::HashSet<i64> = pairs.iter().map(|p| p.0).collect();
+    let changed: std::collections::HashSet<i64> = pairs
+        .iter()
+        .filter(|(was, now)| was != now)
+        .map(|p| p.0)
+        .collect();
+    assert!(previous.len() > 2500, "{}", previous.len());
+    assert!(
+        changed.len() as u64 <= merged + split,
+        "{} persons changed id, {merged} merges and {split} splits reported: {ids_line}",
+        changed.len()
+    );
+    assert!(
+        changed.len() * 1000 <= previous.len(),
+        "{} of {} persons changed id",
+        changed.len(),
+        previous.len()
+    );
+    assert!(
+        kept as usize >= previous.len() - changed.len(),
+        "{ids_line}"
+    );
+    // The new month's persons come after every previous id.
+    let max_before = before.values().max().unwrap();
+    let new_ids = after.values().filter(|id| !previous.contains(id));
+    assert!(new_ids.into_iter().all(|id| id > max_before));
+
+    // The same persons as an ingest of all months from nothing (whose dense
+    // ids differ after the first split): one id maps to one id, both ways.
+    let fresh = dir.path().join("fresh");
+    ingest(&whole, &fresh, KEY_A);
+    let fresh_ids = person_ids(&fresh);
+    let mut forward = HashMap::new();
+    let mut backward = HashMap::new();
+    for (record, id) in person_ids(&data) {
+        let fresh_id = fresh_ids[&record];
+        assert_eq!(*forward.entry(id).or_insert(fresh_id), fresh_id);
+        assert_eq!(*backward.entry(fresh_id).or_insert(id), id);
+    }
 }

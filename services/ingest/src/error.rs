@@ -25,6 +25,8 @@ pub enum IngestError {
         records: u64,
         needed_mb: u64,
     },
+    #[error("release {release}: {PATH} is not readable", PATH = crate::person_keys::PERSON_KEYS_PATH)]
+    PreviousPersons { release: String },
     #[error("the ingest worker failed: {0}")]
     Worker(String),
 }

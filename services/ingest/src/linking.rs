@@ -6,12 +6,13 @@
 //! spills its key occurrences (`enclave_linkage::KeyOccurrence`). Linkage reads the partitions back in
 //! groups that fit the memory budget; the release's linkage and the two
 //! single-key baselines are fed the same sorted partition side by side. A
-//! second sweep picks each person's representative key (its `person_id`
-//! order) and collects the opt-out index's name keys.
+//! second sweep picks each person's first month and representative key
+//! (its `person_id` order), finds the previous release's persons by their
+//! representative keys, and collects the opt-out index's name keys.
 
 use enclave_linkage::{
-    KeyHash, KeyKind, Linkage, LinkageKeys, Linker, MAX_RECORDS, Representatives, Strategy,
-    TooManyRecords,
+    IdChanges, KeyHash, KeyKind, Linkage, LinkageKeys, Linker, MAX_RECORDS, PreviousMatch,
+    Representatives, Strategy, TooManyRecords,
 };
 use rayon::prelude::*;
 use tracing::info;
@@ -20,6 +21,7 @@ use crate::budget::MemoryBudget;
 use crate::error::IngestError;
 use crate::extract::{Depth, ExtractPlan, parse_units};
 use crate::identity::identity_records;
+use crate::person_keys::{PreviousPersons, person_keys_parquet};
 use crate::progress::Progress;
 use crate::spill::{LabelFile, OccurrenceFiles, OccurrenceWriter, SpillDir};
 
@@ -37,6 +39,10 @@ pub(crate) struct Linked {
     pub(crate) baselines: [LabelFile; 2],
     /// Distinct (name key, `person_id`) pairs, sorted.
     pub(crate) name_keys: NameKeys,
+    /// `linkage/person_keys.parquet`: each person's representative key.
+    pub(crate) person_keys: Vec<u8>,
+    /// How the ids relate to the previous release's, when there was one.
+    pub(crate) id_changes: Option<(String, IdChanges)>,
     /// Identity-bearing records per source (`linkage_artifact::SOURCES`).
     pub(crate) records: [u64; 4],
     /// Identity-bearing records of each unit of the plan.
@@ -64,6 +70,7 @@ pub(crate) fn link_extracts(
     keys: &LinkageKeys,
     budget: &MemoryBudget,
     spill: &SpillDir,
+    previous: Option<&PreviousPersons>,
 ) -> Result<Linked, IngestError> {
     let timer = std::time::Instant::now();
     let spilled = spill_keys(plan, keys, budget, spill)?;
@@ -84,12 +91,14 @@ pub(crate) fn link_extracts(
         LabelFile::write(spill, "id2", &name_only.cluster_of_record)?,
     ];
     drop((card_only, name_only));
-    let (person_of_cluster, name_keys) = person_ids(&spilled.files, &groups, &linkage, keys)?;
+    let persons = person_ids(&spilled.files, &groups, &linkage, keys, previous)?;
     Ok(Linked {
         linkage,
-        person_of_cluster,
+        person_of_cluster: persons.person_of_cluster,
         baselines,
-        name_keys,
+        name_keys: persons.name_keys,
+        person_keys: persons.person_keys,
+        id_changes: persons.id_changes,
         records: spilled.records,
         unit_records: spilled.unit_records,
         spill_bytes: spill.bytes(),
@@ -168,36 +177,81 @@ fn link_partitions(
     Ok([union.finish(), card_only.finish(), name_only.finish()])
 }
 
-/// Each person's `person_id`, and the opt-out index's (name key, person)
-/// pairs, from a second sweep over the partitions.
+/// What the second sweep finds.
+struct Persons {
+    person_of_cluster: Vec<i64>,
+    name_keys: NameKeys,
+    person_keys: Vec<u8>,
+    id_changes: Option<(String, IdChanges)>,
+}
+
+/// Each person's `person_id` (kept from `previous` where it was there), the
+/// opt-out index's (name key, person) pairs and the persons' keys, from a
+/// second sweep over the partitions.
 fn person_ids(
     files: &OccurrenceFiles,
     groups: &[Vec<usize>],
     linkage: &Linkage,
     keys: &LinkageKeys,
-) -> Result<(Vec<i64>, NameKeys), IngestError> {
+    previous: Option<&PreviousPersons>,
+) -> Result<Persons, IngestError> {
     let mut representatives = Representatives::new(linkage);
-    let mut name_clusters: Vec<(KeyHash, u32)> = Vec::new();
+    let mut cluster_keys: Vec<(KeyHash, KeyKind, u32)> = Vec::new();
+    let mut matches: Vec<PreviousMatch> = Vec::new();
     for group in groups {
-        let mut in_group: Vec<(KeyHash, u32)> = Vec::new();
+        let mut in_group: Vec<(KeyHash, KeyKind, u32)> = Vec::new();
         for occurrence in files.read(group)? {
             representatives.add(linkage, &occurrence);
-            if occurrence.kind == KeyKind::Name {
-                let cluster = linkage.cluster_of_record[occurrence.record as usize];
-                in_group.push((occurrence.hash, cluster));
-            }
+            let cluster = linkage.cluster_of_record[occurrence.record as usize];
+            in_group.push((occurrence.hash, occurrence.kind, cluster));
         }
         // Partitions hold disjoint keys: duplicates are within a group.
         in_group.sort_unstable();
         in_group.dedup();
-        name_clusters.extend(in_group);
+        if let Some(previous) = previous {
+            let holders = previous.in_partitions(group, files.partitions())?;
+            for &(hash, kind, cluster) in &in_group {
+                let holders = holders.get(&(kind, hash)).map_or(&[][..], Vec::as_slice);
+                // A key two previous persons shared says nothing of either
+                // but where their representative went.
+                let shared = holders.len() > 1;
+                for &(id, representative) in holders {
+                    if representative || !shared {
+                        matches.push(PreviousMatch {
+                            cluster,
+                            id,
+                            representative,
+                        });
+                    }
+                }
+            }
+        }
+        cluster_keys.extend(in_group);
     }
-    let person_of_cluster = representatives.person_ids(keys);
-    let mut name_keys: NameKeys = name_clusters
+    let (person_of_cluster, id_changes) = match previous {
+        Some(previous) => {
+            let (ids, changes) = representatives.person_ids_after(
+                keys,
+                matches,
+                previous.max_id + 1,
+                previous.last_month,
+            );
+            (ids, Some((previous.release.clone(), changes)))
+        }
+        None => (representatives.person_ids(keys), None),
+    };
+    let person_keys = person_keys_parquet(&cluster_keys, &representatives, &person_of_cluster)?;
+    let mut name_keys: NameKeys = cluster_keys
         .into_iter()
-        .map(|(hash, cluster)| (hash, person_of_cluster[cluster as usize]))
+        .filter(|(_, kind, _)| *kind == KeyKind::Name)
+        .map(|(hash, _, cluster)| (hash, person_of_cluster[cluster as usize]))
         .collect();
     name_keys.sort_unstable();
     name_keys.dedup();
-    Ok((person_of_cluster, name_keys))
+    Ok(Persons {
+        person_of_cluster,
+        name_keys,
+        person_keys,
+        id_changes,
+    })
 }

@@ -28,6 +28,7 @@ use crate::error::IngestError;
 use crate::extract::{Depth, ExtractPlan, ExtractUnit, Extracts, parse_units, plan_extracts};
 use crate::linkage_artifact::{LINKAGE_RECORDS_PATH, write_linkage_records};
 use crate::linking::{Linked, link_extracts};
+use crate::person_keys::{ID_CHANGES_PATH, PERSON_KEYS_PATH, PreviousPersons, id_changes_parquet};
 use crate::progress::Progress;
 use crate::record_ids::RecordGroups;
 use crate::spill::SpillDir;
@@ -83,7 +84,11 @@ pub async fn ingest(
     let spill_root = options.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
     let spill = SpillDir::create(&spill_root, options.keep_spill)?;
     let plan = plan_extracts(extracts)?;
-    let mut linked = tokio::task::block_in_place(|| link_extracts(&plan, keys, &budget, &spill))?;
+    let previous = PreviousPersons::load(store, keys).await?;
+    let mut linked = tokio::task::block_in_place(|| {
+        link_extracts(&plan, keys, &budget, &spill, previous.as_ref())
+    })?;
+    drop(previous);
     let mut phases = PhaseTimes {
         parse_seconds: linked.parse_seconds,
         link_seconds: started.elapsed().as_secs_f64() - linked.parse_seconds,
@@ -175,18 +180,28 @@ async fn put_all(
     Ok(())
 }
 
-/// The opt-out index (its name keys are let go), the linkage report and
-/// the catalog.
+/// The opt-out index (its name keys are let go), the persons' keys, the
+/// ids changed since the previous release, the linkage report and the
+/// catalog.
 fn linkage_files(linked: &mut Linked, catalog: &Catalog) -> Result<Vec<StagedObject>, IngestError> {
-    Ok(vec![
+    let mut files = vec![
         staged(
             OPT_OUT_INDEX_PATH,
             optout::index_parquet(&std::mem::take(&mut linked.name_keys))?,
             None,
         ),
+        staged(
+            PERSON_KEYS_PATH,
+            std::mem::take(&mut linked.person_keys),
+            None,
+        ),
         staged(LINKAGE_REPORT_PATH, to_json(&linked.linkage.report)?, None),
         staged(CATALOG_PATH, to_json(catalog)?, None),
-    ])
+    ];
+    if let Some((_, changes)) = &linked.id_changes {
+        files.push(staged(ID_CHANGES_PATH, id_changes_parquet(changes)?, None));
+    }
+    Ok(files)
 }
 
 /// A run of units built together.

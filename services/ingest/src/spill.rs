@@ -188,6 +188,11 @@ impl OccurrenceWriter {
 }
 
 impl OccurrenceFiles {
+    /// The number of key partitions.
+    pub(crate) fn partitions(&self) -> usize {
+        self.paths.len()
+    }
+
     /// Partitions grouped so each group's occurrences take at most
     /// `budget_bytes` in memory (a partition larger than that on its own).
     pub(crate) fn groups(&self, budget_bytes: u64) -> Result<Vec<Vec<usize>>, IngestError> {

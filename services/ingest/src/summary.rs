@@ -20,6 +20,19 @@ pub struct PhaseTimes {
     pub total_seconds: f64,
 }
 
+/// Persons that kept, gained or changed their `person_id` since the
+/// previous release (the changed ids are listed in `linkage/id_changes.parquet`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonIdChanges {
+    pub previous_release: String,
+    pub kept: u64,
+    pub new: u64,
+    /// Previous persons merged into another by new evidence (their id retired).
+    pub merged: u64,
+    /// Persons split from a previous person by new evidence (given a new id).
+    pub split: u64,
+}
+
 /// The end-of-ingest summary (also stored in the manifest).
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestSummary {
@@ -39,6 +52,9 @@ pub struct IngestSummary {
     pub links: BTreeMap<String, u64>,
     /// Keys not used for linking because two people share them.
     pub ambiguous_keys: BTreeMap<String, u64>,
+    /// How the `person_id`s relate to the previous release's (absent for a
+    /// first release or one under another secret).
+    pub person_ids: Option<PersonIdChanges>,
     /// Records refused. A malformed record stops the whole release, so a
     /// published release always reports 0.
     pub rejected_records: u64,
@@ -90,6 +106,16 @@ impl IngestSummary {
                 .count() as u64,
             links: report.unions_by_kind.clone(),
             ambiguous_keys: report.ambiguous_keys_by_kind.clone(),
+            person_ids: linked
+                .id_changes
+                .as_ref()
+                .map(|(release, changes)| PersonIdChanges {
+                    previous_release: release.clone(),
+                    kept: changes.kept,
+                    new: changes.new,
+                    merged: changes.merged.len() as u64,
+                    split: changes.split.len() as u64,
+                }),
             rejected_records: 0,
             unmapped_disease_codes: written.unmapped_disease_codes,
             peak_memory_bytes: peak_resident_bytes(),
@@ -184,6 +210,13 @@ impl fmt::Display for IngestSummary {
             "  guarded   {} (shared keys not used for linking)",
             ambiguous.join(", ")
         )?;
+        if let Some(ids) = &self.person_ids {
+            writeln!(
+                f,
+                "  ids       kept {} from {}, new {}, merged {}, split {}",
+                ids.kept, ids.previous_release, ids.new, ids.merged, ids.split
+            )?;
+        }
         writeln!(f, "  rejected  {} records", self.rejected_records)?;
         if self.unmapped_disease_codes > 0 {
             writeln!(

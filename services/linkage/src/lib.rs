@@ -7,7 +7,8 @@
 //! - [`link()`]: a guarded union of all keys into clusters (persons), and the
 //!   ID1-only / ID2-only baselines; [`Linker`] does the same one key
 //!   partition at a time, for populations larger than memory;
-//! - [`person_id`]: dense, keyed-order `person_id`s;
+//! - [`person_id`]: dense `person_id`s in order of first month, then keyed
+//!   order, kept from one release to the next;
 //! - [`eval`]: pairwise precision, recall and F1 against ground truth.
 //!
 //! This crate sees only normalized strings and hashes; it never stores them.
@@ -22,4 +23,4 @@ pub use link::{
     KeyKind, KeyOccurrence, LinkRecord, Linkage, LinkageReport, Linker, MAX_RECORDS, Strategy,
     TooManyRecords, link, partition_of,
 };
-pub use person_id::{Representatives, assign_person_ids};
+pub use person_id::{IdChanges, PreviousMatch, Representatives, assign_person_ids};

@@ -63,8 +63,8 @@ impl KeyKind {
         KeyKind::FacilityPatient,
     ];
 
-    /// The kind of an [`KeyOccurrence::encode`] code.
-    fn from_code(code: u8) -> Option<KeyKind> {
+    /// The kind of a code written as `kind as u8` ([`KeyOccurrence::encode`]).
+    pub fn from_code(code: u8) -> Option<KeyKind> {
         KeyKind::ALL.get(usize::from(code)).copied()
     }
 

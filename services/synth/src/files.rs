@@ -65,6 +65,8 @@ pub(crate) struct ShardWriter<'a> {
     pub(crate) start: YearMonth,
     pub(crate) persons: &'a [Person],
     pub(crate) facilities: &'a Facilities,
+    /// The service months whose files are saved (all when `None`).
+    pub(crate) written_months: Option<(YearMonth, YearMonth)>,
     pub(crate) written: Vec<WrittenFile>,
 }
 
@@ -89,6 +91,26 @@ impl ShardWriter<'_> {
         Ok(())
     }
 
+    /// Whether the files of service month `month` are saved.
+    fn writes_month(&self, month: YearMonth) -> bool {
+        self.written_months
+            .is_none_or(|(first, last)| (first..=last).contains(&month))
+    }
+
+    /// Whether the file at `path` is saved: a month directory's file when
+    /// its month is cut in, a file outside month directories always.
+    fn writes_path(&self, path: &str) -> bool {
+        let month = path
+            .split('/')
+            .nth(1)
+            .and_then(|dir| YearMonth::parse_yyyymm(dir).ok());
+        month.is_none_or(|month| self.writes_month(month))
+    }
+
+    /// Writes `text` as CP932 to `path` under the output directory, with
+    /// the `persons` of its identity-bearing records in order, unless the
+    /// month cut leaves it out (it is composed all the same, so the random
+    /// stream and every other file stay as in the whole run).
     fn save(
         &mut self,
         path: String,
@@ -96,11 +118,31 @@ impl ShardWriter<'_> {
         source: TruthSource,
         persons: Vec<u64>,
     ) -> Result<(), SynthError> {
+        if self.write_file(&path, text)? {
+            self.written.push(WrittenFile {
+                path,
+                source,
+                persons,
+            });
+        }
+        Ok(())
+    }
+
+    /// A file with no identity-bearing records of its own.
+    fn save_plain(&mut self, path: String, text: &str) -> Result<(), SynthError> {
+        self.write_file(&path, text).map(|_| ())
+    }
+
+    /// Writes the file unless the month cut leaves it out; whether it did.
+    fn write_file(&self, path: &str, text: &str) -> Result<bool, SynthError> {
+        if !self.writes_path(path) {
+            return Ok(false);
+        }
         let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(text);
         if unmappable {
-            return Err(SynthError::Encoding(path));
+            return Err(SynthError::Encoding(path.to_owned()));
         }
-        let full = self.out.join(&path);
+        let full = self.out.join(path);
         if let Some(dir) = full.parent() {
             std::fs::create_dir_all(dir).map_err(|source| SynthError::Write {
                 path: dir.display().to_string(),
@@ -108,15 +150,10 @@ impl ShardWriter<'_> {
             })?;
         }
         std::fs::write(&full, &bytes).map_err(|source| SynthError::Write {
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         })?;
-        self.written.push(WrittenFile {
-            path,
-            source,
-            persons,
-        });
-        Ok(())
+        Ok(true)
     }
 
     /// Kanji and kana names as the facility writes them, with the odd typo.
@@ -449,13 +486,6 @@ impl ShardWriter<'_> {
         self.save_plain(format!("{dir}/EFn_{facility}_{yymm}.txt"), &ef)
     }
 
-    /// A file with no identity-bearing records of its own.
-    fn save_plain(&mut self, path: String, text: &str) -> Result<(), SynthError> {
-        self.save(path, text, TruthSource::Dpc, Vec::new())?;
-        self.written.pop();
-        Ok(())
-    }
-
     fn form1(&mut self, ff1: &mut String, key: &str, person: &Person) {
         let diseases = &Masters::get().diseases;
         let mut item = |code: &str, seq: usize, payloads: &[&str]| {
@@ -629,7 +659,6 @@ impl ShardWriter<'_> {
         for event in events {
             let person = &self.persons[event.person];
             let Some(care) = &person.care else { continue };
-            ids.push(person.id);
             let month = event.certified.year_month().index() - self.start.index();
             let style = Style {
                 halfwidth_kana: false,
@@ -646,6 +675,12 @@ impl ShardWriter<'_> {
                 (u32::from(self.prefecture) * 20 + self.rng.random_range(0..20)) % 1000,
                 self.rng.random_range(0..10_000)
             );
+            // A certification outside the month cut is composed all the same;
+            // one from before the first month belongs to the first month.
+            if !self.writes_month(event.certified.year_month().max(self.start)) {
+                continue;
+            }
+            ids.push(person.id);
             let _ = write!(
                 text,
                 "{insurer},{},{kana},{},{},{postcode},{},{},{},{},{},{}\r\n",

@@ -67,6 +67,11 @@ pub struct SynthConfig {
     pub start: YearMonth,
     /// Number of service months.
     pub months: u32,
+    /// Only the extracts of these service months, inclusive, are written
+    /// (all when `None`). The population and its activity are the same
+    /// whatever the cut, so each month's files are byte for byte those of
+    /// the whole run: months cut one at a time feed an ingest month by month.
+    pub written_months: Option<(YearMonth, YearMonth)>,
 }
 
 impl SynthConfig {
@@ -81,7 +86,14 @@ impl SynthConfig {
                 month: 4,
             },
             months: 24,
+            written_months: None,
         }
+    }
+
+    /// The same, writing only the service months `first..=last`.
+    pub fn with_months(mut self, first: YearMonth, last: YearMonth) -> SynthConfig {
+        self.written_months = Some((first, last));
+        self
     }
 }
 
@@ -175,6 +187,7 @@ fn generate_shard(
         start: config.start,
         persons: &persons,
         facilities: &facilities,
+        written_months: config.written_months,
         written: Vec::new(),
     };
     writer.write_all(&activity)?;

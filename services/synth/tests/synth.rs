@@ -57,6 +57,61 @@ fn the_same_seed_gives_byte_identical_extracts_and_another_seed_does_not() {
 }
 
 #[test]
+fn months_cut_one_by_one_add_up_to_the_whole_run() {
+    let root = tempfile::tempdir().unwrap();
+    let whole_dir = root.path().join("whole");
+    synth(&whole_dir, 600, 3);
+    let whole = tree(&whole_dir);
+    let month = |yyyymm: &str| enclave_core::date::YearMonth::parse_yyyymm(yyyymm).unwrap();
+    let cuts = [("202304", "202502"), ("202503", "202503")];
+    let mut certification_lines: BTreeMap<PathBuf, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut month_files = 0;
+    for (index, (first, last)) in cuts.into_iter().enumerate() {
+        let dir = root.path().join(format!("cut{index}"));
+        generate(&SynthConfig::new(600, 3, &dir).with_months(month(first), month(last))).unwrap();
+        for (path, bytes) in tree(&dir) {
+            if path.starts_with("truth") {
+                continue;
+            }
+            if path.parent() == Some(Path::new("care")) {
+                // Certifications of all months in one file per insurer: each
+                // cut holds the lines of its months.
+                let lines = certification_lines.entry(path).or_default();
+                lines.extend(bytes.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec));
+                continue;
+            }
+            let dir_month = path.iter().nth(1).unwrap().to_str().unwrap();
+            assert!(
+                (first..=last).contains(&dir_month),
+                "{path:?} outside {first}..{last}"
+            );
+            assert!(
+                whole[&path] == bytes,
+                "{path:?} differs from the whole run's"
+            );
+            month_files += 1;
+        }
+    }
+    let whole_month_files = whole
+        .keys()
+        .filter(|path| !path.starts_with("truth") && path.parent() != Some(Path::new("care")))
+        .count();
+    assert_eq!(month_files, whole_month_files, "a month's file is missing");
+    for (path, mut lines) in certification_lines {
+        let mut whole_lines: Vec<Vec<u8>> = whole[&path]
+            .split_inclusive(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect();
+        lines.sort();
+        whole_lines.sort();
+        assert_eq!(
+            lines, whole_lines,
+            "{path:?}: the cuts' lines are not the whole's"
+        );
+    }
+}
+
+#[test]
 fn a_non_empty_output_directory_is_refused() {
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("keep.txt"), "x").unwrap();

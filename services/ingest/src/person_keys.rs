@@ -1,0 +1,209 @@
+//! `linkage/person_keys.parquet`: every person's linkage keys (keyed
+//! hashes), with its `person_id` and which key is its representative, so
+//! that the next release over the same secret keeps every person's id and
+//! sees merges and splits (docs/linkage.md, *Person ids from one release to
+//! the next*). No identifier is stored; the file is not a catalog table and
+//! no query reads it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, AsArray, BooleanArray, FixedSizeBinaryArray, Int8Array, Int64Array, RecordBatch,
+    StringArray,
+};
+use arrow::datatypes::{DataType, Field, Int8Type, Int64Type, Schema};
+use bytes::Bytes;
+use enclave_core::date::YearMonth;
+use enclave_linkage::{IdChanges, KeyHash, KeyKind, LinkageKeys, Representatives, partition_of};
+use enclave_store::DataStore;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::error::IngestError;
+use crate::tables::parquet::encode;
+
+/// Path of the file inside a release.
+pub(crate) const PERSON_KEYS_PATH: &str = "linkage/person_keys.parquet";
+
+/// Path of the list of ids changed since the previous release.
+pub(crate) const ID_CHANGES_PATH: &str = "linkage/id_changes.parquet";
+
+/// Bytes of a key hash.
+const KEY_BYTES: i32 = 16;
+
+fn schema() -> Schema {
+    Schema::new(vec![
+        Field::new("kind", DataType::Int8, false),
+        Field::new("key", DataType::FixedSizeBinary(KEY_BYTES), false),
+        Field::new("person_id", DataType::Int64, false),
+        Field::new("representative", DataType::Boolean, false),
+    ])
+}
+
+/// A previous person holding a key: its id, and whether the key was its
+/// representative.
+pub(crate) type Holder = (i64, bool);
+
+/// The file of a release from its distinct (key, kind, cluster) triples,
+/// the clusters' representatives and their ids.
+pub(crate) fn person_keys_parquet(
+    cluster_keys: &[(KeyHash, KeyKind, u32)],
+    representatives: &Representatives,
+    person_of_cluster: &[i64],
+) -> Result<Vec<u8>, IngestError> {
+    let is_representative = |&(hash, kind, cluster): &(KeyHash, KeyKind, u32)| {
+        representatives.key_of(cluster as usize) == Some((kind, hash))
+    };
+    let kinds = Int8Array::from_iter_values(cluster_keys.iter().map(|(_, kind, _)| *kind as i8));
+    let keys = FixedSizeBinaryArray::try_from_iter(cluster_keys.iter().map(|(hash, _, _)| hash.0))?;
+    let ids = Int64Array::from_iter_values(
+        cluster_keys
+            .iter()
+            .map(|(_, _, cluster)| person_of_cluster[*cluster as usize]),
+    );
+    let representative =
+        BooleanArray::from_iter(cluster_keys.iter().map(|k| Some(is_representative(k))));
+    let batch = RecordBatch::try_new(
+        Arc::new(schema()),
+        vec![
+            Arc::new(kinds) as ArrayRef,
+            Arc::new(keys),
+            Arc::new(ids),
+            Arc::new(representative),
+        ],
+    )?;
+    Ok(encode(&batch)?)
+}
+
+/// `linkage/id_changes.parquet`: one row per previous id that a merge
+/// retired or a split gave a new person (`change`, `previous_person_id`,
+/// `person_id`), for remapping what was built on the previous ids.
+pub(crate) fn id_changes_parquet(changes: &IdChanges) -> Result<Vec<u8>, IngestError> {
+    let rows: Vec<(&str, i64, i64)> = changes
+        .merged
+        .iter()
+        .map(|&(previous, id)| ("merged", previous, id))
+        .chain(
+            changes
+                .split
+                .iter()
+                .map(|&(previous, id)| ("split", previous, id)),
+        )
+        .collect();
+    let schema = Schema::new(vec![
+        Field::new("change", DataType::Utf8, false),
+        Field::new("previous_person_id", DataType::Int64, false),
+        Field::new("person_id", DataType::Int64, false),
+    ]);
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+        ],
+    )?;
+    Ok(encode(&batch)?)
+}
+
+/// The persons of the newest release over the same secret.
+#[derive(Debug)]
+pub(crate) struct PreviousPersons {
+    pub(crate) release: String,
+    bytes: Bytes,
+    /// The largest `person_id` of that release.
+    pub(crate) max_id: i64,
+    /// The last month of that release's tables (`YearMonth::index`).
+    pub(crate) last_month: i32,
+}
+
+impl PreviousPersons {
+    /// The newest published release's persons, when it was made with
+    /// `keys` and carries the file (none otherwise: ids start from 1).
+    pub(crate) async fn load(
+        store: &DataStore,
+        keys: &LinkageKeys,
+    ) -> Result<Option<PreviousPersons>, IngestError> {
+        let Some(manifest) = store.latest().await? else {
+            return Ok(None);
+        };
+        if manifest.content.key_fingerprint != keys.fingerprint() {
+            return Ok(None);
+        }
+        let Some(entry) = manifest.file(PERSON_KEYS_PATH) else {
+            return Ok(None);
+        };
+        let bytes = store.read_verified(&manifest.release_id, entry).await?;
+        let last_month = manifest
+            .content
+            .tables
+            .values()
+            .filter_map(|table| table.last_month.as_deref())
+            .filter_map(|month| YearMonth::parse_yyyymm(&month.replace('-', "")).ok())
+            .map(|month| month.index())
+            .max()
+            .unwrap_or(i32::MAX);
+        let mut previous = PreviousPersons {
+            release: manifest.release_id,
+            bytes,
+            max_id: 0,
+            last_month,
+        };
+        let mut max_id = 0;
+        previous.for_each(|_, _, (id, _)| max_id = max_id.max(id))?;
+        previous.max_id = max_id;
+        Ok(Some(previous))
+    }
+
+    /// The previous persons holding each key that falls in one of
+    /// `group`'s partitions (of `partitions`), by kind and key.
+    pub(crate) fn in_partitions(
+        &self,
+        group: &[usize],
+        partitions: usize,
+    ) -> Result<HashMap<(KeyKind, KeyHash), Vec<Holder>>, IngestError> {
+        let mut wanted = vec![false; partitions];
+        for &partition in group {
+            wanted[partition] = true;
+        }
+        let mut found: HashMap<(KeyKind, KeyHash), Vec<Holder>> = HashMap::new();
+        self.for_each(|kind, hash, holder| {
+            if wanted[partition_of(&hash, partitions)] {
+                found.entry((kind, hash)).or_default().push(holder);
+            }
+        })?;
+        Ok(found)
+    }
+
+    /// Calls `visit` with every row of the file.
+    fn for_each(&self, mut visit: impl FnMut(KeyKind, KeyHash, Holder)) -> Result<(), IngestError> {
+        let corrupt = || IngestError::PreviousPersons {
+            release: self.release.clone(),
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(self.bytes.clone())
+            .and_then(|builder| builder.build())
+            .map_err(|_| corrupt())?;
+        for batch in reader {
+            let batch = batch.map_err(|_| corrupt())?;
+            let kinds = batch
+                .column(0)
+                .as_primitive_opt::<Int8Type>()
+                .ok_or_else(corrupt)?;
+            let keys = batch
+                .column(1)
+                .as_fixed_size_binary_opt()
+                .ok_or_else(corrupt)?;
+            let ids = batch
+                .column(2)
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(corrupt)?;
+            let representative = batch.column(3).as_boolean_opt().ok_or_else(corrupt)?;
+            for row in 0..batch.num_rows() {
+                let kind = KeyKind::from_code(kinds.value(row) as u8).ok_or_else(corrupt)?;
+                let hash = KeyHash(keys.value(row).try_into().map_err(|_| corrupt())?);
+                visit(kind, hash, (ids.value(row), representative.value(row)));
+            }
+        }
+        Ok(())
+    }
+}

@@ -424,14 +424,21 @@ fn a_killed_ingest_leaves_the_previous_release_readable() {
     }
 
     // The next ingest sweeps the half-written release and the dead ingests'
-    // spill directories, and publishes a complete release.
-    ingest_with(
+    // spill directories, and publishes a complete release keeping the ids
+    // of the last published one.
+    let ids_before = person_ids(&data);
+    let summary = ingest_with(
         &extracts,
         &data,
         KEY_A,
         &["--spill-dir", spill.to_str().unwrap()],
     );
     assert!(!staged.exists(), "the half-written release was not swept");
+    assert!(
+        summary.contains(&format!("from {before_id}, new 0, merged 0, split 0")),
+        "{summary}"
+    );
+    assert_eq!(person_ids(&data), ids_before);
     assert_eq!(
         std::fs::read_dir(&spill).unwrap().count(),
         0,

@@ -45,6 +45,10 @@ const EXTRACT_BYTES_PER_OCCURRENCE: u64 = 150;
 /// caches missed; measured in docs/linkage.md).
 const CHUNK_BYTES_PER_THREAD: u64 = 16 << 20;
 
+/// Decoded key occurrences per linkage group at most, however large the
+/// budget: a larger group is only slower to sort.
+const GROUP_BYTES_MAX: u64 = 512 << 20;
+
 /// The smallest chunk or partition group worth working with.
 const MIN_WORKING_BYTES: u64 = 4 << 20;
 
@@ -84,17 +88,19 @@ impl MemoryBudget {
     }
 
     /// Decoded occurrences per partition group during linkage (half of what
-    /// is left, the other half for the sort).
+    /// is left, the other half for the sort, and no more than
+    /// [`GROUP_BYTES_MAX`]).
     pub(crate) fn partition_bytes(&self, records: u64) -> Result<u64, IngestError> {
-        Ok(self.left_after(records, LINKAGE_BYTES_PER_RECORD)? / 2)
+        Ok((self.left_after(records, LINKAGE_BYTES_PER_RECORD)? / 2).min(GROUP_BYTES_MAX))
     }
 
     /// The number of key partitions for extracts of `extract_bytes`: enough
-    /// that one partition, decoded, takes a quarter of the budget at most.
+    /// that one partition, decoded, takes a quarter of the budget or of
+    /// [`GROUP_BYTES_MAX`] at most.
     pub(crate) fn partitions(&self, extract_bytes: u64) -> usize {
         let occurrences = extract_bytes / EXTRACT_BYTES_PER_OCCURRENCE;
         let decoded = occurrences * size_of::<KeyOccurrence>() as u64;
-        let per_partition = (self.usable / 4).max(1);
+        let per_partition = (self.usable / 4).clamp(1, GROUP_BYTES_MAX / 4);
         decoded
             .div_ceil(per_partition)
             .next_power_of_two()

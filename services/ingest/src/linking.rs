@@ -8,7 +8,10 @@
 //! single-key baselines are fed the same sorted partition side by side. A
 //! second sweep picks each person's first month and representative key
 //! (its `person_id` order), finds the previous release's persons by their
-//! representative keys, and collects the opt-out index's name keys.
+//! keys, and writes each person's keys for the next release and the opt-out
+//! index.
+
+use std::path::PathBuf;
 
 use enclave_linkage::{
     IdChanges, KeyHash, KeyKind, Linkage, LinkageKeys, Linker, MAX_RECORDS, PreviousMatch,
@@ -21,9 +24,11 @@ use crate::budget::MemoryBudget;
 use crate::error::IngestError;
 use crate::extract::{Depth, ExtractPlan, parse_units};
 use crate::identity::identity_records;
-use crate::person_keys::{PreviousPersons, person_keys_parquet};
+use crate::person_keys::{PreviousPersons, write_person_keys};
 use crate::progress::Progress;
-use crate::spill::{LabelFile, OccurrenceFiles, OccurrenceWriter, SpillDir};
+use crate::spill::{
+    ClusterKey, ClusterKeyWriter, LabelFile, OccurrenceFiles, OccurrenceWriter, SpillDir,
+};
 
 /// Distinct (name key, `person_id`) pairs: the opt-out index.
 pub(crate) type NameKeys = Vec<(KeyHash, i64)>;
@@ -39,8 +44,8 @@ pub(crate) struct Linked {
     pub(crate) baselines: [LabelFile; 2],
     /// Distinct (name key, `person_id`) pairs, sorted.
     pub(crate) name_keys: NameKeys,
-    /// `linkage/person_keys.parquet`: each person's representative key.
-    pub(crate) person_keys: Vec<u8>,
+    /// `linkage/person_keys.parquet`, written in the spill directory.
+    pub(crate) person_keys: PathBuf,
     /// How the ids relate to the previous release's, when there was one.
     pub(crate) id_changes: Option<(String, IdChanges)>,
     /// Identity-bearing records per source (`linkage_artifact::SOURCES`).
@@ -91,7 +96,7 @@ pub(crate) fn link_extracts(
         LabelFile::write(spill, "id2", &name_only.cluster_of_record)?,
     ];
     drop((card_only, name_only));
-    let persons = person_ids(&spilled.files, &groups, &linkage, keys, previous)?;
+    let persons = person_ids(&spilled.files, &groups, &linkage, keys, previous, spill)?;
     Ok(Linked {
         linkage,
         person_of_cluster: persons.person_of_cluster,
@@ -181,25 +186,27 @@ fn link_partitions(
 struct Persons {
     person_of_cluster: Vec<i64>,
     name_keys: NameKeys,
-    person_keys: Vec<u8>,
+    person_keys: PathBuf,
     id_changes: Option<(String, IdChanges)>,
 }
 
 /// Each person's `person_id` (kept from `previous` where it was there), the
-/// opt-out index's (name key, person) pairs and the persons' keys, from a
-/// second sweep over the partitions.
+/// opt-out index's (name key, person) pairs and the persons' keys (written
+/// to a spill file), from a second sweep over the partitions.
 fn person_ids(
     files: &OccurrenceFiles,
     groups: &[Vec<usize>],
     linkage: &Linkage,
     keys: &LinkageKeys,
     previous: Option<&PreviousPersons>,
+    spill: &SpillDir,
 ) -> Result<Persons, IngestError> {
     let mut representatives = Representatives::new(linkage);
-    let mut cluster_keys: Vec<(KeyHash, KeyKind, u32)> = Vec::new();
+    let mut cluster_keys = ClusterKeyWriter::create(spill)?;
+    let mut name_clusters: Vec<(KeyHash, u32)> = Vec::new();
     let mut matches: Vec<PreviousMatch> = Vec::new();
     for group in groups {
-        let mut in_group: Vec<(KeyHash, KeyKind, u32)> = Vec::new();
+        let mut in_group: Vec<ClusterKey> = Vec::new();
         for occurrence in files.read(group)? {
             representatives.add(linkage, &occurrence);
             let cluster = linkage.cluster_of_record[occurrence.record as usize];
@@ -209,25 +216,16 @@ fn person_ids(
         in_group.sort_unstable();
         in_group.dedup();
         if let Some(previous) = previous {
-            let holders = previous.in_partitions(group, files.partitions())?;
-            for &(hash, kind, cluster) in &in_group {
-                let holders = holders.get(&(kind, hash)).map_or(&[][..], Vec::as_slice);
-                // A key two previous persons shared says nothing of either
-                // but where their representative went.
-                let shared = holders.len() > 1;
-                for &(id, representative) in holders {
-                    if representative || !shared {
-                        matches.push(PreviousMatch {
-                            cluster,
-                            id,
-                            representative,
-                        });
-                    }
-                }
+            matches.extend(previous_matches(previous, &in_group, group, files)?);
+        }
+        for key in &in_group {
+            cluster_keys.write(key)?;
+            if key.1 == KeyKind::Name {
+                name_clusters.push((key.0, key.2));
             }
         }
-        cluster_keys.extend(in_group);
     }
+    let cluster_keys = cluster_keys.finish()?;
     let (person_of_cluster, id_changes) = match previous {
         Some(previous) => {
             let (ids, changes) = representatives.person_ids_after(
@@ -240,11 +238,16 @@ fn person_ids(
         }
         None => (representatives.person_ids(keys), None),
     };
-    let person_keys = person_keys_parquet(&cluster_keys, &representatives, &person_of_cluster)?;
-    let mut name_keys: NameKeys = cluster_keys
+    let person_keys = spill.path().join("person-keys.parquet");
+    write_person_keys(
+        &cluster_keys,
+        &representatives,
+        &person_of_cluster,
+        &person_keys,
+    )?;
+    let mut name_keys: NameKeys = name_clusters
         .into_iter()
-        .filter(|(_, kind, _)| *kind == KeyKind::Name)
-        .map(|(hash, _, cluster)| (hash, person_of_cluster[cluster as usize]))
+        .map(|(hash, cluster)| (hash, person_of_cluster[cluster as usize]))
         .collect();
     name_keys.sort_unstable();
     name_keys.dedup();
@@ -254,4 +257,31 @@ fn person_ids(
         person_keys,
         id_changes,
     })
+}
+
+/// The previous persons holding the keys of one group's clusters.
+fn previous_matches(
+    previous: &PreviousPersons,
+    cluster_keys: &[ClusterKey],
+    group: &[usize],
+    files: &OccurrenceFiles,
+) -> Result<Vec<PreviousMatch>, IngestError> {
+    let holders = previous.in_partitions(group, files.partitions())?;
+    let mut matches = Vec::new();
+    for &(hash, kind, cluster) in cluster_keys {
+        let holders = holders.get(&(kind, hash)).map_or(&[][..], Vec::as_slice);
+        // A key two previous persons shared says nothing of either but
+        // where their representative went.
+        let shared = holders.len() > 1;
+        for &(id, representative) in holders {
+            if representative || !shared {
+                matches.push(PreviousMatch {
+                    cluster,
+                    id,
+                    representative,
+                });
+            }
+        }
+    }
+    Ok(matches)
 }

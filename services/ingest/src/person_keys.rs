@@ -6,6 +6,7 @@
 //! no query reads it.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -13,14 +14,15 @@ use arrow::array::{
     StringArray,
 };
 use arrow::datatypes::{DataType, Field, Int8Type, Int64Type, Schema};
-use bytes::Bytes;
 use enclave_core::date::YearMonth;
 use enclave_linkage::{IdChanges, KeyHash, KeyKind, LinkageKeys, Representatives, partition_of};
 use enclave_store::DataStore;
+use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::IngestError;
-use crate::tables::parquet::encode;
+use crate::spill::{ClusterKey, ClusterKeyFile, SpillDir};
+use crate::tables::parquet::{encode, writer_properties};
 
 /// Path of the file inside a release.
 pub(crate) const PERSON_KEYS_PATH: &str = "linkage/person_keys.parquet";
@@ -44,26 +46,51 @@ fn schema() -> Schema {
 /// representative.
 pub(crate) type Holder = (i64, bool);
 
-/// The file of a release from its distinct (key, kind, cluster) triples,
-/// the clusters' representatives and their ids.
-pub(crate) fn person_keys_parquet(
-    cluster_keys: &[(KeyHash, KeyKind, u32)],
+/// Rows per batch written.
+const BATCH_ROWS: usize = 1 << 20;
+
+/// Writes the file of a release to the local file `out` from its distinct
+/// (key, kind, cluster) triples, the clusters' representatives and ids, a
+/// batch at a time.
+pub(crate) fn write_person_keys(
+    cluster_keys: &ClusterKeyFile,
     representatives: &Representatives,
     person_of_cluster: &[i64],
-) -> Result<Vec<u8>, IngestError> {
-    let is_representative = |&(hash, kind, cluster): &(KeyHash, KeyKind, u32)| {
+    out: &Path,
+) -> Result<(), IngestError> {
+    let file = std::fs::File::create(out)
+        .map_err(|e| IngestError::Spill(format!("{}: {e}", out.display())))?;
+    let mut writer = ArrowWriter::try_new(
+        std::io::BufWriter::new(file),
+        Arc::new(schema()),
+        Some(writer_properties()?),
+    )?;
+    cluster_keys.for_each_batch(BATCH_ROWS, |rows| {
+        let batch = person_keys_batch(rows, representatives, person_of_cluster)?;
+        writer.write(&batch)?;
+        Ok(())
+    })?;
+    writer.close()?;
+    Ok(())
+}
+
+fn person_keys_batch(
+    rows: &[ClusterKey],
+    representatives: &Representatives,
+    person_of_cluster: &[i64],
+) -> Result<RecordBatch, IngestError> {
+    let is_representative = |&(hash, kind, cluster): &ClusterKey| {
         representatives.key_of(cluster as usize) == Some((kind, hash))
     };
-    let kinds = Int8Array::from_iter_values(cluster_keys.iter().map(|(_, kind, _)| *kind as i8));
-    let keys = FixedSizeBinaryArray::try_from_iter(cluster_keys.iter().map(|(hash, _, _)| hash.0))?;
+    let kinds = Int8Array::from_iter_values(rows.iter().map(|(_, kind, _)| *kind as i8));
+    let keys = FixedSizeBinaryArray::try_from_iter(rows.iter().map(|(hash, _, _)| hash.0))?;
     let ids = Int64Array::from_iter_values(
-        cluster_keys
-            .iter()
+        rows.iter()
             .map(|(_, _, cluster)| person_of_cluster[*cluster as usize]),
     );
     let representative =
-        BooleanArray::from_iter(cluster_keys.iter().map(|k| Some(is_representative(k))));
-    let batch = RecordBatch::try_new(
+        BooleanArray::from_iter(rows.iter().map(|row| Some(is_representative(row))));
+    Ok(RecordBatch::try_new(
         Arc::new(schema()),
         vec![
             Arc::new(kinds) as ArrayRef,
@@ -71,8 +98,7 @@ pub(crate) fn person_keys_parquet(
             Arc::new(ids),
             Arc::new(representative),
         ],
-    )?;
-    Ok(encode(&batch)?)
+    )?)
 }
 
 /// `linkage/id_changes.parquet`: one row per previous id that a merge
@@ -110,7 +136,8 @@ pub(crate) fn id_changes_parquet(changes: &IdChanges) -> Result<Vec<u8>, IngestE
 #[derive(Debug)]
 pub(crate) struct PreviousPersons {
     pub(crate) release: String,
-    bytes: Bytes,
+    /// The file, downloaded into the spill directory.
+    local: PathBuf,
     /// The largest `person_id` of that release.
     pub(crate) max_id: i64,
     /// The last month of that release's tables (`YearMonth::index`).
@@ -119,10 +146,12 @@ pub(crate) struct PreviousPersons {
 
 impl PreviousPersons {
     /// The newest published release's persons, when it was made with
-    /// `keys` and carries the file (none otherwise: ids start from 1).
+    /// `keys` and carries the file (none otherwise: ids start from 1); the
+    /// file is downloaded into `spill`.
     pub(crate) async fn load(
         store: &DataStore,
         keys: &LinkageKeys,
+        spill: &SpillDir,
     ) -> Result<Option<PreviousPersons>, IngestError> {
         let Some(manifest) = store.latest().await? else {
             return Ok(None);
@@ -133,7 +162,10 @@ impl PreviousPersons {
         let Some(entry) = manifest.file(PERSON_KEYS_PATH) else {
             return Ok(None);
         };
-        let bytes = store.read_verified(&manifest.release_id, entry).await?;
+        let local = spill.path().join("previous-person-keys.parquet");
+        store
+            .download_verified(&manifest.release_id, entry, &local)
+            .await?;
         let last_month = manifest
             .content
             .tables
@@ -145,7 +177,7 @@ impl PreviousPersons {
             .unwrap_or(i32::MAX);
         let mut previous = PreviousPersons {
             release: manifest.release_id,
-            bytes,
+            local,
             max_id: 0,
             last_month,
         };
@@ -180,7 +212,8 @@ impl PreviousPersons {
         let corrupt = || IngestError::PreviousPersons {
             release: self.release.clone(),
         };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(self.bytes.clone())
+        let file = std::fs::File::open(&self.local).map_err(|_| corrupt())?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .and_then(|builder| builder.build())
             .map_err(|_| corrupt())?;
         for batch in reader {

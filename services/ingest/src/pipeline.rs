@@ -84,7 +84,7 @@ pub async fn ingest(
     let spill_root = options.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
     let spill = SpillDir::create(&spill_root, options.keep_spill)?;
     let plan = plan_extracts(extracts)?;
-    let previous = PreviousPersons::load(store, keys).await?;
+    let previous = PreviousPersons::load(store, keys, &spill).await?;
     let mut linked = tokio::task::block_in_place(|| {
         link_extracts(&plan, keys, &budget, &spill, previous.as_ref())
     })?;
@@ -145,6 +145,9 @@ async fn write_release(
     writer
         .put_file(LINKAGE_RECORDS_PATH, &records, rows)
         .await?;
+    writer
+        .put_file(PERSON_KEYS_PATH, &linked.person_keys, None)
+        .await?;
     let linkage_files = tokio::task::block_in_place(|| linkage_files(linked, catalog))?;
     put_all(writer, linkage_files).await?;
     let chunk_bytes = budget.table_chunk_bytes(linked.total_records() as u64)?;
@@ -180,19 +183,13 @@ async fn put_all(
     Ok(())
 }
 
-/// The opt-out index (its name keys are let go), the persons' keys, the
-/// ids changed since the previous release, the linkage report and the
-/// catalog.
+/// The opt-out index (its name keys are let go), the ids changed since
+/// the previous release, the linkage report and the catalog.
 fn linkage_files(linked: &mut Linked, catalog: &Catalog) -> Result<Vec<StagedObject>, IngestError> {
     let mut files = vec![
         staged(
             OPT_OUT_INDEX_PATH,
             optout::index_parquet(&std::mem::take(&mut linked.name_keys))?,
-            None,
-        ),
-        staged(
-            PERSON_KEYS_PATH,
-            std::mem::take(&mut linked.person_keys),
             None,
         ),
         staged(LINKAGE_REPORT_PATH, to_json(&linked.linkage.report)?, None),

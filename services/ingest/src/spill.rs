@@ -3,7 +3,8 @@
 //! Pass 1 writes every record's linkage keys as [`KeyOccurrence`]s into one
 //! file per key partition; linkage reads them back a few partitions at a
 //! time, and the baselines' cluster labels wait in files of their own until
-//! the linkage artifact is written. Spill files hold keyed hashes, record
+//! the linkage artifact is written. The second sweep writes each person's
+//! distinct keys ([`ClusterKeyFile`]) until the person ids are known. Spill files hold keyed hashes, record
 //! numbers and months, never an identifier, in a directory only the owner
 //! can read, removed when the ingest ends (unless kept for inspection).
 
@@ -11,7 +12,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use enclave_linkage::{KeyOccurrence, partition_of};
+use enclave_linkage::{KeyHash, KeyKind, KeyOccurrence, partition_of};
 
 use crate::error::IngestError;
 
@@ -297,5 +298,87 @@ impl LabelReader {
             .read_exact(&mut bytes)
             .map_err(|e| spill_error(&self.path, &e))?;
         Ok(u32::from_le_bytes(bytes))
+    }
+}
+
+/// A key held by a cluster: the key, its kind, the cluster.
+pub(crate) type ClusterKey = (KeyHash, KeyKind, u32);
+
+/// Bytes of one [`ClusterKey`] on disk.
+const CLUSTER_KEY_BYTES: usize = 1 + 16 + 4;
+
+/// Distinct (key, cluster) pairs, on disk.
+#[derive(Debug)]
+pub(crate) struct ClusterKeyFile {
+    path: PathBuf,
+}
+
+/// Writes a [`ClusterKeyFile`].
+#[derive(Debug)]
+pub(crate) struct ClusterKeyWriter {
+    path: PathBuf,
+    writer: BufWriter<File>,
+}
+
+impl ClusterKeyWriter {
+    pub(crate) fn create(dir: &SpillDir) -> Result<ClusterKeyWriter, IngestError> {
+        let path = dir.path().join("cluster-keys.bin");
+        let file = File::create(&path).map_err(|e| spill_error(&path, &e))?;
+        Ok(ClusterKeyWriter {
+            writer: BufWriter::with_capacity(WRITER_BUFFER, file),
+            path,
+        })
+    }
+
+    pub(crate) fn write(&mut self, (hash, kind, cluster): &ClusterKey) -> Result<(), IngestError> {
+        let mut bytes = [0u8; CLUSTER_KEY_BYTES];
+        bytes[0] = *kind as u8;
+        bytes[1..17].copy_from_slice(&hash.0);
+        bytes[17..].copy_from_slice(&cluster.to_le_bytes());
+        self.writer
+            .write_all(&bytes)
+            .map_err(|e| spill_error(&self.path, &e))
+    }
+
+    pub(crate) fn finish(self) -> Result<ClusterKeyFile, IngestError> {
+        self.writer
+            .into_inner()
+            .map_err(|e| spill_error(&self.path, e.error()))?;
+        Ok(ClusterKeyFile { path: self.path })
+    }
+}
+
+impl ClusterKeyFile {
+    /// Hands the pairs to `visit` in order, `batch` at a time.
+    pub(crate) fn for_each_batch(
+        &self,
+        batch: usize,
+        mut visit: impl FnMut(&[ClusterKey]) -> Result<(), IngestError>,
+    ) -> Result<(), IngestError> {
+        let file = File::open(&self.path).map_err(|e| spill_error(&self.path, &e))?;
+        let mut reader = BufReader::with_capacity(WRITER_BUFFER, file);
+        let mut pending = Vec::with_capacity(batch);
+        let mut bytes = [0u8; CLUSTER_KEY_BYTES];
+        loop {
+            match reader.read_exact(&mut bytes) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(spill_error(&self.path, &e)),
+            }
+            let kind = KeyKind::from_code(bytes[0]).ok_or_else(|| {
+                IngestError::Spill(format!("{}: not a cluster key", self.path.display()))
+            })?;
+            let hash = KeyHash(bytes[1..17].try_into().expect("16 bytes"));
+            let cluster = u32::from_le_bytes(bytes[17..].try_into().expect("4 bytes"));
+            pending.push((hash, kind, cluster));
+            if pending.len() == batch {
+                visit(&pending)?;
+                pending.clear();
+            }
+        }
+        if !pending.is_empty() {
+            visit(&pending)?;
+        }
+        Ok(())
     }
 }

@@ -58,6 +58,11 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot write {path}: {source}")]
+    WriteLocal {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A data store holding dataset releases.
@@ -202,6 +207,50 @@ impl DataStore {
             return Err(integrity("SHA-256 differs"));
         }
         Ok(bytes)
+    }
+
+    /// Copies one object of a release to the local file `local` a part at a
+    /// time (an object larger than memory), checking it against its
+    /// manifest entry; a mismatch removes the file.
+    pub async fn download_verified(
+        &self,
+        release: &str,
+        entry: &FileEntry,
+        local: &Path,
+    ) -> Result<(), StoreError> {
+        use tokio::io::AsyncWriteExt as _;
+        let write_error = |source| StoreError::WriteLocal {
+            path: local.display().to_string(),
+            source,
+        };
+        let path = release_path(release, &entry.path)?;
+        let mut stream = self.objects.get(&path).await?.into_stream();
+        let mut file = tokio::fs::File::create(local).await.map_err(write_error)?;
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut total = 0u64;
+        while let Some(chunk) = stream.try_next().await? {
+            digest.update(&chunk);
+            total += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(write_error)?;
+        }
+        file.flush().await.map_err(write_error)?;
+        let problem = if total != entry.bytes {
+            Some("size differs")
+        } else if hex(digest.finish().as_ref()) != entry.sha256 {
+            Some("SHA-256 differs")
+        } else {
+            None
+        };
+        match problem {
+            None => Ok(()),
+            Some(problem) => {
+                let _ = tokio::fs::remove_file(local).await;
+                Err(StoreError::Integrity {
+                    path: entry.path.clone(),
+                    problem,
+                })
+            }
+        }
     }
 
     /// Starts a new release after the newest one, sweeping the objects of
@@ -507,6 +556,19 @@ mod tests {
         );
         let back = store.read_verified(writer.id(), &from_file).await.unwrap();
         assert_eq!(back, bytes);
+        let downloaded = dir.path().join("downloaded.bin");
+        store
+            .download_verified(writer.id(), &from_file, &downloaded)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&downloaded).unwrap(), bytes);
+        let mut wrong = from_file.clone();
+        wrong.sha256 = from_memory.sha256.replace(&from_memory.sha256[..2], "zz");
+        let refused = store
+            .download_verified(writer.id(), &wrong, &downloaded)
+            .await;
+        assert!(matches!(refused, Err(StoreError::Integrity { .. })));
+        assert!(!downloaded.exists(), "a corrupt download was left behind");
         let missing = writer
             .put_file("linkage/c.bin", &dir.path().join("absent"), None)
             .await;

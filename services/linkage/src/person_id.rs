@@ -193,3 +193,82 @@ pub struct IdChanges {
     /// another person kept): records of the previous person now there.
     pub split: Vec<(i64, i64)>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::{Strategy, link};
+
+    const SECRET: &[u8] = b"a steward secret of more than 32 bytes";
+
+    /// One person's record: its own card and name keys, in `month`.
+    fn record(month: i32, person: u8) -> LinkRecord {
+        let mut record = LinkRecord::new(month);
+        record.card_health = Some(KeyHash([person; 16]));
+        record.name = Some(KeyHash([person + 100; 16]));
+        record
+    }
+
+    fn matched(cluster: u32, id: i64, representative: bool) -> PreviousMatch {
+        PreviousMatch {
+            cluster,
+            id,
+            representative,
+        }
+    }
+
+    #[test]
+    fn previous_persons_keep_their_ids_merged_keep_the_smallest_and_split_parts_get_new_ones() {
+        // Five persons; the last first seen in month 5, after the previous
+        // release's months (0 to 3).
+        let records: Vec<LinkRecord> = (0..4)
+            .map(|person| record(0, person))
+            .chain([record(5, 4)])
+            .collect();
+        let linkage = link(&records, Strategy::Union);
+        let cluster = |record: usize| linkage.cluster_of_record[record];
+        let keys = LinkageKeys::derive(SECRET).unwrap();
+        let mut representatives = Representatives::new(&linkage);
+        for (index, record) in records.iter().enumerate() {
+            for occurrence in record.occurrences(index as u32) {
+                representatives.add(&linkage, &occurrence);
+            }
+        }
+        let matches = vec![
+            // Person 0 holds previous person 7's representative key.
+            matched(cluster(0), 7, true),
+            // Person 1 holds the representative keys of previous 3 and 5.
+            matched(cluster(1), 5, true),
+            matched(cluster(1), 3, true),
+            // Person 2, seen in the previous months, holds another key of 7.
+            matched(cluster(2), 7, false),
+            // Person 4, first seen after them, holds a key of 3.
+            matched(cluster(4), 3, false),
+            // Person 3 holds no previous key.
+        ];
+        let (ids, changes) = representatives.person_ids_after(&keys, matches, 10, 3);
+        let id = |record: usize| ids[cluster(record) as usize];
+        assert_eq!((id(0), id(1)), (7, 3));
+        let mut month_zero_new = [id(2), id(3)];
+        month_zero_new.sort_unstable();
+        assert_eq!(month_zero_new, [10, 11], "new ids in order, month 0 first");
+        assert_eq!(id(4), 12);
+        assert_eq!(changes.kept, 2);
+        assert_eq!(changes.new, 2, "persons 3 and 4");
+        assert_eq!(changes.merged, vec![(5, 3)]);
+        assert_eq!(changes.split, vec![(7, id(2))]);
+    }
+
+    #[test]
+    fn without_a_previous_release_ids_rank_persons_by_first_month() {
+        let records = vec![record(3, 0), record(0, 1), record(1, 2), record(0, 3)];
+        let keys = LinkageKeys::derive(SECRET).unwrap();
+        let linkage = link(&records, Strategy::Union);
+        let ids = assign_person_ids(&linkage, &records, &keys);
+        assert_eq!(ids[0], 4, "first seen last");
+        assert_eq!(ids[2], 3);
+        let mut first_month = [ids[1], ids[3]];
+        first_month.sort_unstable();
+        assert_eq!(first_month, [1, 2]);
+    }
+}

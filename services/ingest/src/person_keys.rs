@@ -138,7 +138,7 @@ pub(crate) struct PreviousPersons {
     pub(crate) release: String,
     /// The file, downloaded into the spill directory.
     local: PathBuf,
-    /// The largest `person_id` of that release.
+    /// The largest `person_id` that release or one before it gave.
     pub(crate) max_id: i64,
     /// The last month of that release's tables (`YearMonth::index`).
     pub(crate) last_month: i32,
@@ -181,9 +181,14 @@ impl PreviousPersons {
             max_id: 0,
             last_month,
         };
-        let mut max_id = 0;
-        previous.for_each(|_, _, (id, _)| max_id = max_id.max(id))?;
-        previous.max_id = max_id;
+        previous.max_id = match manifest.content.summary["max_person_id"].as_i64() {
+            Some(highest) => highest,
+            None => {
+                let mut max_id = 0;
+                previous.for_each(|_, _, (id, _)| max_id = max_id.max(id))?;
+                max_id
+            }
+        };
         Ok(Some(previous))
     }
 

@@ -44,6 +44,10 @@ pub struct IngestSummary {
     /// Rows per published table.
     pub table_rows: BTreeMap<String, u64>,
     pub persons: u64,
+    /// The largest `person_id` ever given, in this release or one before
+    /// it (ids run from 1; a merge retires an id, so it may exceed
+    /// `persons`). The next release gives new persons ids after it.
+    pub max_person_id: i64,
     /// Persons with at least one record in each source.
     pub persons_per_source: BTreeMap<String, u64>,
     /// Persons whose records span more than one source.
@@ -99,6 +103,10 @@ impl IngestSummary {
                 .map(|(name, entry)| (name.clone(), entry.rows))
                 .collect(),
             persons: sources_of_person.len() as u64,
+            max_person_id: match &linked.id_changes {
+                Some((_, changes)) => changes.highest_id,
+                None => linked.person_of_cluster.iter().copied().max().unwrap_or(0),
+            },
             persons_per_source,
             persons_in_several_sources: sources_of_person
                 .iter()

@@ -149,6 +149,7 @@ impl Representatives {
             .into_iter()
             .map(|(cluster, previous)| (previous, id_of_cluster[cluster]))
             .collect();
+        changes.highest_id = next - 1;
         (id_of_cluster, changes)
     }
 
@@ -192,6 +193,9 @@ pub struct IdChanges {
     /// (previous id, the id of a person holding some of its keys that
     /// another person kept): records of the previous person now there.
     pub split: Vec<(i64, i64)>,
+    /// The largest id ever given, retired ones included: the next release
+    /// gives new persons ids after it, so an id never names two persons.
+    pub highest_id: i64,
 }
 
 #[cfg(test)]
@@ -247,6 +251,7 @@ mod tests {
             // Person 3 holds no previous key.
         ];
         let (ids, changes) = representatives.person_ids_after(&keys, matches, 10, 3);
+        assert_eq!(changes.highest_id, 12);
         let id = |record: usize| ids[cluster(record) as usize];
         assert_eq!((id(0), id(1)), (7, 3));
         let mut month_zero_new = [id(2), id(3)];

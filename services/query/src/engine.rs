@@ -73,9 +73,9 @@ struct ServedRelease {
     opt_outs: OptOutIndex,
     /// The first and last service months with rows in any table.
     coverage: Option<Period>,
-    /// Persons of the release (its ids are 0 … persons − 1), from its
+    /// The release's largest `person_id` (ids are 1 … this), from its
     /// ingest summary.
-    persons: Option<u64>,
+    max_person_id: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -171,7 +171,7 @@ impl QueryEngine {
                     files,
                     opt_outs,
                     coverage: coverage(&manifest)?,
-                    persons: manifest.content.summary["persons"].as_u64(),
+                    max_person_id: max_person_id(&manifest),
                 },
                 limits,
                 execution,
@@ -396,7 +396,7 @@ impl QueryEngine {
     /// The person ids of every project, which a brought-in table must not
     /// hold (照合禁止).
     pub async fn person_keys(&self) -> Result<PersonKeys, QueryError> {
-        let persons = self.inner.release.persons.ok_or_else(|| {
+        let max_person_id = self.inner.release.max_person_id.ok_or_else(|| {
             QueryError::internal("the served release does not say how many persons it holds")
         })?;
         let snapshot = self.snapshot().await?;
@@ -405,7 +405,10 @@ impl QueryEngine {
             .iter()
             .map(|project| self.inner.project_ids.project(&project.id))
             .collect();
-        Ok(PersonKeys { projects, persons })
+        Ok(PersonKeys {
+            projects,
+            max_person_id,
+        })
     }
 
     /// The served data store (where brought-in tables are kept).
@@ -432,6 +435,16 @@ impl QueryEngine {
 
 fn store_url() -> Url {
     Url::parse(STORE_URL).expect("static URL")
+}
+
+/// The largest `person_id` of a release: its summary's `max_person_id`, or,
+/// in a release from before ids were kept across releases (dense ids), its
+/// number of persons.
+fn max_person_id(manifest: &Manifest) -> Option<i64> {
+    let summary = &manifest.content.summary;
+    summary["max_person_id"]
+        .as_i64()
+        .or_else(|| summary["persons"].as_i64())
 }
 
 fn coverage(manifest: &Manifest) -> Result<Option<Period>, QueryError> {

@@ -122,8 +122,9 @@ impl std::fmt::Display for Finding {
 pub struct PersonKeys {
     /// Every project's id permutation.
     pub projects: Vec<ProjectIds>,
-    /// Persons of the served release (its ids are 0 … persons − 1).
-    pub persons: u64,
+    /// The largest `person_id` of the served release (its ids are 1 … this,
+    /// with the holes merges leave).
+    pub max_person_id: i64,
 }
 
 impl PersonKeys {
@@ -131,7 +132,7 @@ impl PersonKeys {
     fn holds(&self, value: i64) -> bool {
         self.projects.iter().any(|ids| {
             ids.release_id(value)
-                .is_some_and(|id| (id as u64) < self.persons)
+                .is_some_and(|id| (1..=self.max_person_id).contains(&id))
         })
     }
 }
@@ -404,7 +405,7 @@ mod tests {
     fn keys() -> PersonKeys {
         PersonKeys {
             projects: vec![ProjectIds::new([7; KEY_BYTES])],
-            persons: 1_000,
+            max_person_id: 1_000,
         }
     }
 
@@ -501,6 +502,21 @@ mod tests {
         )
         .unwrap();
         assert!(rules(&schema, &[batch]).is_empty());
+        // Every id up to the release's largest is a person's (ids after a
+        // merge run past the number of persons); beyond it, none.
+        for (release_id, refused) in [(1_000, true), (1_001, false), (0, false)] {
+            let value = ids.project_id(release_id).unwrap();
+            let batch = RecordBatch::try_new(
+                Arc::new(schema.clone()),
+                vec![Arc::new(Int64Array::from(vec![value]))],
+            )
+            .unwrap();
+            assert_eq!(
+                !rules(&schema, &[batch]).is_empty(),
+                refused,
+                "release id {release_id}"
+            );
+        }
     }
 
     #[test]

@@ -996,3 +996,35 @@ fn check_read_only(plan: &LogicalPlan) -> Result<(), QueryError> {
         .verify_plan(plan)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use enclave_store::{Manifest, ReleaseContent};
+
+    use super::max_person_id;
+
+    fn manifest(summary: serde_json::Value) -> Manifest {
+        Manifest {
+            format_version: 1,
+            release_id: "r000002".into(),
+            created_at: String::new(),
+            content: ReleaseContent {
+                summary,
+                ..ReleaseContent::default()
+            },
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_bring_in_screen_covers_ids_past_the_person_count() {
+        // After a merge retired an id, the largest id exceeds the count of
+        // persons: an upload holding it must still be a person key.
+        let merged = manifest(serde_json::json!({"persons": 10, "max_person_id": 12}));
+        assert_eq!(max_person_id(&merged), Some(12));
+        // A release from before ids were kept across releases: dense 1..=persons.
+        let dense = manifest(serde_json::json!({"persons": 10}));
+        assert_eq!(max_person_id(&dense), Some(10));
+        assert_eq!(max_person_id(&manifest(serde_json::json!({}))), None);
+    }
+}

@@ -118,6 +118,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
             key_file,
             key_env,
             catalog,
+            append,
             resources,
             audit,
         } => {
@@ -130,8 +131,12 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
             let detail = serde_json::json!({
                 "extracts": extracts.display().to_string(),
                 "data": data.to_string(),
+                "append": append,
             });
-            let options = resources.options();
+            let options = IngestOptions {
+                append,
+                ..resources.options()
+            };
             let change = ingest(&extracts, &data, &secret, catalog, &options);
             let summary = audit
                 .recorded(None, Action::ReleaseIngest, detail, change)

@@ -84,6 +84,11 @@ enum Command {
         /// Directory of catalog definitions (`*.toml`) to use instead of the built-in ones.
         #[arg(long)]
         catalog: Option<PathBuf>,
+        /// Add the extracts' months (all after the newest release's last
+        /// month) to the newest release, reading only them: its files are
+        /// shared, its persons keep their ids.
+        #[arg(long)]
+        append: bool,
         #[command(flatten)]
         resources: IngestResources,
         #[command(flatten)]
@@ -200,6 +205,7 @@ impl IngestResources {
             memory_mb: self.memory_mb,
             spill_dir: self.spill_dir.clone(),
             keep_spill: self.keep_spill,
+            append: false,
         }
     }
 }

@@ -202,18 +202,7 @@ fn union_linkage_beats_both_single_key_baselines() {
     let extracts = synth(dir.path(), 3000, 5);
     let data = dir.path().join("data");
     ingest(&extracts, &data, KEY_A);
-    let truth = extracts.join("truth");
-    let report: serde_json::Value = serde_json::from_str(&enclave_ok(
-        &[
-            "linkage-eval",
-            "--truth",
-            truth.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        None,
-    ))
-    .unwrap();
+    let report = linkage_report(&data, &extracts.join("truth"));
     let f1 = |name: &str| report[name]["f1"].as_f64().unwrap();
     assert!(f1("union") > f1("id1_only"), "{report:#}");
     assert!(f1("union") > f1("id2_only"), "{report:#}");
@@ -354,13 +343,17 @@ fn a_corrupt_detail_field_publishes_nothing() {
     clippy::disallowed_methods,
     reason = "polls a child process from a synchronous test"
 )]
-fn kill_while_writing(extracts: &Path, data: &Path, spill: &Path, staged: &Path) -> bool {
+fn kill_while_writing(
+    extracts: &Path,
+    data: &Path,
+    extra: &[&str],
+    spill: &Path,
+    staged: &Path,
+) -> bool {
+    let mut args = vec!["--spill-dir", spill.to_str().unwrap()];
+    args.extend_from_slice(extra);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
-        .args(ingest_args(
-            extracts,
-            data,
-            &["--spill-dir", spill.to_str().unwrap()],
-        ))
+        .args(ingest_args(extracts, data, &args))
         .env("ENCLAVE_PSEUDONYM_KEY", KEY_A)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -390,7 +383,7 @@ fn a_killed_ingest_leaves_the_previous_release_readable() {
     let (before, staged) = loop {
         let before = latest_release(&data);
         let staged = data.join(format!("releases/r{attempt:06}"));
-        if kill_while_writing(&extracts, &data, &spill, &staged) {
+        if kill_while_writing(&extracts, &data, &[], &spill, &staged) {
             break (before, staged);
         }
         assert!(
@@ -629,8 +622,9 @@ fn no_direct_identifier_reaches_the_data_or_spill_directories() {
     }
 }
 
-/// Every table of the newest release: its rows, each rendered as text, sorted.
-fn sorted_tables(data: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+/// Every table of the newest release: its rows, each rendered as text
+/// without the columns `skip`, sorted.
+fn sorted_tables(data: &Path, skip: &[&str]) -> std::collections::BTreeMap<String, Vec<String>> {
     use arrow::util::display::array_value_to_string;
     let root = latest_release(data).join("tables");
     let mut tables = std::collections::BTreeMap::new();
@@ -639,11 +633,14 @@ fn sorted_tables(data: &Path) -> std::collections::BTreeMap<String, Vec<String>>
         let mut rows = Vec::new();
         for file in files_under(&table) {
             for batch in read_parquet(&file) {
+                let schema = batch.schema();
+                let kept: Vec<usize> = (0..batch.num_columns())
+                    .filter(|&i| !skip.contains(&schema.field(i).name().as_str()))
+                    .collect();
                 for row in 0..batch.num_rows() {
-                    let cells: Vec<String> = batch
-                        .columns()
+                    let cells: Vec<String> = kept
                         .iter()
-                        .map(|column| array_value_to_string(column, row).unwrap())
+                        .map(|&i| array_value_to_string(batch.column(i), row).unwrap())
                         .collect();
                     rows.push(cells.join("|"));
                 }
@@ -690,7 +687,7 @@ fn a_small_memory_limit_spills_in_chunks_and_publishes_the_same_release() {
         small_files > months,
         "{small_files} files for {months} months"
     );
-    let (roomy_tables, small_tables) = (sorted_tables(&roomy), sorted_tables(&small));
+    let (roomy_tables, small_tables) = (sorted_tables(&roomy, &[]), sorted_tables(&small, &[]));
     assert!(roomy_tables["ndb.receipts"].len() > 10_000);
     assert_eq!(
         roomy_tables, small_tables,
@@ -746,21 +743,7 @@ fn id_pairs(
 fn a_release_with_one_more_month_keeps_every_persons_id() {
     let dir = tempfile::tempdir().unwrap();
     let whole = synth(dir.path(), 3000, 17);
-    let cut = dir.path().join("cut");
-    enclave_ok(
-        &[
-            "synth",
-            "--persons",
-            "3000",
-            "--seed",
-            "17",
-            "--out",
-            cut.to_str().unwrap(),
-            "--months",
-            "202304..202502",
-        ],
-        None,
-    );
+    let cut = synth_months(dir.path(), "202304..202502");
     let data = dir.path().join("data");
     let first = ingest(&cut, &data, KEY_A);
     assert!(
@@ -825,5 +808,259 @@ fn a_release_with_one_more_month_keeps_every_persons_id() {
         let fresh_id = fresh_ids[&record];
         assert_eq!(*forward.entry(id).or_insert(fresh_id), fresh_id);
         assert_eq!(*backward.entry(fresh_id).or_insert(id), id);
+    }
+}
+
+/// The extracts of `months` (`YYYYMM..YYYYMM`) of the 3,000-person
+/// population of seed 17, in `dir/months-<months>`.
+fn synth_months(dir: &Path, months: &str) -> std::path::PathBuf {
+    let out = dir.join(format!("months-{months}"));
+    enclave_ok(
+        &[
+            "synth",
+            "--persons",
+            "3000",
+            "--seed",
+            "17",
+            "--out",
+            out.to_str().unwrap(),
+            "--months",
+            months,
+        ],
+        None,
+    );
+    out
+}
+
+/// The figure after `name` on the summary's `ids` line.
+fn ids_figure(summary: &str, name: &str) -> u64 {
+    let line = summary
+        .lines()
+        .find(|line| line.trim_start().starts_with("ids "))
+        .unwrap_or_else(|| panic!("no ids line in {summary}"));
+    let words: Vec<&str> = line.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+    let at = words.iter().position(|w| *w == name).unwrap();
+    words[at + 1].parse().unwrap()
+}
+
+/// (merged id, id kept) pairs of the newest release's `linkage/id_changes.parquet`.
+fn merges(data: &Path) -> HashMap<i64, i64> {
+    let mut pairs = HashMap::new();
+    for batch in read_parquet(&latest_release(data).join("linkage/id_changes.parquet")) {
+        let change = batch.column(0).as_string::<i32>().clone();
+        let previous = batch.column(1).as_primitive::<Int64Type>().clone();
+        let kept = batch.column(2).as_primitive::<Int64Type>().clone();
+        for row in 0..batch.num_rows() {
+            assert_eq!(change.value(row), "merged", "an append splits nobody");
+            pairs.insert(previous.value(row), kept.value(row));
+        }
+    }
+    pairs
+}
+
+/// The truth of extracts cut by month, one cut after another, as
+/// `enclave linkage-eval` reads it (record numbers continue).
+fn concatenated_truth(cuts: &[&Path], out: &Path) {
+    std::fs::create_dir_all(out).unwrap();
+    for source in ["ndb", "dpc", "care_claims", "care_certifications"] {
+        let mut text = String::from("record_seq,person\n");
+        let mut seq = 0;
+        for cut in cuts {
+            let file = std::fs::read_to_string(cut.join(format!("truth/{source}.csv"))).unwrap();
+            for line in file.lines().skip(1) {
+                let (_, person) = line.split_once(',').unwrap();
+                text.push_str(&format!("{seq},{person}\n"));
+                seq += 1;
+            }
+        }
+        std::fs::write(out.join(format!("{source}.csv")), text).unwrap();
+    }
+}
+
+/// `enclave linkage-eval` of the newest release of `data` against `truth`.
+fn linkage_report(data: &Path, truth: &Path) -> serde_json::Value {
+    serde_json::from_str(&enclave_ok(
+        &[
+            "linkage-eval",
+            "--truth",
+            truth.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        None,
+    ))
+    .unwrap()
+}
+
+/// The union F1 of the newest release of `data` against `truth`.
+fn union_f1(data: &Path, truth: &Path) -> f64 {
+    linkage_report(data, truth)["union"]["f1"].as_f64().unwrap()
+}
+
+/// The inode of every file under a release's `tables/`, by relative path.
+fn table_inodes(release: &Path) -> HashMap<std::path::PathBuf, u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    files_under(&release.join("tables"))
+        .into_iter()
+        .map(|file| {
+            let inode = std::fs::metadata(&file).unwrap().ino();
+            (file.strip_prefix(release).unwrap().to_path_buf(), inode)
+        })
+        .collect()
+}
+
+#[test]
+fn appending_months_gives_the_tables_and_linkage_of_one_full_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let cuts = [
+        synth_months(dir.path(), "202304..202412"),
+        synth_months(dir.path(), "202501..202502"),
+        synth_months(dir.path(), "202503..202503"),
+    ];
+    let data = dir.path().join("data");
+    ingest(&cuts[0], &data, KEY_A);
+    for cut in &cuts[1..] {
+        let base = latest_release(&data);
+        let before = month_ordered_person_ids(&data);
+        let summary = ingest_with(cut, &data, KEY_A, &["--append"]);
+        assert!(summary.contains("(appended)"), "{summary}");
+        assert_eq!(ids_figure(&summary, "split"), 0);
+
+        // Every earlier person keeps its id but those the summary reports
+        // merged, into the id kept.
+        let merged = merges(&data);
+        assert_eq!(merged.len() as u64, ids_figure(&summary, "merged"));
+        let after = month_ordered_person_ids(&data);
+        for (was, now) in id_pairs(&before, &after) {
+            assert_eq!(now, merged.get(&was).copied().unwrap_or(was));
+        }
+        let previous: std::collections::HashSet<i64> = before.values().copied().collect();
+        assert!(merged.len() * 1000 <= previous.len(), "{summary}");
+        let max_before = previous.iter().max().unwrap();
+        assert!(
+            after
+                .values()
+                .all(|id| previous.contains(id) || id > max_before)
+        );
+
+        // The earlier months' files are shared, not written again (but
+        // those holding a merged person).
+        let (base_files, now_files) = (table_inodes(&base), table_inodes(&latest_release(&data)));
+        let shared = base_files
+            .iter()
+            .filter(|(path, inode)| now_files.get(*path) == Some(inode))
+            .count();
+        assert!(
+            shared * 10 >= base_files.len() * 9,
+            "{shared} of {} shared",
+            base_files.len()
+        );
+        assert!(now_files.len() > base_files.len(), "the new months' files");
+    }
+
+    // The same rows as one ingest of every month (ids are the release's own).
+    let whole = synth(dir.path(), 3000, 17);
+    let fresh = dir.path().join("fresh");
+    ingest(&whole, &fresh, KEY_A);
+    let ids = [
+        "person_id",
+        "receipt_id",
+        "admission_id",
+        "claim_id",
+        "certification_id",
+    ];
+    let (appended, full) = (sorted_tables(&data, &ids), sorted_tables(&fresh, &ids));
+    assert!(appended["ndb.receipts"].len() > 20_000);
+    assert_eq!(appended, full);
+
+    // Linkage as good as the full ingest's, within what the earlier
+    // months' persons (linked without the later months) keep.
+    let truth = dir.path().join("truth");
+    concatenated_truth(
+        &cuts.iter().map(|cut| cut.as_path()).collect::<Vec<_>>(),
+        &truth,
+    );
+    let (appended_f1, full_f1) = (
+        union_f1(&data, &truth),
+        union_f1(&fresh, &whole.join("truth")),
+    );
+    assert!(
+        appended_f1 > full_f1 - 0.0005,
+        "appended {appended_f1}, full {full_f1}"
+    );
+}
+
+#[test]
+fn an_append_refuses_months_already_published_another_key_and_an_empty_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = synth_months(dir.path(), "202304..202306");
+    let again = synth_months(dir.path(), "202306..202307");
+    let data = dir.path().join("data");
+    let refused = |extracts: &Path, data: &Path, key: &str| {
+        let output = enclave(&ingest_args(extracts, data, &["--append"]), Some(key));
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let empty = refused(&first, &data, KEY_A);
+    assert!(
+        empty.contains("--append: the data store has no release"),
+        "{empty}"
+    );
+    ingest(&first, &data, KEY_A);
+    let published = latest_release(&data);
+    let overlap = refused(&again, &data, KEY_A);
+    assert!(
+        overlap.contains("is not after the newest release's last month"),
+        "{overlap}"
+    );
+    let other_key = refused(&again, &data, KEY_B);
+    assert!(other_key.contains("another secret key"), "{other_key}");
+    assert_eq!(latest_release(&data), published);
+    assert_eq!(std::fs::read_dir(data.join("releases")).unwrap().count(), 1);
+}
+
+#[test]
+fn a_killed_append_leaves_the_previous_release_readable_and_the_next_append_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = synth_months(dir.path(), "202304..202409");
+    let later = synth_months(dir.path(), "202410..202503");
+    let data = dir.path().join("data");
+    let spill = dir.path().join("spill");
+    ingest(&first, &data, KEY_A);
+    let before = latest_release(&data);
+    let manifest_before = std::fs::read(before.join("manifest.json")).unwrap();
+    let ids_before = person_ids(&data);
+    let staged = data.join("releases/r000002");
+    assert!(
+        kill_while_writing(&later, &data, &["--append"], &spill, &staged),
+        "the kill landed after the append was published"
+    );
+    assert_eq!(
+        latest_release(&data),
+        before,
+        "a killed append published a release"
+    );
+    assert_eq!(
+        std::fs::read(before.join("manifest.json")).unwrap(),
+        manifest_before
+    );
+    for file in files_under(&before.join("tables")) {
+        assert!(!read_parquet(&file).is_empty());
+    }
+    assert_eq!(person_ids(&data), ids_before);
+
+    let summary = ingest_with(
+        &later,
+        &data,
+        KEY_A,
+        &["--append", "--spill-dir", spill.to_str().unwrap()],
+    );
+    assert!(!staged.exists(), "the half-written release was not swept");
+    assert!(summary.contains("from r000001 (appended)"), "{summary}");
+    let (after, merged) = (person_ids(&data), merges(&data));
+    for (record, id) in &ids_before {
+        if record.0 != "care_certifications" {
+            assert_eq!(after[record], *merged.get(id).unwrap_or(id));
+        }
     }
 }

@@ -27,6 +27,8 @@ pub enum IngestError {
     },
     #[error("release {release}: {PATH} is not readable", PATH = crate::person_keys::PERSON_KEYS_PATH)]
     PreviousPersons { release: String },
+    #[error("--append: {0}")]
+    Append(String),
     #[error("the ingest worker failed: {0}")]
     Worker(String),
 }

@@ -19,6 +19,7 @@ pub mod evaluate;
 pub mod extract;
 pub mod optout;
 
+mod append;
 mod budget;
 mod error;
 mod identity;

@@ -20,6 +20,7 @@ use enclave_linkage::{
 use rayon::prelude::*;
 use tracing::info;
 
+use crate::append::Merges;
 use crate::budget::MemoryBudget;
 use crate::error::IngestError;
 use crate::extract::{Depth, ExtractPlan, parse_units};
@@ -47,7 +48,7 @@ pub(crate) struct Linked {
     /// `linkage/person_keys.parquet`, written in the spill directory.
     pub(crate) person_keys: PathBuf,
     /// How the ids relate to the previous release's, when there was one.
-    pub(crate) id_changes: Option<(String, IdChanges)>,
+    pub(crate) id_changes: Option<PreviousIds>,
     /// Identity-bearing records per source (`linkage_artifact::SOURCES`).
     pub(crate) records: [u64; 4],
     /// Identity-bearing records of each unit of the plan.
@@ -57,7 +58,36 @@ pub(crate) struct Linked {
     pub(crate) parse_seconds: f64,
 }
 
+/// How a release's ids relate to the previous release's.
+#[derive(Debug)]
+pub(crate) struct PreviousIds {
+    pub(crate) release: String,
+    pub(crate) changes: IdChanges,
+    /// The release appends months to that one (`--append`): every earlier
+    /// person kept its id, and `changes.merged` lists merges the new
+    /// months' evidence calls for, applied by the next full ingest.
+    pub(crate) appended: bool,
+}
+
+impl PreviousIds {
+    /// The merges an append remaps in the months already published (none
+    /// for a full ingest, which rebuilds every month).
+    pub(crate) fn merges(&self) -> Merges {
+        match self.appended {
+            true => Merges::new(&self.changes.merged),
+            false => Merges::default(),
+        }
+    }
+}
+
 impl Linked {
+    /// The merges an append remaps in the months already published.
+    pub(crate) fn merges(&self) -> Merges {
+        self.id_changes
+            .as_ref()
+            .map_or_else(Merges::default, PreviousIds::merges)
+    }
+
     /// The `person_id` of record number `record` (canonical order).
     pub(crate) fn person_of_record(&self, record: usize) -> i64 {
         self.person_of_cluster[self.linkage.cluster_of_record[record] as usize]
@@ -84,7 +114,8 @@ pub(crate) fn link_extracts(
     let groups = spilled
         .files
         .groups(budget.partition_bytes(total as u64)?)?;
-    let [linkage, card_only, name_only] = link_partitions(&spilled.files, &groups, total)?;
+    let base = previous.filter(|previous| previous.appended);
+    let [linkage, card_only, name_only] = link_partitions(&spilled.files, &groups, total, base)?;
     info!(
         records = total,
         persons = linkage.report.clusters,
@@ -158,11 +189,13 @@ fn spill_keys(
 }
 
 /// The release's linkage and the two baselines, fed each group of
-/// partitions sorted once.
+/// partitions sorted once. An appended month's linkage leaves out the keys
+/// that the persons of the release it appends to (`base`) share.
 fn link_partitions(
     files: &OccurrenceFiles,
     groups: &[Vec<usize>],
     records: usize,
+    base: Option<&PreviousPersons>,
 ) -> Result<[Linkage; 3], IngestError> {
     let progress = Progress::steps("linking", groups.len() as u64);
     let mut linkers = [Strategy::Union, Strategy::CardOnly, Strategy::NameOnly]
@@ -170,6 +203,11 @@ fn link_partitions(
         .map(|strategy| Linker::new(records, strategy))
         .collect::<Result<Vec<_>, _>>()?;
     for group in groups {
+        if let Some(base) = base {
+            for (kind, hash) in base.shared_keys(group, files.partitions())? {
+                linkers[0].known_shared(kind, hash);
+            }
+        }
         let mut occurrences = files.read(group)?;
         occurrences.par_sort_unstable_by_key(|o| (o.kind, o.hash, o.record));
         linkers
@@ -187,7 +225,7 @@ struct Persons {
     person_of_cluster: Vec<i64>,
     name_keys: NameKeys,
     person_keys: PathBuf,
-    id_changes: Option<(String, IdChanges)>,
+    id_changes: Option<PreviousIds>,
 }
 
 /// Each person's `person_id` (kept from `previous` where it was there), the
@@ -215,40 +253,57 @@ fn person_ids(
         // Partitions hold disjoint keys: duplicates are within a group.
         in_group.sort_unstable();
         in_group.dedup();
+        name_clusters.extend(
+            in_group
+                .iter()
+                .filter(|key| key.1 == KeyKind::Name)
+                .map(|&(hash, _, cluster)| (hash, cluster)),
+        );
         if let Some(previous) = previous {
-            matches.extend(previous_matches(previous, &in_group, group, files)?);
+            matches.extend(previous_matches(previous, &mut in_group, group, files)?);
         }
         for key in &in_group {
             cluster_keys.write(key)?;
-            if key.1 == KeyKind::Name {
-                name_clusters.push((key.0, key.2));
-            }
         }
     }
     let cluster_keys = cluster_keys.finish()?;
     let (person_of_cluster, id_changes) = match previous {
         Some(previous) => {
-            let (ids, changes) = representatives.person_ids_after(
-                keys,
-                matches,
-                previous.max_id + 1,
-                previous.last_month,
-            );
-            (ids, Some((previous.release.clone(), changes)))
+            let next_id = previous.max_id + 1;
+            let (ids, changes) = if previous.appended {
+                representatives.person_ids_appended(keys, matches, next_id)
+            } else {
+                representatives.person_ids_after(keys, matches, next_id, previous.last_month)
+            };
+            let ids_changes = PreviousIds {
+                release: previous.release.clone(),
+                changes,
+                appended: previous.appended,
+            };
+            (ids, Some(ids_changes))
         }
         None => (representatives.person_ids(keys), None),
     };
+    let base = previous.filter(|previous| previous.appended);
+    let merges = id_changes
+        .as_ref()
+        .map_or_else(Merges::default, PreviousIds::merges);
     let person_keys = spill.path().join("person-keys.parquet");
     write_person_keys(
         &cluster_keys,
         &representatives,
         &person_of_cluster,
+        base.map(|base| (base, &merges)),
         &person_keys,
     )?;
     let mut name_keys: NameKeys = name_clusters
         .into_iter()
         .map(|(hash, cluster)| (hash, person_of_cluster[cluster as usize]))
         .collect();
+    if let Some(base) = base {
+        let base_keys = base.name_keys()?.into_iter();
+        name_keys.extend(base_keys.map(|(key, id)| (key, merges.id(id))));
+    }
     name_keys.sort_unstable();
     name_keys.dedup();
     Ok(Persons {
@@ -259,16 +314,18 @@ fn person_ids(
     })
 }
 
-/// The previous persons holding the keys of one group's clusters.
+/// The previous persons holding the keys of one group's clusters. When the
+/// release appends to `previous`, keys it holds already are taken out of
+/// `cluster_keys` (its person keys are carried over whole).
 fn previous_matches(
     previous: &PreviousPersons,
-    cluster_keys: &[ClusterKey],
+    cluster_keys: &mut Vec<ClusterKey>,
     group: &[usize],
     files: &OccurrenceFiles,
 ) -> Result<Vec<PreviousMatch>, IngestError> {
     let holders = previous.in_partitions(group, files.partitions())?;
     let mut matches = Vec::new();
-    for &(hash, kind, cluster) in cluster_keys {
+    for &(hash, kind, cluster) in cluster_keys.iter() {
         let holders = holders.get(&(kind, hash)).map_or(&[][..], Vec::as_slice);
         // A key two previous persons shared says nothing of either but
         // where their representative went.
@@ -282,6 +339,9 @@ fn previous_matches(
                 });
             }
         }
+    }
+    if previous.appended {
+        cluster_keys.retain(|&(hash, kind, _)| !holders.contains_key(&(kind, hash)));
     }
     Ok(matches)
 }

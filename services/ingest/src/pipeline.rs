@@ -23,10 +23,13 @@ use enclave_linkage::LinkageKeys;
 use enclave_store::{DataStore, ReleaseContent, ReleaseWriter, TableEntry};
 use rayon::prelude::*;
 
+use crate::append::AppendBase;
 use crate::budget::{DEFAULT_MEMORY_MB, MemoryBudget};
 use crate::error::IngestError;
 use crate::extract::{Depth, ExtractPlan, ExtractUnit, Extracts, parse_units, plan_extracts};
-use crate::linkage_artifact::{LINKAGE_RECORDS_PATH, write_linkage_records};
+use crate::linkage_artifact::{
+    BaseRecords, LINKAGE_RECORDS_PATH, PersonSources, write_linkage_records,
+};
 use crate::linking::{Linked, link_extracts};
 use crate::person_keys::{ID_CHANGES_PATH, PERSON_KEYS_PATH, PreviousPersons, id_changes_parquet};
 use crate::progress::Progress;
@@ -50,6 +53,9 @@ pub struct IngestOptions {
     pub spill_dir: Option<PathBuf>,
     /// Keep the spill files after the ingest, for inspection.
     pub keep_spill: bool,
+    /// Add the extracts' months to the newest release instead of building
+    /// one from them alone (`--append`, [`crate::append`]).
+    pub append: bool,
 }
 
 impl Default for IngestOptions {
@@ -58,6 +64,7 @@ impl Default for IngestOptions {
             memory_mb: DEFAULT_MEMORY_MB,
             spill_dir: None,
             keep_spill: false,
+            append: false,
         }
     }
 }
@@ -84,7 +91,11 @@ pub async fn ingest(
     let spill_root = options.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
     let spill = SpillDir::create(&spill_root, options.keep_spill)?;
     let plan = plan_extracts(extracts)?;
-    let previous = PreviousPersons::load(store, keys, &spill).await?;
+    let base = match options.append {
+        true => Some(AppendBase::load(store, keys, &plan).await?),
+        false => None,
+    };
+    let previous = PreviousPersons::load(store, keys, &spill, options.append).await?;
     let mut linked = tokio::task::block_in_place(|| {
         link_extracts(&plan, keys, &budget, &spill, previous.as_ref())
     })?;
@@ -96,16 +107,15 @@ pub async fn ingest(
     };
     let timer = Instant::now();
     let mut writer = store.begin_release().await?;
-    let written = write_release(
-        &mut writer,
-        &plan,
-        &mut linked,
-        &spill,
+    let release = ReleaseInput {
+        plan: &plan,
+        spill: &spill,
         keys,
         catalog,
-        &budget,
-    )
-    .await;
+        budget: &budget,
+        base: base.as_ref(),
+    };
+    let written = write_release(store, &mut writer, &release, &mut linked).await;
     let written = match written {
         Ok(written) => written,
         Err(error) => {
@@ -114,7 +124,7 @@ pub async fn ingest(
         }
     };
     phases.tables_seconds = timer.elapsed().as_secs_f64();
-    let mut summary = IngestSummary::new(&plan, &linked, &written, phases);
+    let mut summary = IngestSummary::new(&plan, &linked, base.as_ref(), &written, phases);
     summary.release_id = writer.id().to_owned();
     summary.phases.total_seconds = started.elapsed().as_secs_f64();
     let content = ReleaseContent {
@@ -128,41 +138,53 @@ pub async fn ingest(
     Ok(summary)
 }
 
+/// What a release is built from, beside the linkage.
+struct ReleaseInput<'a> {
+    plan: &'a ExtractPlan,
+    spill: &'a SpillDir,
+    keys: &'a LinkageKeys,
+    catalog: &'a Catalog,
+    budget: &'a MemoryBudget,
+    /// The release an append adds months to.
+    base: Option<&'a AppendBase>,
+}
+
 /// Everything but the manifest: the linkage files, then the tables chunk by
-/// chunk. Returns the tables' entries.
+/// chunk (after the base's, copied by reference, when appending). Returns
+/// the tables' entries.
 async fn write_release(
+    store: &DataStore,
     writer: &mut ReleaseWriter,
-    plan: &ExtractPlan,
+    input: &ReleaseInput<'_>,
     linked: &mut Linked,
-    spill: &SpillDir,
-    keys: &LinkageKeys,
-    catalog: &Catalog,
-    budget: &MemoryBudget,
 ) -> Result<WrittenTables, IngestError> {
-    let records = spill.path().join("records.parquet");
-    tokio::task::block_in_place(|| write_linkage_records(linked, &records))?;
-    let rows = Some(linked.total_records() as u64);
-    writer
-        .put_file(LINKAGE_RECORDS_PATH, &records, rows)
-        .await?;
-    writer
-        .put_file(PERSON_KEYS_PATH, &linked.person_keys, None)
-        .await?;
-    let linkage_files = tokio::task::block_in_place(|| linkage_files(linked, catalog))?;
-    put_all(writer, linkage_files).await?;
-    let chunk_bytes = budget.table_chunk_bytes(linked.total_records() as u64)?;
-    let progress = Progress::bytes("building tables", plan.bytes);
-    let groups = RecordGroups::new(plan, &linked.unit_records);
+    let person_sources = write_linkage_files(store, writer, input, linked).await?;
     let mut tables = TableFiles::default();
+    if let Some(base) = input.base {
+        let merges = linked.merges();
+        tables.entries = base
+            .copy_tables(store, writer, &merges, input.catalog)
+            .await?;
+    }
+    let ids_before = input.base.map_or([0; 4], |base| base.records);
+    let file_prefix = match input.base {
+        Some(_) => format!("{}-", writer.id()),
+        None => String::new(),
+    };
+    let chunk_bytes = input
+        .budget
+        .table_chunk_bytes(linked.total_records() as u64)?;
+    let progress = Progress::bytes("building tables", input.plan.bytes);
+    let groups = RecordGroups::new(input.plan, &linked.unit_records, ids_before);
     let mut first_record = 0;
-    for (index, chunk) in plan.chunks(chunk_bytes).into_iter().enumerate() {
+    for (index, chunk) in input.plan.chunks(chunk_bytes).into_iter().enumerate() {
         let chunk = Chunk {
             units: chunk,
-            index,
+            name: format!("{file_prefix}{index}"),
             first_record,
         };
         let objects = tokio::task::block_in_place(|| {
-            build_chunk(&chunk, linked, &groups, keys, catalog, &progress).map(|built| {
+            build_chunk(&chunk, linked, &groups, input, &progress).map(|built| {
                 first_record += built.records;
                 tables.add(built)
             })
@@ -170,7 +192,46 @@ async fn write_release(
         put_all(writer, objects).await?;
     }
     progress.finish();
-    Ok(tables.finish(catalog))
+    Ok(tables.finish(input.catalog, person_sources))
+}
+
+/// The linkage records (which also tell each person's sources), the
+/// persons' keys, the opt-out index, the id changes, the linkage report
+/// and the catalog.
+async fn write_linkage_files(
+    store: &DataStore,
+    writer: &mut ReleaseWriter,
+    input: &ReleaseInput<'_>,
+    linked: &mut Linked,
+) -> Result<PersonSources, IngestError> {
+    let base_records = input.spill.path().join("base-records.parquet");
+    if let Some(base) = input.base {
+        let entry = base.manifest.file(LINKAGE_RECORDS_PATH).ok_or_else(|| {
+            IngestError::Append("the newest release has no linkage records".into())
+        })?;
+        store
+            .download_verified(base.release(), entry, &base_records)
+            .await?;
+    }
+    let merges = linked.merges();
+    let base = input.base.map(|base| BaseRecords {
+        local: &base_records,
+        records: base.records,
+        merges: &merges,
+    });
+    let records = input.spill.path().join("records.parquet");
+    let sources =
+        tokio::task::block_in_place(|| write_linkage_records(linked, base.as_ref(), &records))?;
+    let rows = Some(sources.records());
+    writer
+        .put_file(LINKAGE_RECORDS_PATH, &records, rows)
+        .await?;
+    writer
+        .put_file(PERSON_KEYS_PATH, &linked.person_keys, None)
+        .await?;
+    let linkage_files = tokio::task::block_in_place(|| linkage_files(linked, input.catalog))?;
+    put_all(writer, linkage_files).await?;
+    Ok(sources)
 }
 
 async fn put_all(
@@ -195,8 +256,12 @@ fn linkage_files(linked: &mut Linked, catalog: &Catalog) -> Result<Vec<StagedObj
         staged(LINKAGE_REPORT_PATH, to_json(&linked.linkage.report)?, None),
         staged(CATALOG_PATH, to_json(catalog)?, None),
     ];
-    if let Some((_, changes)) = &linked.id_changes {
-        files.push(staged(ID_CHANGES_PATH, id_changes_parquet(changes)?, None));
+    if let Some(ids) = &linked.id_changes {
+        files.push(staged(
+            ID_CHANGES_PATH,
+            id_changes_parquet(&ids.changes)?,
+            None,
+        ));
     }
     Ok(files)
 }
@@ -204,7 +269,8 @@ fn linkage_files(linked: &mut Linked, catalog: &Catalog) -> Result<Vec<StagedObj
 /// A run of units built together.
 struct Chunk<'a> {
     units: &'a [(ExtractUnit, u64)],
-    index: usize,
+    /// Names its files (`part-{name}.parquet`).
+    name: String,
     /// The number (canonical order) of its first identity-bearing record.
     first_record: usize,
 }
@@ -233,10 +299,10 @@ fn build_chunk(
     chunk: &Chunk<'_>,
     linked: &Linked,
     groups: &RecordGroups,
-    keys: &LinkageKeys,
-    catalog: &Catalog,
+    input: &ReleaseInput<'_>,
     progress: &Progress,
 ) -> Result<BuiltChunk, IngestError> {
+    let catalog = input.catalog;
     let extracts = parse_units(chunk.units, Depth::Full, progress)?;
     let mut counts = [0usize; 4];
     for ((unit, _), records) in chunk.units.iter().zip(extracts.unit_record_counts()) {
@@ -251,10 +317,10 @@ fn build_chunk(
     let persons = PersonsBySource::split(&person_ids, &record_ids, counts);
     let context = PublishContext {
         catalog,
-        facility_ids: facility_ids(&extracts, keys),
+        facility_ids: facility_ids(&extracts, input.keys),
     };
     let tables = build_all(&extracts, &persons, &context)?;
-    let mut built = encode_tables(tables, catalog, chunk.index, records.len())?;
+    let mut built = encode_tables(tables, catalog, &chunk.name, records.len())?;
     built.unmapped_disease_codes = unmapped_disease_codes(&extracts);
     Ok(built)
 }
@@ -288,7 +354,7 @@ fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, IngestError> {
 fn encode_tables(
     tables: Vec<(String, RecordBatch)>,
     catalog: &Catalog,
-    chunk: usize,
+    chunk: &str,
     records: usize,
 ) -> Result<BuiltChunk, IngestError> {
     let mut partitions = Vec::new();
@@ -341,7 +407,7 @@ fn partition_path(
     table: &str,
     partition_by: Option<&str>,
     value: Option<&str>,
-    chunk: usize,
+    chunk: &str,
 ) -> String {
     match (partition_by, value) {
         (Some(column), Some(value)) => {
@@ -374,6 +440,8 @@ pub(crate) struct WrittenTables {
     pub(crate) entries: BTreeMap<String, TableEntry>,
     /// Diagnoses whose disease code is not in the master (icd10 NULL).
     pub(crate) unmapped_disease_codes: u64,
+    /// The sources of every person's records.
+    pub(crate) person_sources: PersonSources,
 }
 
 impl TableFiles {
@@ -403,7 +471,7 @@ impl TableFiles {
     }
 
     /// Every table of the catalog (one without rows too), files in path order.
-    fn finish(mut self, catalog: &Catalog) -> WrittenTables {
+    fn finish(mut self, catalog: &Catalog, person_sources: PersonSources) -> WrittenTables {
         for name in catalog.table_names() {
             self.entries.entry(name).or_insert_with(empty_entry);
         }
@@ -413,6 +481,7 @@ impl TableFiles {
         WrittenTables {
             entries: self.entries,
             unmapped_disease_codes: self.unmapped_disease_codes,
+            person_sources,
         }
     }
 }

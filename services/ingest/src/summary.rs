@@ -6,6 +6,7 @@ use std::fmt;
 use enclave_core::masters::Masters;
 use serde::Serialize;
 
+use crate::append::AppendBase;
 use crate::extract::{ExtractPlan, Extracts};
 use crate::linkage_artifact::SOURCES;
 use crate::linking::Linked;
@@ -31,6 +32,9 @@ pub struct PersonIdChanges {
     pub merged: u64,
     /// Persons split from a previous person by new evidence (given a new id).
     pub split: u64,
+    /// The release appends months to the previous one (`--append`): its
+    /// months were not linked again, so no person is split.
+    pub appended: bool,
 }
 
 /// The end-of-ingest summary (also stored in the manifest).
@@ -72,22 +76,17 @@ pub struct IngestSummary {
 }
 
 impl IngestSummary {
+    /// The summary of a release, with the release it appends to (`base`).
     pub(crate) fn new(
         plan: &ExtractPlan,
         linked: &Linked,
+        base: Option<&AppendBase>,
         written: &WrittenTables,
         phases: PhaseTimes,
     ) -> IngestSummary {
-        let sources_of_person = sources_of_person(linked);
-        let mut persons_per_source = BTreeMap::new();
-        for (name, bit) in [("ndb", 1u8), ("dpc", 2), ("care", 4)] {
-            let count = sources_of_person
-                .iter()
-                .filter(|mask| *mask & bit != 0)
-                .count();
-            persons_per_source.insert(name.to_owned(), count as u64);
-        }
+        let sources = &written.person_sources;
         let report = &linked.linkage.report;
+        let base_records = base.map_or([0; 4], |base| base.records);
         IngestSummary {
             release_id: String::new(),
             files: plan.files as u64,
@@ -95,35 +94,38 @@ impl IngestSummary {
             records: SOURCES
                 .iter()
                 .zip(linked.records)
-                .map(|(name, count)| (name.to_string(), count))
+                .zip(base_records)
+                .map(|((name, count), base)| (name.to_string(), base + count))
                 .collect(),
             table_rows: written
                 .entries
                 .iter()
                 .map(|(name, entry)| (name.clone(), entry.rows))
                 .collect(),
-            persons: sources_of_person.len() as u64,
+            persons: sources.persons(),
             max_person_id: match &linked.id_changes {
-                Some((_, changes)) => changes.highest_id,
+                Some(ids) => ids.changes.highest_id,
                 None => linked.person_of_cluster.iter().copied().max().unwrap_or(0),
             },
-            persons_per_source,
-            persons_in_several_sources: sources_of_person
-                .iter()
-                .filter(|m| m.count_ones() > 1)
-                .count() as u64,
+            persons_per_source: sources
+                .per_source()
+                .into_iter()
+                .map(|(name, count)| (name.to_owned(), count))
+                .collect(),
+            persons_in_several_sources: sources.in_several(),
             links: report.unions_by_kind.clone(),
             ambiguous_keys: report.ambiguous_keys_by_kind.clone(),
-            person_ids: linked
-                .id_changes
-                .as_ref()
-                .map(|(release, changes)| PersonIdChanges {
-                    previous_release: release.clone(),
-                    kept: changes.kept,
-                    new: changes.new,
-                    merged: changes.merged.len() as u64,
-                    split: changes.split.len() as u64,
-                }),
+            person_ids: linked.id_changes.as_ref().map(|ids| PersonIdChanges {
+                previous_release: ids.release.clone(),
+                kept: match base {
+                    Some(base) => base.persons - ids.changes.merged.len() as u64,
+                    None => ids.changes.kept,
+                },
+                new: ids.changes.new,
+                merged: ids.changes.merged.len() as u64,
+                split: ids.changes.split.len() as u64,
+                appended: ids.appended,
+            }),
             rejected_records: 0,
             unmapped_disease_codes: written.unmapped_disease_codes,
             peak_memory_bytes: peak_resident_bytes(),
@@ -139,20 +141,6 @@ impl IngestSummary {
             self.phases.parse_seconds + self.phases.link_seconds + self.phases.tables_seconds;
         records as f64 / seconds.max(f64::EPSILON)
     }
-}
-
-/// The sources (NDB 1, DPC 2, care 4) of each person's records.
-fn sources_of_person(linked: &Linked) -> Vec<u8> {
-    let mut masks = vec![0u8; linked.person_of_cluster.len()];
-    let mut record = 0;
-    for (source, &count) in linked.records.iter().enumerate() {
-        let bit = [1, 2, 4, 4][source];
-        for _ in 0..count {
-            masks[linked.linkage.cluster_of_record[record] as usize] |= bit;
-            record += 1;
-        }
-    }
-    masks
 }
 
 /// The peak resident set of this process (`VmHWM`), 0 where unknown.
@@ -219,9 +207,10 @@ impl fmt::Display for IngestSummary {
             ambiguous.join(", ")
         )?;
         if let Some(ids) = &self.person_ids {
+            let appended = if ids.appended { " (appended)" } else { "" };
             writeln!(
                 f,
-                "  ids       kept {} from {}, new {}, merged {}, split {}",
+                "  ids       kept {} from {}{appended}, new {}, merged {}, split {}",
                 ids.kept, ids.previous_release, ids.new, ids.merged, ids.split
             )?;
         }

@@ -209,6 +209,19 @@ impl DataStore {
         Ok(bytes)
     }
 
+    /// Reads bytes `range` of one object of a release, unverified (the
+    /// footer of a Parquet file, to decide whether to read it whole).
+    pub async fn read_range(
+        &self,
+        release: &str,
+        entry: &FileEntry,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, StoreError> {
+        let path = release_path(release, &entry.path)?;
+        let parts = self.objects.get_ranges(&path, &[range]).await?;
+        Ok(parts.into_iter().next().unwrap_or_default())
+    }
+
     /// Copies one object of a release to the local file `local` a part at a
     /// time (an object larger than memory), checking it against its
     /// manifest entry; a mismatch removes the file.
@@ -371,6 +384,22 @@ impl ReleaseWriter {
                 Err(error)
             }
         }
+    }
+
+    /// Adds one object of an earlier release, unchanged, at the same path:
+    /// a copy by reference where the store allows (a hard link on local
+    /// disk, a server-side copy on S3), so nothing passes through this
+    /// process. Its manifest entry (size, SHA-256, rows) is carried over.
+    pub async fn copy_from(
+        &mut self,
+        release: &str,
+        entry: &FileEntry,
+    ) -> Result<FileEntry, StoreError> {
+        let from = release_path(release, &entry.path)?;
+        let to = release_path(&self.id, &entry.path)?;
+        self.store.objects.copy(&from, &to).await?;
+        self.files.push(entry.clone());
+        Ok(entry.clone())
     }
 
     /// Makes the release visible by writing its manifest, the last write.
@@ -575,13 +604,9 @@ mod tests {
         assert!(matches!(missing, Err(StoreError::ReadLocal { .. })));
     }
 
-    #[tokio::test]
-    async fn a_large_object_goes_to_s3_in_parts() {
-        let Ok(endpoint) = std::env::var(S3_ENDPOINT) else {
-            eprintln!("{S3_ENDPOINT} is not set: multipart upload to S3 not tested");
-            return;
-        };
-        let s3 = AmazonS3Builder::new()
+    /// The test bucket of the local S3-compatible server at `endpoint`.
+    fn test_bucket(endpoint: &str) -> object_store::aws::AmazonS3 {
+        AmazonS3Builder::new()
             .with_endpoint(endpoint)
             .with_allow_http(true)
             .with_bucket_name("enclave-store-test")
@@ -589,7 +614,16 @@ mod tests {
             .with_access_key_id("enclave-test")
             .with_secret_access_key("enclave-test")
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_large_object_goes_to_s3_in_parts() {
+        let Ok(endpoint) = std::env::var(S3_ENDPOINT) else {
+            eprintln!("{S3_ENDPOINT} is not set: multipart upload to S3 not tested");
+            return;
+        };
+        let s3 = test_bucket(&endpoint);
         let path = ObjectPath::from("tables/large.parquet");
         // 12 MiB in 5 MiB parts (S3's smallest): three parts.
         let bytes = patterned(12 << 20);
@@ -600,6 +634,69 @@ mod tests {
         assert!(e_tag.trim_matches('"').ends_with("-3"), "{e_tag}");
         let back = s3.get(&path).await.unwrap().bytes().await.unwrap();
         assert_eq!(back, bytes);
+    }
+
+    /// Publishes a release holding one table file, then a second release
+    /// that copies it by reference; the copy reads back verified.
+    async fn copy_into_next_release(store: &DataStore) -> (String, String) {
+        let mut first = store.begin_release().await.unwrap();
+        let entry = first
+            .put("tables/t/m=1/part-0.parquet", patterned(4099), Some(3))
+            .await
+            .unwrap();
+        let first = first.publish(content()).await.unwrap();
+        let mut second = store.begin_release().await.unwrap();
+        let copied = second.copy_from(&first.release_id, &entry).await.unwrap();
+        assert_eq!(copied, entry);
+        let second = second.publish(content()).await.unwrap();
+        assert_eq!(second.file(&entry.path), Some(&entry));
+        let back = store
+            .read_verified(&second.release_id, &entry)
+            .await
+            .unwrap();
+        assert_eq!(back, patterned(4099));
+        (first.release_id, second.release_id)
+    }
+
+    #[tokio::test]
+    async fn a_file_copied_from_an_earlier_release_is_a_hard_link_on_local_disk() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = DataStore::open_local(dir.path()).unwrap();
+        let (first, second) = copy_into_next_release(&store).await;
+        let inode = |release: &str| {
+            let path = dir
+                .path()
+                .join(RELEASES)
+                .join(release)
+                .join("tables/t/m=1/part-0.parquet");
+            std::fs::metadata(path).unwrap().ino()
+        };
+        assert_eq!(inode(&first), inode(&second), "shared, not copied");
+        let missing = FileEntry {
+            path: "tables/t/absent.parquet".into(),
+            bytes: 1,
+            sha256: String::new(),
+            rows: None,
+        };
+        let mut third = store.begin_release().await.unwrap();
+        assert!(third.copy_from(&first, &missing).await.is_err());
+        third.abandon().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_copied_from_an_earlier_release_on_s3_reads_back_verified() {
+        let Ok(endpoint) = std::env::var(S3_ENDPOINT) else {
+            eprintln!("{S3_ENDPOINT} is not set: server-side copy on S3 not tested");
+            return;
+        };
+        let s3 = test_bucket(&endpoint);
+        let prefix = format!("copy-test-{}", std::process::id());
+        let store = DataStore::with_object_store(Arc::new(object_store::prefix::PrefixStore::new(
+            s3,
+            prefix.as_str(),
+        )));
+        copy_into_next_release(&store).await;
     }
 
     fn content() -> ReleaseContent {

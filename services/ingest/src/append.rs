@@ -12,7 +12,8 @@
 //! month*). Record ids, record numbers and person ids continue after the
 //! base's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -23,13 +24,15 @@ use arrow::datatypes::Int64Type;
 use bytes::Bytes;
 use enclave_catalog::{Catalog, TableDef};
 use enclave_core::date::YearMonth;
-use enclave_linkage::LinkageKeys;
+use enclave_linkage::{KeyOccurrence, LinkageKeys};
 use enclave_store::{DataStore, FileEntry, Manifest, ReleaseWriter, TableEntry};
 
 use crate::error::IngestError;
 use crate::extract::ExtractPlan;
-use crate::linkage_artifact::SOURCES;
+use crate::linkage_artifact::{LINKAGE_RECORDS_PATH, SOURCES};
+use crate::linking::{BaseOccurrences, KEY_OCCURRENCES_DIR};
 use crate::person_keys::PERSON_KEYS_PATH;
+use crate::spill::SpillDir;
 use crate::tables::parquet as table_files;
 
 /// The release an append adds months to.
@@ -38,8 +41,6 @@ pub(crate) struct AppendBase {
     pub(crate) manifest: Manifest,
     /// Identity-bearing records of each source (`SOURCES` order) in it.
     pub(crate) records: [u64; 4],
-    /// Its persons.
-    pub(crate) persons: u64,
 }
 
 impl AppendBase {
@@ -60,7 +61,13 @@ impl AppendBase {
                 "the newest release was made under another secret key",
             ));
         }
-        if manifest.file(PERSON_KEYS_PATH).is_none() {
+        let has_state = manifest.file(PERSON_KEYS_PATH).is_some()
+            && manifest.file(LINKAGE_RECORDS_PATH).is_some()
+            && manifest
+                .files
+                .iter()
+                .any(|file| file.path.starts_with(KEY_OCCURRENCES_DIR));
+        if !has_state {
             return Err(refuse(
                 "the newest release has no linkage state (made by an older version): run a full ingest",
             ));
@@ -78,12 +85,45 @@ impl AppendBase {
         }
         let summary = &manifest.content.summary;
         let records = SOURCES.map(|source| summary["records"][source].as_u64().unwrap_or(0));
-        let persons = summary["persons"].as_u64().unwrap_or(0);
-        Ok(AppendBase {
-            manifest,
-            records,
-            persons,
-        })
+        Ok(AppendBase { manifest, records })
+    }
+
+    /// Downloads the base's key occurrences and linkage records into `spill`.
+    pub(crate) async fn download_linkage(
+        &self,
+        store: &DataStore,
+        spill: &SpillDir,
+    ) -> Result<(BaseOccurrences, PathBuf), IngestError> {
+        let mut files = Vec::new();
+        let mut bytes = 0;
+        let parts = self
+            .manifest
+            .files
+            .iter()
+            .filter(|file| file.path.starts_with(KEY_OCCURRENCES_DIR));
+        for (index, entry) in parts.enumerate() {
+            let local = spill
+                .path()
+                .join(format!("base-occurrences-{index:05}.bin"));
+            store
+                .download_verified(self.release(), entry, &local)
+                .await?;
+            files.push(local);
+            bytes += entry.bytes;
+        }
+        let entry = self.manifest.file(LINKAGE_RECORDS_PATH).ok_or_else(|| {
+            IngestError::Append("the newest release has no linkage records".into())
+        })?;
+        let records = spill.path().join("base-records.parquet");
+        store
+            .download_verified(self.release(), entry, &records)
+            .await?;
+        let occurrences = BaseOccurrences {
+            files,
+            records: self.records.iter().sum::<u64>() as usize,
+            occurrences: bytes / KeyOccurrence::ENCODED_BYTES as u64,
+        };
+        Ok((occurrences, records))
     }
 
     /// The release id.
@@ -92,13 +132,14 @@ impl AppendBase {
     }
 
     /// Copies every table file of the base into `writer`: by reference,
-    /// or remapped where it may hold an id `merges` retires. Returns the
-    /// base's table entries, to which the new months' files are added.
+    /// or rewritten where it may hold a record whose person changed.
+    /// Returns the base's table entries, to which the new months' files
+    /// are added.
     pub(crate) async fn copy_tables(
         &self,
         store: &DataStore,
         writer: &mut ReleaseWriter,
-        merges: &Merges,
+        changed: &ChangedRecords,
         catalog: &Catalog,
     ) -> Result<BTreeMap<String, TableEntry>, IngestError> {
         for (name, table) in &self.manifest.content.tables {
@@ -111,60 +152,79 @@ impl AppendBase {
                         "the newest release lists {path} without its manifest entry"
                     ))
                 })?;
-                if self.may_hold_merged(store, entry, merges).await? {
-                    let bytes = self.remapped_file(store, entry, merges, definition).await?;
-                    writer.put(path, bytes, entry.rows).await?;
-                } else {
-                    writer.copy_from(self.release(), entry).await?;
-                }
+                let remapped = match self.may_hold_changed(store, entry, changed).await? {
+                    true => {
+                        self.remapped_file(store, entry, changed, definition)
+                            .await?
+                    }
+                    false => None,
+                };
+                match remapped {
+                    Some(bytes) => writer.put(path, bytes, entry.rows).await?,
+                    None => writer.copy_from(self.release(), entry).await?,
+                };
             }
         }
         Ok(self.manifest.content.tables.clone())
     }
 }
 
-/// Previous persons an append merges: merged id → id kept. The months
-/// already published are remapped: their linkage records, person keys,
-/// opt-out index and every table file that may hold a merged id.
+/// Records of the base whose person an append changed (new evidence
+/// merged or split earlier persons): the person each is now in, by source
+/// and record id, and the persons they were in.
 #[derive(Debug, Default)]
-pub(crate) struct Merges {
-    kept_of: HashMap<i64, i64>,
+pub(crate) struct ChangedRecords {
+    person_of: HashMap<(usize, i64), i64>,
+    previous_persons: BTreeSet<i64>,
 }
 
-impl Merges {
-    /// From (merged id, id kept) pairs.
-    pub(crate) fn new(pairs: &[(i64, i64)]) -> Merges {
-        Merges {
-            kept_of: pairs.iter().copied().collect(),
-        }
+impl ChangedRecords {
+    /// Record `record_id` of source `source` (`SOURCES` order) moved from
+    /// person `was` to `now`.
+    pub(crate) fn add(&mut self, source: usize, record_id: i64, was: i64, now: i64) {
+        self.person_of.insert((source, record_id), now);
+        self.previous_persons.insert(was);
     }
 
-    /// The id `id` now has.
-    pub(crate) fn id(&self, id: i64) -> i64 {
-        self.kept_of.get(&id).copied().unwrap_or(id)
-    }
-
-    /// `batch` with the ids of its int64 column `column` remapped.
-    pub(crate) fn remap(
+    /// `batch` of a table of `source` with the persons of its changed
+    /// records (found by `id_column`) in `person_column` replaced; none when
+    /// it holds no changed record.
+    fn remap(
         &self,
         batch: RecordBatch,
-        column: usize,
-    ) -> Result<RecordBatch, IngestError> {
-        if self.kept_of.is_empty() {
-            return Ok(batch);
-        }
+        source: usize,
+        id_column: usize,
+        person_column: usize,
+    ) -> Result<Option<RecordBatch>, IngestError> {
+        let not_int64 = || IngestError::Append("an id column is not int64".into());
         let ids = batch
-            .column(column)
+            .column(id_column)
             .as_primitive_opt::<Int64Type>()
-            .ok_or_else(|| IngestError::Append("a person id column is not int64".into()))?;
-        let remapped: Int64Array = ids.iter().map(|id| id.map(|id| self.id(id))).collect();
+            .ok_or_else(not_int64)?;
+        let persons = batch
+            .column(person_column)
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(not_int64)?;
+        let mut changes = 0;
+        let remapped: Int64Array = ids
+            .iter()
+            .zip(persons.iter())
+            .map(|(id, person)| {
+                let now = id.and_then(|id| self.person_of.get(&(source, id)).copied());
+                changes += usize::from(now.is_some());
+                now.or(person)
+            })
+            .collect();
+        if changes == 0 {
+            return Ok(None);
+        }
         let mut columns = batch.columns().to_vec();
-        columns[column] = Arc::new(remapped);
-        Ok(RecordBatch::try_new(batch.schema(), columns)?)
+        columns[person_column] = Arc::new(remapped);
+        Ok(Some(RecordBatch::try_new(batch.schema(), columns)?))
     }
 
-    /// Whether a table file whose footer is `metadata` may hold a merged
-    /// id: some row group's `person_id` range holds one.
+    /// Whether a table file whose footer is `metadata` may hold a changed
+    /// record: some row group's `person_id` range holds a person they were in.
     fn may_be_in(&self, metadata: &ParquetMetaData) -> bool {
         let Some(column) = metadata
             .file_metadata()
@@ -180,13 +240,18 @@ impl Merges {
             .iter()
             .any(|group| match group.column(column).statistics() {
                 Some(Statistics::Int64(stats)) => match (stats.min_opt(), stats.max_opt()) {
-                    (Some(min), Some(max)) => self.kept_of.keys().any(|id| min <= id && id <= max),
+                    (Some(min), Some(max)) => {
+                        self.previous_persons.range(min..=max).next().is_some()
+                    }
                     _ => true,
                 },
                 _ => true,
             })
     }
 }
+
+/// Each source's record id column, in `SOURCES` order.
+const RECORD_ID_COLUMNS: [&str; 4] = ["receipt_id", "admission_id", "claim_id", "certification_id"];
 
 /// The column every person-level table carries.
 const PERSON_ID: &str = "person_id";
@@ -195,15 +260,15 @@ const PERSON_ID: &str = "person_id";
 const FOOTER_TAIL: u64 = 8;
 
 impl AppendBase {
-    /// Whether the table file `entry` of the base may hold a merged id,
-    /// from its footer's statistics.
-    async fn may_hold_merged(
+    /// Whether the table file `entry` of the base may hold a changed
+    /// record, from its footer's statistics.
+    async fn may_hold_changed(
         &self,
         store: &DataStore,
         entry: &FileEntry,
-        merges: &Merges,
+        changed: &ChangedRecords,
     ) -> Result<bool, IngestError> {
-        if merges.kept_of.is_empty() {
+        if changed.person_of.is_empty() {
             return Ok(false);
         }
         let unreadable = || IngestError::Append(format!("{} has no readable footer", entry.path));
@@ -224,28 +289,36 @@ impl AppendBase {
             .read_range(self.release(), entry, start..tail_start)
             .await?;
         let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|_| unreadable())?;
-        Ok(merges.may_be_in(&metadata))
+        Ok(changed.may_be_in(&metadata))
     }
 
-    /// The table file `entry` of the base with merged ids remapped, sorted
-    /// again as the table is.
+    /// The table file `entry` of the base with its changed records' persons
+    /// replaced, sorted again as the table is; none when it holds no
+    /// changed record (its statistics only said it might).
     async fn remapped_file(
         &self,
         store: &DataStore,
         entry: &FileEntry,
-        merges: &Merges,
+        changed: &ChangedRecords,
         table: &TableDef,
-    ) -> Result<Bytes, IngestError> {
+    ) -> Result<Option<Bytes>, IngestError> {
         let bytes = store.read_verified(self.release(), entry).await?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
         let schema = reader.schema();
         let batches = reader.collect::<Result<Vec<_>, _>>()?;
         let batch = arrow::compute::concat_batches(&schema, &batches)?;
-        let column = schema.index_of(PERSON_ID)?;
-        let batch = merges.remap(batch, column)?;
+        let (source, id_column) = RECORD_ID_COLUMNS
+            .iter()
+            .enumerate()
+            .find_map(|(source, name)| Some((source, schema.index_of(name).ok()?)))
+            .ok_or_else(|| IngestError::Append(format!("{} has no record id", entry.path)))?;
+        let Some(batch) = changed.remap(batch, source, id_column, schema.index_of(PERSON_ID)?)?
+        else {
+            return Ok(None);
+        };
         let sorted = table_files::partition_sorted(&batch, None, &table.sort_by)?;
         let batch = sorted.into_iter().next().map_or(batch, |part| part.batch);
-        Ok(Bytes::from(table_files::encode(&batch)?))
+        Ok(Some(Bytes::from(table_files::encode(&batch)?)))
     }
 }
 
@@ -275,15 +348,14 @@ fn month_of_directory(directory: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::Int32Array;
     use enclave_store::ReleaseContent;
 
-    /// A table file's rows: `person_id`, and a value per row.
-    fn rows(persons: &[i64]) -> Bytes {
-        let values = Int32Array::from_iter_values(0..persons.len() as i32);
+    /// A receipts file's rows: `receipt_id`s from `first_id`, their persons.
+    fn rows(first_id: i64, persons: &[i64]) -> Bytes {
+        let ids = Int64Array::from_iter_values((0..persons.len() as i64).map(|i| first_id + i));
         let batch = RecordBatch::try_from_iter([
+            ("receipt_id", Arc::new(ids) as _),
             (PERSON_ID, Arc::new(Int64Array::from(persons.to_vec())) as _),
-            ("value", Arc::new(values) as _),
         ])
         .unwrap();
         Bytes::from(table_files::encode(&batch).unwrap())
@@ -297,14 +369,14 @@ mod tests {
         reader
             .flat_map(|batch| {
                 let batch = batch.unwrap();
-                let ids = batch.column(0).as_primitive::<Int64Type>().clone();
+                let ids = batch.column(1).as_primitive::<Int64Type>().clone();
                 ids.values().to_vec()
             })
             .collect()
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn only_files_that_may_hold_a_merged_person_are_written_again() {
+    async fn only_files_that_may_hold_a_changed_record_are_written_again() {
         let dir = tempfile::tempdir().unwrap();
         let store = DataStore::open_local(dir.path()).unwrap();
         let mut first = store.begin_release().await.unwrap();
@@ -312,10 +384,13 @@ mod tests {
         let holding = "tables/ndb.receipts/service_month=2023-04/part-0.parquet";
         let apart = "tables/ndb.receipts/service_month=2023-05/part-0.parquet";
         first
-            .put(holding, rows(&[2, 5, 9, 9]), Some(4))
+            .put(holding, rows(10, &[2, 5, 9, 9]), Some(4))
             .await
             .unwrap();
-        first.put(apart, rows(&[1, 2, 3]), Some(3)).await.unwrap();
+        first
+            .put(apart, rows(20, &[1, 2, 3]), Some(3))
+            .await
+            .unwrap();
         let entry = TableEntry {
             rows: 7,
             files: vec![holding.to_owned(), apart.to_owned()],
@@ -329,13 +404,15 @@ mod tests {
         let base = AppendBase {
             manifest,
             records: [0; 4],
-            persons: 5,
         };
-        // 9 and 5 are found to be one person with 4, who keeps 4.
-        let merges = Merges::new(&[(5, 4), (9, 4)]);
+        // Receipt 11 of person 5 is found to be person 4's (a merge), and
+        // receipt 13 of person 9 a new person's, 20 (a split).
+        let mut changed = ChangedRecords::default();
+        changed.add(0, 11, 5, 4);
+        changed.add(0, 13, 9, 20);
         let mut next = store.begin_release().await.unwrap();
         let tables = base
-            .copy_tables(&store, &mut next, &merges, Catalog::embedded())
+            .copy_tables(&store, &mut next, &changed, Catalog::embedded())
             .await
             .unwrap();
         assert_eq!(tables[table].files, vec![holding, apart]);
@@ -348,7 +425,7 @@ mod tests {
         };
         assert_eq!(
             persons_of(read(holding).await),
-            vec![2, 4, 4, 4],
+            vec![2, 4, 9, 20],
             "remapped, sorted"
         );
         assert_eq!(persons_of(read(apart).await), vec![1, 2, 3]);

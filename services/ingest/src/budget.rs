@@ -94,11 +94,12 @@ impl MemoryBudget {
         Ok((self.left_after(records, LINKAGE_BYTES_PER_RECORD)? / 2).min(GROUP_BYTES_MAX))
     }
 
-    /// The number of key partitions for extracts of `extract_bytes`: enough
+    /// The number of key partitions for extracts of `extract_bytes` and
+    /// `more` occurrences besides (the earlier months of an append): enough
     /// that one partition, decoded, takes a quarter of the budget or of
     /// [`GROUP_BYTES_MAX`] at most.
-    pub(crate) fn partitions(&self, extract_bytes: u64) -> usize {
-        let occurrences = extract_bytes / EXTRACT_BYTES_PER_OCCURRENCE;
+    pub(crate) fn partitions(&self, extract_bytes: u64, more: u64) -> usize {
+        let occurrences = extract_bytes / EXTRACT_BYTES_PER_OCCURRENCE + more;
         let decoded = occurrences * size_of::<KeyOccurrence>() as u64;
         let per_partition = (self.usable / 4).clamp(1, GROUP_BYTES_MAX / 4);
         decoded

@@ -1,11 +1,14 @@
 //! `linkage/records.parquet`: which person each identity-bearing source
-//! record became, for measuring linkage quality (`enclave linkage-eval`).
+//! record became, for measuring linkage quality (`enclave linkage-eval`)
+//! and for appending months to the release.
 //!
-//! Rows are `(source, record_seq)` in canonical extract order with the
-//! release's `person_id` and the clusters of the two single-key baselines. No
-//! identifier or key hash is stored, and the file is not a catalog table.
-//! It is written a batch of records at a time, the baselines' clusters read
-//! back from their spill files.
+//! Rows are `(source, record_seq)` in canonical extract order (an append's
+//! records after its base's) with the record's id in its tables
+//! (`record_id`: its `receipt_id`, `admission_id`, `claim_id` or
+//! `certification_id`), the release's `person_id` and the clusters of the
+//! two single-key baselines. No identifier or key hash is stored, and the
+//! file is not a catalog table. It is written a batch of records at a time,
+//! the baselines' clusters read back from their spill files.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,9 +18,10 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::append::Merges;
+use crate::append::ChangedRecords;
 use crate::error::IngestError;
 use crate::linking::Linked;
+use crate::record_ids::RecordGroups;
 use crate::spill::LabelReader;
 use crate::tables::parquet::writer_properties;
 
@@ -28,151 +32,182 @@ pub(crate) const LINKAGE_RECORDS_PATH: &str = "linkage/records.parquet";
 /// files are.
 pub(crate) const SOURCES: [&str; 4] = ["ndb", "dpc", "care_claims", "care_certifications"];
 
-/// The column of `person_id`.
-const PERSON_ID_COLUMN: usize = 2;
-
 /// Records per written batch.
 const BATCH_RECORDS: usize = 1 << 20;
 
+/// Columns: source, record_seq, record_id, person_id, id1_cluster, id2_cluster.
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
         Field::new("record_seq", DataType::Int64, false),
+        Field::new("record_id", DataType::Int64, false),
         Field::new("person_id", DataType::Int64, false),
         Field::new("id1_cluster", DataType::Int64, false),
         Field::new("id2_cluster", DataType::Int64, false),
     ]))
 }
 
-/// The artifact of the release an append adds months to, downloaded.
-pub(crate) struct BaseRecords<'a> {
-    pub(crate) local: &'a Path,
-    /// Its records of each source.
-    pub(crate) records: [u64; 4],
-    /// Its persons the append merges.
-    pub(crate) merges: &'a Merges,
+/// What writing the artifact found.
+#[derive(Debug, Default)]
+pub(crate) struct ArtifactSummary {
+    /// The sources of every person's records.
+    pub(crate) sources: PersonSources,
+    /// The base's records whose person changed (an append).
+    pub(crate) changed: ChangedRecords,
 }
 
 /// Writes the artifact of `linked` as zstd Parquet to the local file `path`
-/// (a spill file: it is uploaded a part at a time), after the rows of
-/// `base` when the release appends to one. Returns which sources each
-/// person's records come from, over all rows written.
+/// (a spill file: it is uploaded a part at a time). When the release
+/// appends to another, `base` is that release's artifact: its rows come
+/// first, with the person each record is now in.
 pub(crate) fn write_linkage_records(
     linked: &Linked,
-    base: Option<&BaseRecords<'_>>,
+    groups: &RecordGroups,
+    base: Option<&Path>,
     path: &Path,
-) -> Result<PersonSources, IngestError> {
+) -> Result<ArtifactSummary, IngestError> {
     let file = std::fs::File::create(path)
         .map_err(|e| IngestError::Spill(format!("{}: {e}", path.display())))?;
     let file = std::io::BufWriter::new(file);
     let mut writer = ArrowWriter::try_new(file, schema(), Some(writer_properties()?))?;
-    let mut sources_of = PersonSources::default();
-    let mut offsets = Offsets::default();
-    if let Some(base) = base {
-        offsets = copy_base(base, &mut writer, &mut sources_of)?;
-    }
     let [id1, id2] = &linked.baselines;
-    let (mut id1, mut id2) = (id1.reader()?, id2.reader()?);
+    let mut baselines = [id1.reader()?, id2.reader()?];
+    let mut found = ArtifactSummary::default();
+    let mut seq_before = [0i64; 4];
+    if let Some(base) = base {
+        seq_before = copy_base(base, linked, &mut baselines, &mut writer, &mut found)?;
+    }
     let sources = SourceOfRecord::new(&linked.records);
-    let total = linked.total_records();
-    for start in (0..total).step_by(BATCH_RECORDS) {
+    let (first, total) = (linked.base_records, linked.total_records());
+    for start in (first..total).step_by(BATCH_RECORDS) {
         let records = start..(start + BATCH_RECORDS).min(total);
-        for record in records.clone() {
-            sources_of.add(linked.person_of_record(record), sources.source(record));
+        let source_of = |record: usize| sources.source(record - first);
+        let seq = records
+            .clone()
+            .map(|r| seq_before[source_of(r)] + sources.seq(r - first));
+        let columns = RecordColumns {
+            sources: records.clone().map(source_of).collect(),
+            seq: seq.collect(),
+            ids: groups.ids(records.clone(), |r| linked.person_of_record(r)),
+        };
+        for (record, &source) in records.clone().zip(&columns.sources) {
+            found.sources.add(linked.person_of_record(record), source);
         }
-        let baselines = [&mut id1, &mut id2];
-        writer.write(&batch(linked, &sources, records, baselines, &offsets)?)?;
+        writer.write(&columns.batch(linked, records, &mut baselines)?)?;
     }
     writer.close()?;
-    Ok(sources_of)
+    Ok(found)
 }
 
-/// What the new rows of an appended artifact continue from.
-#[derive(Default)]
-struct Offsets {
-    /// `record_seq` of each source's first new record.
-    seq: [i64; 4],
-    /// The first baseline cluster label of the new records (the new months'
-    /// baseline clusters are new ones).
-    label: [i64; 2],
+/// A batch of records' own columns.
+struct RecordColumns {
+    sources: Vec<usize>,
+    seq: Vec<i64>,
+    ids: Vec<i64>,
 }
 
-/// Copies the base's rows, noting their persons' sources and where the new
-/// rows continue.
+impl RecordColumns {
+    /// The batch of `records`, with the persons and baseline clusters of
+    /// `linked`.
+    fn batch(
+        self,
+        linked: &Linked,
+        records: std::ops::Range<usize>,
+        baselines: &mut [LabelReader; 2],
+    ) -> Result<RecordBatch, IngestError> {
+        let mut clusters = Vec::with_capacity(2);
+        for reader in baselines.iter_mut() {
+            let labels = records
+                .clone()
+                .map(|_| reader.next_label().map(i64::from))
+                .collect::<Result<Vec<i64>, IngestError>>()?;
+            clusters.push(Arc::new(Int64Array::from(labels)) as ArrayRef);
+        }
+        let mut columns = vec![
+            Arc::new(StringArray::from_iter_values(
+                self.sources.iter().map(|&s| SOURCES[s]),
+            )) as ArrayRef,
+            Arc::new(Int64Array::from(self.seq)),
+            Arc::new(Int64Array::from(self.ids)),
+            Arc::new(Int64Array::from_iter_values(
+                records.map(|r| linked.person_of_record(r)),
+            )),
+        ];
+        columns.extend(clusters);
+        Ok(RecordBatch::try_new(schema(), columns)?)
+    }
+}
+
+/// Writes the base's rows with each record's person now, noting the
+/// records whose person changed; returns each source's records in it.
 fn copy_base(
-    base: &BaseRecords<'_>,
+    base: &Path,
+    linked: &Linked,
+    baselines: &mut [LabelReader; 2],
     writer: &mut ArrowWriter<std::io::BufWriter<std::fs::File>>,
-    sources_of: &mut PersonSources,
-) -> Result<Offsets, IngestError> {
+    found: &mut ArtifactSummary,
+) -> Result<[i64; 4], IngestError> {
     let unreadable =
         || IngestError::Append("the newest release's linkage records are unreadable".into());
-    let file = std::fs::File::open(base.local).map_err(|_| unreadable())?;
+    let file = std::fs::File::open(base).map_err(|_| unreadable())?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|builder| builder.build())
         .map_err(|_| unreadable())?;
-    let mut label = [0i64; 2];
+    let mut counts = [0i64; 4];
+    let mut record = 0;
     for batch in reader {
         let batch = batch.map_err(|_| unreadable())?;
-        let (Some(source), Some(person), Some(id1), Some(id2)) = (
-            batch.column(0).as_string_opt::<i32>(),
-            batch.column(2).as_primitive_opt::<Int64Type>(),
-            batch.column(3).as_primitive_opt::<Int64Type>(),
-            batch.column(4).as_primitive_opt::<Int64Type>(),
-        ) else {
+        let column = |name: &str| batch.column_by_name(name).ok_or_else(unreadable);
+        let (source, seq, ids, persons) = (
+            column("source")?
+                .as_string_opt::<i32>()
+                .ok_or_else(unreadable)?
+                .clone(),
+            column("record_seq")?
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(unreadable)?
+                .clone(),
+            column("record_id")?
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(unreadable)?
+                .clone(),
+            column("person_id")?
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(unreadable)?
+                .clone(),
+        );
+        if record + batch.num_rows() > linked.base_records {
             return Err(unreadable());
-        };
+        }
+        let mut sources = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
-            let source = SOURCES
+            let index = SOURCES
                 .iter()
                 .position(|name| *name == source.value(row))
                 .ok_or_else(unreadable)?;
-            sources_of.add(base.merges.id(person.value(row)), source);
-            label[0] = label[0].max(id1.value(row) + 1);
-            label[1] = label[1].max(id2.value(row) + 1);
+            let person = linked.person_of_record(record + row);
+            if person != persons.value(row) {
+                found
+                    .changed
+                    .add(index, ids.value(row), persons.value(row), person);
+            }
+            found.sources.add(person, index);
+            counts[index] += 1;
+            sources.push(index);
         }
-        writer.write(&base.merges.remap(batch, PERSON_ID_COLUMN)?)?;
+        let records = record..record + batch.num_rows();
+        let columns = RecordColumns {
+            sources,
+            seq: seq.values().to_vec(),
+            ids: ids.values().to_vec(),
+        };
+        writer.write(&columns.batch(linked, records, baselines)?)?;
+        record += batch.num_rows();
     }
-    Ok(Offsets {
-        seq: base.records.map(|records| records as i64),
-        label,
-    })
-}
-
-fn batch(
-    linked: &Linked,
-    sources: &SourceOfRecord,
-    records: std::ops::Range<usize>,
-    baselines: [&mut LabelReader; 2],
-    offsets: &Offsets,
-) -> Result<RecordBatch, IngestError> {
-    let baseline = |reader: &mut LabelReader, first: i64| {
-        records
-            .clone()
-            .map(|_| reader.next_label().map(|label| first + i64::from(label)))
-            .collect::<Result<Vec<i64>, IngestError>>()
-            .map(Int64Array::from)
-    };
-    let [id1, id2] = baselines;
-    let (id1, id2) = (
-        baseline(id1, offsets.label[0])?,
-        baseline(id2, offsets.label[1])?,
-    );
-    let columns = vec![
-        Arc::new(StringArray::from_iter_values(
-            records.clone().map(|r| SOURCES[sources.source(r)]),
-        )) as ArrayRef,
-        Arc::new(Int64Array::from_iter_values(
-            records
-                .clone()
-                .map(|r| offsets.seq[sources.source(r)] + sources.seq(r)),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            records.clone().map(|r| linked.person_of_record(r)),
-        )),
-        Arc::new(id1),
-        Arc::new(id2),
-    ];
-    Ok(RecordBatch::try_new(schema(), columns)?)
+    if record != linked.base_records {
+        return Err(unreadable());
+    }
+    Ok(counts)
 }
 
 /// The sources (NDB 1, DPC 2, care 4) of each person's records, by `person_id`.

@@ -20,7 +20,6 @@ use enclave_linkage::{
 use rayon::prelude::*;
 use tracing::info;
 
-use crate::append::Merges;
 use crate::budget::MemoryBudget;
 use crate::error::IngestError;
 use crate::extract::{Depth, ExtractPlan, parse_units};
@@ -29,10 +28,26 @@ use crate::person_keys::{PreviousPersons, write_person_keys};
 use crate::progress::Progress;
 use crate::spill::{
     ClusterKey, ClusterKeyWriter, LabelFile, OccurrenceFiles, OccurrenceWriter, SpillDir,
+    read_occurrences,
 };
 
 /// Distinct (name key, `person_id`) pairs: the opt-out index.
 pub(crate) type NameKeys = Vec<(KeyHash, i64)>;
+
+/// Where a release keeps every record's key occurrences (by key partition,
+/// as spilled): the linkage state an append links the new months with.
+pub(crate) const KEY_OCCURRENCES_DIR: &str = "linkage/key_occurrences";
+
+/// The key occurrences of the release an append adds months to, on local
+/// disk: its records are numbered first, the new months' after them.
+#[derive(Debug)]
+pub(crate) struct BaseOccurrences {
+    pub(crate) files: Vec<PathBuf>,
+    /// Its records.
+    pub(crate) records: usize,
+    /// Its occurrences.
+    pub(crate) occurrences: u64,
+}
 
 /// What pass 1 and linkage leave for building the tables.
 #[derive(Debug)]
@@ -48,9 +63,15 @@ pub(crate) struct Linked {
     /// `linkage/person_keys.parquet`, written in the spill directory.
     pub(crate) person_keys: PathBuf,
     /// How the ids relate to the previous release's, when there was one.
-    pub(crate) id_changes: Option<PreviousIds>,
-    /// Identity-bearing records per source (`linkage_artifact::SOURCES`).
+    pub(crate) id_changes: Option<(String, IdChanges)>,
+    /// Identity-bearing records of the release an append adds months to:
+    /// records `0..base_records` are its, the extracts' follow.
+    pub(crate) base_records: usize,
+    /// The extracts' identity-bearing records per source (`linkage_artifact::SOURCES`).
     pub(crate) records: [u64; 4],
+    /// Every record's key occurrences (the release's and the base's), by
+    /// key partition: the next append's linkage state.
+    pub(crate) occurrence_files: Vec<PathBuf>,
     /// Identity-bearing records of each unit of the plan.
     pub(crate) unit_records: Vec<u64>,
     /// Bytes spilled to local disk.
@@ -58,44 +79,20 @@ pub(crate) struct Linked {
     pub(crate) parse_seconds: f64,
 }
 
-/// How a release's ids relate to the previous release's.
-#[derive(Debug)]
-pub(crate) struct PreviousIds {
-    pub(crate) release: String,
-    pub(crate) changes: IdChanges,
-    /// The release appends months to that one (`--append`): every earlier
-    /// person kept its id, and `changes.merged` lists merges the new
-    /// months' evidence calls for, applied by the next full ingest.
-    pub(crate) appended: bool,
-}
-
-impl PreviousIds {
-    /// The merges an append remaps in the months already published (none
-    /// for a full ingest, which rebuilds every month).
-    pub(crate) fn merges(&self) -> Merges {
-        match self.appended {
-            true => Merges::new(&self.changes.merged),
-            false => Merges::default(),
-        }
-    }
-}
-
 impl Linked {
-    /// The merges an append remaps in the months already published.
-    pub(crate) fn merges(&self) -> Merges {
-        self.id_changes
-            .as_ref()
-            .map_or_else(Merges::default, PreviousIds::merges)
-    }
-
     /// The `person_id` of record number `record` (canonical order).
     pub(crate) fn person_of_record(&self, record: usize) -> i64 {
         self.person_of_cluster[self.linkage.cluster_of_record[record] as usize]
     }
 
-    /// Records of all sources.
-    pub(crate) fn total_records(&self) -> usize {
+    /// The extracts' records of all sources.
+    pub(crate) fn new_records(&self) -> usize {
         self.records.iter().sum::<u64>() as usize
+    }
+
+    /// Every record linked: the base's and the extracts'.
+    pub(crate) fn total_records(&self) -> usize {
+        self.base_records + self.new_records()
     }
 }
 
@@ -106,16 +103,17 @@ pub(crate) fn link_extracts(
     budget: &MemoryBudget,
     spill: &SpillDir,
     previous: Option<&PreviousPersons>,
+    base: Option<&BaseOccurrences>,
 ) -> Result<Linked, IngestError> {
     let timer = std::time::Instant::now();
-    let spilled = spill_keys(plan, keys, budget, spill)?;
+    let spilled = spill_keys(plan, keys, budget, spill, base)?;
     let parse_seconds = timer.elapsed().as_secs_f64();
-    let total: usize = spilled.records.iter().sum::<u64>() as usize;
+    let base_records = base.map_or(0, |base| base.records);
+    let total = base_records + spilled.records.iter().sum::<u64>() as usize;
     let groups = spilled
         .files
         .groups(budget.partition_bytes(total as u64)?)?;
-    let base = previous.filter(|previous| previous.appended);
-    let [linkage, card_only, name_only] = link_partitions(&spilled.files, &groups, total, base)?;
+    let [linkage, card_only, name_only] = link_partitions(&spilled.files, &groups, total)?;
     info!(
         records = total,
         persons = linkage.report.clusters,
@@ -135,7 +133,9 @@ pub(crate) fn link_extracts(
         name_keys: persons.name_keys,
         person_keys: persons.person_keys,
         id_changes: persons.id_changes,
+        base_records,
         records: spilled.records,
+        occurrence_files: spilled.files.paths().to_vec(),
         unit_records: spilled.unit_records,
         spill_bytes: spill.bytes(),
         parse_seconds,
@@ -149,18 +149,35 @@ struct Spilled {
     unit_records: Vec<u64>,
 }
 
-/// Pass 1: parses every chunk and spills its records' key occurrences.
+/// Pass 1: parses every chunk and spills its records' key occurrences,
+/// after those of the base of an append (whose records come first).
 fn spill_keys(
     plan: &ExtractPlan,
     keys: &LinkageKeys,
     budget: &MemoryBudget,
     spill: &SpillDir,
+    base: Option<&BaseOccurrences>,
 ) -> Result<Spilled, IngestError> {
+    let base_occurrences = base.map_or(0, |base| base.occurrences);
+    let partitions = budget.partitions(plan.bytes, base_occurrences);
+    let mut writer = OccurrenceWriter::create(spill, partitions)?;
+    let mut failed = None;
+    for file in base.iter().flat_map(|base| &base.files) {
+        read_occurrences(file, |occurrence| {
+            if failed.is_none()
+                && let Err(error) = writer.write(&occurrence)
+            {
+                failed = Some(error);
+            }
+        })?;
+    }
+    if let Some(error) = failed {
+        return Err(error);
+    }
     let progress = Progress::bytes("keying extracts", plan.bytes);
-    let mut writer = OccurrenceWriter::create(spill, budget.partitions(plan.bytes))?;
     let mut records = [0u64; 4];
     let mut unit_records = Vec::with_capacity(plan.units.len());
-    let mut next_record = 0usize;
+    let mut next_record = base.map_or(0, |base| base.records);
     for chunk in plan.chunks(budget.chunk_bytes()) {
         let extracts = parse_units(chunk, Depth::Identities, &progress)?;
         unit_records.extend(extracts.unit_record_counts().into_iter().map(|n| n as u64));
@@ -189,13 +206,11 @@ fn spill_keys(
 }
 
 /// The release's linkage and the two baselines, fed each group of
-/// partitions sorted once. An appended month's linkage leaves out the keys
-/// that the persons of the release it appends to (`base`) share.
+/// partitions sorted once.
 fn link_partitions(
     files: &OccurrenceFiles,
     groups: &[Vec<usize>],
     records: usize,
-    base: Option<&PreviousPersons>,
 ) -> Result<[Linkage; 3], IngestError> {
     let progress = Progress::steps("linking", groups.len() as u64);
     let mut linkers = [Strategy::Union, Strategy::CardOnly, Strategy::NameOnly]
@@ -203,11 +218,6 @@ fn link_partitions(
         .map(|strategy| Linker::new(records, strategy))
         .collect::<Result<Vec<_>, _>>()?;
     for group in groups {
-        if let Some(base) = base {
-            for (kind, hash) in base.shared_keys(group, files.partitions())? {
-                linkers[0].known_shared(kind, hash);
-            }
-        }
         let mut occurrences = files.read(group)?;
         occurrences.par_sort_unstable_by_key(|o| (o.kind, o.hash, o.record));
         linkers
@@ -225,7 +235,7 @@ struct Persons {
     person_of_cluster: Vec<i64>,
     name_keys: NameKeys,
     person_keys: PathBuf,
-    id_changes: Option<PreviousIds>,
+    id_changes: Option<(String, IdChanges)>,
 }
 
 /// Each person's `person_id` (kept from `previous` where it was there), the
@@ -253,57 +263,40 @@ fn person_ids(
         // Partitions hold disjoint keys: duplicates are within a group.
         in_group.sort_unstable();
         in_group.dedup();
-        name_clusters.extend(
-            in_group
-                .iter()
-                .filter(|key| key.1 == KeyKind::Name)
-                .map(|&(hash, _, cluster)| (hash, cluster)),
-        );
         if let Some(previous) = previous {
-            matches.extend(previous_matches(previous, &mut in_group, group, files)?);
+            matches.extend(previous_matches(previous, &in_group, group, files)?);
         }
         for key in &in_group {
             cluster_keys.write(key)?;
+            if key.1 == KeyKind::Name {
+                name_clusters.push((key.0, key.2));
+            }
         }
     }
     let cluster_keys = cluster_keys.finish()?;
     let (person_of_cluster, id_changes) = match previous {
         Some(previous) => {
-            let next_id = previous.max_id + 1;
-            let (ids, changes) = if previous.appended {
-                representatives.person_ids_appended(keys, matches, next_id)
-            } else {
-                representatives.person_ids_after(keys, matches, next_id, previous.last_month)
-            };
-            let ids_changes = PreviousIds {
-                release: previous.release.clone(),
-                changes,
-                appended: previous.appended,
-            };
-            (ids, Some(ids_changes))
+            let (ids, changes) = representatives.person_ids_after(
+                keys,
+                matches,
+                previous.max_id + 1,
+                previous.last_month,
+            );
+            (ids, Some((previous.release.clone(), changes)))
         }
         None => (representatives.person_ids(keys), None),
     };
-    let base = previous.filter(|previous| previous.appended);
-    let merges = id_changes
-        .as_ref()
-        .map_or_else(Merges::default, PreviousIds::merges);
     let person_keys = spill.path().join("person-keys.parquet");
     write_person_keys(
         &cluster_keys,
         &representatives,
         &person_of_cluster,
-        base.map(|base| (base, &merges)),
         &person_keys,
     )?;
     let mut name_keys: NameKeys = name_clusters
         .into_iter()
         .map(|(hash, cluster)| (hash, person_of_cluster[cluster as usize]))
         .collect();
-    if let Some(base) = base {
-        let base_keys = base.name_keys()?.into_iter();
-        name_keys.extend(base_keys.map(|(key, id)| (key, merges.id(id))));
-    }
     name_keys.sort_unstable();
     name_keys.dedup();
     Ok(Persons {
@@ -314,18 +307,16 @@ fn person_ids(
     })
 }
 
-/// The previous persons holding the keys of one group's clusters. When the
-/// release appends to `previous`, keys it holds already are taken out of
-/// `cluster_keys` (its person keys are carried over whole).
+/// The previous persons holding the keys of one group's clusters.
 fn previous_matches(
     previous: &PreviousPersons,
-    cluster_keys: &mut Vec<ClusterKey>,
+    cluster_keys: &[ClusterKey],
     group: &[usize],
     files: &OccurrenceFiles,
 ) -> Result<Vec<PreviousMatch>, IngestError> {
     let holders = previous.in_partitions(group, files.partitions())?;
     let mut matches = Vec::new();
-    for &(hash, kind, cluster) in cluster_keys.iter() {
+    for &(hash, kind, cluster) in cluster_keys {
         let holders = holders.get(&(kind, hash)).map_or(&[][..], Vec::as_slice);
         // A key two previous persons shared says nothing of either but
         // where their representative went.
@@ -339,9 +330,6 @@ fn previous_matches(
                 });
             }
         }
-    }
-    if previous.appended {
-        cluster_keys.retain(|&(hash, kind, _)| !holders.contains_key(&(kind, hash)));
     }
     Ok(matches)
 }

@@ -17,9 +17,9 @@ use arrow::datatypes::{DataType, Field, Int8Type, Int64Type, Schema};
 use enclave_linkage::{IdChanges, KeyHash, KeyKind, LinkageKeys, Representatives, partition_of};
 use enclave_store::DataStore;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::append::{Merges, last_month};
+use crate::append::last_month;
 use crate::error::IngestError;
 use crate::spill::{ClusterKey, ClusterKeyFile, SpillDir};
 use crate::tables::parquet::{encode, writer_properties};
@@ -29,9 +29,6 @@ pub(crate) const PERSON_KEYS_PATH: &str = "linkage/person_keys.parquet";
 
 /// Path of the list of ids changed since the previous release.
 pub(crate) const ID_CHANGES_PATH: &str = "linkage/id_changes.parquet";
-
-/// The column of `person_id`.
-const PERSON_ID_COLUMN: usize = 2;
 
 /// Bytes of a key hash.
 const KEY_BYTES: i32 = 16;
@@ -54,13 +51,11 @@ const BATCH_ROWS: usize = 1 << 20;
 
 /// Writes the file of a release to the local file `out` from its distinct
 /// (key, kind, cluster) triples, the clusters' representatives and ids, a
-/// batch at a time; an appended release's file starts with the rows of the
-/// release it appends to (`base`).
+/// batch at a time.
 pub(crate) fn write_person_keys(
     cluster_keys: &ClusterKeyFile,
     representatives: &Representatives,
     person_of_cluster: &[i64],
-    base: Option<(&PreviousPersons, &Merges)>,
     out: &Path,
 ) -> Result<(), IngestError> {
     let file = std::fs::File::create(out)
@@ -70,12 +65,6 @@ pub(crate) fn write_person_keys(
         Arc::new(schema()),
         Some(writer_properties()?),
     )?;
-    if let Some((base, merges)) = base {
-        for batch in base.batches()? {
-            let batch = batch.map_err(|_| base.corrupt())?;
-            writer.write(&merges.remap(batch, PERSON_ID_COLUMN)?)?;
-        }
-    }
     cluster_keys.for_each_batch(BATCH_ROWS, |rows| {
         let batch = person_keys_batch(rows, representatives, person_of_cluster)?;
         writer.write(&batch)?;
@@ -153,9 +142,6 @@ pub(crate) struct PreviousPersons {
     pub(crate) max_id: i64,
     /// The last month of that release's tables (`YearMonth::index`).
     pub(crate) last_month: i32,
-    /// Whether the new release appends months to that one (`--append`):
-    /// its persons then stay as they are.
-    pub(crate) appended: bool,
 }
 
 impl PreviousPersons {
@@ -166,7 +152,6 @@ impl PreviousPersons {
         store: &DataStore,
         keys: &LinkageKeys,
         spill: &SpillDir,
-        appended: bool,
     ) -> Result<Option<PreviousPersons>, IngestError> {
         let Some(manifest) = store.latest().await? else {
             return Ok(None);
@@ -186,7 +171,6 @@ impl PreviousPersons {
             release: manifest.release_id,
             local,
             max_id: 0,
-            appended,
         };
         previous.max_id = match manifest.content.summary["max_person_id"].as_i64() {
             Some(highest) => highest,
@@ -216,58 +200,19 @@ impl PreviousPersons {
                 found.entry((kind, hash)).or_default().push(holder);
             }
         })?;
-        // An appended release lists a key again beside a person that held
-        // it before: one holder, representative if either row says so.
-        for holders in found.values_mut() {
-            holders.sort_unstable_by_key(|&(id, representative)| (id, !representative));
-            holders.dedup_by_key(|holder| holder.0);
-        }
         Ok(found)
-    }
-
-    /// The keys in `group`'s partitions that two previous persons hold:
-    /// keys their linkage found shared by two people.
-    pub(crate) fn shared_keys(
-        &self,
-        group: &[usize],
-        partitions: usize,
-    ) -> Result<Vec<(KeyKind, KeyHash)>, IngestError> {
-        let holders = self.in_partitions(group, partitions)?;
-        Ok(holders
-            .into_iter()
-            .filter(|(_, holders)| holders.len() > 1)
-            .map(|(key, _)| key)
-            .collect())
-    }
-
-    /// The (name key, `person_id`) pairs of the file: the opt-out index's.
-    pub(crate) fn name_keys(&self) -> Result<Vec<(KeyHash, i64)>, IngestError> {
-        let mut pairs = Vec::new();
-        self.for_each(|kind, hash, (id, _)| {
-            if kind == KeyKind::Name {
-                pairs.push((hash, id));
-            }
-        })?;
-        Ok(pairs)
-    }
-
-    fn corrupt(&self) -> IngestError {
-        IngestError::PreviousPersons {
-            release: self.release.clone(),
-        }
-    }
-
-    fn batches(&self) -> Result<ParquetRecordBatchReader, IngestError> {
-        let file = std::fs::File::open(&self.local).map_err(|_| self.corrupt())?;
-        ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|builder| builder.build())
-            .map_err(|_| self.corrupt())
     }
 
     /// Calls `visit` with every row of the file.
     fn for_each(&self, mut visit: impl FnMut(KeyKind, KeyHash, Holder)) -> Result<(), IngestError> {
-        let corrupt = || self.corrupt();
-        for batch in self.batches()? {
+        let corrupt = || IngestError::PreviousPersons {
+            release: self.release.clone(),
+        };
+        let file = std::fs::File::open(&self.local).map_err(|_| corrupt())?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|builder| builder.build())
+            .map_err(|_| corrupt())?;
+        for batch in reader {
             let batch = batch.map_err(|_| corrupt())?;
             let kinds = batch
                 .column(0)

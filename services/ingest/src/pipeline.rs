@@ -28,9 +28,9 @@ use crate::budget::{DEFAULT_MEMORY_MB, MemoryBudget};
 use crate::error::IngestError;
 use crate::extract::{Depth, ExtractPlan, ExtractUnit, Extracts, parse_units, plan_extracts};
 use crate::linkage_artifact::{
-    BaseRecords, LINKAGE_RECORDS_PATH, PersonSources, write_linkage_records,
+    ArtifactSummary, LINKAGE_RECORDS_PATH, PersonSources, write_linkage_records,
 };
-use crate::linking::{Linked, link_extracts};
+use crate::linking::{KEY_OCCURRENCES_DIR, Linked, link_extracts};
 use crate::person_keys::{ID_CHANGES_PATH, PERSON_KEYS_PATH, PreviousPersons, id_changes_parquet};
 use crate::progress::Progress;
 use crate::record_ids::RecordGroups;
@@ -95,9 +95,23 @@ pub async fn ingest(
         true => Some(AppendBase::load(store, keys, &plan).await?),
         false => None,
     };
-    let previous = PreviousPersons::load(store, keys, &spill, options.append).await?;
+    let (base_occurrences, base_records) = match &base {
+        Some(base) => {
+            let (occurrences, records) = base.download_linkage(store, &spill).await?;
+            (Some(occurrences), Some(records))
+        }
+        None => (None, None),
+    };
+    let previous = PreviousPersons::load(store, keys, &spill).await?;
     let mut linked = tokio::task::block_in_place(|| {
-        link_extracts(&plan, keys, &budget, &spill, previous.as_ref())
+        link_extracts(
+            &plan,
+            keys,
+            &budget,
+            &spill,
+            previous.as_ref(),
+            base_occurrences.as_ref(),
+        )
     })?;
     drop(previous);
     let mut phases = PhaseTimes {
@@ -114,6 +128,7 @@ pub async fn ingest(
         catalog,
         budget: &budget,
         base: base.as_ref(),
+        base_records: base_records.as_deref(),
     };
     let written = write_release(store, &mut writer, &release, &mut linked).await;
     let written = match written {
@@ -145,8 +160,10 @@ struct ReleaseInput<'a> {
     keys: &'a LinkageKeys,
     catalog: &'a Catalog,
     budget: &'a MemoryBudget,
-    /// The release an append adds months to.
+    /// The release an append adds months to, and its linkage records
+    /// (downloaded).
     base: Option<&'a AppendBase>,
+    base_records: Option<&'a Path>,
 }
 
 /// Everything but the manifest: the linkage files, then the tables chunk by
@@ -158,15 +175,20 @@ async fn write_release(
     input: &ReleaseInput<'_>,
     linked: &mut Linked,
 ) -> Result<WrittenTables, IngestError> {
-    let person_sources = write_linkage_files(store, writer, input, linked).await?;
+    let ids_before = input.base.map_or([0; 4], |base| base.records);
+    let groups = RecordGroups::new(
+        input.plan,
+        &linked.unit_records,
+        ids_before,
+        linked.base_records,
+    );
+    let artifact = write_linkage_files(writer, input, linked, &groups).await?;
     let mut tables = TableFiles::default();
     if let Some(base) = input.base {
-        let merges = linked.merges();
         tables.entries = base
-            .copy_tables(store, writer, &merges, input.catalog)
+            .copy_tables(store, writer, &artifact.changed, input.catalog)
             .await?;
     }
-    let ids_before = input.base.map_or([0; 4], |base| base.records);
     let file_prefix = match input.base {
         Some(_) => format!("{}-", writer.id()),
         None => String::new(),
@@ -175,8 +197,7 @@ async fn write_release(
         .budget
         .table_chunk_bytes(linked.total_records() as u64)?;
     let progress = Progress::bytes("building tables", input.plan.bytes);
-    let groups = RecordGroups::new(input.plan, &linked.unit_records, ids_before);
-    let mut first_record = 0;
+    let mut first_record = linked.base_records;
     for (index, chunk) in input.plan.chunks(chunk_bytes).into_iter().enumerate() {
         let chunk = Chunk {
             units: chunk,
@@ -192,37 +213,31 @@ async fn write_release(
         put_all(writer, objects).await?;
     }
     progress.finish();
-    Ok(tables.finish(input.catalog, person_sources))
+    Ok(tables.finish(input.catalog, artifact.sources))
 }
 
-/// The linkage records (which also tell each person's sources), the
-/// persons' keys, the opt-out index, the id changes, the linkage report
-/// and the catalog.
+/// The linkage state (every record's key occurrences, the persons' keys),
+/// the linkage records (which also tell each person's sources and, in an
+/// append, the earlier records whose person changed), the opt-out index,
+/// the id changes, the linkage report and the catalog.
 async fn write_linkage_files(
-    store: &DataStore,
     writer: &mut ReleaseWriter,
     input: &ReleaseInput<'_>,
     linked: &mut Linked,
-) -> Result<PersonSources, IngestError> {
-    let base_records = input.spill.path().join("base-records.parquet");
-    if let Some(base) = input.base {
-        let entry = base.manifest.file(LINKAGE_RECORDS_PATH).ok_or_else(|| {
-            IngestError::Append("the newest release has no linkage records".into())
-        })?;
-        store
-            .download_verified(base.release(), entry, &base_records)
-            .await?;
+    groups: &RecordGroups,
+) -> Result<ArtifactSummary, IngestError> {
+    for (index, path) in linked.occurrence_files.iter().enumerate() {
+        let empty = std::fs::metadata(path).is_ok_and(|meta| meta.len() == 0);
+        if !empty {
+            let relative = format!("{KEY_OCCURRENCES_DIR}/part-{index:05}.bin");
+            writer.put_file(&relative, path, None).await?;
+        }
     }
-    let merges = linked.merges();
-    let base = input.base.map(|base| BaseRecords {
-        local: &base_records,
-        records: base.records,
-        merges: &merges,
-    });
     let records = input.spill.path().join("records.parquet");
-    let sources =
-        tokio::task::block_in_place(|| write_linkage_records(linked, base.as_ref(), &records))?;
-    let rows = Some(sources.records());
+    let artifact = tokio::task::block_in_place(|| {
+        write_linkage_records(linked, groups, input.base_records, &records)
+    })?;
+    let rows = Some(artifact.sources.records());
     writer
         .put_file(LINKAGE_RECORDS_PATH, &records, rows)
         .await?;
@@ -231,7 +246,7 @@ async fn write_linkage_files(
         .await?;
     let linkage_files = tokio::task::block_in_place(|| linkage_files(linked, input.catalog))?;
     put_all(writer, linkage_files).await?;
-    Ok(sources)
+    Ok(artifact)
 }
 
 async fn put_all(
@@ -256,12 +271,8 @@ fn linkage_files(linked: &mut Linked, catalog: &Catalog) -> Result<Vec<StagedObj
         staged(LINKAGE_REPORT_PATH, to_json(&linked.linkage.report)?, None),
         staged(CATALOG_PATH, to_json(catalog)?, None),
     ];
-    if let Some(ids) = &linked.id_changes {
-        files.push(staged(
-            ID_CHANGES_PATH,
-            id_changes_parquet(&ids.changes)?,
-            None,
-        ));
+    if let Some((_, changes)) = &linked.id_changes {
+        files.push(staged(ID_CHANGES_PATH, id_changes_parquet(changes)?, None));
     }
     Ok(files)
 }

@@ -26,18 +26,20 @@ pub(crate) struct RecordGroups {
 }
 
 impl RecordGroups {
-    /// Groups of the units of `plan`, given each unit's records; each
-    /// source's ids continue after `ids_before` (the records of the release
-    /// an append adds months to, none for a full ingest).
+    /// Groups of the units of `plan`, given each unit's records, numbered
+    /// from `first_record`; each source's ids continue after `ids_before`
+    /// (the records of the release an append adds months to, numbered
+    /// before them; none for a full ingest).
     pub(crate) fn new(
         plan: &ExtractPlan,
         unit_records: &[u64],
         ids_before: [u64; 4],
+        first_record: usize,
     ) -> RecordGroups {
         let mut groups: Vec<Group> = Vec::new();
         let mut keys: Vec<(usize, &str)> = Vec::new();
         let mut ids_of_source = ids_before.map(|ids| ids as i64);
-        let mut next = 0;
+        let mut next = first_record;
         for ((unit, _), &records) in plan.units.iter().zip(unit_records) {
             let key = (unit.source(), unit.directory());
             if keys.last() != Some(&key) {

@@ -189,6 +189,11 @@ impl OccurrenceWriter {
 }
 
 impl OccurrenceFiles {
+    /// The partitions' files.
+    pub(crate) fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
     /// The number of key partitions.
     pub(crate) fn partitions(&self) -> usize {
         self.paths.len()
@@ -229,23 +234,36 @@ impl OccurrenceFiles {
             .map(|&p| count_of(p))
             .sum::<Result<usize, _>>()?;
         let mut occurrences = Vec::with_capacity(total);
-        let mut buffer = vec![0u8; KeyOccurrence::ENCODED_BYTES];
         for &partition in group {
-            let path = &self.paths[partition];
-            let file = File::open(path).map_err(|e| spill_error(path, &e))?;
-            let count = count_of(partition)?;
-            let mut reader = BufReader::with_capacity(WRITER_BUFFER, file);
-            for _ in 0..count {
-                reader
-                    .read_exact(&mut buffer)
-                    .map_err(|e| spill_error(path, &e))?;
-                occurrences.push(KeyOccurrence::decode(&buffer).ok_or_else(|| {
-                    IngestError::Spill(format!("{}: not a key occurrence", path.display()))
-                })?);
-            }
+            read_occurrences(&self.paths[partition], |occurrence| {
+                occurrences.push(occurrence)
+            })?;
         }
         Ok(occurrences)
     }
+}
+
+/// Calls `visit` with every occurrence of a file of encoded occurrences (a
+/// partition, or one of a release's `linkage/key_occurrences/`).
+pub(crate) fn read_occurrences(
+    path: &Path,
+    mut visit: impl FnMut(KeyOccurrence),
+) -> Result<(), IngestError> {
+    let file = File::open(path).map_err(|e| spill_error(path, &e))?;
+    let len = file.metadata().map_err(|e| spill_error(path, &e))?.len();
+    let not_occurrences = || IngestError::Spill(format!("{}: not key occurrences", path.display()));
+    if len % KeyOccurrence::ENCODED_BYTES as u64 != 0 {
+        return Err(not_occurrences());
+    }
+    let mut reader = BufReader::with_capacity(WRITER_BUFFER, file);
+    let mut buffer = vec![0u8; KeyOccurrence::ENCODED_BYTES];
+    for _ in 0..len / KeyOccurrence::ENCODED_BYTES as u64 {
+        reader
+            .read_exact(&mut buffer)
+            .map_err(|e| spill_error(path, &e))?;
+        visit(KeyOccurrence::decode(&buffer).ok_or_else(not_occurrences)?);
+    }
+    Ok(())
 }
 
 /// Cluster labels (one u32 per record) kept on disk.

@@ -32,8 +32,7 @@ pub struct PersonIdChanges {
     pub merged: u64,
     /// Persons split from a previous person by new evidence (given a new id).
     pub split: u64,
-    /// The release appends months to the previous one (`--append`): its
-    /// months were not linked again, so no person is split.
+    /// The release appends months to the previous one (`--append`).
     pub appended: bool,
 }
 
@@ -104,7 +103,7 @@ impl IngestSummary {
                 .collect(),
             persons: sources.persons(),
             max_person_id: match &linked.id_changes {
-                Some(ids) => ids.changes.highest_id,
+                Some((_, changes)) => changes.highest_id,
                 None => linked.person_of_cluster.iter().copied().max().unwrap_or(0),
             },
             persons_per_source: sources
@@ -115,17 +114,17 @@ impl IngestSummary {
             persons_in_several_sources: sources.in_several(),
             links: report.unions_by_kind.clone(),
             ambiguous_keys: report.ambiguous_keys_by_kind.clone(),
-            person_ids: linked.id_changes.as_ref().map(|ids| PersonIdChanges {
-                previous_release: ids.release.clone(),
-                kept: match base {
-                    Some(base) => base.persons - ids.changes.merged.len() as u64,
-                    None => ids.changes.kept,
-                },
-                new: ids.changes.new,
-                merged: ids.changes.merged.len() as u64,
-                split: ids.changes.split.len() as u64,
-                appended: ids.appended,
-            }),
+            person_ids: linked
+                .id_changes
+                .as_ref()
+                .map(|(release, changes)| PersonIdChanges {
+                    previous_release: release.clone(),
+                    kept: changes.kept,
+                    new: changes.new,
+                    merged: changes.merged.len() as u64,
+                    split: changes.split.len() as u64,
+                    appended: base.is_some(),
+                }),
             rejected_records: 0,
             unmapped_disease_codes: written.unmapped_disease_codes,
             peak_memory_bytes: peak_resident_bytes(),

@@ -226,13 +226,6 @@ impl Linker {
         })
     }
 
-    /// Leaves `key` out of the closure as shared by two people, known from
-    /// earlier months (an appended month's linkage: the earlier records
-    /// that showed it shared are not linked again).
-    pub fn known_shared(&mut self, kind: KeyKind, hash: KeyHash) {
-        self.ambiguous.insert((kind, hash));
-    }
-
     /// Links through the keys of one partition. Every occurrence of a key
     /// must come in the same call; the slice is reordered.
     pub fn add_partition(&mut self, occurrences: &mut [KeyOccurrence]) {
@@ -254,8 +247,7 @@ impl Linker {
     /// The occurrences of one key.
     fn add_key(&mut self, run: &[KeyOccurrence]) {
         let (kind, hash) = (run[0].kind, run[0].hash);
-        let known = self.ambiguous.contains(&(kind, hash));
-        if self.strategy == Strategy::Union && (known || self.shared_by_two(run)) {
+        if self.strategy == Strategy::Union && self.shared_by_two(run) {
             self.ambiguous.insert((kind, hash));
             *self
                 .report

@@ -153,49 +153,6 @@ impl Representatives {
         (id_of_cluster, changes)
     }
 
-    /// The `person_id` of every cluster of an appended month, whose
-    /// previous persons are known by their keys: each match says a cluster
-    /// holds a key of a previous person.
-    ///
-    /// Every previous person keeps its id, except where a cluster holds
-    /// keys of several: new evidence says they are one person, who keeps
-    /// the smallest of their ids (transitively, over all such clusters);
-    /// the others are returned as merged into it, for the release to
-    /// remap in the months already published. Clusters holding no previous
-    /// key get ids from `next_id` on, in `person_id` order.
-    pub fn person_ids_appended(
-        &self,
-        keys: &LinkageKeys,
-        mut matches: Vec<PreviousMatch>,
-        next_id: i64,
-    ) -> (Vec<i64>, IdChanges) {
-        matches.sort_unstable_by_key(|m| (m.cluster, m.id));
-        matches.dedup_by_key(|m| (m.cluster, m.id));
-        let mut merges = IdUnion::default();
-        for pair in matches.windows(2) {
-            if pair[0].cluster == pair[1].cluster {
-                merges.join(pair[0].id, pair[1].id);
-            }
-        }
-        let mut changes = IdChanges::default();
-        let mut id_of_cluster = vec![0i64; self.best.len()];
-        for m in &matches {
-            id_of_cluster[m.cluster as usize] = merges.kept(m.id);
-        }
-        changes.merged = merges.merged();
-        let mut next = next_id;
-        for cluster in self.order(keys) {
-            if id_of_cluster[cluster] == 0 {
-                id_of_cluster[cluster] = next;
-                next += 1;
-                changes.new += 1;
-            }
-        }
-        changes.kept = id_of_cluster.len() as u64 - changes.new;
-        changes.highest_id = next - 1;
-        (id_of_cluster, changes)
-    }
-
     /// Clusters in `person_id` order: first month, then the keyed hash of
     /// the representative key.
     fn order(&self, keys: &LinkageKeys) -> Vec<usize> {
@@ -211,44 +168,6 @@ impl Representatives {
             .collect();
         order.sort_unstable();
         order.into_iter().map(|(_, _, cluster)| cluster).collect()
-    }
-}
-
-/// Previous ids that new evidence joins, each group kept under its smallest.
-#[derive(Debug, Default)]
-struct IdUnion {
-    parent: std::collections::HashMap<i64, i64>,
-}
-
-impl IdUnion {
-    /// The id `id` is kept under.
-    fn kept(&mut self, id: i64) -> i64 {
-        let parent = *self.parent.get(&id).unwrap_or(&id);
-        if parent == id {
-            return id;
-        }
-        let root = self.kept(parent);
-        self.parent.insert(id, root);
-        root
-    }
-
-    fn join(&mut self, a: i64, b: i64) {
-        let (a, b) = (self.kept(a), self.kept(b));
-        if a != b {
-            self.parent.insert(a.max(b), a.min(b));
-        }
-    }
-
-    /// (merged id, id kept), sorted.
-    fn merged(&mut self) -> Vec<(i64, i64)> {
-        let ids: Vec<i64> = self.parent.keys().copied().collect();
-        let mut merged: Vec<(i64, i64)> = ids
-            .into_iter()
-            .map(|id| (id, self.kept(id)))
-            .filter(|(id, kept)| id != kept)
-            .collect();
-        merged.sort_unstable();
-        merged
     }
 }
 
@@ -294,18 +213,6 @@ mod tests {
         record
     }
 
-    /// The linkage of `records` and its clusters' representatives.
-    fn linked(records: &[LinkRecord]) -> (Linkage, Representatives) {
-        let linkage = link(records, Strategy::Union);
-        let mut representatives = Representatives::new(&linkage);
-        for (index, record) in records.iter().enumerate() {
-            for occurrence in record.occurrences(index as u32) {
-                representatives.add(&linkage, &occurrence);
-            }
-        }
-        (linkage, representatives)
-    }
-
     fn matched(cluster: u32, id: i64, representative: bool) -> PreviousMatch {
         PreviousMatch {
             cluster,
@@ -322,9 +229,15 @@ mod tests {
             .map(|person| record(0, person))
             .chain([record(5, 4)])
             .collect();
-        let (linkage, representatives) = linked(&records);
+        let linkage = link(&records, Strategy::Union);
         let cluster = |record: usize| linkage.cluster_of_record[record];
         let keys = LinkageKeys::derive(SECRET).unwrap();
+        let mut representatives = Representatives::new(&linkage);
+        for (index, record) in records.iter().enumerate() {
+            for occurrence in record.occurrences(index as u32) {
+                representatives.add(&linkage, &occurrence);
+            }
+        }
         let matches = vec![
             // Person 0 holds previous person 7's representative key.
             matched(cluster(0), 7, true),
@@ -349,37 +262,6 @@ mod tests {
         assert_eq!(changes.new, 2, "persons 3 and 4");
         assert_eq!(changes.merged, vec![(5, 3)]);
         assert_eq!(changes.split, vec![(7, id(2))]);
-    }
-
-    #[test]
-    fn an_appended_month_keeps_every_previous_id_but_those_its_evidence_merges() {
-        // The appended month's five persons.
-        let records: Vec<LinkRecord> = (0..5).map(|person| record(30, person)).collect();
-        let (linkage, representatives) = linked(&records);
-        let cluster = |record: usize| linkage.cluster_of_record[record];
-        let keys = LinkageKeys::derive(SECRET).unwrap();
-        let matches = vec![
-            // Persons 0 and 1 both hold keys of previous person 7 (one
-            // through its name, one through its card): both are 7.
-            matched(cluster(0), 7, true),
-            matched(cluster(1), 7, false),
-            matched(cluster(1), 7, true),
-            // Person 2 holds keys of previous 9 and 4, person 3 of 4 and 6:
-            // 4, 6 and 9 are one person.
-            matched(cluster(2), 9, false),
-            matched(cluster(2), 4, true),
-            matched(cluster(3), 6, true),
-            matched(cluster(3), 4, false),
-            // Person 4 holds no previous key.
-        ];
-        let (ids, changes) = representatives.person_ids_appended(&keys, matches, 20);
-        let id = |record: usize| ids[cluster(record) as usize];
-        assert_eq!((id(0), id(1), id(2), id(3), id(4)), (7, 7, 4, 4, 20));
-        assert_eq!(changes.kept, 4);
-        assert_eq!(changes.new, 1);
-        assert_eq!(changes.merged, vec![(6, 4), (9, 4)]);
-        assert!(changes.split.is_empty());
-        assert_eq!(changes.highest_id, 20);
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! - [`ingest`]: the pipeline that links, builds, encodes zstd Parquet and
 //!   publishes one atomic release through `enclave-store`, in two passes
 //!   over the extracts with memory bounded by [`IngestOptions::memory_mb`]
-//!   (`linking` spills keys to local disk and links them by partition);
+//!   (`linking` spills keys to local disk and links them by partition),
+//!   or adds new months to the newest release (`append`: the earlier
+//!   months' key occurrences linked again, their files shared);
 //! - [`evaluate`]: linkage quality of a release against synthetic truth;
 //! - [`optout`]: the release's opt-out index and the parsing of requests.
 

@@ -7,7 +7,9 @@
 //! linkage then runs partition by partition. Pass 2 parses the extracts a
 //! chunk at a time again, builds the chunk's rows of every table with the
 //! linked `person_id`s, and writes them as they are encoded (one Parquet
-//! file per table, month and chunk). The release becomes visible only with
+//! file per table, month and chunk). An append (`--append`, [`crate::append`])
+//! feeds the newest release's key occurrences to the linkage beside the new
+//! months' and shares its table files. The release becomes visible only with
 //! its manifest, the last write; an error at any point abandons the staged
 //! objects, so nothing of a failed ingest is ever published.
 
@@ -54,7 +56,7 @@ pub struct IngestOptions {
     /// Keep the spill files after the ingest, for inspection.
     pub keep_spill: bool,
     /// Add the extracts' months to the newest release instead of building
-    /// one from them alone (`--append`, [`crate::append`]).
+    /// one from them alone (`--append`: docs/linkage.md, *Appending a month*).
     pub append: bool,
 }
 

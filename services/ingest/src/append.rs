@@ -16,16 +16,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ::parquet::arrow::ProjectionMask;
 use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use ::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use ::parquet::file::statistics::Statistics;
-use arrow::array::{AsArray, Int64Array, RecordBatch, RecordBatchReader as _};
+use arrow::array::{AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::Int64Type;
 use bytes::Bytes;
 use enclave_catalog::{Catalog, TableDef};
 use enclave_core::date::YearMonth;
 use enclave_linkage::{KeyOccurrence, LinkageKeys};
 use enclave_store::{DataStore, FileEntry, Manifest, ReleaseWriter, TableEntry};
+
+use tracing::info;
 
 use crate::error::IngestError;
 use crate::extract::ExtractPlan;
@@ -142,6 +145,7 @@ impl AppendBase {
         changed: &ChangedRecords,
         catalog: &Catalog,
     ) -> Result<BTreeMap<String, TableEntry>, IngestError> {
+        let (mut shared, mut rewritten) = (0, 0);
         for (name, table) in &self.manifest.content.tables {
             let (_, definition) = catalog
                 .table(name)
@@ -160,11 +164,18 @@ impl AppendBase {
                     false => None,
                 };
                 match remapped {
-                    Some(bytes) => writer.put(path, bytes, entry.rows).await?,
-                    None => writer.copy_from(self.release(), entry).await?,
+                    Some(bytes) => {
+                        writer.put(path, bytes, entry.rows).await?;
+                        rewritten += 1;
+                    }
+                    None => {
+                        writer.copy_from(self.release(), entry).await?;
+                        shared += 1;
+                    }
                 };
             }
         }
+        info!(shared, rewritten, "earlier months' table files");
         Ok(self.manifest.content.tables.clone())
     }
 }
@@ -303,15 +314,36 @@ impl AppendBase {
         table: &TableDef,
     ) -> Result<Option<Bytes>, IngestError> {
         let bytes = store.read_verified(self.release(), entry).await?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-        let schema = reader.schema();
-        let batches = reader.collect::<Result<Vec<_>, _>>()?;
-        let batch = arrow::compute::concat_batches(&schema, &batches)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())?;
+        let schema = Arc::clone(builder.schema());
         let (source, id_column) = RECORD_ID_COLUMNS
             .iter()
             .enumerate()
             .find_map(|(source, name)| Some((source, schema.index_of(name).ok()?)))
             .ok_or_else(|| IngestError::Append(format!("{} has no record id", entry.path)))?;
+        // The record ids alone first: most files the statistics let through
+        // hold no changed record.
+        let ids_only = ProjectionMask::roots(builder.parquet_schema(), [id_column]);
+        let mut holds_changed = false;
+        for batch in builder.with_projection(ids_only).build()? {
+            let ids = batch?;
+            let ids = ids
+                .column(0)
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| {
+                    IngestError::Append(format!("{} has a record id that is not int64", entry.path))
+                })?;
+            holds_changed |= ids
+                .values()
+                .iter()
+                .any(|&id| changed.person_of.contains_key(&(source, id)));
+        }
+        if !holds_changed {
+            return Ok(None);
+        }
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        let batches = reader.collect::<Result<Vec<_>, _>>()?;
+        let batch = arrow::compute::concat_batches(&schema, &batches)?;
         let Some(batch) = changed.remap(batch, source, id_column, schema.index_of(PERSON_ID)?)?
         else {
             return Ok(None);

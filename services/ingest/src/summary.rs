@@ -40,10 +40,15 @@ pub struct PersonIdChanges {
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestSummary {
     pub release_id: String,
+    /// Extract files and bytes this ingest read.
     pub files: u64,
     pub bytes: u64,
-    /// Identity-bearing records per source (receipts, admissions, claims, certifications).
+    /// Identity-bearing records per source (receipts, admissions, claims,
+    /// certifications) in the release, an append's earlier months included.
     pub records: BTreeMap<String, u64>,
+    /// Identity-bearing records this ingest read from extracts (fewer than
+    /// `records` in an append).
+    pub records_read: u64,
     /// Rows per published table.
     pub table_rows: BTreeMap<String, u64>,
     pub persons: u64,
@@ -89,6 +94,7 @@ impl IngestSummary {
         IngestSummary {
             release_id: String::new(),
             files: plan.files as u64,
+            records_read: linked.new_records() as u64,
             bytes: plan.bytes,
             records: SOURCES
                 .iter()
@@ -133,12 +139,11 @@ impl IngestSummary {
         }
     }
 
-    /// Source records per second of the whole preparation (parse → Parquet).
+    /// Source records read per second of the whole preparation (parse → Parquet).
     pub fn records_per_second(&self) -> f64 {
-        let records: u64 = self.records.values().sum();
         let seconds =
             self.phases.parse_seconds + self.phases.link_seconds + self.phases.tables_seconds;
-        records as f64 / seconds.max(f64::EPSILON)
+        self.records_read as f64 / seconds.max(f64::EPSILON)
     }
 }
 

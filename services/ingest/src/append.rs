@@ -25,15 +25,16 @@ use arrow::datatypes::Int64Type;
 use bytes::Bytes;
 use enclave_catalog::{Catalog, TableDef};
 use enclave_core::date::YearMonth;
-use enclave_linkage::{KeyOccurrence, LinkageKeys};
+use enclave_linkage::LinkageKeys;
 use enclave_store::{DataStore, FileEntry, Manifest, ReleaseWriter, TableEntry};
 
 use tracing::info;
 
 use crate::error::IngestError;
 use crate::extract::ExtractPlan;
+use crate::key_occurrences::KEY_OCCURRENCES_DIR;
 use crate::linkage_artifact::{LINKAGE_RECORDS_PATH, SOURCES};
-use crate::linking::{BaseOccurrences, KEY_OCCURRENCES_DIR};
+use crate::linking::BaseOccurrences;
 use crate::person_keys::PERSON_KEYS_PATH;
 use crate::spill::SpillDir;
 use crate::tables::parquet as table_files;
@@ -98,7 +99,7 @@ impl AppendBase {
         spill: &SpillDir,
     ) -> Result<(BaseOccurrences, PathBuf), IngestError> {
         let mut files = Vec::new();
-        let mut bytes = 0;
+        let mut occurrences = 0;
         let parts = self
             .manifest
             .files
@@ -107,12 +108,12 @@ impl AppendBase {
         for (index, entry) in parts.enumerate() {
             let local = spill
                 .path()
-                .join(format!("base-occurrences-{index:05}.bin"));
+                .join(format!("base-occurrences-{index:05}.parquet"));
             store
                 .download_verified(self.release(), entry, &local)
                 .await?;
             files.push(local);
-            bytes += entry.bytes;
+            occurrences += entry.rows.unwrap_or(0);
         }
         let entry = self.manifest.file(LINKAGE_RECORDS_PATH).ok_or_else(|| {
             IngestError::Append("the newest release has no linkage records".into())
@@ -124,7 +125,7 @@ impl AppendBase {
         let occurrences = BaseOccurrences {
             files,
             records: self.records.iter().sum::<u64>() as usize,
-            occurrences: bytes / KeyOccurrence::ENCODED_BYTES as u64,
+            occurrences,
         };
         Ok((occurrences, records))
     }

@@ -25,6 +25,7 @@ mod append;
 mod budget;
 mod error;
 mod identity;
+mod key_occurrences;
 mod linkage_artifact;
 mod linking;
 mod person_keys;

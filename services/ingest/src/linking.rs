@@ -24,19 +24,15 @@ use crate::budget::MemoryBudget;
 use crate::error::IngestError;
 use crate::extract::{Depth, ExtractPlan, parse_units};
 use crate::identity::identity_records;
+use crate::key_occurrences;
 use crate::person_keys::{PreviousPersons, write_person_keys};
 use crate::progress::Progress;
 use crate::spill::{
     ClusterKey, ClusterKeyWriter, LabelFile, OccurrenceFiles, OccurrenceWriter, SpillDir,
-    read_occurrences,
 };
 
 /// Distinct (name key, `person_id`) pairs: the opt-out index.
 pub(crate) type NameKeys = Vec<(KeyHash, i64)>;
-
-/// Where a release keeps every record's key occurrences (by key partition,
-/// as spilled): the linkage state an append links the new months with.
-pub(crate) const KEY_OCCURRENCES_DIR: &str = "linkage/key_occurrences";
 
 /// The key occurrences of the release an append adds months to, on local
 /// disk: its records are numbered first, the new months' after them.
@@ -48,6 +44,10 @@ pub(crate) struct BaseOccurrences {
     /// Its occurrences.
     pub(crate) occurrences: u64,
 }
+
+/// One linkage group's key occurrences, sorted, on local disk
+/// (`crate::key_occurrences`), and how many.
+pub(crate) type OccurrenceFile = (PathBuf, u64);
 
 /// What pass 1 and linkage leave for building the tables.
 #[derive(Debug)]
@@ -69,9 +69,9 @@ pub(crate) struct Linked {
     pub(crate) base_records: usize,
     /// The extracts' identity-bearing records per source (`linkage_artifact::SOURCES`).
     pub(crate) records: [u64; 4],
-    /// Every record's key occurrences (the release's and the base's), by
-    /// key partition: the next append's linkage state.
-    pub(crate) occurrence_files: Vec<PathBuf>,
+    /// Every record's key occurrences (the release's and the base's): the
+    /// next append's linkage state.
+    pub(crate) occurrence_files: Vec<OccurrenceFile>,
     /// Identity-bearing records of each unit of the plan.
     pub(crate) unit_records: Vec<u64>,
     /// Bytes spilled to local disk.
@@ -113,7 +113,8 @@ pub(crate) fn link_extracts(
     let groups = spilled
         .files
         .groups(budget.partition_bytes(total as u64)?)?;
-    let [linkage, card_only, name_only] = link_partitions(&spilled.files, &groups, total)?;
+    let (linkages, occurrence_files) = link_partitions(&spilled.files, &groups, total, spill)?;
+    let [linkage, card_only, name_only] = linkages;
     info!(
         records = total,
         persons = linkage.report.clusters,
@@ -135,7 +136,7 @@ pub(crate) fn link_extracts(
         id_changes: persons.id_changes,
         base_records,
         records: spilled.records,
-        occurrence_files: spilled.files.paths().to_vec(),
+        occurrence_files,
         unit_records: spilled.unit_records,
         spill_bytes: spill.bytes(),
         parse_seconds,
@@ -163,7 +164,7 @@ fn spill_keys(
     let mut writer = OccurrenceWriter::create(spill, partitions)?;
     let mut failed = None;
     for file in base.iter().flat_map(|base| &base.files) {
-        read_occurrences(file, |occurrence| {
+        key_occurrences::read(file, |occurrence| {
             if failed.is_none()
                 && let Err(error) = writer.write(&occurrence)
             {
@@ -211,23 +212,38 @@ fn link_partitions(
     files: &OccurrenceFiles,
     groups: &[Vec<usize>],
     records: usize,
-) -> Result<[Linkage; 3], IngestError> {
+    spill: &SpillDir,
+) -> Result<([Linkage; 3], Vec<OccurrenceFile>), IngestError> {
     let progress = Progress::steps("linking", groups.len() as u64);
     let mut linkers = [Strategy::Union, Strategy::CardOnly, Strategy::NameOnly]
         .into_iter()
         .map(|strategy| Linker::new(records, strategy))
         .collect::<Result<Vec<_>, _>>()?;
-    for group in groups {
+    let mut kept = Vec::with_capacity(groups.len());
+    for (index, group) in groups.iter().enumerate() {
         let mut occurrences = files.read(group)?;
         occurrences.par_sort_unstable_by_key(|o| (o.kind, o.hash, o.record));
-        linkers
-            .par_iter_mut()
-            .for_each(|linker| linker.add_sorted(&occurrences));
+        let path = spill
+            .path()
+            .join(format!("key-occurrences-{index:05}.parquet"));
+        let (written, ()) = rayon::join(
+            || key_occurrences::write(&occurrences, &path),
+            || {
+                linkers
+                    .par_iter_mut()
+                    .for_each(|linker| linker.add_sorted(&occurrences))
+            },
+        );
+        written?;
+        kept.push((path, occurrences.len() as u64));
         progress.advance(1);
     }
     progress.finish();
     let [union, card_only, name_only]: [Linker; 3] = linkers.try_into().expect("three strategies");
-    Ok([union.finish(), card_only.finish(), name_only.finish()])
+    Ok((
+        [union.finish(), card_only.finish(), name_only.finish()],
+        kept,
+    ))
 }
 
 /// What the second sweep finds.

@@ -29,10 +29,11 @@ use crate::append::AppendBase;
 use crate::budget::{DEFAULT_MEMORY_MB, MemoryBudget};
 use crate::error::IngestError;
 use crate::extract::{Depth, ExtractPlan, ExtractUnit, Extracts, parse_units, plan_extracts};
+use crate::key_occurrences::KEY_OCCURRENCES_DIR;
 use crate::linkage_artifact::{
     ArtifactSummary, LINKAGE_RECORDS_PATH, PersonSources, write_linkage_records,
 };
-use crate::linking::{KEY_OCCURRENCES_DIR, Linked, link_extracts};
+use crate::linking::{Linked, link_extracts};
 use crate::person_keys::{ID_CHANGES_PATH, PERSON_KEYS_PATH, PreviousPersons, id_changes_parquet};
 use crate::progress::Progress;
 use crate::record_ids::RecordGroups;
@@ -228,12 +229,9 @@ async fn write_linkage_files(
     linked: &mut Linked,
     groups: &RecordGroups,
 ) -> Result<ArtifactSummary, IngestError> {
-    for (index, path) in linked.occurrence_files.iter().enumerate() {
-        let empty = std::fs::metadata(path).is_ok_and(|meta| meta.len() == 0);
-        if !empty {
-            let relative = format!("{KEY_OCCURRENCES_DIR}/part-{index:05}.bin");
-            writer.put_file(&relative, path, None).await?;
-        }
+    for (index, (path, occurrences)) in linked.occurrence_files.iter().enumerate() {
+        let relative = format!("{KEY_OCCURRENCES_DIR}/part-{index:05}.parquet");
+        writer.put_file(&relative, path, Some(*occurrences)).await?;
     }
     let records = input.spill.path().join("records.parquet");
     let artifact = tokio::task::block_in_place(|| {

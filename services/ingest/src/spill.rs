@@ -189,11 +189,6 @@ impl OccurrenceWriter {
 }
 
 impl OccurrenceFiles {
-    /// The partitions' files.
-    pub(crate) fn paths(&self) -> &[PathBuf] {
-        &self.paths
-    }
-
     /// The number of key partitions.
     pub(crate) fn partitions(&self) -> usize {
         self.paths.len()
@@ -243,12 +238,8 @@ impl OccurrenceFiles {
     }
 }
 
-/// Calls `visit` with every occurrence of a file of encoded occurrences (a
-/// partition, or one of a release's `linkage/key_occurrences/`).
-pub(crate) fn read_occurrences(
-    path: &Path,
-    mut visit: impl FnMut(KeyOccurrence),
-) -> Result<(), IngestError> {
+/// Calls `visit` with every occurrence of a partition's file.
+fn read_occurrences(path: &Path, mut visit: impl FnMut(KeyOccurrence)) -> Result<(), IngestError> {
     let file = File::open(path).map_err(|e| spill_error(path, &e))?;
     let len = file.metadata().map_err(|e| spill_error(path, &e))?.len();
     let not_occurrences = || IngestError::Spill(format!("{}: not key occurrences", path.display()));

@@ -577,23 +577,36 @@ fn token_match_at(text: &[u8], start: usize, end: usize) -> bool {
 
 #[test]
 fn no_direct_identifier_reaches_the_data_or_spill_directories() {
+    // A release of 21 months, then 3 more appended: both releases, their
+    // linkage state and both ingests' spill files are scanned.
     let dir = tempfile::tempdir().unwrap();
     let extracts = synth(dir.path(), 800, 21);
+    let first = synth_months_of(dir.path(), 800, 21, "202304..202412");
+    let later = synth_months_of(dir.path(), 800, 21, "202501..202503");
     let data = dir.path().join("data");
     let spill = dir.path().join("spill");
-    ingest_with(
-        &extracts,
-        &data,
-        KEY_A,
-        &["--spill-dir", spill.to_str().unwrap(), "--keep-spill"],
-    );
+    let keep = ["--spill-dir", spill.to_str().unwrap(), "--keep-spill"];
+    ingest_with(&first, &data, KEY_A, &keep);
+    ingest_with(&later, &data, KEY_A, &[&keep[..], &["--append"]].concat());
     let spilled = files_under(&spill);
     let names: Vec<String> = spilled
         .iter()
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert!(names.iter().any(|n| n.starts_with("keys-")), "{names:?}");
+    for spilled in [
+        "keys-",
+        "key-occurrences-",
+        "base-occurrences-",
+        "base-records",
+    ] {
+        assert!(
+            names.iter().any(|n| n.starts_with(spilled)),
+            "{spilled}: {names:?}"
+        );
+    }
     assert!(names.iter().any(|n| n.ends_with(".labels")), "{names:?}");
+    let state = latest_release(&data).join("linkage/key_occurrences");
+    assert!(!files_under(&state).is_empty(), "no linkage state");
     let identifiers = collect_identifiers(&extracts);
     assert!(identifiers.anywhere.len() > 1000 && identifiers.digit_tokens.len() > 1000);
 
@@ -814,14 +827,19 @@ fn a_release_with_one_more_month_keeps_every_persons_id() {
 /// The extracts of `months` (`YYYYMM..YYYYMM`) of the 3,000-person
 /// population of seed 17, in `dir/months-<months>`.
 fn synth_months(dir: &Path, months: &str) -> std::path::PathBuf {
+    synth_months_of(dir, 3000, 17, months)
+}
+
+/// The extracts of `months` of the population of `persons` and `seed`.
+fn synth_months_of(dir: &Path, persons: u64, seed: u64, months: &str) -> std::path::PathBuf {
     let out = dir.join(format!("months-{months}"));
     enclave_ok(
         &[
             "synth",
             "--persons",
-            "3000",
+            &persons.to_string(),
             "--seed",
-            "17",
+            &seed.to_string(),
             "--out",
             out.to_str().unwrap(),
             "--months",

@@ -1,16 +1,16 @@
 //! `enclave ingest --append`: a release holding the newest release's months
 //! and the months of new extracts, reading only the new extracts.
 //!
-//! The newest release (its base) stays as it was published: its table
-//! files are copied into the new release by reference (a hard link on
-//! local disk, a server-side copy on S3), its persons keep their ids, and
-//! its linkage state (`linkage/person_keys.parquet`: keyed hashes only)
-//! links the new records to them. The new months' records are linked among
-//! themselves and to those keys; a new record holding keys of two earlier
-//! persons is evidence that they are one, which the release reports as a
-//! merge for the next full ingest to apply (docs/linkage.md, *Appending a
-//! month*). Record ids, record numbers and person ids continue after the
-//! base's.
+//! The newest release (its base) keeps every record's key occurrences
+//! (`crate::key_occurrences`) and each record's table id
+//! (`linkage/records.parquet`). This module checks that the base can be
+//! appended to, downloads that state for the linkage (which links the
+//! base's records and the new months' again, as a full ingest would), and
+//! copies the base's table files into the new release: by reference (a hard
+//! link on local disk, a server-side copy on S3), or rewritten where a
+//! record's person changed ([`ChangedRecords`]). Record ids, record numbers
+//! and person ids continue after the base's (docs/linkage.md, *Appending a
+//! month*).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;

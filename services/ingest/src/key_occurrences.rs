@@ -90,8 +90,12 @@ fn batch(part: &[KeyOccurrence]) -> Result<RecordBatch, IngestError> {
     Ok(RecordBatch::try_new(schema(), columns)?)
 }
 
-/// Calls `visit` with every occurrence of a file [`write`] wrote.
-pub(crate) fn read(path: &Path, mut visit: impl FnMut(KeyOccurrence)) -> Result<(), IngestError> {
+/// Calls `visit` with every occurrence of a file [`write`] wrote, stopping
+/// at its first error.
+pub(crate) fn read(
+    path: &Path,
+    mut visit: impl FnMut(KeyOccurrence) -> Result<(), IngestError>,
+) -> Result<(), IngestError> {
     let unreadable = || IngestError::Append(format!("{}: not key occurrences", path.display()));
     let file = std::fs::File::open(path).map_err(|_| unreadable())?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -123,7 +127,7 @@ pub(crate) fn read(path: &Path, mut visit: impl FnMut(KeyOccurrence)) -> Result<
                 record: records.value(row),
                 month: months.value(row),
                 partners: [partner(0)?, partner(1)?],
-            });
+            })?;
         }
     }
     Ok(())
@@ -157,9 +161,13 @@ mod tests {
         let path = dir.path().join("part.parquet");
         write(&written, &path).unwrap();
         let mut read_back = Vec::new();
-        read(&path, |occurrence| read_back.push(occurrence)).unwrap();
+        read(&path, |occurrence| {
+            read_back.push(occurrence);
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(read_back, written);
         std::fs::write(&path, b"not parquet").unwrap();
-        assert!(read(&path, |_| {}).is_err());
+        assert!(read(&path, |_| Ok(())).is_err());
     }
 }

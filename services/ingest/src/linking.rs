@@ -162,18 +162,18 @@ fn spill_keys(
     let base_occurrences = base.map_or(0, |base| base.occurrences);
     let partitions = budget.partitions(plan.bytes, base_occurrences);
     let mut writer = OccurrenceWriter::create(spill, partitions)?;
-    let mut failed = None;
-    for file in base.iter().flat_map(|base| &base.files) {
-        key_occurrences::read(file, |occurrence| {
-            if failed.is_none()
-                && let Err(error) = writer.write(&occurrence)
-            {
-                failed = Some(error);
-            }
-        })?;
-    }
-    if let Some(error) = failed {
-        return Err(error);
+    if let Some(base) = base {
+        for file in &base.files {
+            key_occurrences::read(file, |occurrence| {
+                if occurrence.record as usize >= base.records {
+                    return Err(IngestError::Append(
+                        "the newest release's key occurrences name a record it does not hold"
+                            .into(),
+                    ));
+                }
+                writer.write(&occurrence)
+            })?;
+        }
     }
     let progress = Progress::bytes("keying extracts", plan.bytes);
     let mut records = [0u64; 4];

@@ -103,6 +103,53 @@ def test_person_ids_of_any_project_are_refused(server, release, cli):
     assert bring_ins(cli, server)["keys"][1] == "refused_by_screening"
 
 
+# Columns of a diagnosis a researcher can filter on, picked to single out
+# one row.
+DIAGNOSIS_COLUMNS = ("sex", "age_band", "prefecture_code", "service_month", "disease_code",
+                     "start_month", "outcome")
+
+
+def literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def project_id_of_the_largest_release_id(release, server, user: str, project: str) -> int:
+    """The project id of the person with the release's largest `person_id`,
+    the edge of the screen's bound: the test finds (over the release's
+    files, as the steward could) a diagnosis of that person no other row
+    shares, the member saves its person in the workspace, and the id is
+    read from the workspace file as an operator could."""
+    con = release.duckdb()
+    columns = ", ".join(DIAGNOSIS_COLUMNS)
+    [row] = con.execute(f"""
+        SELECT {columns} FROM ndb.diagnoses
+        WHERE person_id = (SELECT max(person_id) FROM ndb.diagnoses)
+        GROUP BY ALL
+        HAVING ({columns}) IN (SELECT ({columns}) FROM ndb.diagnoses GROUP BY ALL HAVING count(*) = 1)
+        ORDER BY ALL LIMIT 1""").fetchall()
+    where = " AND ".join(f"{c} IS NULL" if v is None else f"{c} = {literal(v)}"
+                         for c, v in zip(DIAGNOSIS_COLUMNS, row))
+    with server.connect(user) as conn:
+        query(conn, f"CREATE TABLE work.edge AS SELECT DISTINCT person_id FROM ndb.diagnoses WHERE {where}")
+    [path] = [p for p in release.workspace_files(project) if p.endswith("/edge.parquet")]
+    ids = pq.read_table(io.BytesIO(release.read_object(path))).column("person_id").to_pylist()
+    with server.connect(user) as conn:
+        query(conn, "DROP TABLE work.edge")
+    assert len(ids) == 1, ids
+    return ids[0]
+
+
+def test_the_person_with_the_largest_id_is_a_person_key_too(server, release, cli):
+    # The screen once held release ids to 0 … persons − 1 while ids run
+    # 1 … the largest ever given: the last person's id went through. A
+    # table holding only that person's project id is refused.
+    edge = project_id_of_the_largest_release_id(release, server, "bia", ALPHA.id)
+    message = bring_in(server, "bia", "edge", pa.table({"code": pa.array([edge], pa.int64())}))
+    assert message and "column `code`: person-key" in message, message
+    assert str(edge) not in message
+    assert quarantine(release, ALPHA.id) == []
+
+
 def test_a_code_list_approved_by_two_reviewers_joins_by_code_in_its_project_only(server, release, cli):
     assert bring_in(server, "bia", "codes", CODES) is None
     [kept] = quarantine(release, ALPHA.id)

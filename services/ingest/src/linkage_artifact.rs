@@ -158,23 +158,20 @@ fn copy_base(
     for batch in reader {
         let batch = batch.map_err(|_| unreadable())?;
         let column = |name: &str| batch.column_by_name(name).ok_or_else(unreadable);
-        let (source, seq, ids, persons) = (
-            column("source")?
-                .as_string_opt::<i32>()
-                .ok_or_else(unreadable)?
-                .clone(),
-            column("record_seq")?
+        let int64 = |name: &str| {
+            column(name)?
                 .as_primitive_opt::<Int64Type>()
-                .ok_or_else(unreadable)?
-                .clone(),
-            column("record_id")?
-                .as_primitive_opt::<Int64Type>()
-                .ok_or_else(unreadable)?
-                .clone(),
-            column("person_id")?
-                .as_primitive_opt::<Int64Type>()
-                .ok_or_else(unreadable)?
-                .clone(),
+                .cloned()
+                .ok_or_else(unreadable)
+        };
+        let source = column("source")?
+            .as_string_opt::<i32>()
+            .cloned()
+            .ok_or_else(unreadable)?;
+        let (seq, ids, persons) = (
+            int64("record_seq")?,
+            int64("record_id")?,
+            int64("person_id")?,
         );
         if record + batch.num_rows() > linked.base_records {
             return Err(unreadable());

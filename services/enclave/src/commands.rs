@@ -133,15 +133,27 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
                 "data": data.to_string(),
                 "append": append,
             });
+            let key_source = match &key_file {
+                Some(path) => vec!["--key-file".to_owned(), path.display().to_string()],
+                None => vec!["--key-env".to_owned(), key_env.clone()],
+            };
             let options = IngestOptions {
                 append,
-                ..resources.options()
+                ..resources.options(key_source)?
             };
             let change = ingest(&extracts, &data, &secret, catalog, &options);
             let summary = audit
                 .recorded(None, Action::ReleaseIngest, detail, change)
                 .await?;
             outln!("{summary}");
+        }
+        Command::IngestWorker { key_file, key_env } => {
+            let secret = key::load_secret(key_file.as_deref(), &key_env)?;
+            let keys = LinkageKeys::derive(&secret)?;
+            let mut task = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut task)
+                .map_err(|e| CommandError::Usage(format!("cannot read the task: {e}")))?;
+            tokio::task::block_in_place(|| enclave_ingest::run_shard_task(&task, &keys))?;
         }
         Command::LinkageEval { truth, data } => {
             let report =

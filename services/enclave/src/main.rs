@@ -94,6 +94,15 @@ enum Command {
         #[command(flatten)]
         audit: recorded::AuditTarget,
     },
+    /// Run one shard task of an ingest's worker (`ingest --workers`): the
+    /// task on standard input, the result in the task's directory.
+    #[command(hide = true)]
+    IngestWorker {
+        #[arg(long, conflicts_with = "key_env")]
+        key_file: Option<PathBuf>,
+        #[arg(long, default_value = key::DEFAULT_KEY_ENV)]
+        key_env: String,
+    },
     /// Score the newest release's linkage against the generator's truth.
     LinkageEval {
         /// The `truth/` directory written by `enclave synth`.
@@ -197,16 +206,41 @@ pub(crate) struct IngestResources {
     /// Keep the spill files after the ingest, for inspection.
     #[arg(long)]
     keep_spill: bool,
+    /// Worker processes sharing the parsing, keying and table building,
+    /// shard by shard (linkage stays in this process); 0: this process
+    /// does it all.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    workers: u16,
 }
 
 impl IngestResources {
-    pub(crate) fn options(&self) -> enclave_ingest::IngestOptions {
-        enclave_ingest::IngestOptions {
+    /// The options, with workers started as `enclave ingest-worker`
+    /// reading the key from `key` (the arguments naming the key source).
+    pub(crate) fn options(
+        &self,
+        key: Vec<String>,
+    ) -> Result<enclave_ingest::IngestOptions, commands::CommandError> {
+        let workers = match self.workers {
+            0 => None,
+            count => Some(enclave_ingest::Workers {
+                count: count.into(),
+                program: std::env::current_exe().map_err(|e| {
+                    commands::CommandError::Usage(format!(
+                        "cannot find this program for the ingest's workers: {e}"
+                    ))
+                })?,
+                args: std::iter::once("ingest-worker".to_owned())
+                    .chain(key)
+                    .collect(),
+            }),
+        };
+        Ok(enclave_ingest::IngestOptions {
             memory_mb: self.memory_mb,
             spill_dir: self.spill_dir.clone(),
             keep_spill: self.keep_spill,
             append: false,
-        }
+            workers,
+        })
     }
 }
 

@@ -291,7 +291,13 @@ fn corrupt_first(extracts: &Path, record: &[u8], index: usize, value: &[u8]) -> 
 
 /// An ingest of extracts with one bad field fails naming file, line and
 /// field but not the value, and leaves the previous release the only one.
-fn a_corrupt_field_publishes_nothing(record: &[u8], index: usize, value: &str, field: &str) {
+fn a_corrupt_field_publishes_nothing(
+    record: &[u8],
+    index: usize,
+    value: &str,
+    field: &str,
+    args: &[&str],
+) {
     let dir = tempfile::tempdir().unwrap();
     let extracts = synth(dir.path(), 300, 9);
     let data = dir.path().join("data");
@@ -299,7 +305,7 @@ fn a_corrupt_field_publishes_nothing(record: &[u8], index: usize, value: &str, f
     let before = latest_release(&data);
 
     let where_ = corrupt_first(&extracts, record, index, value.as_bytes());
-    let output = enclave(&ingest_args(&extracts, &data, &[]), Some(KEY_A));
+    let output = enclave(&ingest_args(&extracts, &data, args), Some(KEY_A));
     assert!(!output.status.success());
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -327,14 +333,21 @@ fn a_corrupt_field_publishes_nothing(record: &[u8], index: usize, value: &str, f
 #[test]
 fn a_corrupt_identity_field_publishes_nothing() {
     // 平成31年13月01日: found by the first pass, before anything is written.
-    a_corrupt_field_publishes_nothing(b"RE,", 6, "4311301", "生年月日");
+    a_corrupt_field_publishes_nothing(b"RE,", 6, "4311301", "生年月日", &[]);
 }
 
 #[test]
 fn a_corrupt_detail_field_publishes_nothing() {
     // A diagnosis outcome that does not exist: found by the second pass,
     // after tables were written, which are abandoned.
-    a_corrupt_field_publishes_nothing(b"SY,", 3, "97", "転帰区分");
+    a_corrupt_field_publishes_nothing(b"SY,", 3, "97", "転帰区分", &[]);
+}
+
+#[test]
+fn a_corrupt_field_found_by_a_worker_process_publishes_nothing() {
+    let workers = ["--workers", "2"];
+    a_corrupt_field_publishes_nothing(b"RE,", 6, "4311301", "生年月日", &workers);
+    a_corrupt_field_publishes_nothing(b"SY,", 3, "97", "転帰区分", &workers);
 }
 
 /// Starts an ingest spilling under `spill` and SIGKILLs it as soon as it
@@ -577,8 +590,9 @@ fn token_match_at(text: &[u8], start: usize, end: usize) -> bool {
 
 #[test]
 fn no_direct_identifier_reaches_the_data_or_spill_directories() {
-    // A release of 21 months, then 3 more appended: both releases, their
-    // linkage state and both ingests' spill files are scanned.
+    // A release of 21 months, then 3 more appended by worker processes:
+    // both releases, their linkage state and both ingests' spill files
+    // (the workers' too) are scanned.
     let dir = tempfile::tempdir().unwrap();
     let extracts = synth(dir.path(), 800, 21);
     let first = synth_months_of(dir.path(), 800, 21, "202304..202412");
@@ -587,7 +601,12 @@ fn no_direct_identifier_reaches_the_data_or_spill_directories() {
     let spill = dir.path().join("spill");
     let keep = ["--spill-dir", spill.to_str().unwrap(), "--keep-spill"];
     ingest_with(&first, &data, KEY_A, &keep);
-    ingest_with(&later, &data, KEY_A, &[&keep[..], &["--append"]].concat());
+    ingest_with(
+        &later,
+        &data,
+        KEY_A,
+        &[&keep[..], &["--append", "--workers", "2"]].concat(),
+    );
     let spilled = files_under(&spill);
     let names: Vec<String> = spilled
         .iter()
@@ -598,6 +617,8 @@ fn no_direct_identifier_reaches_the_data_or_spill_directories() {
         "key-occurrences-",
         "base-occurrences-",
         "base-records",
+        "record-ids.bin",
+        "result.json",
     ] {
         assert!(
             names.iter().any(|n| n.starts_with(spilled)),
@@ -1103,4 +1124,69 @@ fn a_killed_append_leaves_the_previous_release_readable_and_the_next_append_succ
             assert_eq!(after[record], *id);
         }
     }
+}
+
+/// The linkage report of the newest release.
+fn published_linkage_report(data: &Path) -> serde_json::Value {
+    let report = std::fs::read(latest_release(data).join("linkage/report.json")).unwrap();
+    serde_json::from_slice(&report).unwrap()
+}
+
+#[test]
+fn worker_processes_publish_the_release_one_process_publishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = synth_months_of(dir.path(), 3000, 13, "202304..202412");
+    let later = synth_months_of(dir.path(), 3000, 13, "202501..202503");
+    let (alone, shared) = (dir.path().join("alone"), dir.path().join("shared"));
+    let spill = dir.path().join("spill");
+    // 40 MB cuts the extracts into chunks, several per worker.
+    let small = ["--memory-mb", "40"];
+    let workers = [
+        &small[..],
+        &[
+            "--workers",
+            "3",
+            "--spill-dir",
+            spill.to_str().unwrap(),
+            "--keep-spill",
+        ],
+    ]
+    .concat();
+    ingest_with(&first, &alone, KEY_A, &small);
+    ingest_with(&first, &shared, KEY_A, &workers);
+    let shard_dirs: Vec<String> = std::fs::read_dir(&spill)
+        .unwrap()
+        .flat_map(|spilled| std::fs::read_dir(spilled.unwrap().path()).unwrap())
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("keys-0") || name.starts_with("tables-"))
+        .collect();
+    for pass in ["keys", "tables"] {
+        for shard in 0..3 {
+            let name = format!("{pass}-{shard:03}");
+            assert!(shard_dirs.contains(&name), "{name}: {shard_dirs:?}");
+        }
+    }
+    let same_release = |what: &str| {
+        let tables = sorted_tables(&alone, &[]);
+        assert!(tables["ndb.receipts"].len() > 10_000);
+        assert!(
+            tables == sorted_tables(&shared, &[]),
+            "{what}: the same rows, ids included"
+        );
+        assert!(
+            person_ids(&alone) == person_ids(&shared),
+            "{what}: the same persons"
+        );
+        assert_eq!(
+            published_linkage_report(&alone),
+            published_linkage_report(&shared),
+            "{what}"
+        );
+    };
+    same_release("a full ingest");
+
+    ingest_with(&later, &alone, KEY_A, &["--append"]);
+    let summary = ingest_with(&later, &shared, KEY_A, &["--append", "--workers", "2"]);
+    assert!(summary.contains("(appended)"), "{summary}");
+    same_release("an append");
 }

@@ -2,12 +2,17 @@
 linkage quality per population size, one population at a time.
 
     ENCLAVE_BIN=<release binary> python3 services/ingest/benches/ingest_scale.py \
-        1000000 3000000 [--work DIR] [--memory-mb N [N ...]] [--before <older binary>]
+        1000000 3000000 [--work DIR] [--memory-mb N [N ...]] [--before <older binary>] \
+        [--workers N [N ...]] [--threads T]
 
 For each size: `enclave synth --persons N --seed 7`, then `enclave ingest`
 under `/usr/bin/time -v` (peak resident set of the whole process), then
 `enclave linkage-eval` (F1 of the release and of both single-key
-baselines), once per `--memory-mb` limit given (default: the binary's). With `--before`, the older binary ingests the same extracts
+baselines), once per `--memory-mb` limit and `--workers` count given
+(default: the binary's limit, no worker processes). `--threads T` runs
+every ingest with T threads (`RAYON_NUM_THREADS`; its workers share them),
+so `--threads 1 --workers 1 2` compares one and two single-threaded
+workers. With `--before`, the older binary ingests the same extracts
 first, for a side-by-side row. Extracts and releases are removed after each
 size, so the largest size bounds the disk used.
 """
@@ -32,18 +37,26 @@ def run(args, env=None):
     return done, time.monotonic() - started
 
 
-def timed_ingest(binary, extracts, data, memory_mb):
+def timed_ingest(binary, extracts, data, memory_mb, workers, threads):
     env = dict(os.environ, ENCLAVE_PSEUDONYM_KEY=KEY)
+    if threads:
+        env["RAYON_NUM_THREADS"] = str(threads)
     args = ["/usr/bin/time", "-v", binary, "ingest", "--extracts", extracts, "--data", data]
     if memory_mb:
         args += ["--memory-mb", str(memory_mb)]
+    if workers:
+        args += ["--workers", str(workers)]
     done, seconds = run(args, env)
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
     spilled = re.search(r"spilled ([\d.]+) MB", done.stdout)
+    worker_peak = re.search(r"each worker at most ([\d.]+) MB", done.stdout)
+    phases = re.search(r"parse ([\d.]+)s, link ([\d.]+)s, tables ([\d.]+)s", done.stdout)
     return {
         "seconds": seconds,
         "peak_mb": peak_kb / 1024,
+        "worker_peak_mb": float(worker_peak.group(1)) if worker_peak else None,
         "spill_mb": float(spilled.group(1)) if spilled else 0.0,
+        "phases": "/".join(f"{float(p):.0f}" for p in phases.groups()),
     }
 
 
@@ -59,24 +72,36 @@ def main():
     parser.add_argument("--work", default="/tmp/enclave-ingest-scale")
     parser.add_argument("--memory-mb", type=int, nargs="+", default=[0])
     parser.add_argument("--before", help="an older binary to ingest the same extracts first")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0])
+    parser.add_argument("--threads", type=int, default=0)
     options = parser.parse_args()
     binary = os.environ["ENCLAVE_BIN"]
-    print("| persons | receipts | binary | --memory-mb | wall | peak RSS | spilled | F1 release | F1 ID1-only | F1 ID2-only |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| persons | receipts | binary | --memory-mb | --workers | wall | parse/link/tables s "
+        "| peak RSS | worker peak | spilled | F1 release | F1 ID1-only | F1 ID2-only |"
+    )
+    print("|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for persons in options.persons:
         shutil.rmtree(options.work, ignore_errors=True)
         extracts = os.path.join(options.work, "extracts")
         done, _ = run([binary, "synth", "--persons", str(persons), "--seed", "7", "--out", extracts])
         receipts = int(re.search(r"NDB receipts\s+(\d+)", done.stdout).group(1))
-        runs = [("before", options.before, 0)] if options.before else []
-        runs += [("this", binary, limit) for limit in options.memory_mb]
-        for label, path, limit in runs:
-            data = os.path.join(options.work, f"data-{label}-{limit}")
-            figures = timed_ingest(path, extracts, data, limit)
+        runs = [("before", options.before, 0, 0)] if options.before else []
+        runs += [
+            ("this", binary, limit, workers)
+            for limit in options.memory_mb
+            for workers in options.workers
+        ]
+        for label, path, limit, workers in runs:
+            data = os.path.join(options.work, f"data-{label}-{limit}-{workers}")
+            figures = timed_ingest(path, extracts, data, limit, workers, options.threads)
             f1 = linkage_f1(binary, extracts, data)
+            worker_peak = figures["worker_peak_mb"]
             print(
-                f"| {persons:,} | {receipts:,} | {label} | {limit or 'default'} | {figures['seconds']:.0f} s "
-                f"| {figures['peak_mb']:,.0f} MB | {figures['spill_mb']:,.0f} MB "
+                f"| {persons:,} | {receipts:,} | {label} | {limit or 'default'} | {workers or 'none'} "
+                f"| {figures['seconds']:.0f} s | {figures['phases']} "
+                f"| {figures['peak_mb']:,.0f} MB | {f'{worker_peak:,.0f} MB' if worker_peak else '–'} "
+                f"| {figures['spill_mb']:,.0f} MB "
                 f"| {f1['union']:.5f} | {f1['id1_only']:.3f} | {f1['id2_only']:.3f} |",
                 flush=True,
             )

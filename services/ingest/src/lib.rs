@@ -13,7 +13,9 @@
 //!   over the extracts with memory bounded by [`IngestOptions::memory_mb`]
 //!   (`linking` spills keys to local disk and links them by partition),
 //!   or adds new months to the newest release (`append`: the earlier
-//!   months' key occurrences linked again, their files shared);
+//!   months' key occurrences linked again, their files shared); parsing,
+//!   keying and building the tables can go to worker processes shard by
+//!   shard (`shards`, [`Workers`]), linkage staying in one;
 //! - [`evaluate`]: linkage quality of a release against synthetic truth;
 //! - [`optout`]: the release's opt-out index and the parsing of requests.
 
@@ -32,6 +34,7 @@ mod person_keys;
 mod pipeline;
 mod progress;
 mod record_ids;
+mod shards;
 mod spill;
 mod summary;
 mod tables;
@@ -39,4 +42,5 @@ mod tables;
 pub use budget::DEFAULT_MEMORY_MB;
 pub use error::IngestError;
 pub use pipeline::{CATALOG_PATH, IngestOptions, LINKAGE_REPORT_PATH, ingest, table_stats};
+pub use shards::{Workers, run_shard_task};
 pub use summary::{IngestSummary, PersonIdChanges, PhaseTimes};

@@ -22,11 +22,12 @@ use tracing::info;
 
 use crate::budget::MemoryBudget;
 use crate::error::IngestError;
-use crate::extract::{Depth, ExtractPlan, parse_units};
+use crate::extract::{Depth, ExtractPlan, ExtractUnit, chunk_units, parse_units};
 use crate::identity::identity_records;
 use crate::key_occurrences;
 use crate::person_keys::{PreviousPersons, write_person_keys};
 use crate::progress::Progress;
+use crate::shards::Workers;
 use crate::spill::{
     ClusterKey, ClusterKeyWriter, LabelFile, OccurrenceFiles, OccurrenceWriter, SpillDir,
 };
@@ -77,6 +78,8 @@ pub(crate) struct Linked {
     /// Bytes spilled to local disk.
     pub(crate) spill_bytes: u64,
     pub(crate) parse_seconds: f64,
+    /// The most memory one pass-1 worker process held, when there were some.
+    pub(crate) worker_peak_memory_bytes: Option<u64>,
 }
 
 impl Linked {
@@ -104,9 +107,10 @@ pub(crate) fn link_extracts(
     spill: &SpillDir,
     previous: Option<&PreviousPersons>,
     base: Option<&BaseOccurrences>,
+    workers: Option<&Workers>,
 ) -> Result<Linked, IngestError> {
     let timer = std::time::Instant::now();
-    let spilled = spill_keys(plan, keys, budget, spill, base)?;
+    let spilled = spill_keys(plan, keys, budget, spill, base, workers)?;
     let parse_seconds = timer.elapsed().as_secs_f64();
     let base_records = base.map_or(0, |base| base.records);
     let total = base_records + spilled.records.iter().sum::<u64>() as usize;
@@ -140,6 +144,7 @@ pub(crate) fn link_extracts(
         unit_records: spilled.unit_records,
         spill_bytes: spill.bytes(),
         parse_seconds,
+        worker_peak_memory_bytes: spilled.worker_peak_memory_bytes,
     })
 }
 
@@ -148,20 +153,23 @@ struct Spilled {
     files: OccurrenceFiles,
     records: [u64; 4],
     unit_records: Vec<u64>,
+    worker_peak_memory_bytes: Option<u64>,
 }
 
 /// Pass 1: parses every chunk and spills its records' key occurrences,
-/// after those of the base of an append (whose records come first).
+/// after those of the base of an append (whose records come first), in
+/// this process or shard by shard in `workers`.
 fn spill_keys(
     plan: &ExtractPlan,
     keys: &LinkageKeys,
     budget: &MemoryBudget,
     spill: &SpillDir,
     base: Option<&BaseOccurrences>,
+    workers: Option<&Workers>,
 ) -> Result<Spilled, IngestError> {
     let base_occurrences = base.map_or(0, |base| base.occurrences);
     let partitions = budget.partitions(plan.bytes, base_occurrences);
-    let mut writer = OccurrenceWriter::create(spill, partitions)?;
+    let mut writer = OccurrenceWriter::create(spill.path(), partitions)?;
     if let Some(base) = base {
         for file in &base.files {
             key_occurrences::read(file, |occurrence| {
@@ -175,35 +183,107 @@ fn spill_keys(
             })?;
         }
     }
-    let progress = Progress::bytes("keying extracts", plan.bytes);
-    let mut records = [0u64; 4];
-    let mut unit_records = Vec::with_capacity(plan.units.len());
-    let mut next_record = base.map_or(0, |base| base.records);
-    for chunk in plan.chunks(budget.chunk_bytes()) {
-        let extracts = parse_units(chunk, Depth::Identities, &progress)?;
-        unit_records.extend(extracts.unit_record_counts().into_iter().map(|n| n as u64));
-        let identities = identity_records(&extracts, keys);
-        if next_record + identities.records.len() > MAX_RECORDS {
+    let first_record = base.map_or(0, |base| base.records);
+    let Some(workers) = workers else {
+        let progress = Progress::bytes("keying extracts", plan.bytes);
+        let keyed = key_units(
+            &plan.units,
+            budget.chunk_bytes(),
+            keys,
+            &mut writer,
+            first_record,
+            &progress,
+        )?;
+        progress.finish();
+        return Ok(Spilled {
+            files: writer.finish()?,
+            records: keyed.records,
+            unit_records: keyed.unit_records,
+            worker_peak_memory_bytes: None,
+        });
+    };
+    let mut files = writer.finish()?;
+    let (shards, peak) = workers.spill_keys(plan, keys, budget.chunk_bytes(), partitions, spill)?;
+    let (mut records, mut unit_records) = ([0u64; 4], Vec::with_capacity(plan.units.len()));
+    let mut next_record = first_record;
+    for (dir, keyed) in shards {
+        files.append(OccurrenceFiles::written_in(&dir, partitions, next_record)?);
+        next_record = keyed.numbered_after(next_record)?;
+        for (total, count) in records.iter_mut().zip(keyed.records) {
+            *total += count;
+        }
+        unit_records.extend(keyed.unit_records);
+    }
+    Ok(Spilled {
+        files,
+        records,
+        unit_records,
+        worker_peak_memory_bytes: Some(peak),
+    })
+}
+
+/// What keying a run of units counted.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct KeyedUnits {
+    /// Identity-bearing records per source.
+    pub(crate) records: [u64; 4],
+    /// Identity-bearing records of each unit.
+    pub(crate) unit_records: Vec<u64>,
+}
+
+impl KeyedUnits {
+    /// The number of the record after these, numbered from `first_record`,
+    /// refused past what linkage can number.
+    pub(crate) fn numbered_after(&self, first_record: usize) -> Result<usize, IngestError> {
+        let next = first_record + self.records.iter().sum::<u64>() as usize;
+        if next > MAX_RECORDS {
             return Err(IngestError::TooManyRecords(TooManyRecords {
-                records: next_record + identities.records.len(),
+                records: next,
             }));
         }
+        Ok(next)
+    }
+}
+
+/// Parses `units` a chunk of at most `chunk_bytes` at a time and writes
+/// each record's key occurrences, numbering records from `first_record`.
+pub(crate) fn key_units(
+    units: &[(ExtractUnit, u64)],
+    chunk_bytes: u64,
+    keys: &LinkageKeys,
+    writer: &mut OccurrenceWriter,
+    first_record: usize,
+    progress: &Progress,
+) -> Result<KeyedUnits, IngestError> {
+    let mut keyed = KeyedUnits {
+        unit_records: Vec::with_capacity(units.len()),
+        ..KeyedUnits::default()
+    };
+    let mut next_record = first_record;
+    for chunk in chunk_units(units, chunk_bytes) {
+        let extracts = parse_units(chunk, Depth::Identities, progress)?;
+        let identities = identity_records(&extracts, keys);
+        let counted = KeyedUnits {
+            records: identities.source_counts.map(|count| count as u64),
+            unit_records: extracts
+                .unit_record_counts()
+                .into_iter()
+                .map(|n| n as u64)
+                .collect(),
+        };
+        counted.numbered_after(next_record)?;
         for (index, record) in identities.records.iter().enumerate() {
             for occurrence in record.occurrences((next_record + index) as u32) {
                 writer.write(&occurrence)?;
             }
         }
         next_record += identities.records.len();
-        for (total, count) in records.iter_mut().zip(identities.source_counts) {
-            *total += count as u64;
+        for (total, count) in keyed.records.iter_mut().zip(counted.records) {
+            *total += count;
         }
+        keyed.unit_records.extend(counted.unit_records);
     }
-    progress.finish();
-    Ok(Spilled {
-        files: writer.finish()?,
-        records,
-        unit_records,
-    })
+    Ok(keyed)
 }
 
 /// The release's linkage and the two baselines, fed each group of

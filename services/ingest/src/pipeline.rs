@@ -14,6 +14,7 @@
 //! objects, so nothing of a failed ingest is ever published.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -37,6 +38,7 @@ use crate::linking::{Linked, link_extracts};
 use crate::person_keys::{ID_CHANGES_PATH, PERSON_KEYS_PATH, PreviousPersons, id_changes_parquet};
 use crate::progress::Progress;
 use crate::record_ids::RecordGroups;
+use crate::shards::Workers;
 use crate::spill::SpillDir;
 use crate::summary::{IngestSummary, PhaseTimes, unmapped_disease_codes};
 use crate::tables::{PersonsBySource, PublishContext, build_all, facility_keys, parquet};
@@ -59,6 +61,9 @@ pub struct IngestOptions {
     /// Add the extracts' months to the newest release instead of building
     /// one from them alone (`--append`: docs/linkage.md, *Appending a month*).
     pub append: bool,
+    /// Worker processes sharing the passes over the extracts (`--workers`);
+    /// none: this process does them.
+    pub workers: Option<Workers>,
 }
 
 impl Default for IngestOptions {
@@ -68,16 +73,17 @@ impl Default for IngestOptions {
             spill_dir: None,
             keep_spill: false,
             append: false,
+            workers: None,
         }
     }
 }
 
 /// One object to write into the release.
 #[derive(Debug)]
-struct StagedObject {
-    path: String,
-    bytes: Bytes,
-    rows: Option<u64>,
+pub(crate) struct StagedObject {
+    pub(crate) path: String,
+    pub(crate) bytes: Bytes,
+    pub(crate) rows: Option<u64>,
 }
 
 /// Ingests the extracts under `extracts` into a new release of `store`,
@@ -114,6 +120,7 @@ pub async fn ingest(
             &spill,
             previous.as_ref(),
             base_occurrences.as_ref(),
+            options.workers.as_ref(),
         )
     })?;
     drop(previous);
@@ -132,6 +139,7 @@ pub async fn ingest(
         budget: &budget,
         base: base.as_ref(),
         base_records: base_records.as_deref(),
+        workers: options.workers.as_ref(),
     };
     let written = write_release(store, &mut writer, &release, &mut linked).await;
     let written = match written {
@@ -157,16 +165,17 @@ pub async fn ingest(
 }
 
 /// What a release is built from, beside the linkage.
-struct ReleaseInput<'a> {
-    plan: &'a ExtractPlan,
-    spill: &'a SpillDir,
-    keys: &'a LinkageKeys,
-    catalog: &'a Catalog,
+pub(crate) struct ReleaseInput<'a> {
+    pub(crate) plan: &'a ExtractPlan,
+    pub(crate) spill: &'a SpillDir,
+    pub(crate) keys: &'a LinkageKeys,
+    pub(crate) catalog: &'a Catalog,
     budget: &'a MemoryBudget,
     /// The release an append adds months to, and its linkage records
     /// (downloaded).
     base: Option<&'a AppendBase>,
     base_records: Option<&'a Path>,
+    workers: Option<&'a Workers>,
 }
 
 /// Everything but the manifest: the linkage files, then the tables chunk by
@@ -199,24 +208,56 @@ async fn write_release(
     let chunk_bytes = input
         .budget
         .table_chunk_bytes(linked.total_records() as u64)?;
-    let progress = Progress::bytes("building tables", input.plan.bytes);
-    let mut first_record = linked.base_records;
-    for (index, chunk) in input.plan.chunks(chunk_bytes).into_iter().enumerate() {
-        let chunk = Chunk {
-            units: chunk,
-            name: format!("{file_prefix}{index}"),
-            first_record,
-        };
-        let objects = tokio::task::block_in_place(|| {
-            build_chunk(&chunk, linked, &groups, input, &progress).map(|built| {
-                first_record += built.records;
-                tables.add(built)
-            })
-        })?;
-        put_all(writer, objects).await?;
+    let ids = |records: Range<usize>| chunk_ids(linked, &groups, records);
+    match input.workers {
+        Some(workers) => {
+            let (shards, peak) = tokio::task::block_in_place(|| {
+                workers.build_tables(input, &file_prefix, chunk_bytes, linked, ids)
+            })?;
+            tables.worker_peak_memory_bytes = Some(peak);
+            for shard in shards {
+                for (chunk, files) in shard.chunks {
+                    for (path, rows) in tables.add(chunk, files) {
+                        writer
+                            .put_file(&path, &shard.dir.join(&path), Some(rows))
+                            .await?;
+                    }
+                }
+            }
+        }
+        None => {
+            let progress = Progress::bytes("building tables", input.plan.bytes);
+            let mut first_record = linked.base_records;
+            for (index, units) in input.plan.chunks(chunk_bytes).into_iter().enumerate() {
+                let chunk = Chunk {
+                    units,
+                    name: format!("{file_prefix}{index}"),
+                    first_record,
+                };
+                let built = tokio::task::block_in_place(|| {
+                    build_chunk(&chunk, ids, input.catalog, input.keys, &progress)
+                })?;
+                first_record += built.tables.records;
+                put_all(writer, tables.add(built.tables, built.objects)).await?;
+            }
+            progress.finish();
+        }
     }
-    progress.finish();
     Ok(tables.finish(input.catalog, artifact.sources))
+}
+
+/// The `person_id` and record id of each of `records`.
+fn chunk_ids(
+    linked: &Linked,
+    groups: &RecordGroups,
+    records: Range<usize>,
+) -> Result<ChunkIds, IngestError> {
+    let person_ids = records
+        .clone()
+        .map(|record| linked.person_of_record(record))
+        .collect();
+    let record_ids = groups.ids(records, |record| linked.person_of_record(record));
+    Ok((person_ids, record_ids))
 }
 
 /// The linkage state (every record's key occurrences, the persons' keys),
@@ -278,25 +319,36 @@ fn linkage_files(linked: &mut Linked, catalog: &Catalog) -> Result<Vec<StagedObj
 }
 
 /// A run of units built together.
-struct Chunk<'a> {
-    units: &'a [(ExtractUnit, u64)],
+pub(crate) struct Chunk<'a> {
+    pub(crate) units: &'a [(ExtractUnit, u64)],
     /// Names its files (`part-{name}.parquet`).
-    name: String,
-    /// The number (canonical order) of its first identity-bearing record.
-    first_record: usize,
+    pub(crate) name: String,
+    /// The number of its first identity-bearing record, as `ids` of
+    /// [`build_chunk`] knows them.
+    pub(crate) first_record: usize,
 }
 
+/// Each record's `person_id` and record id, for a run of records.
+pub(crate) type ChunkIds = (Vec<i64>, Vec<i64>);
+
 /// One chunk's tables, encoded.
-struct BuiltChunk {
+pub(crate) struct BuiltChunk {
+    pub(crate) tables: ChunkTables,
+    pub(crate) objects: Vec<StagedObject>,
+}
+
+/// What one chunk's tables hold, beside their bytes.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ChunkTables {
     /// Identity-bearing records of the chunk.
-    records: usize,
+    pub(crate) records: usize,
     /// Its diagnoses whose code is not in the master.
     unmapped_disease_codes: u64,
-    objects: Vec<StagedObject>,
     tables: Vec<TableChunk>,
 }
 
 /// One table's rows of a chunk.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct TableChunk {
     table: String,
     rows: u64,
@@ -304,35 +356,30 @@ struct TableChunk {
     files: Vec<(String, Option<String>)>,
 }
 
-/// Parses one chunk again, gives its records their `person_id`s, and
-/// builds and encodes its rows of every table.
-fn build_chunk(
+/// Parses one chunk again, gives its records their `person_id`s and
+/// record ids (from `ids`), and builds and encodes its rows of every table.
+pub(crate) fn build_chunk(
     chunk: &Chunk<'_>,
-    linked: &Linked,
-    groups: &RecordGroups,
-    input: &ReleaseInput<'_>,
+    ids: impl FnOnce(Range<usize>) -> Result<ChunkIds, IngestError>,
+    catalog: &Catalog,
+    keys: &LinkageKeys,
     progress: &Progress,
 ) -> Result<BuiltChunk, IngestError> {
-    let catalog = input.catalog;
     let extracts = parse_units(chunk.units, Depth::Full, progress)?;
     let mut counts = [0usize; 4];
     for ((unit, _), records) in chunk.units.iter().zip(extracts.unit_record_counts()) {
         counts[unit.source()] += records;
     }
     let records = chunk.first_record..chunk.first_record + counts.iter().sum::<usize>();
-    let person_ids: Vec<i64> = records
-        .clone()
-        .map(|record| linked.person_of_record(record))
-        .collect();
-    let record_ids = groups.ids(records.clone(), |record| linked.person_of_record(record));
+    let (person_ids, record_ids) = ids(records.clone())?;
     let persons = PersonsBySource::split(&person_ids, &record_ids, counts);
     let context = PublishContext {
         catalog,
-        facility_ids: facility_ids(&extracts, input.keys),
+        facility_ids: facility_ids(&extracts, keys),
     };
     let tables = build_all(&extracts, &persons, &context)?;
     let mut built = encode_tables(tables, catalog, &chunk.name, records.len())?;
-    built.unmapped_disease_codes = unmapped_disease_codes(&extracts);
+    built.tables.unmapped_disease_codes = unmapped_disease_codes(&extracts);
     Ok(built)
 }
 
@@ -407,10 +454,12 @@ fn encode_tables(
         })
         .collect::<Result<Vec<_>, IngestError>>()?;
     Ok(BuiltChunk {
-        records,
-        unmapped_disease_codes: 0,
+        tables: ChunkTables {
+            records,
+            unmapped_disease_codes: 0,
+            tables: files,
+        },
         objects,
-        tables: files,
     })
 }
 
@@ -443,6 +492,8 @@ fn empty_entry() -> TableEntry {
 struct TableFiles {
     entries: BTreeMap<String, TableEntry>,
     unmapped_disease_codes: u64,
+    /// The most memory one worker process held, when there were some.
+    worker_peak_memory_bytes: Option<u64>,
 }
 
 /// What pass 2 wrote.
@@ -453,11 +504,13 @@ pub(crate) struct WrittenTables {
     pub(crate) unmapped_disease_codes: u64,
     /// The sources of every person's records.
     pub(crate) person_sources: PersonSources,
+    /// The most memory one pass-2 worker process held, when there were some.
+    pub(crate) worker_peak_memory_bytes: Option<u64>,
 }
 
 impl TableFiles {
-    /// Records a chunk's files; hands back its objects to write.
-    fn add(&mut self, chunk: BuiltChunk) -> Vec<StagedObject> {
+    /// Records a chunk's files; hands back `objects`, its files to write.
+    fn add<T>(&mut self, chunk: ChunkTables, objects: Vec<T>) -> Vec<T> {
         self.unmapped_disease_codes += chunk.unmapped_disease_codes;
         for table in chunk.tables {
             let entry = self.entries.entry(table.table).or_insert_with(empty_entry);
@@ -478,7 +531,7 @@ impl TableFiles {
                 entry.files.push(path);
             }
         }
-        chunk.objects
+        objects
     }
 
     /// Every table of the catalog (one without rows too), files in path order.
@@ -493,6 +546,7 @@ impl TableFiles {
             entries: self.entries,
             unmapped_disease_codes: self.unmapped_disease_codes,
             person_sources,
+            worker_peak_memory_bytes: self.worker_peak_memory_bytes,
         }
     }
 }

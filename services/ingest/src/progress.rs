@@ -22,6 +22,13 @@ impl Progress {
         Progress::new(phase, total, "{prefix:>16} [{bar:40}] {pos}/{len} ({eta})")
     }
 
+    /// Progress nobody sees (a worker's: its coordinator shows one bar).
+    pub(crate) fn hidden() -> Progress {
+        Progress {
+            bar: ProgressBar::hidden(),
+        }
+    }
+
     fn new(phase: &'static str, total: u64, template: &str) -> Progress {
         let bar = ProgressBar::new(total);
         let style = ProgressStyle::with_template(template)

@@ -132,27 +132,36 @@ fn spill_error(path: &Path, error: &std::io::Error) -> IngestError {
     IngestError::Spill(format!("{}: {error}", path.display()))
 }
 
-/// Key occurrences spilled by partition of their hash.
+/// Key occurrences spilled by partition of their hash: each partition is
+/// one file per writer (the coordinator's, and each pass-1 worker's when
+/// the ingest is sharded, `crate::shards`), each with the number its
+/// records are offset by.
 #[derive(Debug)]
 pub(crate) struct OccurrenceFiles {
-    paths: Vec<PathBuf>,
+    partitions: Vec<Vec<PartitionFile>>,
+}
+
+/// One writer's file of a key partition.
+#[derive(Debug, Clone)]
+struct PartitionFile {
+    path: PathBuf,
+    /// Added to the record number of every occurrence read from it.
+    record_offset: u32,
 }
 
 /// Writes occurrences into their partitions' files.
 #[derive(Debug)]
 pub(crate) struct OccurrenceWriter {
-    files: OccurrenceFiles,
+    paths: Vec<PathBuf>,
     writers: Vec<BufWriter<File>>,
     scratch: Vec<u8>,
 }
 
 impl OccurrenceWriter {
-    pub(crate) fn create(
-        dir: &SpillDir,
-        partitions: usize,
-    ) -> Result<OccurrenceWriter, IngestError> {
+    /// One file per partition in `dir`.
+    pub(crate) fn create(dir: &Path, partitions: usize) -> Result<OccurrenceWriter, IngestError> {
         let paths: Vec<PathBuf> = (0..partitions)
-            .map(|p| dir.path().join(format!("keys-{p:05}.bin")))
+            .map(|p| dir.join(format!("keys-{p:05}.bin")))
             .collect();
         let writers = paths
             .iter()
@@ -163,7 +172,7 @@ impl OccurrenceWriter {
             })
             .collect::<Result<_, _>>()?;
         Ok(OccurrenceWriter {
-            files: OccurrenceFiles { paths },
+            paths,
             writers,
             scratch: Vec::with_capacity(KeyOccurrence::ENCODED_BYTES),
         })
@@ -175,23 +184,74 @@ impl OccurrenceWriter {
         occurrence.encode(&mut self.scratch);
         self.writers[partition]
             .write_all(&self.scratch)
-            .map_err(|e| spill_error(&self.files.paths[partition], &e))
+            .map_err(|e| spill_error(&self.paths[partition], &e))
     }
 
     pub(crate) fn finish(self) -> Result<OccurrenceFiles, IngestError> {
-        for (writer, path) in self.writers.into_iter().zip(&self.files.paths) {
+        for (writer, path) in self.writers.into_iter().zip(&self.paths) {
             writer
                 .into_inner()
                 .map_err(|e| spill_error(path, e.error()))?;
         }
-        Ok(self.files)
+        Ok(OccurrenceFiles::in_dir_paths(self.paths, 0))
     }
 }
 
 impl OccurrenceFiles {
+    fn in_dir_paths(paths: Vec<PathBuf>, record_offset: u32) -> OccurrenceFiles {
+        OccurrenceFiles {
+            partitions: paths
+                .into_iter()
+                .map(|path| {
+                    vec![PartitionFile {
+                        path,
+                        record_offset,
+                    }]
+                })
+                .collect(),
+        }
+    }
+
+    /// The `partitions` files an [`OccurrenceWriter`] left in `dir`, whose
+    /// records are numbered from `first_record`.
+    pub(crate) fn written_in(
+        dir: &Path,
+        partitions: usize,
+        first_record: usize,
+    ) -> Result<OccurrenceFiles, IngestError> {
+        let record_offset = u32::try_from(first_record).map_err(|_| {
+            IngestError::Spill(format!("{}: record numbers overflow", dir.display()))
+        })?;
+        let paths = (0..partitions)
+            .map(|p| dir.join(format!("keys-{p:05}.bin")))
+            .collect();
+        Ok(OccurrenceFiles::in_dir_paths(paths, record_offset))
+    }
+
+    /// The partitions of `self` followed, partition by partition, by those
+    /// of `more` (written with the same number of partitions).
+    pub(crate) fn append(&mut self, more: OccurrenceFiles) {
+        for (files, more) in self.partitions.iter_mut().zip(more.partitions) {
+            files.extend(more);
+        }
+    }
+
     /// The number of key partitions.
     pub(crate) fn partitions(&self) -> usize {
-        self.paths.len()
+        self.partitions.len()
+    }
+
+    /// Occurrences of one partition, from its files' sizes.
+    fn count(&self, partition: usize) -> Result<u64, IngestError> {
+        self.partitions[partition]
+            .iter()
+            .map(|file| {
+                let len = std::fs::metadata(&file.path)
+                    .map_err(|e| spill_error(&file.path, &e))?
+                    .len();
+                Ok(len / KeyOccurrence::ENCODED_BYTES as u64)
+            })
+            .sum()
     }
 
     /// Partitions grouped so each group's occurrences take at most
@@ -200,11 +260,8 @@ impl OccurrenceFiles {
         let in_memory = size_of::<KeyOccurrence>() as u64;
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut group_bytes = 0;
-        for (partition, path) in self.paths.iter().enumerate() {
-            let len = std::fs::metadata(path)
-                .map_err(|e| spill_error(path, &e))?
-                .len();
-            let bytes = len / KeyOccurrence::ENCODED_BYTES as u64 * in_memory;
+        for partition in 0..self.partitions() {
+            let bytes = self.count(partition)? * in_memory;
             if groups.is_empty() || group_bytes + bytes > budget_bytes {
                 groups.push(Vec::new());
                 group_bytes = 0;
@@ -215,22 +272,17 @@ impl OccurrenceFiles {
         Ok(groups)
     }
 
-    /// Every occurrence of the partitions in `group`, in one allocation.
+    /// Every occurrence of the partitions in `group`, in one allocation,
+    /// with its record numbered as in the whole ingest.
     pub(crate) fn read(&self, group: &[usize]) -> Result<Vec<KeyOccurrence>, IngestError> {
-        let count_of = |partition: usize| -> Result<usize, IngestError> {
-            let path = &self.paths[partition];
-            let len = std::fs::metadata(path)
-                .map_err(|e| spill_error(path, &e))?
-                .len();
-            Ok(len as usize / KeyOccurrence::ENCODED_BYTES)
-        };
         let total = group
             .iter()
-            .map(|&p| count_of(p))
-            .sum::<Result<usize, _>>()?;
-        let mut occurrences = Vec::with_capacity(total);
-        for &partition in group {
-            read_occurrences(&self.paths[partition], |occurrence| {
+            .map(|&p| self.count(p))
+            .sum::<Result<u64, _>>()?;
+        let mut occurrences = Vec::with_capacity(total as usize);
+        for file in group.iter().flat_map(|&p| &self.partitions[p]) {
+            read_occurrences(&file.path, |mut occurrence| {
+                occurrence.record += file.record_offset;
                 occurrences.push(occurrence)
             })?;
         }

@@ -74,6 +74,8 @@ pub struct IngestSummary {
     pub unmapped_disease_codes: u64,
     /// The most memory the ingest process held (peak resident set), in bytes.
     pub peak_memory_bytes: u64,
+    /// The most memory one worker process held (`--workers`), in bytes.
+    pub worker_peak_memory_bytes: Option<u64>,
     /// Bytes spilled to local disk (key partitions, baseline clusters).
     pub spill_bytes: u64,
     pub phases: PhaseTimes,
@@ -134,6 +136,9 @@ impl IngestSummary {
             rejected_records: 0,
             unmapped_disease_codes: written.unmapped_disease_codes,
             peak_memory_bytes: peak_resident_bytes(),
+            worker_peak_memory_bytes: linked
+                .worker_peak_memory_bytes
+                .max(written.worker_peak_memory_bytes),
             spill_bytes: linked.spill_bytes,
             phases,
         }
@@ -148,7 +153,7 @@ impl IngestSummary {
 }
 
 /// The peak resident set of this process (`VmHWM`), 0 where unknown.
-fn peak_resident_bytes() -> u64 {
+pub(crate) fn peak_resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
@@ -226,9 +231,13 @@ impl fmt::Display for IngestSummary {
                 self.unmapped_disease_codes
             )?;
         }
+        let workers = match self.worker_peak_memory_bytes {
+            Some(bytes) => format!(" (each worker at most {:.0} MB)", bytes as f64 / 1e6),
+            None => String::new(),
+        };
         writeln!(
             f,
-            "  memory    peak {:.0} MB, spilled {:.1} MB to local disk",
+            "  memory    peak {:.0} MB{workers}, spilled {:.1} MB to local disk",
             self.peak_memory_bytes as f64 / 1e6,
             self.spill_bytes as f64 / 1e6
         )?;

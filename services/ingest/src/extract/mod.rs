@@ -212,6 +212,8 @@ impl ExtractUnit {
 /// care claims, care certifications; each by relative path), with sizes.
 #[derive(Debug, Clone, Default)]
 pub struct ExtractPlan {
+    /// The extract directory.
+    pub root: PathBuf,
     pub units: Vec<(ExtractUnit, u64)>,
     /// Files listed.
     pub files: usize,
@@ -223,20 +225,27 @@ impl ExtractPlan {
     /// Consecutive runs of units of at most `budget_bytes` each (a unit
     /// larger than that alone), in order.
     pub fn chunks(&self, budget_bytes: u64) -> Vec<&[(ExtractUnit, u64)]> {
-        let mut chunks = Vec::new();
-        let (mut start, mut bytes) = (0, 0);
-        for (index, (_, size)) in self.units.iter().enumerate() {
-            if index > start && bytes + size > budget_bytes {
-                chunks.push(&self.units[start..index]);
-                (start, bytes) = (index, 0);
-            }
-            bytes += size;
-        }
-        if start < self.units.len() {
-            chunks.push(&self.units[start..]);
-        }
-        chunks
+        chunk_units(&self.units, budget_bytes)
     }
+}
+
+/// Consecutive runs of `units` of at most `budget_bytes` each (a unit
+/// larger than that alone), in order. A run of chunks cut from a plan's
+/// chunks is cut the same way again.
+pub fn chunk_units(units: &[(ExtractUnit, u64)], budget_bytes: u64) -> Vec<&[(ExtractUnit, u64)]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, (_, size)) in units.iter().enumerate() {
+        if index > start && bytes + size > budget_bytes {
+            chunks.push(&units[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < units.len() {
+        chunks.push(&units[start..]);
+    }
+    chunks
 }
 
 /// Hears how far [`read_extracts`] has got.
@@ -322,6 +331,7 @@ pub fn plan_extracts(root: &Path) -> Result<ExtractPlan, ExtractError> {
             })))
             .collect();
     Ok(ExtractPlan {
+        root: root.to_path_buf(),
         units,
         files: total_files,
         bytes,

@@ -687,6 +687,17 @@ fn sorted_tables(data: &Path, skip: &[&str]) -> std::collections::BTreeMap<Strin
     tables
 }
 
+/// The megabytes an ingest's summary says it spilled.
+fn spilled_mb(summary: &str) -> f64 {
+    summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("memory"))
+        .and_then(|l| l.split("spilled ").nth(1))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|mb| mb.parse().ok())
+        .unwrap_or_else(|| panic!("no spill figure in {summary}"))
+}
+
 /// Parquet files and month partitions of a table of the newest release.
 fn files_and_months(data: &Path, table: &str) -> (usize, usize) {
     let root = latest_release(data).join("tables").join(table);
@@ -704,14 +715,7 @@ fn a_small_memory_limit_spills_in_chunks_and_publishes_the_same_release() {
     };
     ingest_within(&roomy, "4096");
     let summary = ingest_within(&small, "40");
-    let spilled: f64 = summary
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("memory"))
-        .and_then(|l| l.split("spilled ").nth(1))
-        .and_then(|l| l.split(' ').next())
-        .and_then(|mb| mb.parse().ok())
-        .unwrap_or_else(|| panic!("no spill figure in {summary}"));
-    assert!(spilled > 0.0, "{summary}");
+    assert!(spilled_mb(&summary) > 0.0, "{summary}");
     // The roomy limit builds every month at once; the small one cuts the
     // extracts into chunks, some months across two.
     let (roomy_files, months) = files_and_months(&roomy, "ndb.receipts");
@@ -1152,8 +1156,14 @@ fn worker_processes_publish_the_release_one_process_publishes() {
         ],
     ]
     .concat();
-    ingest_with(&first, &alone, KEY_A, &small);
-    ingest_with(&first, &shared, KEY_A, &workers);
+    let one_process = ingest_with(&first, &alone, KEY_A, &small);
+    let summary = ingest_with(&first, &shared, KEY_A, &workers);
+    // The workers' spill counts: they spill what one process would.
+    assert!(
+        spilled_mb(&summary) >= spilled_mb(&one_process),
+        "{summary}\n{one_process}"
+    );
+    assert!(summary.contains("each worker at most"), "{summary}");
     let shard_dirs: Vec<String> = std::fs::read_dir(&spill)
         .unwrap()
         .flat_map(|spilled| std::fs::read_dir(spilled.unwrap().path()).unwrap())

@@ -73,16 +73,26 @@ impl SpillDir {
         &self.path
     }
 
-    /// Bytes of every file in the directory.
+    /// Bytes of every file in the directory, the workers' directories
+    /// inside it included.
     pub(crate) fn bytes(&self) -> u64 {
-        std::fs::read_dir(&self.path)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|entry| entry.metadata().ok())
-            .map(|meta| meta.len())
-            .sum()
+        bytes_under(&self.path)
     }
+}
+
+fn bytes_under(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            Some(match meta.is_dir() {
+                true => bytes_under(&entry.path()),
+                false => meta.len(),
+            })
+        })
+        .sum()
 }
 
 impl Drop for SpillDir {

@@ -122,6 +122,18 @@ enum ShardResult {
     Tables(Vec<(ChunkTables, Vec<(String, u64)>)>),
 }
 
+/// What every pass-2 worker reads beside the extracts.
+struct TableFiles<'a> {
+    /// The catalog, as JSON.
+    catalog: PathBuf,
+    /// Every new record's ids.
+    ids: PathBuf,
+    /// Prefix of the chunks' file names.
+    prefix: &'a str,
+    /// Records of each chunk.
+    chunk_records: &'a [usize],
+}
+
 /// One shard's table files, written by a worker.
 #[derive(Debug)]
 pub(crate) struct ShardTables {
@@ -173,8 +185,8 @@ impl Workers {
     /// Pass 2 by shard: writes every new record's ids for the workers
     /// (`ids` of a run of records numbered as `linked` numbers them), then
     /// has them build chunks of their share of `chunk_bytes`, named
-    /// `{prefix}{index}`;
-    /// the shards' files, and the workers' peak resident set.
+    /// `{prefix}{index}`. The shards' files, and the workers' peak
+    /// resident set.
     pub(crate) fn build_tables(
         &self,
         input: &ReleaseInput<'_>,
@@ -193,11 +205,50 @@ impl Workers {
             serde_json::to_vec(input.catalog).map_err(worker_error)?,
         )
         .map_err(|e| IngestError::Spill(format!("{}: {e}", catalog.display())))?;
+        let files = TableFiles {
+            catalog,
+            ids: ids_path,
+            prefix,
+            chunk_records: &chunk_records,
+        };
+        let tasks = self.table_tasks(input, &chunks, chunk_bytes, &files)?;
+        let done = self.run_all(&tasks, "building tables")?;
+        let mut expected = chunk_records.iter();
+        let mut shards = Vec::with_capacity(tasks.len());
+        for (task, result) in tasks.into_iter().zip(done.results) {
+            let ShardResult::Tables(chunks) = result else {
+                return Err(unexpected_result());
+            };
+            if chunks
+                .iter()
+                .any(|(chunk, _)| Some(&chunk.records) != expected.next())
+            {
+                return Err(IngestError::Worker(
+                    "the extracts changed between the passes".into(),
+                ));
+            }
+            shards.push(ShardTables {
+                dir: task.dir,
+                chunks,
+            });
+        }
+        Ok((shards, done.peak_memory_bytes))
+    }
+
+    /// One task per shard of `chunks` (about equal bytes each).
+    fn table_tasks(
+        &self,
+        input: &ReleaseInput<'_>,
+        chunks: &[&[(ExtractUnit, u64)]],
+        chunk_bytes: u64,
+        files: &TableFiles<'_>,
+    ) -> Result<Vec<ShardTask>, IngestError> {
         let sizes: Vec<u64> = chunks
             .iter()
             .map(|units| units.iter().map(|(_, size)| size).sum())
             .collect();
-        let first_records: Vec<usize> = chunk_records
+        let first_records: Vec<usize> = files
+            .chunk_records
             .iter()
             .scan(0, |next, records| {
                 let first = *next;
@@ -209,38 +260,19 @@ impl Workers {
         let mut tasks = Vec::new();
         for (index, shard) in split_evenly(&sizes, self.count).into_iter().enumerate() {
             let units: usize = chunks[shard.clone()].iter().map(|units| units.len()).sum();
+            let units = first_unit..first_unit + units;
+            first_unit = units.end;
             let pass = ShardPass::Tables {
-                catalog: catalog.clone(),
-                ids: ids_path.clone(),
+                catalog: files.catalog.clone(),
+                ids: files.ids.clone(),
                 chunks: shard
-                    .map(|chunk| (format!("{prefix}{chunk}"), first_records[chunk]))
+                    .map(|chunk| (format!("{}{chunk}", files.prefix), first_records[chunk]))
                     .collect(),
             };
             let dir = shard_dir(input.spill, "tables", index)?;
-            let units = first_unit..first_unit + units;
-            first_unit = units.end;
             tasks.push(self.task(input.plan, input.keys, units, chunk_bytes, dir, pass));
         }
-        let done = self.run_all(&tasks, "building tables")?;
-        let mut expected = chunk_records.iter();
-        let mut shards = Vec::with_capacity(tasks.len());
-        for (task, result) in tasks.into_iter().zip(done.results) {
-            let ShardResult::Tables(chunks) = result else {
-                return Err(unexpected_result());
-            };
-            for (chunk, _) in &chunks {
-                if Some(&chunk.records) != expected.next() {
-                    return Err(IngestError::Worker(
-                        "the extracts changed between the passes".into(),
-                    ));
-                }
-            }
-            shards.push(ShardTables {
-                dir: task.dir,
-                chunks,
-            });
-        }
-        Ok((shards, done.peak_memory_bytes))
+        Ok(tasks)
     }
 
     /// One worker's share of the chunk bytes one process may hold: the

@@ -40,7 +40,7 @@ use crate::extract::{ExtractPlan, ExtractUnit, chunk_units, plan_extracts};
 use crate::linking::{KeyedUnits, Linked, key_units};
 use crate::pipeline::{BuiltChunk, Chunk, ChunkIds, ChunkTables, ReleaseInput, build_chunk};
 use crate::progress::Progress;
-use crate::spill::{OccurrenceWriter, SpillDir};
+use crate::spill::{OccurrenceWriter, SpillDir, spill_error};
 use crate::summary::peak_resident_bytes;
 
 /// Bytes of one record in the ids file: its `person_id` and record id.
@@ -204,7 +204,7 @@ impl Workers {
             &catalog,
             serde_json::to_vec(input.catalog).map_err(worker_error)?,
         )
-        .map_err(|e| IngestError::Spill(format!("{}: {e}", catalog.display())))?;
+        .map_err(|e| spill_error(&catalog, &e))?;
         let files = TableFiles {
             catalog,
             ids: ids_path,
@@ -422,7 +422,7 @@ fn worker_error(error: impl std::fmt::Display) -> IngestError {
 /// A fresh directory for one shard's files inside the spill directory.
 fn shard_dir(spill: &SpillDir, pass: &str, index: usize) -> Result<PathBuf, IngestError> {
     let dir = spill.path().join(format!("{pass}-{index:03}"));
-    std::fs::create_dir(&dir).map_err(|e| IngestError::Spill(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir(&dir).map_err(|e| spill_error(&dir, &e))?;
     Ok(dir)
 }
 
@@ -454,8 +454,8 @@ fn write_ids(
     linked: &Linked,
     ids: impl Fn(Range<usize>) -> Result<ChunkIds, IngestError>,
 ) -> Result<Vec<usize>, IngestError> {
-    let spill_error = |e: std::io::Error| IngestError::Spill(format!("{}: {e}", path.display()));
-    let mut out = BufWriter::new(File::create(path).map_err(spill_error)?);
+    let io_error = |e: std::io::Error| spill_error(path, &e);
+    let mut out = BufWriter::new(File::create(path).map_err(io_error)?);
     let mut unit_records = linked.unit_records.iter();
     let mut counts = Vec::with_capacity(chunks.len());
     let mut next = linked.base_records;
@@ -463,22 +463,22 @@ fn write_ids(
         let records = unit_records.by_ref().take(chunk.len()).sum::<u64>() as usize;
         let (person_ids, record_ids) = ids(next..next + records)?;
         for (person, record) in person_ids.iter().zip(&record_ids) {
-            out.write_all(&person.to_le_bytes()).map_err(spill_error)?;
-            out.write_all(&record.to_le_bytes()).map_err(spill_error)?;
+            out.write_all(&person.to_le_bytes()).map_err(io_error)?;
+            out.write_all(&record.to_le_bytes()).map_err(io_error)?;
         }
         counts.push(records);
         next += records;
     }
-    out.into_inner().map_err(|e| spill_error(e.into_error()))?;
+    out.into_inner().map_err(|e| io_error(e.into_error()))?;
     Ok(counts)
 }
 
 /// Reads the ids of `records` from the ids file.
 fn read_ids(path: &Path, records: Range<usize>) -> Result<ChunkIds, IngestError> {
-    let spill_error = |e: std::io::Error| IngestError::Spill(format!("{}: {e}", path.display()));
-    let mut file = File::open(path).map_err(spill_error)?;
+    let io_error = |e: std::io::Error| spill_error(path, &e);
+    let mut file = File::open(path).map_err(io_error)?;
     file.seek(SeekFrom::Start((records.start * ID_PAIR_BYTES) as u64))
-        .map_err(spill_error)?;
+        .map_err(io_error)?;
     let mut bytes = vec![0u8; records.len() * ID_PAIR_BYTES];
     file.read_exact(&mut bytes).map_err(|_| {
         IngestError::Worker("the extracts hold more records than pass 1 counted".into())
@@ -523,7 +523,7 @@ pub fn run_shard_task(task: &[u8], keys: &LinkageKeys) -> Result<(), IngestError
     };
     let path = task.dir.join(RESULT_FILE);
     std::fs::write(&path, serde_json::to_vec(&report).map_err(worker_error)?)
-        .map_err(|e| IngestError::Spill(format!("{}: {e}", path.display())))
+        .map_err(|e| spill_error(&path, &e))
 }
 
 fn run_pass(
@@ -544,8 +544,7 @@ fn run_pass(
             ids,
             chunks,
         } => {
-            let bytes = std::fs::read(catalog)
-                .map_err(|e| IngestError::Spill(format!("{}: {e}", catalog.display())))?;
+            let bytes = std::fs::read(catalog).map_err(|e| spill_error(catalog, &e))?;
             let catalog: Catalog = serde_json::from_slice(&bytes).map_err(worker_error)?;
             let cut = chunk_units(units, task.chunk_bytes);
             if cut.len() != chunks.len() {
@@ -584,12 +583,11 @@ fn write_objects(
     let mut files = Vec::with_capacity(built.objects.len());
     for object in built.objects {
         let path = dir.join(&object.path);
-        let spill_error =
-            |e: std::io::Error| IngestError::Spill(format!("{}: {e}", path.display()));
+        let io_error = |e: std::io::Error| spill_error(&path, &e);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(spill_error)?;
+            std::fs::create_dir_all(parent).map_err(io_error)?;
         }
-        std::fs::write(&path, &object.bytes).map_err(spill_error)?;
+        std::fs::write(&path, &object.bytes).map_err(io_error)?;
         files.push((object.path, object.rows.unwrap_or_default()));
     }
     Ok((built.tables, files))

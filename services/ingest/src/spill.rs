@@ -138,7 +138,7 @@ fn remove_abandoned(root: &Path) {
     }
 }
 
-fn spill_error(path: &Path, error: &std::io::Error) -> IngestError {
+pub(crate) fn spill_error(path: &Path, error: &std::io::Error) -> IngestError {
     IngestError::Spill(format!("{}: {error}", path.display()))
 }
 

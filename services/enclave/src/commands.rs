@@ -150,10 +150,7 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
         Command::IngestWorker { key_file, key_env } => {
             let secret = key::load_secret(key_file.as_deref(), &key_env)?;
             let keys = LinkageKeys::derive(&secret)?;
-            let mut task = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut task)
-                .map_err(|e| CommandError::Usage(format!("cannot read the task: {e}")))?;
-            tokio::task::block_in_place(|| enclave_ingest::run_shard_task(&task, &keys))?;
+            tokio::task::block_in_place(|| enclave_ingest::serve_shard_task(&keys))?;
         }
         Command::LinkageEval { truth, data } => {
             let report =

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -348,6 +348,73 @@ fn a_corrupt_field_found_by_a_worker_process_publishes_nothing() {
     let workers = ["--workers", "2"];
     a_corrupt_field_publishes_nothing(b"RE,", 6, "4311301", "生年月日", &workers);
     a_corrupt_field_publishes_nothing(b"SY,", 3, "97", "転帰区分", &workers);
+}
+
+/// A process's state letter and parent, `None` once it is gone.
+fn process_state(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut after_name = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = after_name.next()?.chars().next()?;
+    let parent = after_name.next()?.parse().ok()?;
+    Some((state, parent))
+}
+
+fn is_running(pid: u32) -> bool {
+    process_state(pid).is_some_and(|(state, _)| state != 'Z')
+}
+
+/// The running processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| process_state(pid).is_some_and(|(state, p)| p == parent && state != 'Z'))
+        .collect()
+}
+
+#[test]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "polls processes from a synchronous test"
+)]
+fn workers_stop_when_their_ingest_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 20_000, 17);
+    let (data, spill) = (dir.path().join("data"), dir.path().join("spill"));
+    let extra = ["--workers", "2", "--spill-dir", spill.to_str().unwrap()];
+    let mut ingest = std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
+        .args(ingest_args(&extracts, &data, &extra))
+        .env("ENCLAVE_PSEUDONYM_KEY", KEY_A)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let workers = loop {
+        let workers = children_of(ingest.id());
+        if workers.len() == 2 || Instant::now() > deadline {
+            break workers;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    ingest.kill().unwrap(); // SIGKILL: the ingest cannot stop its workers
+    ingest.wait().unwrap();
+    assert_eq!(workers.len(), 2, "the ingest started no workers");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while workers.iter().any(|&pid| is_running(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !workers.iter().any(|&pid| is_running(pid)),
+        "workers outlived their ingest by a minute"
+    );
+    // They stopped rather than finished: neither wrote its result.
+    let results: Vec<PathBuf> = files_under(&spill)
+        .into_iter()
+        .filter(|path| path.ends_with("result.json"))
+        .collect();
+    assert!(results.is_empty(), "workers ran to the end: {results:?}");
 }
 
 /// Starts an ingest spilling under `spill` and SIGKILLs it as soon as it
@@ -851,12 +918,12 @@ fn a_release_with_one_more_month_keeps_every_persons_id() {
 
 /// The extracts of `months` (`YYYYMM..YYYYMM`) of the 3,000-person
 /// population of seed 17, in `dir/months-<months>`.
-fn synth_months(dir: &Path, months: &str) -> std::path::PathBuf {
+fn synth_months(dir: &Path, months: &str) -> PathBuf {
     synth_months_of(dir, 3000, 17, months)
 }
 
 /// The extracts of `months` of the population of `persons` and `seed`.
-fn synth_months_of(dir: &Path, persons: u64, seed: u64, months: &str) -> std::path::PathBuf {
+fn synth_months_of(dir: &Path, persons: u64, seed: u64, months: &str) -> PathBuf {
     let out = dir.join(format!("months-{months}"));
     enclave_ok(
         &[
@@ -937,7 +1004,7 @@ fn union_f1(data: &Path, truth: &Path) -> f64 {
 }
 
 /// The inode of every file under a release's `tables/`, by relative path.
-fn table_inodes(release: &Path) -> HashMap<std::path::PathBuf, u64> {
+fn table_inodes(release: &Path) -> HashMap<PathBuf, u64> {
     use std::os::unix::fs::MetadataExt as _;
     files_under(&release.join("tables"))
         .into_iter()

@@ -42,5 +42,5 @@ mod tables;
 pub use budget::DEFAULT_MEMORY_MB;
 pub use error::IngestError;
 pub use pipeline::{CATALOG_PATH, IngestOptions, LINKAGE_REPORT_PATH, ingest, table_stats};
-pub use shards::{Workers, run_shard_task};
+pub use shards::{Workers, serve_shard_task};
 pub use summary::{IngestSummary, PersonIdChanges, PhaseTimes};

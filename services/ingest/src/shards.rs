@@ -22,9 +22,15 @@
 //! coordinator planned. A task could as well be run by a batch scheduler
 //! on another machine that sees the same extract and spill directories
 //! (docs/linkage.md, *Worker processes*).
+//!
+//! The coordinator writes a task as one line on the worker's standard input
+//! and holds the pipe open until the worker exits. The end of that input
+//! tells the worker its ingest is gone (killed, or stopped on another
+//! worker's error), and it stops at once instead of running on for a
+//! release nobody will publish.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufWriter, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -53,6 +59,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const RESULT_FILE: &str = "result.json";
 /// Where a worker's standard error goes, inside its task's directory.
 const STDERR_FILE: &str = "stderr.log";
+/// The longest task line a worker reads (a task names units by index, so
+/// even an NDB year's is far smaller).
+const MAX_TASK_BYTES: u64 = 16 * 1024 * 1024;
+/// A worker's exit code when its ingest went away before it finished.
+const EXIT_INGEST_GONE: i32 = 3;
 
 /// Worker processes of one ingest.
 #[derive(Debug, Clone)]
@@ -60,7 +71,7 @@ pub struct Workers {
     /// Processes at once (at least 1).
     pub count: usize,
     /// Starts one worker: it reads a task on its standard input and
-    /// runs it with [`run_shard_task`].
+    /// runs it with [`serve_shard_task`].
     pub program: PathBuf,
     pub args: Vec<String>,
 }
@@ -370,17 +381,26 @@ impl Workers {
             .map_err(|e| {
                 IngestError::Worker(format!("cannot start {}: {e}", self.program.display()))
             })?;
-        let written = child
-            .stdin
-            .take()
-            .map(|mut stdin| serde_json::to_writer(&mut stdin, task).map_err(worker_error));
-        if let Some(Err(error)) = written {
+        // The pipe stays open inside `child` until it is reaped.
+        let written = match child.stdin.as_mut() {
+            Some(stdin) => write_task(stdin, task),
+            None => Err(IngestError::Worker("a worker without an input".into())),
+        };
+        if let Err(error) = written {
             let _ = child.kill();
             let _ = child.wait();
             return Err(error);
         }
         Ok(child)
     }
+}
+
+/// Writes `task` as one line.
+fn write_task(input: &mut impl Write, task: &ShardTask) -> Result<(), IngestError> {
+    let mut line = serde_json::to_vec(task).map_err(worker_error)?;
+    line.push(b'\n');
+    input.write_all(&line).map_err(worker_error)?;
+    input.flush().map_err(worker_error)
 }
 
 /// Kills and reaps the workers still running.
@@ -492,10 +512,32 @@ fn read_ids(path: &Path, records: Range<usize>) -> Result<ChunkIds, IngestError>
         .unzip())
 }
 
-/// Runs one task in this process (the worker's side): `task` is the JSON
-/// the coordinator wrote, `keys` the steward's. Writes the result into the
-/// task's directory.
-pub fn run_shard_task(task: &[u8], keys: &LinkageKeys) -> Result<(), IngestError> {
+/// The worker's side: reads the task line the coordinator wrote on standard
+/// input and runs it with the steward's `keys`, writing the result into the
+/// task's directory. Exits the process (code 3) as soon as that input ends,
+/// which happens only when the coordinator is gone.
+pub fn serve_shard_task(keys: &LinkageKeys) -> Result<(), IngestError> {
+    let mut task = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_TASK_BYTES)
+        .read_until(b'\n', &mut task)
+        .map_err(|e| IngestError::Worker(format!("cannot read the task: {e}")))?;
+    std::thread::spawn(exit_when_the_coordinator_is_gone);
+    run_shard_task(&task, keys)
+}
+
+/// Blocks until standard input ends, then exits the process. The
+/// coordinator writes nothing after the task, so a read returns only then.
+fn exit_when_the_coordinator_is_gone() {
+    let mut byte = [0u8; 1];
+    while matches!(std::io::stdin().read(&mut byte), Ok(1)) {}
+    tracing::warn!("the ingest that started this worker is gone; stopping");
+    std::process::exit(EXIT_INGEST_GONE);
+}
+
+/// Runs one task in this process: `task` is the JSON the coordinator wrote.
+fn run_shard_task(task: &[u8], keys: &LinkageKeys) -> Result<(), IngestError> {
     let task: ShardTask = serde_json::from_slice(task)
         .map_err(|e| IngestError::Worker(format!("not a shard task: {e}")))?;
     if task.key_fingerprint != keys.fingerprint() {

@@ -53,7 +53,8 @@ fn main() {
         .worker_threads(1)
         .build()
         .expect("runtime");
-    let store = DataStore::with_object_store(Arc::new(object_store::memory::InMemory::new()));
+    let memory = Arc::new(object_store::memory::InMemory::new());
+    let store = DataStore::with_object_store(Arc::clone(&memory) as _);
     let keys = LinkageKeys::derive(SECRET).expect("keys");
     let started = Instant::now();
     let summary = pool
@@ -90,16 +91,39 @@ fn main() {
         summary.bytes as f64 / 1e6 / seconds
     );
 
-    let ceiling = hmac_ceiling(&extracts);
+    let (tables, linkage) = runtime.block_on(release_bytes(&memory));
+    println!(
+        "  release: tables {:.1} MB, linkage state {:.1} MB",
+        tables as f64 / 1e6,
+        linkage as f64 / 1e6
+    );
+
+    let parsed = read_extracts(&extracts, &enclave_ingest::extract::NoProgress).expect("parse");
+    let ceiling = hmac_ceiling(&parsed);
     println!(
         "HMAC-only ceiling (1 core): {ceiling:.0} receipts/s/core (2 keyed hashes per receipt, no memo)"
     );
     println!("ratio: ceiling / ingest = {:.2}", ceiling / ingest_rate);
 }
 
+/// Bytes of the release's table files and of its linkage state, so an
+/// encoding's speed can be weighed against its size.
+async fn release_bytes(store: &object_store::memory::InMemory) -> (u64, u64) {
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    let objects: Vec<_> = store.list(None).try_collect().await.expect("list");
+    let bytes_under = |dir: &str| {
+        objects
+            .iter()
+            .filter(|o| o.location.as_ref().contains(dir))
+            .map(|o| o.size)
+            .sum()
+    };
+    (bytes_under("/tables/"), bytes_under("/linkage/"))
+}
+
 /// Receipts per second when all that is done is the two HMACs of each receipt.
-fn hmac_ceiling(extracts: &std::path::Path) -> f64 {
-    let parsed = read_extracts(extracts, &enclave_ingest::extract::NoProgress).expect("parse");
+fn hmac_ceiling(parsed: &enclave_ingest::extract::Extracts) -> f64 {
     let inputs: Vec<[Vec<u8>; 2]> = parsed
         .ndb
         .iter()

@@ -57,7 +57,7 @@ pub(crate) fn write(occurrences: &[KeyOccurrence], path: &Path) -> Result<(), In
     let mut writer = ArrowWriter::try_new(
         std::io::BufWriter::new(file),
         schema(),
-        Some(writer_properties()?),
+        Some(writer_properties(&schema())?),
     )?;
     for part in occurrences.chunks(BATCH) {
         writer.write(&batch(part)?)?;

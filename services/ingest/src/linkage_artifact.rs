@@ -69,7 +69,7 @@ pub(crate) fn write_linkage_records(
     let file = std::fs::File::create(path)
         .map_err(|e| IngestError::Spill(format!("{}: {e}", path.display())))?;
     let file = std::io::BufWriter::new(file);
-    let mut writer = ArrowWriter::try_new(file, schema(), Some(writer_properties()?))?;
+    let mut writer = ArrowWriter::try_new(file, schema(), Some(writer_properties(&schema())?))?;
     let [id1, id2] = &linked.baselines;
     let mut baselines = [id1.reader()?, id2.reader()?];
     let mut found = ArtifactSummary::default();

@@ -63,7 +63,7 @@ pub(crate) fn write_person_keys(
     let mut writer = ArrowWriter::try_new(
         std::io::BufWriter::new(file),
         Arc::new(schema()),
-        Some(writer_properties()?),
+        Some(writer_properties(&schema())?),
     )?;
     cluster_keys.for_each_batch(BATCH_ROWS, |rows| {
         let batch = person_keys_batch(rows, representatives, person_of_cluster)?;

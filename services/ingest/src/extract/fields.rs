@@ -59,10 +59,15 @@ impl ExtractError {
 /// a final empty line (after the last CRLF) is dropped.
 pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    body.split(|&b| b == b'\n')
-        .enumerate()
+    let ends = memchr::memchr_iter(b'\n', body).chain([body.len()]);
+    let mut start = 0;
+    ends.enumerate()
         .filter(move |_| !bytes.is_empty())
-        .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
+        .map(move |(i, end)| {
+            let line = &body[start..end];
+            start = end + 1;
+            (i + 1, line.strip_suffix(b"\r").unwrap_or(line))
+        })
 }
 
 /// Most fields any record has (SI and IY: 13 fields plus 31 day fields).
@@ -74,7 +79,9 @@ pub(crate) struct Fields<'a> {
     file: &'a str,
     line: usize,
     record: &'static str,
-    parts: [&'a [u8]; MAX_FIELDS],
+    bytes: &'a [u8],
+    /// Where each field ends (its separator, or the end of the line).
+    ends: [u32; MAX_FIELDS],
     count: usize,
 }
 
@@ -89,20 +96,29 @@ impl<'a> Fields<'a> {
         separator: u8,
         min_fields: usize,
     ) -> Result<Fields<'a>, ExtractError> {
-        let mut parts: [&[u8]; MAX_FIELDS] = [&[]; MAX_FIELDS];
-        let mut count = 0;
-        for part in bytes.splitn(MAX_FIELDS, |&b| b == separator) {
-            parts[count] = part;
-            count += 1;
-        }
-        let fields = Fields {
+        let mut fields = Fields {
             file,
             line,
             record,
-            parts,
-            count,
+            bytes,
+            ends: [0; MAX_FIELDS],
+            count: 0,
         };
-        if count < min_fields {
+        let Ok(length) = u32::try_from(bytes.len()) else {
+            return Err(fields.record_error("line longer than 4 GiB"));
+        };
+        // Fields are a few bytes long: a plain scan beats a vectorized search.
+        for (end, _) in bytes.iter().enumerate().filter(|(_, b)| **b == separator) {
+            if fields.count == MAX_FIELDS - 1 {
+                break;
+            }
+            fields.ends[fields.count] = end as u32;
+            fields.count += 1;
+        }
+        fields.ends[fields.count] = length;
+        fields.count += 1;
+        if fields.count < min_fields {
+            let count = fields.count;
             return Err(fields.record_error(format!("expected {min_fields} fields, found {count}")));
         }
         Ok(fields)
@@ -140,10 +156,14 @@ impl<'a> Fields<'a> {
     }
 
     fn raw(&self, number: usize) -> &'a [u8] {
-        self.parts[..self.count]
-            .get(number.wrapping_sub(1))
-            .copied()
-            .unwrap_or_default()
+        let Some(index) = number.checked_sub(1).filter(|&i| i < self.count) else {
+            return &[];
+        };
+        let start = match index {
+            0 => 0,
+            _ => self.ends[index - 1] as usize + 1,
+        };
+        &self.bytes[start..self.ends[index] as usize]
     }
 
     /// An ASCII field, trimmed of spaces.
@@ -295,4 +315,49 @@ fn parse_integer(text: &str) -> Option<i64> {
         return None;
     }
     Some(text.bytes().fold(0i64, |n, b| n * 10 + i64::from(b - b'0')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(line: &[u8]) -> Vec<Vec<u8>> {
+        let f = Fields::split("f", 1, "SI", line, b',', 0).unwrap();
+        (1..=f.count).map(|n| f.raw(n).to_vec()).collect()
+    }
+
+    #[test]
+    fn fields_split_on_every_separator_keeping_empty_ones() {
+        assert_eq!(fields(b""), [b""]);
+        assert_eq!(fields(b"SI,,12"), [&b"SI"[..], b"", b"12"]);
+        assert_eq!(fields(b",a,"), [&b""[..], b"a", b""]);
+        let f = Fields::split("f", 1, "SI", b"SI,1", b',', 0).unwrap();
+        assert_eq!((f.raw(0), f.raw(3)), (&b""[..], &b""[..]), "no such field");
+    }
+
+    #[test]
+    fn fields_after_the_last_one_read_stay_in_it() {
+        let line = vec![b','; MAX_FIELDS + 5];
+        let split = fields(&line);
+        assert_eq!(split.len(), MAX_FIELDS);
+        assert_eq!(split[MAX_FIELDS - 1], vec![b','; 6]);
+    }
+
+    #[test]
+    fn too_few_fields_name_the_counts() {
+        let error = Fields::split("f", 3, "SY", b"SY,1", b',', 8).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "f line 3, record SY: expected 8 fields, found 2"
+        );
+    }
+
+    #[test]
+    fn lines_end_in_crlf_or_lf_and_a_final_newline_adds_none() {
+        let all = |bytes: &'static [u8]| lines(bytes).collect::<Vec<_>>();
+        assert_eq!(all(b""), []);
+        assert_eq!(all(b"a\r\nb\n"), [(1, &b"a"[..]), (2, b"b")]);
+        assert_eq!(all(b"a\n\nb"), [(1, &b"a"[..]), (2, b""), (3, b"b")]);
+        assert_eq!(all(b"\n"), [(1, &b""[..])]);
+    }
 }

@@ -12,8 +12,7 @@ use enclave_core::card::{InsurerNumber, normalize_card_text};
 use enclave_core::date::{CivilDate, YearMonth};
 use enclave_core::kana::normalize_name;
 use enclave_core::person::Sex;
-use enclave_linkage::{LinkRecord, LinkageKeys, Pseudonymizer};
-use hashbrown::HashMap;
+use enclave_linkage::{LinkRecord, LinkageKeys};
 use rayon::prelude::*;
 
 use crate::extract::Extracts;
@@ -61,8 +60,7 @@ impl IdentityRecords {
     }
 }
 
-/// Keys every identity-bearing record, files in parallel, each worker with
-/// its own memo of hashes already computed.
+/// Keys every identity-bearing record, files in parallel.
 pub(crate) fn identity_records(extracts: &Extracts, keys: &LinkageKeys) -> IdentityRecords {
     let mut all = IdentityRecords::default();
     all.extend(0, key_all(&extracts.ndb, keys, ndb_identities));
@@ -89,89 +87,23 @@ fn key_all<'a, F: Sync + 'a>(
 ) -> Vec<LinkRecord> {
     files
         .par_iter()
-        .map_init(
-            || KeyCache::new(keys),
-            |cache, file| {
-                identities(file)
-                    .iter()
-                    .map(|identity| cache.link_record(identity))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .map(|file| {
+            identities(file)
+                .iter()
+                .map(|identity| link_record(keys, identity))
+                .collect::<Vec<_>>()
+        })
         .flatten_iter()
         .collect()
 }
 
-/// Linkage keys by the raw identifying fields as written: a person's
-/// receipts repeat them, so most records skip normalization and hashing.
-struct KeyCache<'k> {
-    pseudonymizer: Pseudonymizer<'k>,
-    keys_of: HashMap<Vec<u8>, LinkRecord>,
-    scratch: Vec<u8>,
-}
-
-impl<'k> KeyCache<'k> {
-    fn new(keys: &'k LinkageKeys) -> KeyCache<'k> {
-        KeyCache {
-            pseudonymizer: keys.pseudonymizer(),
-            keys_of: HashMap::new(),
-            scratch: Vec::new(),
-        }
-    }
-
-    fn link_record(&mut self, identity: &Identity<'_>) -> LinkRecord {
-        raw_key(&mut self.scratch, identity);
-        let month = identity.month.index();
-        if let Some(record) = self.keys_of.get(&self.scratch) {
-            return LinkRecord { month, ..*record };
-        }
-        let record = link_record(&mut self.pseudonymizer, identity);
-        self.keys_of.insert(self.scratch.clone(), record);
-        record
-    }
-}
-
-/// The raw identifying fields, unambiguously concatenated.
-fn raw_key(out: &mut Vec<u8>, identity: &Identity<'_>) {
-    out.clear();
-    let mut field = |bytes: &[u8]| {
-        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(bytes);
-    };
-    field(identity.kana_name.as_bytes());
-    field(&identity.birth.days_since_epoch().to_le_bytes());
-    field(identity.sex.code().as_bytes());
-    match &identity.card {
-        Some(Card::Health {
-            insurer,
-            symbol,
-            number,
-        }) => {
-            field(b"h");
-            field(insurer.as_str().as_bytes());
-            field(symbol.as_bytes());
-            field(number.as_bytes());
-        }
-        Some(Card::Care { insurer, number }) => {
-            field(b"c");
-            field(insurer.as_str().as_bytes());
-            field(number.as_bytes());
-        }
-        None => field(b"-"),
-    }
-    if let Some((facility, patient)) = &identity.facility_patient {
-        field(facility.as_bytes());
-        field(patient.as_bytes());
-    }
-}
-
-fn link_record(pseudonymizer: &mut Pseudonymizer<'_>, identity: &Identity<'_>) -> LinkRecord {
+fn link_record(keys: &LinkageKeys, identity: &Identity<'_>) -> LinkRecord {
     let birth = identity.birth.to_yyyymmdd();
     let sex = identity.sex.code();
     let name = normalize_name(identity.kana_name);
     let mut record = LinkRecord::new(identity.month.index());
     if !name.is_empty() {
-        record.name = Some(pseudonymizer.name_key(&name, &birth, sex));
+        record.name = Some(keys.name_key(&name, &birth, sex));
     }
     match &identity.card {
         Some(Card::Health {
@@ -180,18 +112,12 @@ fn link_record(pseudonymizer: &mut Pseudonymizer<'_>, identity: &Identity<'_>) -
             number,
         }) => {
             let (symbol, number) = (normalize_card_text(symbol), normalize_card_text(number));
-            record.card_health = Some(pseudonymizer.health_card_key(
-                insurer.as_str(),
-                &symbol,
-                &number,
-                &birth,
-                sex,
-            ));
+            record.card_health =
+                Some(keys.health_card_key(insurer.as_str(), &symbol, &number, &birth, sex));
         }
         Some(Card::Care { insurer, number }) => {
             let number = normalize_card_text(number);
-            record.card_care =
-                Some(pseudonymizer.care_card_key(insurer.as_str(), &number, &birth, sex));
+            record.card_care = Some(keys.care_card_key(insurer.as_str(), &number, &birth, sex));
         }
         None => {}
     }
@@ -199,7 +125,7 @@ fn link_record(pseudonymizer: &mut Pseudonymizer<'_>, identity: &Identity<'_>) -
         let patient = normalize_card_text(patient);
         if !patient.is_empty() {
             record.facility_patient =
-                Some(pseudonymizer.facility_patient_key(facility, &patient, &birth, sex));
+                Some(keys.facility_patient_key(facility, &patient, &birth, sex));
         }
     }
     record

@@ -81,7 +81,6 @@ pub fn request_lookups(path: &Path, keys: &LinkageKeys) -> Result<Vec<String>, O
     if header.trim() != "kana_name,birth_date,sex" {
         return Err(OptOutError::Header { path: shown });
     }
-    let mut pseudonymizer = keys.pseudonymizer();
     let mut lookups = Vec::new();
     for (index, line) in lines.enumerate() {
         if line.trim().is_empty() {
@@ -104,7 +103,7 @@ pub fn request_lookups(path: &Path, keys: &LinkageKeys) -> Result<Vec<String>, O
         let birth = CivilDate::parse_yyyymmdd(&birth.replace('-', ""))
             .map_err(|_| bad("birth_date", "is not a date YYYY-MM-DD"))?;
         let sex = Sex::from_code(sex).ok_or_else(|| bad("sex", "must be 1 or 2"))?;
-        let key = pseudonymizer.name_key(&name, &birth.to_yyyymmdd(), sex.code());
+        let key = keys.name_key(&name, &birth.to_yyyymmdd(), sex.code());
         lookups.push(lookup_of(&key));
     }
     Ok(lookups)

@@ -49,7 +49,7 @@ fn a_well_formed_file_parses_with_normalized_values() {
     assert_eq!(first.kana_name, "ﾔﾏﾀﾞ ﾀﾛｳ");
     assert_eq!(first.insurance.number, "５６７８");
     assert_eq!(first.diagnoses.len(), 1);
-    assert_eq!(first.procedures[0].code, "112007410");
+    assert_eq!(first.procedures[0].code.as_str(), "112007410");
     assert_eq!(first.drugs[0].times, 14);
     assert_eq!(
         file.receipts[1].insurance.insurer.as_str(),

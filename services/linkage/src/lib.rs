@@ -3,7 +3,7 @@
 //!
 //! - [`keys`]: the steward's secret → per-purpose HMAC-SHA-256 keys (HKDF);
 //!   ID1-style card keys, ID2/ID4-style kana-name keys, facility patient
-//!   keys, facility pseudonyms, with a memoizing [`Pseudonymizer`];
+//!   keys, facility pseudonyms;
 //! - [`link()`]: a guarded union of all keys into clusters (persons), and the
 //!   ID1-only / ID2-only baselines; [`Linker`] does the same one key
 //!   partition at a time, for populations larger than memory;
@@ -18,7 +18,7 @@ pub mod keys;
 pub mod link;
 pub mod person_id;
 
-pub use keys::{KeyError, KeyHash, LinkageKeys, Pseudonymizer, Purpose};
+pub use keys::{KeyError, KeyHash, LinkageKeys, Purpose};
 pub use link::{
     KeyKind, KeyOccurrence, LinkRecord, Linkage, LinkageReport, Linker, MAX_RECORDS, Strategy,
     TooManyRecords, link, partition_of,

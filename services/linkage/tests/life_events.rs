@@ -27,7 +27,7 @@ impl Population {
 
     /// A health-insurance record: card number, kana name, birth date, month.
     fn health(&mut self, person: u64, card: &str, name: &str, birth: &str, month: i32) {
-        let mut p = self.keys.pseudonymizer();
+        let p = &self.keys;
         let mut record = LinkRecord::new(month);
         record.card_health = Some(p.health_card_key("01130012", "12", card, birth, "2"));
         record.name = Some(p.name_key(name, birth, "2"));
@@ -37,7 +37,7 @@ impl Population {
 
     /// A care record: care insured number, kana name.
     fn care(&mut self, person: u64, number: &str, name: &str, birth: &str, month: i32) {
-        let mut p = self.keys.pseudonymizer();
+        let p = &self.keys;
         let mut record = LinkRecord::new(month);
         record.card_care = Some(p.care_card_key("131011", number, birth, "2"));
         record.name = Some(p.name_key(name, birth, "2"));

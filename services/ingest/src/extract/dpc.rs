@@ -7,7 +7,7 @@ use enclave_core::card::InsurerNumber;
 use enclave_core::date::CivilDate;
 use enclave_core::person::Sex;
 
-use super::fields::{ExtractError, Fields, lines};
+use super::fields::{Digits, ExtractError, Fields, lines};
 
 const SEPARATOR: u8 = b'\t';
 
@@ -71,9 +71,9 @@ pub struct DpcAdmission {
 /// One EF line.
 #[derive(Debug, Clone)]
 pub struct EfLine {
-    pub data_category: String,
-    /// レセプト電算コード (9 digits).
-    pub code: String,
+    pub data_category: Digits<2>,
+    /// レセプト電算コード.
+    pub code: Digits<9>,
     pub quantity: Option<f64>,
     /// 出来高実績点数.
     pub points: f64,
@@ -247,8 +247,8 @@ fn icd10(f: &Fields<'_>) -> Result<String, ExtractError> {
 
 fn parse_ef(f: &Fields<'_>) -> Result<EfLine, ExtractError> {
     Ok(EfLine {
-        data_category: f.digits(5, "データ区分", 2)?.to_owned(),
-        code: f.digits(9, "レセプト電算コード", 9)?.to_owned(),
+        data_category: f.code(5, "データ区分")?,
+        code: f.code(9, "レセプト電算コード")?,
         quantity: f.decimal(12, "使用量")?,
         points: f.decimal(18, "出来高実績点数")?.unwrap_or(0.0),
         times: f.integer_or_zero(22, "行為回数")? as u32,

@@ -55,6 +55,54 @@ impl ExtractError {
     }
 }
 
+/// A code of exactly `N` ASCII digits (傷病名コード, 診療行為コード, …),
+/// held inline: a receipt's lines carry several, and a `String` each
+/// would be an allocation each.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digits<const N: usize>([u8; N]);
+
+impl<const N: usize> Digits<N> {
+    /// `None` unless `text` is exactly `N` ASCII digits.
+    pub fn parse(text: &str) -> Option<Digits<N>> {
+        let bytes: [u8; N] = text.as_bytes().try_into().ok()?;
+        bytes
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then_some(Digits(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Digits are ASCII, so this never falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> std::ops::Deref for Digits<N> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> AsRef<str> for Digits<N> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> fmt::Debug for Digits<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl<const N: usize> fmt::Display for Digits<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The lines of a file with their 1-based numbers, without line endings;
 /// a final empty line (after the last CRLF) is dropped.
 pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
@@ -198,6 +246,16 @@ impl<'a> Fields<'a> {
             return Err(self.error(number, name, format!("expected {len} digits")));
         }
         Ok(text)
+    }
+
+    /// Exactly `N` ASCII digits, held inline.
+    pub(crate) fn code<const N: usize>(
+        &self,
+        number: usize,
+        name: &str,
+    ) -> Result<Digits<N>, ExtractError> {
+        Digits::parse(self.ascii(number, name)?)
+            .ok_or_else(|| self.error(number, name, format!("expected {N} digits")))
     }
 
     /// Digits of any length up to `max_len`, or empty.

@@ -21,7 +21,7 @@ pub use care::{
     parse_care_claims, parse_certifications,
 };
 pub use dpc::{DpcAdmission, DpcFacilityMonth, DpcFiles, DpcIdentity, EfLine, parse_dpc};
-pub use fields::ExtractError;
+pub use fields::{Digits, ExtractError};
 pub use uke::{
     Depth, DiagnosisLine, DiagnosisOutcome, DpcReceiptBlock, HealthInsurance, PublicExpense,
     Receipt, ServiceLine, UkeFile, UkeKind, parse_uke, parse_uke_to,

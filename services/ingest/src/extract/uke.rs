@@ -4,7 +4,7 @@ use enclave_core::card::InsurerNumber;
 use enclave_core::date::{CivilDate, YearMonth};
 use enclave_core::person::Sex;
 
-use super::fields::{ExtractError, Fields, lines};
+use super::fields::{Digits, ExtractError, Fields, lines};
 
 const SEPARATOR: u8 = b',';
 
@@ -57,7 +57,8 @@ pub struct UkeFile {
 pub struct Receipt {
     /// Line of the RE record.
     pub line: usize,
-    pub receipt_type: String,
+    /// レセプト種別.
+    pub receipt_type: Digits<4>,
     pub service_month: YearMonth,
     pub kanji_name: String,
     pub kana_name: String,
@@ -112,7 +113,7 @@ pub enum DiagnosisOutcome {
 /// An SY record.
 #[derive(Debug, Clone)]
 pub struct DiagnosisLine {
-    pub disease_code: String,
+    pub disease_code: Digits<7>,
     pub start: CivilDate,
     pub outcome: Option<DiagnosisOutcome>,
     pub primary: bool,
@@ -122,8 +123,9 @@ pub struct DiagnosisLine {
 #[derive(Debug, Clone)]
 pub struct ServiceLine {
     /// 診療識別.
-    pub category: String,
-    pub code: String,
+    pub category: Digits<2>,
+    /// 診療行為コード or 医薬品コード.
+    pub code: Digits<9>,
     pub quantity: Option<f64>,
     pub points: i64,
     pub times: u32,
@@ -239,7 +241,7 @@ fn parse_ir(path: &str, line: usize, bytes: &[u8], kind: UkeKind) -> Result<UkeF
 #[derive(Debug)]
 struct ReRecord {
     line: usize,
-    receipt_type: String,
+    receipt_type: Digits<4>,
     service_month: YearMonth,
     kanji_name: String,
     kana_name: String,
@@ -274,7 +276,7 @@ impl ReRecord {
 fn parse_re(f: &Fields<'_>) -> Result<ReRecord, ExtractError> {
     Ok(ReRecord {
         line: f.line(),
-        receipt_type: f.digits(3, "レセプト種別", 4)?.to_owned(),
+        receipt_type: f.code(3, "レセプト種別")?,
         service_month: f.wareki_month(4, "診療年月")?,
         kanji_name: f.text(5, "氏名")?,
         sex: f.sex(6, "男女区分")?,
@@ -407,7 +409,7 @@ fn parse_sy(f: &Fields<'_>) -> Result<DiagnosisLine, ExtractError> {
         _ => return Err(f.error(7, "主傷病", "expected 01 or empty")),
     };
     Ok(DiagnosisLine {
-        disease_code: f.digits(2, "傷病名コード", 7)?.to_owned(),
+        disease_code: f.code(2, "傷病名コード")?,
         start: f.wareki_date(3, "診療開始日")?,
         outcome,
         primary,
@@ -416,8 +418,8 @@ fn parse_sy(f: &Fields<'_>) -> Result<DiagnosisLine, ExtractError> {
 
 fn parse_service(f: &Fields<'_>, code_name: &str) -> Result<ServiceLine, ExtractError> {
     Ok(ServiceLine {
-        category: f.digits(2, "診療識別", 2)?.to_owned(),
-        code: f.digits(4, code_name, 9)?.to_owned(),
+        category: f.code(2, "診療識別")?,
+        code: f.code(4, code_name)?,
         quantity: f.decimal(5, "数量データ")?,
         points: f.integer_or_zero(6, "点数")?,
         times: f.integer(7, "回数")? as u32,

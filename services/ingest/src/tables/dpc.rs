@@ -189,7 +189,7 @@ impl DetailColumns {
     fn push(&mut self, admission_id: i64, row: &RowContext, line: &EfLine) {
         self.common.push(row);
         self.admission_id.append_value(admission_id);
-        self.data_category.append_value(&line.data_category);
+        self.data_category.append_value(line.data_category);
         let is_drug = line.code.starts_with('6');
         self.code_kind
             .append_value(if is_drug { "drug" } else { "procedure" });

@@ -162,7 +162,7 @@ impl ReceiptColumns {
         self.common.push(row);
         self.receipt_id.append_value(receipt_id);
         self.setting.append_value(setting);
-        self.receipt_type.append_value(&receipt.receipt_type);
+        self.receipt_type.append_value(receipt.receipt_type);
         self.insurer_type
             .append_value(InsurerKind::of(&receipt.insurance.insurer).code());
         let admission = receipt.admission_date.map(|date| date.year_month());
@@ -223,7 +223,7 @@ impl DiagnosisColumns {
     ) {
         self.common.push(row);
         self.receipt_id.append_value(receipt_id);
-        self.disease_code.append_value(&diagnosis.disease_code);
+        self.disease_code.append_value(diagnosis.disease_code);
         self.icd10.append_option(
             Masters::get()
                 .disease(&diagnosis.disease_code)
@@ -294,8 +294,8 @@ impl ServiceColumns {
         self.common.push(row);
         self.receipt_id.append_value(receipt_id);
         self.setting.append_value(setting);
-        self.category.append_value(&line.category);
-        self.code.append_value(&line.code);
+        self.category.append_value(line.category);
+        self.code.append_value(line.code);
         self.quantity.append_option(line.quantity);
         self.points.append_value(line.points);
         self.times.append_value(line.times as i32);

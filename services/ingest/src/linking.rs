@@ -300,8 +300,12 @@ fn link_partitions(
         .map(|strategy| Linker::new(records, strategy))
         .collect::<Result<Vec<_>, _>>()?;
     let mut kept = Vec::with_capacity(groups.len());
+    // One buffer for every group: fresh memory costs a page fault a page.
+    let mut occurrences = Vec::new();
     for (index, group) in groups.iter().enumerate() {
-        let mut occurrences = files.read(group)?;
+        occurrences.clear();
+        occurrences.reserve(files.group_count(group)?);
+        files.for_each(group, |occurrence| occurrences.push(occurrence))?;
         occurrences.par_sort_unstable_by_key(|o| (o.kind, o.hash, o.record));
         let path = spill
             .path()
@@ -349,13 +353,15 @@ fn person_ids(
     let mut cluster_keys = ClusterKeyWriter::create(spill)?;
     let mut name_clusters: Vec<(KeyHash, u32)> = Vec::new();
     let mut matches: Vec<PreviousMatch> = Vec::new();
+    let mut in_group: Vec<ClusterKey> = Vec::new();
     for group in groups {
-        let mut in_group: Vec<ClusterKey> = Vec::new();
-        for occurrence in files.read(group)? {
+        in_group.clear();
+        in_group.reserve(files.group_count(group)?);
+        files.for_each(group, |occurrence| {
             representatives.add(linkage, &occurrence);
             let cluster = linkage.cluster_of_record[occurrence.record as usize];
             in_group.push((occurrence.hash, occurrence.kind, cluster));
-        }
+        })?;
         // Partitions hold disjoint keys: duplicates are within a group.
         in_group.sort_unstable();
         in_group.dedup();

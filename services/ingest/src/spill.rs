@@ -282,21 +282,29 @@ impl OccurrenceFiles {
         Ok(groups)
     }
 
-    /// Every occurrence of the partitions in `group`, in one allocation,
-    /// with its record numbered as in the whole ingest.
-    pub(crate) fn read(&self, group: &[usize]) -> Result<Vec<KeyOccurrence>, IngestError> {
+    /// How many occurrences the partitions of `group` hold.
+    pub(crate) fn group_count(&self, group: &[usize]) -> Result<usize, IngestError> {
         let total = group
             .iter()
             .map(|&p| self.count(p))
             .sum::<Result<u64, _>>()?;
-        let mut occurrences = Vec::with_capacity(total as usize);
+        Ok(total as usize)
+    }
+
+    /// Calls `visit` with every occurrence of the partitions of `group`,
+    /// its record numbered as in the whole ingest, holding none.
+    pub(crate) fn for_each(
+        &self,
+        group: &[usize],
+        mut visit: impl FnMut(KeyOccurrence),
+    ) -> Result<(), IngestError> {
         for file in group.iter().flat_map(|&p| &self.partitions[p]) {
             read_occurrences(&file.path, |mut occurrence| {
                 occurrence.record += file.record_offset;
-                occurrences.push(occurrence)
+                visit(occurrence)
             })?;
         }
-        Ok(occurrences)
+        Ok(())
     }
 }
 
@@ -308,13 +316,20 @@ fn read_occurrences(path: &Path, mut visit: impl FnMut(KeyOccurrence)) -> Result
     if len % KeyOccurrence::ENCODED_BYTES as u64 != 0 {
         return Err(not_occurrences());
     }
-    let mut reader = BufReader::with_capacity(WRITER_BUFFER, file);
-    let mut buffer = vec![0u8; KeyOccurrence::ENCODED_BYTES];
-    for _ in 0..len / KeyOccurrence::ENCODED_BYTES as u64 {
+    // Reads of whole occurrences, 64 KiB at a time, decoded in place.
+    let block = KeyOccurrence::ENCODED_BYTES * (WRITER_BUFFER / KeyOccurrence::ENCODED_BYTES);
+    let mut buffer = vec![0u8; block];
+    let mut reader = file;
+    let mut left = len as usize;
+    while left > 0 {
+        let bytes = &mut buffer[..left.min(block)];
         reader
-            .read_exact(&mut buffer)
+            .read_exact(bytes)
             .map_err(|e| spill_error(path, &e))?;
-        visit(KeyOccurrence::decode(&buffer).ok_or_else(not_occurrences)?);
+        for encoded in bytes.chunks_exact(KeyOccurrence::ENCODED_BYTES) {
+            visit(KeyOccurrence::decode(encoded).ok_or_else(not_occurrences)?);
+        }
+        left -= bytes.len();
     }
     Ok(())
 }

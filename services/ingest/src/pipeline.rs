@@ -365,7 +365,7 @@ pub(crate) fn build_chunk(
     keys: &LinkageKeys,
     progress: &Progress,
 ) -> Result<BuiltChunk, IngestError> {
-    let extracts = parse_units(chunk.units, Depth::Full, progress)?;
+    let extracts = parse_units(chunk.units, Depth::Tables, progress)?;
     let mut counts = [0usize; 4];
     for ((unit, _), records) in chunk.units.iter().zip(extracts.unit_record_counts()) {
         counts[unit.source()] += records;

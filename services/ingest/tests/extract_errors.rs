@@ -1,7 +1,9 @@
 //! Malformed extracts are refused with an error naming file, line, record and
 //! field, and never repeating the value (the files are identified).
 
-use enclave_ingest::extract::{UkeKind, parse_care_claims, parse_certifications, parse_uke};
+use enclave_ingest::extract::{
+    Depth, UkeKind, parse_care_claims, parse_certifications, parse_uke, parse_uke_to,
+};
 
 const PATH: &str = "ndb/202304/MED_1310000001.UKE";
 
@@ -35,6 +37,37 @@ fn with_line(index: usize, line: &str) -> Vec<u8> {
     let mut lines = lines();
     lines[index] = line.to_owned();
     encode(&lines)
+}
+
+#[test]
+fn the_tables_depth_reads_every_record_but_no_identifying_text() {
+    let full = parse_uke(PATH, &encode(&lines())).unwrap();
+    let tables = parse_uke_to(PATH, &encode(&lines()), Depth::Tables).unwrap();
+    for (full, tables) in full.receipts.iter().zip(&tables.receipts) {
+        assert_eq!(
+            [&tables.kanji_name, &tables.kana_name, &tables.chart_number],
+            [""; 3]
+        );
+        let card = &tables.insurance;
+        assert_eq!([&card.symbol, &card.number, &card.branch], [""; 3]);
+        assert_eq!(
+            card.insurer, full.insurance.insurer,
+            "insurer_type needs it"
+        );
+        assert_eq!(
+            format!("{:?}", tables.diagnoses),
+            format!("{:?}", full.diagnoses)
+        );
+        assert_eq!(format!("{:?}", tables.drugs), format!("{:?}", full.drugs));
+        assert_eq!((tables.birth, tables.sex), (full.birth, full.sex));
+    }
+    // A malformed detail record is refused at this depth too.
+    let error = parse_uke_to(
+        PATH,
+        &with_line(3, "SY,4019004,5050401,9,,,01,"),
+        Depth::Tables,
+    );
+    assert!(error.unwrap_err().to_string().contains("転帰区分"));
 }
 
 #[test]

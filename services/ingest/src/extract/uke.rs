@@ -141,6 +141,27 @@ pub enum Depth {
     /// first pass needs: a malformed detail record stops its second pass,
     /// before the release is published.
     Identities,
+    /// Every record, checked, except the identifying text fields only
+    /// linkage reads (names, chart number, card symbol, number and branch),
+    /// left empty and undecoded. What an ingest's second pass needs: its
+    /// first pass checked them.
+    Tables,
+}
+
+impl Depth {
+    /// A text field only linkage reads: decoded and checked unless `self`
+    /// is [`Depth::Tables`].
+    fn identifying_text(
+        self,
+        f: &Fields<'_>,
+        number: usize,
+        name: &str,
+    ) -> Result<String, ExtractError> {
+        match self {
+            Depth::Tables => Ok(String::new()),
+            Depth::Full | Depth::Identities => f.text(number, name),
+        }
+    }
 }
 
 /// Parses one UKE file; `path` is its path relative to the extract root.
@@ -171,16 +192,16 @@ pub fn parse_uke_to(path: &str, bytes: &[u8], depth: Depth) -> Result<UkeFile, E
                 let f = Fields::split(path, line, "HO", bytes, SEPARATOR, 0)?;
                 return Err(f.record_error("receipt has no HO record right after its RE record"));
             }
-            let insurance = parse_ho(&Fields::split(path, line, "HO", bytes, SEPARATOR, 16)?)?;
+            let ho = Fields::split(path, line, "HO", bytes, SEPARATOR, 16)?;
+            let insurance = parse_ho(&ho, depth)?;
             current = Some(re.with_insurance(insurance));
             continue;
         }
         match bytes.get(..2).unwrap_or_default() {
             b"RE" => {
                 finish_receipt(path, &mut file, current.take(), depth)?;
-                awaiting_ho = Some(parse_re(&Fields::split(
-                    path, line, "RE", bytes, SEPARATOR, 21,
-                )?)?);
+                let re = Fields::split(path, line, "RE", bytes, SEPARATOR, 21)?;
+                awaiting_ho = Some(parse_re(&re, depth)?);
             }
             b"GO" => {
                 finish_receipt(path, &mut file, current.take(), depth)?;
@@ -273,17 +294,17 @@ impl ReRecord {
     }
 }
 
-fn parse_re(f: &Fields<'_>) -> Result<ReRecord, ExtractError> {
+fn parse_re(f: &Fields<'_>, depth: Depth) -> Result<ReRecord, ExtractError> {
     Ok(ReRecord {
         line: f.line(),
         receipt_type: f.code(3, "レセプト種別")?,
         service_month: f.wareki_month(4, "診療年月")?,
-        kanji_name: f.text(5, "氏名")?,
+        kanji_name: depth.identifying_text(f, 5, "氏名")?,
         sex: f.sex(6, "男女区分")?,
         birth: f.wareki_date(7, "生年月日")?,
         admission_date: f.optional_wareki_date(9, "入院年月日")?,
-        chart_number: f.text(14, "カルテ番号等")?,
-        kana_name: f.text(21, "カタカナ氏名")?,
+        chart_number: depth.identifying_text(f, 14, "カルテ番号等")?,
+        kana_name: depth.identifying_text(f, 21, "カタカナ氏名")?,
     })
 }
 
@@ -298,7 +319,7 @@ fn finish_receipt(
     let Some(receipt) = receipt else {
         return Ok(());
     };
-    if depth == Depth::Full && file.kind == UkeKind::Dpc && receipt.dpc.is_none() {
+    if depth != Depth::Identities && file.kind == UkeKind::Dpc && receipt.dpc.is_none() {
         return Err(ExtractError {
             file: path.to_owned(),
             line: receipt.line,
@@ -357,16 +378,20 @@ fn parse_detail(
     }
 }
 
-fn parse_ho(f: &Fields<'_>) -> Result<HealthInsurance, ExtractError> {
-    let number = f.text(4, "被保険者証番号")?;
-    if number.trim().is_empty() {
+fn parse_ho(f: &Fields<'_>, depth: Depth) -> Result<HealthInsurance, ExtractError> {
+    let number = depth.identifying_text(f, 4, "被保険者証番号")?;
+    if depth != Depth::Tables && number.trim().is_empty() {
         return Err(f.error(4, "被保険者証番号", "is empty"));
     }
+    let branch = match depth {
+        Depth::Tables => String::new(),
+        Depth::Full | Depth::Identities => f.optional_digits(16, "枝番", 2)?.to_owned(),
+    };
     Ok(HealthInsurance {
         insurer: f.insurer(2, "保険者番号")?,
-        symbol: f.text(3, "被保険者証記号")?,
+        symbol: depth.identifying_text(f, 3, "被保険者証記号")?,
         number,
-        branch: f.optional_digits(16, "枝番", 2)?.to_owned(),
+        branch,
         days: f.integer_or_zero(5, "診療実日数")? as u32,
         total_points: f.integer_or_zero(6, "合計点数")?,
     })

@@ -303,8 +303,7 @@ fn link_partitions(
     // One buffer for every group: fresh memory costs a page fault a page.
     let mut occurrences = Vec::new();
     for (index, group) in groups.iter().enumerate() {
-        occurrences.clear();
-        occurrences.reserve(files.group_count(group)?);
+        empty_with_room(&mut occurrences, files.group_count(group)?);
         files.for_each(group, |occurrence| occurrences.push(occurrence))?;
         occurrences.par_sort_unstable_by_key(|o| (o.kind, o.hash, o.record));
         let path = spill
@@ -328,6 +327,17 @@ fn link_partitions(
         [union.finish(), card_only.finish(), name_only.finish()],
         kept,
     ))
+}
+
+/// Empties `buffer`, keeping room for `len` items: exactly `len` when it had
+/// less (a group's memory is what the budget allowed it, so no growth
+/// margin, and the old items are not copied).
+fn empty_with_room<T>(buffer: &mut Vec<T>, len: usize) {
+    buffer.clear();
+    if buffer.capacity() < len {
+        *buffer = Vec::new(); // the old allocation goes before the new one comes
+        buffer.reserve_exact(len);
+    }
 }
 
 /// What the second sweep finds.
@@ -355,8 +365,7 @@ fn person_ids(
     let mut matches: Vec<PreviousMatch> = Vec::new();
     let mut in_group: Vec<ClusterKey> = Vec::new();
     for group in groups {
-        in_group.clear();
-        in_group.reserve(files.group_count(group)?);
+        empty_with_room(&mut in_group, files.group_count(group)?);
         files.for_each(group, |occurrence| {
             representatives.add(linkage, &occurrence);
             let cluster = linkage.cluster_of_record[occurrence.record as usize];

@@ -350,6 +350,17 @@ fn a_corrupt_field_found_by_a_worker_process_publishes_nothing() {
     a_corrupt_field_publishes_nothing(b"SY,", 3, "97", "転帰区分", &workers);
 }
 
+/// Starts an ingest under key A in the background, its output discarded.
+fn start_ingest(extracts: &Path, data: &Path, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
+        .args(ingest_args(extracts, data, extra))
+        .env("ENCLAVE_PSEUDONYM_KEY", KEY_A)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// A process's state letter and parent, `None` once it is gone.
 fn process_state(pid: u32) -> Option<(char, u32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -382,13 +393,7 @@ fn workers_stop_when_their_ingest_is_killed() {
     let extracts = synth(dir.path(), 20_000, 17);
     let (data, spill) = (dir.path().join("data"), dir.path().join("spill"));
     let extra = ["--workers", "2", "--spill-dir", spill.to_str().unwrap()];
-    let mut ingest = std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
-        .args(ingest_args(&extracts, &data, &extra))
-        .env("ENCLAVE_PSEUDONYM_KEY", KEY_A)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut ingest = start_ingest(&extracts, &data, &extra);
     let deadline = Instant::now() + Duration::from_secs(120);
     let workers = loop {
         let workers = children_of(ingest.id());
@@ -432,13 +437,7 @@ fn kill_while_writing(
 ) -> bool {
     let mut args = vec!["--spill-dir", spill.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
-        .args(ingest_args(extracts, data, &args))
-        .env("ENCLAVE_PSEUDONYM_KEY", KEY_A)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start_ingest(extracts, data, &args);
     let deadline = Instant::now() + Duration::from_secs(120);
     while !staged.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_micros(200));

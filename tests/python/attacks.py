@@ -88,9 +88,11 @@ ORDER BY ALL
 def select_targets(db: duckdb.DuckDBPyConnection, count: int, seed: int = 1) -> list[Target]:
     """`count` targets from ground truth (`db` has views ndb.receipts and
     ndb.diagnoses over the rows the project sees): persons alone in a
-    quasi-identifier cell of ndb.receipts, the first half with a code they
-    have, the rest with a code they do not have, codes drawn from those of
-    at least MIN_CODE_PERSONS persons."""
+    quasi-identifier cell of ndb.receipts, with a code they have and with a
+    code they do not have in the pattern yes, no, no, yes, repeated: every
+    even-length prefix is half and half, and so is every second target (what
+    one of two sessions gets in `run_attack`); codes drawn from those of at
+    least MIN_CODE_PERSONS persons."""
     rng = random.Random(seed)
     cells: dict[int, tuple[str, ...]] = {}
     for person_id, *cell in db.execute(UNIQUE_CELLS).fetchall():
@@ -105,7 +107,7 @@ def select_targets(db: duckdb.DuckDBPyConnection, count: int, seed: int = 1) -> 
     rng.shuffle(persons)
     targets = []
     for person_id in persons:
-        truth = len(targets) < count // 2
+        truth = len(targets) % 4 in (0, 3)
         own = codes.get(person_id, set())
         choices = [c for c in common if (c in own) == truth]
         if choices:
@@ -648,6 +650,11 @@ class Outcome:
     @property
     def advantage(self) -> float:
         return self.accuracy - self.baseline
+
+    def __add__(self, more: Outcome) -> Outcome:
+        """This outcome and `more` (the same attack over further targets) as one."""
+        return Outcome(self.kind, self.targets + more.targets, self.guesses + more.guesses,
+                       self.queries + more.queries, self.refusals + more.refusals, self.errors + more.errors)
 
 
 def _guess(attack: Attack, researcher: Researcher, target: Target) -> tuple[bool | None, str | None]:

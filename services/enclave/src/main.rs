@@ -211,6 +211,16 @@ pub(crate) struct IngestResources {
     /// does it all.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
     workers: u16,
+    /// A program that starts each worker, on another machine as a batch
+    /// scheduler or a remote shell places it (a script around `srun` or
+    /// `ssh`): it is run with the worker's command line (`enclave
+    /// ingest-worker --key-file K`) as its arguments, ENCLAVE_WORKER_PASS
+    /// (keys, tables) and ENCLAVE_WORKER_INDEX (0 to N-1) in its
+    /// environment; it hands its standard input to the worker and exits
+    /// with it. The worker's machine must see the extracts, the key file
+    /// and `--spill-dir` at the same paths. Needs `--workers`.
+    #[arg(long, value_name = "PROGRAM")]
+    worker_launcher: Option<PathBuf>,
 }
 
 impl IngestResources {
@@ -220,6 +230,11 @@ impl IngestResources {
         &self,
         key: Vec<String>,
     ) -> Result<enclave_ingest::IngestOptions, commands::CommandError> {
+        if self.worker_launcher.is_some() && self.workers == 0 {
+            return Err(commands::CommandError::Usage(
+                "--worker-launcher starts workers: give --workers N too".into(),
+            ));
+        }
         let workers = match self.workers {
             0 => None,
             count => Some(enclave_ingest::Workers {
@@ -232,6 +247,7 @@ impl IngestResources {
                 args: std::iter::once("ingest-worker".to_owned())
                     .chain(key)
                     .collect(),
+                launcher: self.worker_launcher.clone(),
             }),
         };
         Ok(enclave_ingest::IngestOptions {

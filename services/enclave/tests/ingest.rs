@@ -1266,3 +1266,104 @@ fn worker_processes_publish_the_release_one_process_publishes() {
     assert!(summary.contains("(appended)"), "{summary}");
     same_release("an append");
 }
+
+/// An executable shell script `dir/name` with `body` after the shebang.
+fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn a_worker_launcher_starts_every_worker_and_the_release_is_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 3000, 17);
+    let (alone, launched) = (dir.path().join("alone"), dir.path().join("launched"));
+    let log = dir.path().join("launches.log");
+    // What a launcher around `srun` or `ssh` does: place the worker (here,
+    // note where it would go) and run its command line, input and status
+    // passed through.
+    let launcher = write_script(
+        dir.path(),
+        "launch.sh",
+        &format!(
+            "echo \"$ENCLAVE_WORKER_PASS $ENCLAVE_WORKER_INDEX $# $2\" >> '{}'\nexec \"$@\"",
+            log.display()
+        ),
+    );
+    // 40 MB cuts the extracts into chunks, so that pass 2 has two shards.
+    ingest_with(&extracts, &alone, KEY_A, &["--memory-mb", "40"]);
+    let launcher = launcher.to_str().unwrap();
+    let summary = ingest_with(
+        &extracts,
+        &launched,
+        KEY_A,
+        &[
+            "--memory-mb",
+            "40",
+            "--workers",
+            "2",
+            "--worker-launcher",
+            launcher,
+        ],
+    );
+    assert!(summary.contains("each worker at most"), "{summary}");
+    let mut launches: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    launches.sort();
+    // The worker's command line: the program, `ingest-worker` and the key
+    // source (`--key-env NAME`), four arguments.
+    assert_eq!(
+        launches,
+        [
+            "keys 0 4 ingest-worker",
+            "keys 1 4 ingest-worker",
+            "tables 0 4 ingest-worker",
+            "tables 1 4 ingest-worker"
+        ]
+    );
+    assert!(sorted_tables(&alone, &[]) == sorted_tables(&launched, &[]));
+    assert!(person_ids(&alone) == person_ids(&launched));
+}
+
+#[test]
+fn a_launcher_that_cannot_start_a_worker_stops_the_ingest_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let extracts = synth(dir.path(), 200, 17);
+    let data = dir.path().join("data");
+    let unreachable = write_script(
+        dir.path(),
+        "unreachable.sh",
+        "echo \"ssh: connect to host node-$ENCLAVE_WORKER_INDEX: No route to host\" >&2\nexit 255",
+    );
+    let missing = dir.path().join("no-such-launcher");
+    let cases = [
+        (unreachable.to_str().unwrap(), "No route to host"),
+        (missing.to_str().unwrap(), "cannot start"),
+    ];
+    for (launcher, error) in cases {
+        let args = ingest_args(
+            &extracts,
+            &data,
+            &["--workers", "2", "--worker-launcher", launcher],
+        );
+        let output = enclave(&args, Some(KEY_A));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{launcher}");
+        assert!(stderr.contains(error), "{launcher}: {stderr}");
+        assert!(!data.join("releases").exists() || files_under(&data.join("releases")).is_empty());
+    }
+    let args = ingest_args(&extracts, &data, &["--worker-launcher", "/bin/true"]);
+    let output = enclave(&args, Some(KEY_A));
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("give --workers N too"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

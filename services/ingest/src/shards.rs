@@ -74,7 +74,20 @@ pub struct Workers {
     /// runs it with [`serve_shard_task`].
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// Starts each worker elsewhere (a batch scheduler's step, a remote
+    /// shell): run with the worker's program and arguments as its own, and
+    /// `ENCLAVE_WORKER_PASS` and `ENCLAVE_WORKER_INDEX` in its environment. It
+    /// hands its standard input to the worker and exits when the worker
+    /// does, with its status. None: workers are processes of this machine.
+    pub launcher: Option<PathBuf>,
 }
+
+/// The environment variable naming a launched worker's pass (`keys` or
+/// `tables`).
+const WORKER_PASS_VAR: &str = "ENCLAVE_WORKER_PASS";
+/// The environment variable holding a launched worker's shard number (from
+/// 0), which a launcher may use to place it.
+const WORKER_INDEX_VAR: &str = "ENCLAVE_WORKER_INDEX";
 
 /// One pass over one shard, as a worker receives it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -88,7 +101,7 @@ struct ShardTask {
     units: Range<usize>,
     /// Extract bytes per chunk at most.
     chunk_bytes: u64,
-    /// Worker threads.
+    /// Worker threads (0: as many as the worker's machine has).
     threads: usize,
     /// Where the worker writes its files and its result.
     dir: PathBuf,
@@ -109,6 +122,16 @@ enum ShardPass {
         /// Each chunk of the shard: its name and its first record in `ids`.
         chunks: Vec<(String, usize)>,
     },
+}
+
+impl ShardPass {
+    /// The pass's name, as in its shards' directories.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Keys { .. } => "keys",
+            Self::Tables { .. } => "tables",
+        }
+    }
 }
 
 /// What a worker hands back: its result and its peak resident set.
@@ -286,6 +309,15 @@ impl Workers {
         Ok(tasks)
     }
 
+    /// Threads of one worker: a share of this machine's when the workers
+    /// run on it, else 0 (as many as the worker's machine has).
+    fn threads_each(&self) -> usize {
+        match self.launcher {
+            Some(_) => 0,
+            None => (rayon::current_num_threads() / self.count).max(1),
+        }
+    }
+
     /// One worker's share of the chunk bytes one process may hold: the
     /// workers run at once within the same budget.
     fn share_of(&self, chunk_bytes: u64) -> u64 {
@@ -308,7 +340,7 @@ impl Workers {
             plan_bytes: plan.bytes,
             units,
             chunk_bytes,
-            threads: (rayon::current_num_threads() / self.count).max(1),
+            threads: self.threads_each(),
             dir,
             pass,
         }
@@ -327,8 +359,8 @@ impl Workers {
     ) -> Result<PassResults, IngestError> {
         let progress = Progress::steps(phase, tasks.len() as u64);
         let mut running = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            match self.start(task) {
+        for (index, task) in tasks.iter().enumerate() {
+            match self.start(task, index) {
                 Ok(child) => running.push(Some(child)),
                 Err(error) => {
                     stop(&mut running);
@@ -370,17 +402,33 @@ impl Workers {
         })
     }
 
-    fn start(&self, task: &ShardTask) -> Result<Child, IngestError> {
-        let stderr = File::create(task.dir.join(STDERR_FILE)).map_err(worker_error)?;
-        let mut child = Command::new(&self.program)
+    /// The command starting one worker: the program itself, or the
+    /// launcher with the program and its arguments as its own.
+    fn command(&self, pass: &str, index: usize) -> Command {
+        let Some(launcher) = &self.launcher else {
+            let mut command = Command::new(&self.program);
+            command.args(&self.args);
+            return command;
+        };
+        let mut command = Command::new(launcher);
+        command
+            .arg(&self.program)
             .args(&self.args)
+            .env(WORKER_PASS_VAR, pass)
+            .env(WORKER_INDEX_VAR, index.to_string());
+        command
+    }
+
+    fn start(&self, task: &ShardTask, index: usize) -> Result<Child, IngestError> {
+        let stderr = File::create(task.dir.join(STDERR_FILE)).map_err(worker_error)?;
+        let started = self.launcher.as_ref().unwrap_or(&self.program);
+        let mut child = self
+            .command(task.pass.name(), index)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
-            .map_err(|e| {
-                IngestError::Worker(format!("cannot start {}: {e}", self.program.display()))
-            })?;
+            .map_err(|e| IngestError::Worker(format!("cannot start {}: {e}", started.display())))?;
         // The pipe stays open inside `child` until it is reaped.
         let written = match child.stdin.as_mut() {
             Some(stdin) => write_task(stdin, task),
@@ -389,7 +437,11 @@ impl Workers {
         if let Err(error) = written {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(error);
+            // One that ended before reading its task (a launcher that could
+            // not place it) said why on its standard error.
+            return Err(last_words(&task.dir).map_or(error, |line| {
+                IngestError::Worker(format!("worker {index}: {line}"))
+            }));
         }
         Ok(child)
     }
@@ -414,14 +466,15 @@ fn stop(running: &mut [Option<Child>]) {
 /// A failed worker's error: the last line it wrote (errors name file,
 /// line and field, never a value).
 fn failure(index: usize, dir: &Path) -> IngestError {
-    let written = std::fs::read_to_string(dir.join(STDERR_FILE)).unwrap_or_default();
-    let last = written
-        .lines()
-        .rev()
-        .find(|line| !line.trim().is_empty())
-        .map(|line| line.strip_prefix("error: ").unwrap_or(line))
-        .unwrap_or("it exited without a word");
+    let last = last_words(dir).unwrap_or_else(|| "it exited without a word".to_owned());
     IngestError::Worker(format!("worker {index}: {last}"))
+}
+
+/// The last line a worker (or its launcher) wrote on its standard error.
+fn last_words(dir: &Path) -> Option<String> {
+    let written = std::fs::read_to_string(dir.join(STDERR_FILE)).ok()?;
+    let last = written.lines().rev().find(|line| !line.trim().is_empty())?;
+    Some(last.strip_prefix("error: ").unwrap_or(last).to_owned())
 }
 
 fn read_report(dir: &Path) -> Result<WorkerReport, IngestError> {
@@ -555,7 +608,7 @@ fn run_shard_task(task: &[u8], keys: &LinkageKeys) -> Result<(), IngestError> {
         ));
     }
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(task.threads.max(1))
+        .num_threads(task.threads)
         .build()
         .map_err(worker_error)?;
     let units = &plan.units[task.units.clone()];

@@ -20,7 +20,7 @@ stop_servers() {
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    rm -f "${scratch[@]}"
+    rm -rf "${scratch[@]}"
 }
 trap stop_servers EXIT
 start_server() { # variable script: starts script, sets variable to its URL
@@ -101,16 +101,34 @@ boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access
 export ENCLAVE_TEST_S3_ENDPOINT="$s3_url"
 phase "cargo test"
 cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
-phase "end-to-end (Python Flight SQL clients against enclave serve)"
-# `cargo test` built the binary for the integration tests (same features as
-# the test build); a separate `cargo build` would compile DataFusion again.
-ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"
-phase "end-to-end again, users, projects and applications in PostgreSQL (--state-db)"
-ENCLAVE_TEST_STATE_DB="$postgres_url" ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" \
-    "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"
-phase "end-to-end again, the release on S3 and queries on a Ballista cluster (infra/local-cluster.sh)"
-ENCLAVE_TEST_CLUSTER=1 ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" \
-    "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider 2>&1 | tee -a "$log"
+phase "end-to-end, three passes at once (Python Flight SQL clients against enclave serve)"
+# The suite runs in three deployments: embedded state; users, projects and
+# applications in PostgreSQL (--state-db); the release on S3 and queries on
+# a Ballista cluster (infra/local-cluster.sh). They share nothing but the
+# servers above, so they run at once, each with its own temporary directory
+# and log (they mostly wait on servers: 916 s one after another, 519 s at
+# once on 2 cores). `cargo test` built the binary for the integration tests
+# (same features as the test build); a separate `cargo build` would compile
+# DataFusion again.
+e2e_dir="$(mktemp -d)"
+scratch+=("$e2e_dir")
+passes=(embedded state-db cluster)
+declare -A pass_env=([embedded]="" [state-db]="ENCLAVE_TEST_STATE_DB=$postgres_url" [cluster]="ENCLAVE_TEST_CLUSTER=1")
+declare -A pass_pid=()
+for pass in "${passes[@]}"; do
+    # shellcheck disable=SC2086 # the pass's variable, one word or none
+    env ${pass_env[$pass]} ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" "$venv/bin/python" -m pytest tests/python \
+        -q -p no:cacheprovider --basetemp "$e2e_dir/$pass" >"$e2e_dir/$pass.log" 2>&1 &
+    pass_pid[$pass]=$!
+    servers+=($!)
+done
+e2e_failed=0
+for pass in "${passes[@]}"; do
+    wait "${pass_pid[$pass]}" || e2e_failed=1
+    echo "-- end-to-end, $pass:"
+    tee -a "$log" <"$e2e_dir/$pass.log"
+done
+[ "$e2e_failed" -eq 0 ] || exit 1
 phase "cargo doc --no-deps, warnings denied (built while the tests ran)"
 if ! wait "$docs"; then
     cat "$docs_log" >&2

@@ -193,15 +193,9 @@ impl Workers {
             .into_iter()
             .enumerate()
             .map(|(index, units)| {
-                let dir = shard_dir(spill, "keys", index)?;
-                Ok(self.task(
-                    plan,
-                    keys,
-                    units,
-                    chunk_bytes,
-                    dir,
-                    ShardPass::Keys { partitions },
-                ))
+                let pass = ShardPass::Keys { partitions };
+                let dir = shard_dir(spill, &pass, index)?;
+                Ok(self.task(plan, keys, units, chunk_bytes, dir, pass))
             })
             .collect::<Result<Vec<_>, IngestError>>()?;
         let done = self.run_all(&tasks, "keying extracts")?;
@@ -303,7 +297,7 @@ impl Workers {
                     .map(|chunk| (format!("{}{chunk}", files.prefix), first_records[chunk]))
                     .collect(),
             };
-            let dir = shard_dir(input.spill, "tables", index)?;
+            let dir = shard_dir(input.spill, &pass, index)?;
             tasks.push(self.task(input.plan, input.keys, units, chunk_bytes, dir, pass));
         }
         Ok(tasks)
@@ -492,9 +486,10 @@ fn worker_error(error: impl std::fmt::Display) -> IngestError {
     IngestError::Worker(error.to_string())
 }
 
-/// A fresh directory for one shard's files inside the spill directory.
-fn shard_dir(spill: &SpillDir, pass: &str, index: usize) -> Result<PathBuf, IngestError> {
-    let dir = spill.path().join(format!("{pass}-{index:03}"));
+/// A fresh directory for one shard's files of `pass` inside the spill
+/// directory.
+fn shard_dir(spill: &SpillDir, pass: &ShardPass, index: usize) -> Result<PathBuf, IngestError> {
+    let dir = spill.path().join(format!("{}-{index:03}", pass.name()));
     std::fs::create_dir(&dir).map_err(|e| spill_error(&dir, &e))?;
     Ok(dir)
 }

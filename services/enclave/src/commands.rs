@@ -134,7 +134,14 @@ pub(crate) async fn run(command: Command) -> Result<(), CommandError> {
                 "append": append,
             });
             let key_source = match &key_file {
-                Some(path) => vec!["--key-file".to_owned(), path.display().to_string()],
+                // Absolute, so that workers started elsewhere find it.
+                Some(path) => vec![
+                    "--key-file".to_owned(),
+                    std::path::absolute(path)
+                        .unwrap_or_else(|_| path.clone())
+                        .display()
+                        .to_string(),
+                ],
                 None => vec!["--key-env".to_owned(), key_env.clone()],
             };
             let options = IngestOptions {

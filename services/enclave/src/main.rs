@@ -218,7 +218,7 @@ pub(crate) struct IngestResources {
     /// (keys, tables) and ENCLAVE_WORKER_INDEX (0 to N-1) in its
     /// environment; it hands its standard input to the worker and exits
     /// with it. The worker's machine must see the extracts, the key file
-    /// and `--spill-dir` at the same paths. Needs `--workers`.
+    /// and `--spill-dir` at the same (absolute) paths. Needs `--workers`.
     #[arg(long, value_name = "PROGRAM")]
     worker_launcher: Option<PathBuf>,
 }

@@ -1279,35 +1279,45 @@ fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
 #[test]
 fn a_worker_launcher_starts_every_worker_and_the_release_is_the_same() {
     let dir = tempfile::tempdir().unwrap();
+    // The launched ingest below names these relative to `dir`.
     let extracts = synth(dir.path(), 3000, 17);
     let (alone, launched) = (dir.path().join("alone"), dir.path().join("launched"));
+    std::fs::write(dir.path().join("key"), KEY_A).unwrap();
     let log = dir.path().join("launches.log");
-    // What a launcher around `srun` or `ssh` does: place the worker (here,
-    // note where it would go) and run its command line, input and status
-    // passed through.
-    let launcher = write_script(
+    // What a launcher around `ssh` does: place the worker (here, note where
+    // it would go), land in another directory, and run its command line,
+    // input and status passed through.
+    write_script(
         dir.path(),
         "launch.sh",
         &format!(
-            "echo \"$ENCLAVE_WORKER_PASS $ENCLAVE_WORKER_INDEX $# $2\" >> '{}'\nexec \"$@\"",
+            "echo \"$ENCLAVE_WORKER_PASS $ENCLAVE_WORKER_INDEX $# $2\" >> '{}'\ncd /\nexec \"$@\"",
             log.display()
         ),
     );
     // 40 MB cuts the extracts into chunks, so that pass 2 has two shards.
     ingest_with(&extracts, &alone, KEY_A, &["--memory-mb", "40"]);
-    let launcher = launcher.to_str().unwrap();
-    let summary = ingest_with(
-        &extracts,
-        &launched,
-        KEY_A,
-        &[
+    // Relative paths, which the workers, elsewhere, get as absolute ones.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
+        .current_dir(dir.path())
+        .args(["ingest", "--extracts", "extracts", "--data", "launched"])
+        .args([
+            "--key-file",
+            "key",
+            "--spill-dir",
+            "spill",
             "--memory-mb",
             "40",
-            "--workers",
-            "2",
-            "--worker-launcher",
-            launcher,
-        ],
+        ])
+        .args(["--workers", "2", "--worker-launcher", "./launch.sh"])
+        .env_remove("ENCLAVE_PSEUDONYM_KEY")
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{summary}\n{}",
+        String::from_utf8_lossy(&output.stderr)
     );
     assert!(summary.contains("each worker at most"), "{summary}");
     let mut launches: Vec<String> = std::fs::read_to_string(&log)
@@ -1317,7 +1327,7 @@ fn a_worker_launcher_starts_every_worker_and_the_release_is_the_same() {
         .collect();
     launches.sort();
     // The worker's command line: the program, `ingest-worker` and the key
-    // source (`--key-env NAME`), four arguments.
+    // source (`--key-file PATH`), four arguments.
     assert_eq!(
         launches,
         [

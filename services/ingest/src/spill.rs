@@ -53,7 +53,8 @@ impl SpillDir {
         let dir = builder
             .tempdir_in(root)
             .map_err(|e| spill_error(root, &e))?;
-        let path = dir.path().to_path_buf();
+        // Absolute, so that workers started elsewhere find it.
+        let path = std::path::absolute(dir.path()).map_err(|e| spill_error(root, &e))?;
         let lock_path = path.join(LOCK_FILE);
         let lock = File::create(&lock_path).map_err(|e| spill_error(&lock_path, &e))?;
         lock.lock().map_err(|e| spill_error(&lock_path, &e))?;

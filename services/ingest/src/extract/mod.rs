@@ -331,7 +331,8 @@ pub fn plan_extracts(root: &Path) -> Result<ExtractPlan, ExtractError> {
             })))
             .collect();
     Ok(ExtractPlan {
-        root: root.to_path_buf(),
+        // Absolute, so that workers started elsewhere find it.
+        root: std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()),
         units,
         files: total_files,
         bytes,

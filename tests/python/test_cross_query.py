@@ -16,7 +16,7 @@ FINAL_BOUND over all of them. The ledger leaves trackers a small advantage
 by design (docs/query-rules.md, "What it does not close"): on this test's
 release the tracker scored 56 % on average over 30 runs (each with a new
 pseudonymization key and ledger noise key) and the averaged tracker about
-60 %, and one score over 20 targets varies by ±11 points, so the single
+60 %, and one score over 20 targets varies by about ±10 points, so the single
 bound of 75 % over 20 targets this test had failed on chance (16 of 20 in
 3 of 87 runs). With the two stages, an attack that truly scores 57 % fails
 one run in 25,000 and one at 65 % one in 300, while one at 90 % fails 98 %

@@ -43,6 +43,8 @@ fn with_line(index: usize, line: &str) -> Vec<u8> {
 fn the_tables_depth_reads_every_record_but_no_identifying_text() {
     let full = parse_uke(PATH, &encode(&lines())).unwrap();
     let tables = parse_uke_to(PATH, &encode(&lines()), Depth::Tables).unwrap();
+    assert!(!full.receipts.is_empty());
+    assert_eq!(full.receipts.len(), tables.receipts.len());
     for (full, tables) in full.receipts.iter().zip(&tables.receipts) {
         assert_eq!(
             [&tables.kanji_name, &tables.kana_name, &tables.chart_number],

@@ -149,6 +149,11 @@ pub enum Depth {
 }
 
 impl Depth {
+    /// Whether this depth decodes the identifying fields only linkage reads.
+    fn reads_identities(self) -> bool {
+        self != Depth::Tables
+    }
+
     /// A text field only linkage reads: decoded and checked unless `self`
     /// is [`Depth::Tables`].
     fn identifying_text(
@@ -157,9 +162,10 @@ impl Depth {
         number: usize,
         name: &str,
     ) -> Result<String, ExtractError> {
-        match self {
-            Depth::Tables => Ok(String::new()),
-            Depth::Full | Depth::Identities => f.text(number, name),
+        if self.reads_identities() {
+            f.text(number, name)
+        } else {
+            Ok(String::new())
         }
     }
 }
@@ -380,12 +386,13 @@ fn parse_detail(
 
 fn parse_ho(f: &Fields<'_>, depth: Depth) -> Result<HealthInsurance, ExtractError> {
     let number = depth.identifying_text(f, 4, "被保険者証番号")?;
-    if depth != Depth::Tables && number.trim().is_empty() {
+    if depth.reads_identities() && number.trim().is_empty() {
         return Err(f.error(4, "被保険者証番号", "is empty"));
     }
-    let branch = match depth {
-        Depth::Tables => String::new(),
-        Depth::Full | Depth::Identities => f.optional_digits(16, "枝番", 2)?.to_owned(),
+    let branch = if depth.reads_identities() {
+        f.optional_digits(16, "枝番", 2)?.to_owned()
+    } else {
+        String::new()
     };
     Ok(HealthInsurance {
         insurer: f.insurer(2, "保険者番号")?,

@@ -107,9 +107,9 @@ phase "end-to-end, three passes at once (Python Flight SQL clients against encla
 # a Ballista cluster (infra/local-cluster.sh). They share nothing but the
 # servers above, so they run at once, each with its own temporary directory
 # and log (they mostly wait on servers: 916 s one after another, 519 s at
-# once on 2 cores). `cargo test` built the binary for the integration tests
-# (same features as the test build); a separate `cargo build` would compile
-# DataFusion again.
+# once on 2 cores); each log ends with its 15 slowest tests. `cargo test`
+# built the binary for the integration tests (same features as the test
+# build); a separate `cargo build` would compile DataFusion again.
 e2e_dir="$(mktemp -d)"
 scratch+=("$e2e_dir")
 passes=(embedded state-db cluster)
@@ -118,7 +118,7 @@ declare -A pass_pid=()
 for pass in "${passes[@]}"; do
     # shellcheck disable=SC2086 # the pass's variable, one word or none
     env ${pass_env[$pass]} ENCLAVE_BIN="$CARGO_TARGET_DIR/debug/enclave" "$venv/bin/python" -m pytest tests/python \
-        -q -p no:cacheprovider --basetemp "$e2e_dir/$pass" >"$e2e_dir/$pass.log" 2>&1 &
+        -q -p no:cacheprovider --durations=15 --basetemp "$e2e_dir/$pass" >"$e2e_dir/$pass.log" 2>&1 &
     pass_pid[$pass]=$!
     servers+=($!)
 done

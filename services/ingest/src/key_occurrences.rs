@@ -3,9 +3,10 @@
 //!
 //! One file per linkage group of key partitions, written as linkage sorts
 //! the group (by kind, key, record), so a key's occurrences lie together
-//! and its 16-byte hash is stored once per run (dictionary and run-length
-//! encoding, zstd). Keyed hashes, record numbers, months and the partner
-//! keys' first 64 bits: no identifier, read only by the next append.
+//! and zstd stores the repeats of its 16-byte hash in a few bytes (the
+//! column is plain-encoded: `writer_properties` keeps dictionaries for
+//! text). Keyed hashes, record numbers, months and the partner keys' first
+//! 64 bits: no identifier, read only by the next append.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -381,7 +381,7 @@ def as_dict(table: pa.Table, key: str | tuple[str, ...], value: str) -> dict:
     return out
 
 
-def assert_within_ledger_noise(got: list[tuple], expected: list[tuple], noise_persons: float = 3.0) -> None:
+def assert_within_ledger_noise(got: list[tuple], expected: list[tuple], noise_persons: float = 2.0) -> None:
     """Rows of a ledger-protected project against exact rows: the same
     groups (all but the last column), each count within five standard
     deviations of the ledger's noise for a count of persons (plus one for

@@ -41,9 +41,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::sketch::{CAPACITY, SetSketch};
 
 /// The noise's standard deviation per unit of a cell's scale (the mean
-/// per-person contribution): docs/performance.md ("Noise of 3 persons")
-/// has how it was chosen.
-pub const NOISE_SD: f64 = 3.0;
+/// per-person contribution): docs/query-rules.md has how it was chosen.
+pub const NOISE_SD: f64 = 2.0;
 
 /// What a cell answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
